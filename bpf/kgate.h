@@ -1,0 +1,361 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * kgate.h - the contract between kgate's BPF programs and its controller.
+ *
+ * Included by every bpf/<concern>.bpf.c (after vmlinux.h) and by userspace (after
+ * <linux/types.h>).  It has no includes of its own so that both sides see
+ * exactly the same layout; _Static_asserts at the end pin the sizes so a
+ * change on one side that the other does not follow breaks the build.
+ *
+ * Data flow: policy JSON -> compiled rules written under a fresh policy id
+ * (a generation) -> one update of the job's entry flips it to the new id ->
+ * hooks decide -> events in the ring buffer -> controller -> audit trail.
+ */
+#ifndef KGATE_H
+#define KGATE_H
+
+/* ---- decisions ---------------------------------------------------------- */
+enum kg_decision {
+	KG_DEC_NONE = 0,		/* no rule matched: use the class default */
+	KG_DEC_ALLOW = 1,
+	KG_DEC_AUDIT = 2,		/* proceed, and emit an event */
+	KG_DEC_DENY = 3,
+	KG_DEC_REQUIRE_APPROVAL = 4,	/* refused unless a grant exists */
+	KG_DEC_THROTTLE = 5,		/* token bucket per job and rule */
+	KG_DEC_COOLDOWN = 6,		/* refused: the job is in cooldown */
+	KG_DEC_ALLOW_WITH_CONSTRAINTS = 7, /* admission only */
+	KG_DEC_NO_OP = 8,		/* syscalls only (seccomp) */
+	KG_DEC_MAX,
+};
+
+/* ---- operations ----------------------------------------------------------
+ * One enum for events; rules carry a bit mask (1u << op).
+ */
+enum kg_op {
+	KG_OP_READ = 0,
+	KG_OP_WRITE = 1,	/* includes truncate, O_TRUNC, shared mmap */
+	KG_OP_CREATE = 2,	/* create, mkdir, mknod, symlink */
+	KG_OP_UNLINK = 3,	/* unlink, rmdir */
+	KG_OP_RENAME = 4,
+	KG_OP_LINK = 5,
+	KG_OP_EXEC = 6,		/* execve, execveat, PROT_EXEC mapping */
+	KG_OP_UNIX_CONNECT = 7,	/* AF_UNIX connect / sendmsg to a peer */
+	KG_OP_NET_CONNECT = 8,	/* connect4/6 (TCP, connected UDP, TFO) */
+	KG_OP_NET_SEND = 9,	/* sendmsg4/6 (UDP without connect) */
+	KG_OP_SOCKET_CREATE = 10,
+	KG_OP_BPF = 11,		/* self-protection from here on */
+	KG_OP_PTRACE = 12,
+	KG_OP_SIGNAL = 13,
+	KG_OP_MOUNT = 14,
+	KG_OP_USERNS = 15,
+	KG_OP_MODULE = 16,
+	KG_OP_CGROUP_ESCAPE = 17,
+	KG_OP_SYSCALL = 18,	/* seccomp decisions (reported by userspace) */
+	KG_OP_ADMISSION = 19,	/* launch decisions (userspace only) */
+	KG_OP_MAX,
+};
+
+#define KG_OP_BIT(op)		(1u << (op))
+#define KG_FILE_OPS_MASK	(KG_OP_BIT(KG_OP_READ) | KG_OP_BIT(KG_OP_WRITE) | \
+				 KG_OP_BIT(KG_OP_CREATE) | KG_OP_BIT(KG_OP_UNLINK) | \
+				 KG_OP_BIT(KG_OP_RENAME) | KG_OP_BIT(KG_OP_LINK) | \
+				 KG_OP_BIT(KG_OP_EXEC) | KG_OP_BIT(KG_OP_UNIX_CONNECT))
+
+/* Rule classes, each with its own default decision in struct kg_policy. */
+enum kg_class {
+	KG_CLASS_FILE = 0,
+	KG_CLASS_EXEC = 1,
+	KG_CLASS_NET = 2,
+	KG_CLASS_UNIX = 3,
+	KG_CLASS_MAX = 4,
+};
+
+/* Which mechanism made a decision (audit field "mechanism"). */
+enum kg_mechanism {
+	KG_MECH_NONE = 0,
+	KG_MECH_BPF_LSM = 1,
+	KG_MECH_CGROUP_BPF = 2,
+	KG_MECH_LANDLOCK = 3,
+	KG_MECH_SECCOMP = 4,
+	KG_MECH_CONTROLLER = 5,	/* admission, approvals */
+	KG_MECH_MAX,
+};
+
+/* ---- limits ------------------------------------------------------------- */
+#define KG_COMM_LEN		16
+#define KG_PATH_MAX		256	/* path text carried in an event */
+#define KG_MAX_DEPTH		64	/* dentry levels walked; deeper = deny */
+#define KG_MAX_CGROUP_LEVELS	16	/* ancestor levels searched for a job */
+#define KG_FILE_ENTS		4	/* rules per inode */
+#define KG_NET_ENTS		8	/* port/proto entries per prefix */
+#define KG_UNIX_NAME_MAX	108
+
+#define KG_MAX_JOBS		4096
+#define KG_MAX_FILE_RULES	131072
+#define KG_MAX_NET_RULES	131072
+#define KG_MAX_NAME_RULES	16384
+#define KG_MAX_GRANTS		16384
+#define KG_MAX_POLICIES		256
+#define KG_MAX_RULE_PARAMS	16384
+#define KG_RINGBUF_BYTES	(1u << 22)
+
+/* ---- governed jobs -------------------------------------------------------
+ * kg_jobs: cgroup id of the job's cgroup -> struct kg_job.
+ * A task is governed when its cgroup or any ancestor (up to
+ * KG_MAX_CGROUP_LEVELS) is a key, so child cgroups stay governed.
+ */
+#define KG_JOB_F_DEGRADED	(1u << 0)	/* LSM not active for this job */
+
+struct kg_job {
+	__u64 job_id;		/* trace id (numeric part), unique per launch */
+	__u32 policy_id;	/* generation whose rules apply; flipped atomically */
+	__u32 flags;
+};
+
+/* kg_policies: policy id -> struct kg_policy (class defaults, knobs). */
+#define KG_POL_F_FAIL_OPEN	(1u << 0)	/* stop enforcing when controller is gone */
+#define KG_POL_F_EXEC_NO_FILELESS (1u << 1)	/* refuse exec of unlinked files (memfd) */
+
+struct kg_policy {
+	__u8 default_decision[KG_CLASS_MAX];	/* enum kg_decision per class */
+	__u32 default_rule_id[KG_CLASS_MAX];	/* rule id reported for defaults */
+	__u32 flags;
+	/* socket(2) families allowed (bit = AF_*); others get sock_decision */
+	__u64 socket_family_allow;
+	__u32 socket_rule_id;
+	__u8 socket_decision;
+	__u8 allow_raw_sockets;		/* SOCK_RAW / SOCK_PACKET within allowed families */
+	__u16 _pad0;
+	/* cooldown: after cooldown_threshold denials within cooldown_window_ns,
+	 * refuse everything for cooldown_ns.  0 threshold = off. */
+	__u32 cooldown_threshold;
+	__u32 cooldown_rule_id;
+	__u64 cooldown_window_ns;
+	__u64 cooldown_ns;
+	/* fail-open grace: a controller heartbeat older than this is "dead" */
+	__u64 heartbeat_timeout_ns;
+};
+
+/* kg_job_state: cgroup id -> struct kg_job_state (runtime, kernel-owned). */
+struct kg_job_state {
+	__u64 window_start_ns;
+	__u32 denials_in_window;
+	__u32 _pad0;
+	__u64 cooldown_until_ns;
+	__u64 cooldown_started_ns;
+};
+
+/* ---- file rules (identity based) -----------------------------------------
+ * kg_file_rules: (policy id, device, inode) -> up to KG_FILE_ENTS entries.
+ * A hook walks the dentry chain from the object to the root (crossing mounts
+ * when it has a vfsmount) and the first entry whose op mask matches wins:
+ * the deepest matching inode is the most specific rule.  EXACT entries only
+ * match the object itself; SUBTREE entries also match every descendant.
+ * Devices are the kernel's internal encoding (MAJOR << 20 | MINOR).
+ */
+#define KG_FILE_F_SUBTREE	(1u << 0)
+
+struct kg_file_key {
+	__u32 policy_id;
+	__u32 _pad0;
+	__u64 dev;
+	__u64 ino;
+};
+
+struct kg_rule_ent {
+	__u32 rule_id;		/* 0 = empty slot */
+	__u32 ops;		/* KG_OP_BIT mask */
+	__u8 decision;
+	__u8 flags;
+	__u16 _pad0;
+};
+
+struct kg_file_rule {
+	struct kg_rule_ent ent[KG_FILE_ENTS];
+};
+
+/* kg_name_rules: rules whose path did not exist at compile time.  Keyed by
+ * the deepest existing ancestor and the hash of the first missing component;
+ * creating that name (file, dir, node, symlink, link or rename target) gets
+ * the entry's decision. */
+struct kg_name_key {
+	__u32 policy_id;
+	__u32 _pad0;
+	__u64 dev;
+	__u64 ino;
+	__u64 name_hash;	/* kg_hash_bytes() of the component */
+};
+
+/* ---- network rules -------------------------------------------------------
+ * kg_net_rules: LPM trie keyed by (policy id, address) with IPv4 stored as
+ * IPv4-mapped IPv6, so ::ffff:a.b.c.d and a.b.c.d are the same key.
+ * prefixlen counts the 32 policy-id bits plus the address bits.  Each value
+ * carries its own entries followed by those of every covering shorter prefix
+ * (the compiler copies them down), so the first matching entry is the most
+ * specific rule and a port miss still falls back to a wider prefix.
+ */
+struct kg_net_key {
+	__u32 prefixlen;
+	__u32 policy_id;	/* big endian in the key: it is matched bitwise */
+	__u8 addr[16];
+};
+
+struct kg_net_ent {
+	__u32 rule_id;
+	__u16 port_lo;		/* host order; 0..65535 = any */
+	__u16 port_hi;
+	__u8 proto;		/* 0 = any, 6 = tcp, 17 = udp */
+	__u8 decision;
+	__u8 ops;		/* bit 0 connect, bit 1 send */
+	__u8 _pad0;
+};
+
+#define KG_NET_OP_CONNECT	(1u << 0)
+#define KG_NET_OP_SEND		(1u << 1)
+
+struct kg_net_rule {
+	struct kg_net_ent ent[KG_NET_ENTS];
+};
+
+/* kg_unix_abstract: (policy id, hash of abstract name) -> rule. */
+struct kg_unix_key {
+	__u32 policy_id;
+	__u32 _pad0;
+	__u64 name_hash;
+};
+
+/* kg_rule_params: (policy id, rule id) -> throttle parameters. */
+struct kg_rule_key {
+	__u32 policy_id;
+	__u32 rule_id;
+};
+
+struct kg_rule_params {
+	__u64 rate_per_sec;	/* tokens added per second */
+	__u64 burst;		/* bucket size */
+};
+
+/* kg_throttle: (job cgroup id, rule id) -> bucket (kernel-owned). */
+struct kg_throttle_key {
+	__u64 cgid;
+	__u32 rule_id;
+	__u32 _pad0;
+};
+
+struct kg_throttle_state {
+	__u64 tokens_milli;	/* tokens * 1000 */
+	__u64 last_ns;
+	__u64 refused;		/* refusals since the last reported one */
+	__u64 last_report_ns;	/* throttle events are aggregated per second */
+};
+
+/* ---- grants ----------------------------------------------------------------
+ * kg_grants: the exact action (job, op, target) -> grant.  Keyed by the full
+ * tuple, never by a hash, so a grant cannot be stretched to another target.
+ */
+struct kg_target {
+	union {
+		struct {
+			__u64 dev;
+			__u64 ino;
+		} file;
+		struct {
+			__u8 addr[16];	/* IPv4 as IPv4-mapped IPv6 */
+			__u16 port;	/* host order */
+			__u8 proto;
+			__u8 _pad0;
+		} net;
+		__u8 raw[24];
+	};
+};
+
+struct kg_grant_key {
+	__u64 cgid;		/* job cgroup id */
+	__u32 op;		/* enum kg_op */
+	__u32 _pad0;
+	struct kg_target target;
+};
+
+#define KG_GRANT_UNLIMITED	0xffffffffu
+
+struct kg_grant {
+	__u64 expires_ns;	/* CLOCK_MONOTONIC (bpf_ktime_get_ns); 0 = none */
+	__u32 uses_left;	/* KG_GRANT_UNLIMITED until expiry; 0 = spent */
+	__u32 policy_id;	/* grant valid only while the job runs this id */
+};
+
+/* ---- control -------------------------------------------------------------- */
+struct kg_control {
+	__u64 heartbeat_ns;	/* controller liveness (bpf_ktime_get_ns clock) */
+	__u32 lsm_active;	/* set by the LSM object once attached */
+	__u32 _pad0;
+};
+
+/* ---- events ----------------------------------------------------------------
+ * One ring buffer.  The decision is always made first; an event that cannot
+ * be reserved is counted in kg_counters.events_lost[kind].
+ */
+enum kg_event_kind {
+	KG_EV_DECISION = 0,
+	KG_EV_ESCALATION = 1,	/* require_approval without a grant */
+	KG_EV_THROTTLE = 2,
+	KG_EV_COOLDOWN_START = 3,
+	KG_EV_MAX,
+};
+
+#define KG_EVF_PATH_TRUNCATED	(1u << 0)
+#define KG_EVF_WALK_INCOMPLETE	(1u << 1)
+#define KG_EVF_GRANT_USED	(1u << 2)
+#define KG_EVF_FAIL_OPEN	(1u << 3)
+#define KG_EVF_PATH_REVERSED	(1u << 4)	/* path is "leaf/parent/.../top/" */
+
+struct kg_event {
+	__u64 ts_ns;		/* bpf_ktime_get_ns */
+	__u64 job_cgid;		/* cgroup id of the job (key in kg_jobs) */
+	__u64 job_id;
+	__u32 pid;		/* tgid */
+	__u32 tid;
+	__u32 uid;
+	__u32 policy_id;
+	__u32 rule_id;		/* 0 = class default */
+	__u8 kind;		/* enum kg_event_kind */
+	__u8 op;		/* enum kg_op */
+	__u8 decision;		/* enum kg_decision actually enforced */
+	__u8 mechanism;		/* enum kg_mechanism */
+	__u32 flags;		/* KG_EVF_* */
+	__u32 count;		/* aggregated throttle refusals, else 1 */
+	char comm[KG_COMM_LEN];
+	struct kg_target target;
+	__u8 family;		/* AF_INET / AF_INET6 / AF_UNIX for net events */
+	__u8 _pad0[3];
+	__u32 aux;		/* socket family/type, signal, ptrace mode... */
+	char path[KG_PATH_MAX];	/* NUL-terminated; see KG_EVF_PATH_REVERSED */
+};
+
+/* kg_counters: per-CPU array, one element. */
+struct kg_counters {
+	__u64 decisions[KG_DEC_MAX];	/* every governed decision, by outcome */
+	__u64 events_sent[KG_EV_MAX];
+	__u64 events_lost[KG_EV_MAX];	/* ring buffer full */
+	__u64 walk_incomplete;		/* dentry walks that hit KG_MAX_DEPTH */
+};
+
+/* FNV-1a 64: a map-key hash for names (not a security boundary: lookups by
+ * hash only ever *add* restrictions, never grants). */
+#define KG_FNV_OFFSET	0xcbf29ce484222325ULL
+#define KG_FNV_PRIME	0x100000001b3ULL
+
+#define KG_PIN_DEFAULT	"/sys/fs/bpf/kgate"
+
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(struct kg_job) == 16, "kg_job layout");
+_Static_assert(sizeof(struct kg_file_key) == 24, "kg_file_key layout");
+_Static_assert(sizeof(struct kg_rule_ent) == 12, "kg_rule_ent layout");
+_Static_assert(sizeof(struct kg_net_key) == 24, "kg_net_key layout");
+_Static_assert(sizeof(struct kg_net_ent) == 12, "kg_net_ent layout");
+_Static_assert(sizeof(struct kg_target) == 24, "kg_target layout");
+_Static_assert(sizeof(struct kg_grant_key) == 40, "kg_grant_key layout");
+_Static_assert(sizeof(struct kg_event) == 104 + KG_PATH_MAX, "kg_event layout");
+#endif
+
+#endif /* KGATE_H */

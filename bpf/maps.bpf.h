@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * maps.bpf.h - every map kgate's programs share.
+ *
+ * Each .bpf.c includes this file, so each object declares the same maps;
+ * LIBBPF_PIN_BY_NAME plus the controller's pin_root_path makes libbpf reuse
+ * the pinned instance instead of creating a new one.  So the cgroup object
+ * (loads everywhere) and the LSM objects (full mode only) read one policy,
+ * and the maps outlive the controller: enforcement continues if it dies and
+ * a restarted controller finds the same state.
+ */
+#ifndef KGATE_MAPS_BPF_H
+#define KGATE_MAPS_BPF_H
+
+#include "kgate.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KG_MAX_JOBS);
+	__type(key, __u64);		/* cgroup id */
+	__type(value, struct kg_job);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_jobs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KG_MAX_JOBS);
+	__type(key, __u64);		/* cgroup id */
+	__type(value, struct kg_job_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_job_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KG_MAX_POLICIES);
+	__type(key, __u32);		/* policy id */
+	__type(value, struct kg_policy);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_policies SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KG_MAX_FILE_RULES);
+	__type(key, struct kg_file_key);
+	__type(value, struct kg_file_rule);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_file_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KG_MAX_NAME_RULES);
+	__type(key, struct kg_name_key);
+	__type(value, struct kg_rule_ent);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_name_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, KG_MAX_NET_RULES);
+	__type(key, struct kg_net_key);
+	__type(value, struct kg_net_rule);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_net_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KG_MAX_NAME_RULES);
+	__type(key, struct kg_unix_key);
+	__type(value, struct kg_rule_ent);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_unix_abstract SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KG_MAX_RULE_PARAMS);
+	__type(key, struct kg_rule_key);
+	__type(value, struct kg_rule_params);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_rule_params SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, KG_MAX_RULE_PARAMS);
+	__type(key, struct kg_throttle_key);
+	__type(value, struct kg_throttle_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_throttle SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KG_MAX_GRANTS);
+	__type(key, struct kg_grant_key);
+	__type(value, struct kg_grant);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_grants SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kg_control);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_control SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, KG_RINGBUF_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kg_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_counters SEC(".maps");
+
+/* Per-CPU scratch space for building an event before it is reserved
+ * (the stack is too small for a path buffer). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kg_event);
+} kg_scratch SEC(".maps");
+
+#endif

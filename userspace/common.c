@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* common.c - logging, paths and small helpers shared by every module. */
+#include "common.h"
+#include <linux/types.h>
+#include "kgate.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct kg_env kg_env;
+
+static void vlog(FILE *f, const char *prefix, const char *fmt, va_list ap)
+{
+	fputs(prefix, f);
+	vfprintf(f, fmt, ap);
+	fputc('\n', f);
+}
+
+int kg_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (kg_env.json) {
+		char buf[1024];
+		json_t *o;
+		char *s;
+
+		vsnprintf(buf, sizeof(buf), fmt, ap);
+		o = json_pack("{s:s}", "error", buf);
+		s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		fprintf(stdout, "%s\n", s ? s : "{\"error\":\"out of memory\"}");
+		free(s);
+		json_decref(o);
+	} else {
+		vlog(stderr, "kgate: error: ", fmt, ap);
+	}
+	va_end(ap);
+	return -1;
+}
+
+void kg_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(stderr, "kgate: warning: ", fmt, ap);
+	va_end(ap);
+}
+
+void kg_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(stderr, "kgate: ", fmt, ap);
+	va_end(ap);
+}
+
+void kg_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!kg_env.verbose)
+		return;
+	va_start(ap, fmt);
+	vlog(stderr, "kgate: debug: ", fmt, ap);
+	va_end(ap);
+}
+
+static const char *env_or(const char *name, const char *fallback)
+{
+	const char *v = getenv(name);
+
+	return (v && *v) ? v : fallback;
+}
+
+const char *kg_pin_dir(void) { return env_or("KGATE_BPFFS", KG_PIN_DEFAULT); }
+const char *kg_state_dir(void) { return env_or("KGATE_STATE_DIR", "/run/kgate"); }
+const char *kg_audit_dir(void) { return env_or("KGATE_AUDIT_DIR", "/var/log/kgate"); }
+
+const char *kg_socket_path(void)
+{
+	static char buf[4096];
+
+	snprintf(buf, sizeof(buf), "%s/control.sock", kg_state_dir());
+	return buf;
+}
+
+int kg_strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t n = strlen(src);
+
+	if (!size)
+		return -1;
+	if (n >= size) {
+		memcpy(dst, src, size - 1);
+		dst[size - 1] = '\0';
+		return -1;
+	}
+	memcpy(dst, src, n + 1);
+	return 0;
+}
+
+int kg_snprintf(char *dst, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(dst, size, fmt, ap);
+	va_end(ap);
+	return (n < 0 || (size_t)n >= size) ? -1 : 0;
+}
+
+int kg_mkdir_p(const char *path, unsigned int mode)
+{
+	char buf[4096];
+	char *p;
+
+	if (kg_strlcpy(buf, path, sizeof(buf)))
+		return -ENAMETOOLONG;
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+char *kg_read_file(const char *path, size_t max, size_t *len_out)
+{
+	size_t cap = 4096, len = 0;
+	char *buf, *nb;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	buf = malloc(cap + 1);
+	if (!buf)
+		goto fail;
+	for (;;) {
+		if (len == cap) {
+			if (cap >= max) {
+				errno = EFBIG;
+				goto fail;
+			}
+			cap *= 2;
+			nb = realloc(buf, cap + 1);
+			if (!nb)
+				goto fail;
+			buf = nb;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto fail;
+		if (n == 0)
+			break;
+		len += n;
+	}
+	if (len > max) {
+		errno = EFBIG;
+		goto fail;
+	}
+	close(fd);
+	buf[len] = '\0';
+	if (len_out)
+		*len_out = len;
+	return buf;
+fail:
+	{
+		int saved = errno;
+
+		free(buf);
+		close(fd);
+		errno = saved;
+	}
+	return NULL;
+}
+
+int kg_write_file(const char *path, const char *s)
+{
+	size_t len = strlen(s);
+	ssize_t n;
+	int fd, err = 0;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, len);
+	if (n < 0)
+		err = -errno;
+	else if ((size_t)n != len)
+		err = -EIO;
+	close(fd);
+	return err;
+}
+
+static uint64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+uint64_t kg_now_mono_ns(void) { return now_ns(CLOCK_MONOTONIC); }
+uint64_t kg_now_real_ns(void) { return now_ns(CLOCK_REALTIME); }
+
+uint64_t kg_hash_bytes(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t h = KG_FNV_OFFSET;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= KG_FNV_PRIME;
+	}
+	return h;
+}

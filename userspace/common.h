@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* common.h - logging, paths and small helpers shared by every module. */
+#ifndef KGATE_COMMON_H
+#define KGATE_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Global output settings, set from the command line. */
+struct kg_env {
+	bool verbose;
+	bool json;		/* --json: machine-readable output */
+};
+extern struct kg_env kg_env;
+
+/* Messages: lowercase, no trailing period, subsystem prefix ("policy: ...").
+ * kg_err() prints {"error": ...} in JSON mode. Both return -1 for chaining. */
+int kg_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void kg_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void kg_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void kg_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Locations; each can be overridden by an environment variable so tests run
+ * in directories they created (KGATE_BPFFS, KGATE_STATE_DIR, KGATE_AUDIT_DIR). */
+const char *kg_pin_dir(void);		/* default /sys/fs/bpf/kgate */
+const char *kg_state_dir(void);		/* default /run/kgate */
+const char *kg_audit_dir(void);		/* default /var/log/kgate */
+const char *kg_socket_path(void);	/* $state_dir/control.sock */
+
+/* Safe string helpers. */
+int kg_strlcpy(char *dst, const char *src, size_t size);	/* -1 if truncated */
+int kg_snprintf(char *dst, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));			/* -1 if truncated */
+
+/* mkdir -p with mode; 0 or -errno. */
+int kg_mkdir_p(const char *path, unsigned int mode);
+
+/* Read a whole (small) file; NUL-terminated; caller frees. NULL + errno. */
+char *kg_read_file(const char *path, size_t max, size_t *len_out);
+/* Write a string to an existing file (sysfs/cgroupfs); 0 or -errno. */
+int kg_write_file(const char *path, const char *s);
+
+/* Clocks. */
+uint64_t kg_now_mono_ns(void);	/* CLOCK_MONOTONIC, same clock as bpf_ktime_get_ns */
+uint64_t kg_now_real_ns(void);	/* CLOCK_REALTIME */
+
+/* FNV-1a 64 over bytes, identical to the BPF side's kg_hash_bytes(). */
+uint64_t kg_hash_bytes(const void *data, size_t len);
+
+#endif

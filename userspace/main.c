@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* main.c - kgate command dispatcher. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmds.h"
+#include "common.h"
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{ "run",	cmd_run,	"launch a command as a governed job" },
+	{ "daemon",	cmd_daemon,	"run the long-lived controller" },
+	{ "policy",	cmd_policy,	"check, push and show policies" },
+	{ "approvals",	cmd_approvals,	"list, approve and deny escalations" },
+	{ "audit",	cmd_audit,	"verify and query the audit trail" },
+	{ "doctor",	cmd_doctor,	"probe the kernel and print the enforcement matrix" },
+	{ "status",	cmd_status,	"list governed jobs and counters" },
+};
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: kgate [-v] [--json] COMMAND [ARGS]...\n\n"
+		   "kernel-enforced runtime governance for AI agents\n\ncommands:\n");
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n'kgate COMMAND --help' describes each command\n");
+}
+
+int main(int argc, char **argv)
+{
+	size_t i;
+	int a = 1;
+
+	for (; a < argc && argv[a][0] == '-'; a++) {
+		if (!strcmp(argv[a], "-v") || !strcmp(argv[a], "--verbose"))
+			kg_env.verbose = true;
+		else if (!strcmp(argv[a], "--json"))
+			kg_env.json = true;
+		else if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
+			usage(stdout);
+			return KG_EXIT_OK;
+		} else {
+			kg_err("unknown option '%s'", argv[a]);
+			usage(stderr);
+			return KG_EXIT_USAGE;
+		}
+	}
+	if (a >= argc) {
+		usage(stderr);
+		return KG_EXIT_USAGE;
+	}
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
+		if (!strcmp(argv[a], commands[i].name))
+			return commands[i].fn(argc - a, argv + a);
+	kg_err("unknown command '%s'", argv[a]);
+	usage(stderr);
+	return KG_EXIT_USAGE;
+}
