@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# The kgate VM suite: boot a real Debian kernel (BPF LSM active) under QEMU
+# and run every BUILD_DIR/vmtests/vt_* binary inside it.
+#
+# Usage: vmtests/run.sh BUILD_DIR [--lsm full|nobpf]... [--kernel 6.1|6.12]
+#                       [--timeout SECS] [-- FILTER...]
+#
+#   --lsm full     kernel's default LSM list (includes bpf)
+#   --lsm nobpf    lsm=lockdown,capability,landlock,yama,apparmor (no bpf):
+#                  the degraded configuration many distributions ship
+#                  (default: both, one boot each)
+#   --kernel       6.1 (Debian 12, default) or 6.12 (bookworm-backports)
+#   --timeout      per-binary timeout inside the guest (default 180 s)
+#   FILTER         words: one naming (part of) a vt_* binary runs that whole
+#                  binary, others select tests by name inside every binary
+#
+# Environment: KGATE_VM_TIMEOUT (whole-VM timeout in seconds, default 600),
+# KGATE_VM_ACCEL (tcg, the default, or kvm), KGATE_VM_CACHE (kernel cache
+# directory, default vmtests/cache), KGATE_VM_VERBOSE=1 (echo the serial log).
+#
+# Output: one line per test, "<config> PASS|FAIL|SKIP <binary>/<test>", then
+# "N passed, N failed, N skipped".  The serial log of each boot is kept in
+# BUILD_DIR/vmtest-<config>.log.  Fails closed: a VM that hangs, panics or
+# dies, a binary that is missing from the log, exits non-zero without saying
+# why, or prints no summary line, is counted as a failure, never a pass.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+
+[ $# -ge 1 ] || usage
+build=$(cd "$1" && pwd) || { echo "vmtest: no build directory $1" >&2; exit 2; }
+shift
+configs=() kernel=6.1 bin_timeout=180 filter=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--lsm) configs+=("${2:?--lsm needs full or nobpf}"); shift 2 ;;
+	--kernel) kernel=${2:?--kernel needs 6.1 or 6.12}; shift 2 ;;
+	--timeout) bin_timeout=${2:?}; shift 2 ;;
+	--) shift; filter=("$@"); break ;;
+	-h|--help) usage ;;
+	*) echo "vmtest: unknown argument $1" >&2; usage ;;
+	esac
+done
+[ ${#configs[@]} -gt 0 ] || configs=(full nobpf)
+for c in "${configs[@]}"; do
+	case "$c" in full|nobpf) ;; *) echo "vmtest: unknown --lsm $c" >&2; exit 2 ;; esac
+done
+case "$kernel" in 6.1|6.12) ;; *) echo "vmtest: unknown --kernel $kernel" >&2; exit 2 ;; esac
+
+cache=${KGATE_VM_CACHE:-$here/cache}
+vm_timeout=${KGATE_VM_TIMEOUT:-600}
+accel=${KGATE_VM_ACCEL:-tcg}
+mkdir -p "$cache"
+work=$(mktemp -d "${TMPDIR:-/tmp}/kgate-vmtest.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+trap 'echo "vmtest: internal error at line $LINENO" >&2' ERR
+log() { echo "vmtest: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# ---- the kernel ----------------------------------------------------------
+# Debian's own kernel package, fetched with apt-get download into the cache
+# and reused as long as it is there.  6.12 comes from bookworm-backports
+# through a private sources list, so the machine's apt setup is untouched.
+
+apt_opts=()
+backports_setup() {
+	local dir=$cache/apt-backports
+	mkdir -p "$dir/lists/partial"
+	echo "deb http://deb.debian.org/debian bookworm-backports main" >"$dir/sources.list"
+	apt_opts=(-o "Dir::Etc::sourcelist=$dir/sources.list" -o "Dir::Etc::sourceparts=-"
+		-o "Dir::State::Lists=$dir/lists" -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=")
+	as_root apt-get -q "${apt_opts[@]}" update >&2
+}
+
+# linux-image-amd64 depends on the versioned image package of the day
+resolve_image_package() {
+	apt-cache "${apt_opts[@]}" depends linux-image-amd64 2>/dev/null |
+		sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n 1
+}
+
+fetch_kernel() {
+	local dir=$cache/kernel-$kernel pkg deb
+	if [ -s "$dir/vmlinuz" ]; then
+		echo "$dir/vmlinuz"
+		return
+	fi
+	[ "$kernel" = 6.12 ] && backports_setup
+	pkg=$(resolve_image_package)
+	if [ -z "$pkg" ] && [ "$kernel" = 6.1 ]; then
+		log "refreshing apt lists to resolve linux-image-amd64"
+		as_root apt-get -q update >&2
+		pkg=$(resolve_image_package)
+	fi
+	[ -n "$pkg" ] || die "cannot resolve the Debian kernel package for $kernel"
+	case "$pkg" in
+	linux-image-"$kernel".*) ;;
+	*) die "linux-image-amd64 resolves to $pkg, not a $kernel kernel" ;;
+	esac
+	log "downloading $pkg"
+	rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+	(cd "$dir.tmp" && apt-get -q "${apt_opts[@]}" download "$pkg" >&2 2>/dev/null) ||
+		(cd "$dir.tmp" && apt-get -q "${apt_opts[@]}" download "$pkg" >&2)
+	deb=$(ls "$dir.tmp"/*.deb)
+	# only the kernel image is needed: everything the suite uses is built in
+	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dir.tmp" --wildcards './boot/vmlinuz-*'
+	mv "$dir.tmp"/boot/vmlinuz-* "$dir.tmp/vmlinuz"
+	echo "$pkg" >"$dir.tmp/package"
+	rm -rf "$dir.tmp/boot" "$deb"
+	rm -rf "$dir" && mv "$dir.tmp" "$dir"
+	echo "$dir/vmlinuz"
+}
+
+# ---- the initramfs -------------------------------------------------------
+root=$work/root
+
+copy_libs_of() {
+	local f=$1 lib
+	# ldd prints "name => /path (addr)" and "/lib64/ld-linux... (addr)"
+	{ ldd "$f" 2>/dev/null || true; } | { grep -o '/[^ ]*' || true; } | while read -r lib; do
+		[ -e "$lib" ] || continue
+		[ -e "$root$lib" ] && continue
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+}
+
+add_file() {	# add_file SRC DEST-in-guest
+	mkdir -p "$root$(dirname "$2")"
+	cp -L "$1" "$root$2"
+	copy_libs_of "$1"	# nothing for static binaries and data files
+}
+
+build_initramfs() {
+	local bb app f n=0
+	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,root,opt/kgate/vmtests}
+	bb=$(command -v busybox) || die "busybox not found (scripts/install-deps.sh)"
+	! ldd "$bb" >/dev/null 2>&1 || die "$bb is not static (install busybox-static)"
+	cp -L "$bb" "$root/bin/busybox"
+	for app in $("$root/bin/busybox" --list-full); do
+		[ -e "$root/$app" ] || ln -s /bin/busybox "$root/$app"
+	done
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+	printf '127.0.0.1 localhost\n::1 localhost\n' >"$root/etc/hosts"
+
+	[ -x "$build/kgate" ] || die "$build/kgate is missing (make vmtests-build)"
+	add_file "$build/kgate" /opt/kgate/kgate
+	for f in "$build"/vmtests/vt_*; do
+		[ -f "$f" ] && [ -x "$f" ] || continue
+		add_file "$f" "/opt/kgate/vmtests/${f##*/}"
+		n=$((n + 1))
+	done
+	[ "$n" -gt 0 ] || die "no vt_* binaries in $build/vmtests (make vmtests-build)"
+	if [ -d "$build/tests/helpers" ]; then
+		for f in "$build"/tests/helpers/*; do
+			[ -f "$f" ] && [ -x "$f" ] || continue
+			add_file "$f" "/opt/kgate/tests/helpers/${f##*/}"
+		done
+	fi
+	for f in "$build"/bpf/*.bpf.o; do
+		[ -f "$f" ] && add_file "$f" "/opt/kgate/bpf/${f##*/}"
+	done
+	for d in policies demo; do
+		[ -d "$repo/$d" ] && cp -rL "$repo/$d" "$root/opt/kgate/$d"
+	done
+	cp "$here/init" "$root/init"
+	chmod 755 "$root/init"
+	(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$work/initrd.gz"
+	log "initramfs: $n test binaries, $(du -h "$work/initrd.gz" | cut -f1)"
+}
+
+# ---- boot and collect ----------------------------------------------------
+tot_pass=0 tot_fail=0 tot_skip=0
+
+result() {	# result CONFIG PASS|FAIL|SKIP NAME [why]
+	echo "$1 $2 $3${4:+: $4}"
+	case "$2" in
+	PASS) tot_pass=$((tot_pass + 1)) ;;
+	FAIL) tot_fail=$((tot_fail + 1)) ;;
+	SKIP) tot_skip=$((tot_skip + 1)) ;;
+	esac
+}
+
+boot() {	# boot CONFIG LOGFILE
+	local config=$1 logfile=$2 cmdline accel_opts=()
+	cmdline="console=ttyS0 quiet panic=-1 kgate.config=$config kgate.timeout=$bin_timeout"
+	[ "$config" = nobpf ] && cmdline+=" lsm=lockdown,capability,landlock,yama,apparmor"
+	if [ ${#filter[@]} -gt 0 ]; then
+		cmdline+=" kgate.filter=$(IFS=,; echo "${filter[*]}")"
+	fi
+	case "$accel" in
+	kvm) accel_opts=(-accel kvm -cpu host) ;;
+	*) accel_opts=(-accel tcg) ;;
+	esac
+	local start=$SECONDS rc=0
+	if [ "${KGATE_VM_VERBOSE:-0}" = 1 ]; then
+		timeout -s KILL "$vm_timeout" qemu-system-x86_64 "${accel_opts[@]}" \
+			-m 1024 -smp 2 -nodefaults -no-user-config -display none -no-reboot \
+			-serial stdio -kernel "$vmlinuz" -initrd "$work/initrd.gz" \
+			-append "$cmdline" </dev/null 2>&1 | tee "$logfile" >&2 || rc=$?
+	else
+		timeout -s KILL "$vm_timeout" qemu-system-x86_64 "${accel_opts[@]}" \
+			-m 1024 -smp 2 -nodefaults -no-user-config -display none -no-reboot \
+			-serial stdio -kernel "$vmlinuz" -initrd "$work/initrd.gz" \
+			-append "$cmdline" </dev/null >"$logfile" 2>&1 || rc=$?
+	fi
+	log "$config: VM ran $((SECONDS - start)) s (qemu exit $rc), log in $logfile"
+	return 0
+}
+
+# Turn one serial log into result lines.  Every expected binary must appear
+# framed by KGATE-VT-BEGIN / KGATE-VT <name> <rc> and print a summary line.
+collect() {	# collect CONFIG LOGFILE
+	local config=$1 logfile=$2 clean=$work/$1.log name section
+	tr -d '\r' <"$logfile" >"$clean"
+	if ! grep -q '^KGATE-VT-BOOTED' "$clean"; then
+		result "$config" FAIL "boot" "the guest never reached /init (see $logfile)"
+		grep -m 3 -E 'Kernel panic|BUG:|Oops' "$clean" >&2 || true
+	fi
+	if grep -q -E 'Kernel panic|BUG: |Oops:|general protection fault' "$clean"; then
+		result "$config" FAIL "kernel" "$(grep -m 1 -E 'Kernel panic|BUG: |Oops:|general protection fault' "$clean")"
+	fi
+	for name in "${expected[@]}"; do
+		section=$(awk -v n="$name" '
+			$0 == "KGATE-VT-BEGIN " n { on = 1; next }
+			on && $1 == "KGATE-VT" && $2 == n { print "KGATE-RC " $3; exit }
+			on { print }' "$clean")
+		collect_binary "$config" "$name" "$section"
+	done
+	if ! grep -q '^KGATE-VT-DONE' "$clean"; then
+		result "$config" FAIL "vm" "the guest did not finish (hang, crash or timeout after ${vm_timeout} s)"
+	fi
+}
+
+collect_binary() {	# collect_binary CONFIG NAME SECTION
+	local config=$1 name=$2 section=$3 rc summary p=0 f=0 s=0 sp sf verdict test why
+	if ! printf '%s\n' "$section" | grep -q .; then
+		result "$config" FAIL "$name" "never started"
+		return
+	fi
+	rc=$(printf '%s\n' "$section" | sed -n 's/^KGATE-RC \([0-9]*\)$/\1/p')
+	while read -r verdict test why; do
+		test=${test%:}
+		result "$config" "$verdict" "$name/$test" "$why"
+		case "$verdict" in PASS) p=$((p + 1)) ;; FAIL) f=$((f + 1)) ;; SKIP) s=$((s + 1)) ;; esac
+	done < <(printf '%s\n' "$section" | grep -E '^(PASS|FAIL|SKIP) [^ ]+' || true)
+	summary=$(printf '%s\n' "$section" | grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' | tail -n 1 || true)
+	if [ -z "$rc" ]; then
+		result "$config" FAIL "$name" "no exit status (killed with the VM?)"
+		return
+	fi
+	if [ -z "$summary" ]; then
+		result "$config" FAIL "$name" "no summary line (exit $rc$([ "$rc" = 137 ] && echo ', per-binary timeout'))"
+		return
+	fi
+	sp=${summary%% passed*}
+	sf=$(echo "$summary" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+	# a FAIL line garbled by a kernel message must not turn into a pass
+	if [ "$sf" -gt "$f" ]; then
+		result "$config" FAIL "$name" "summary reports $sf failures, $f readable"
+	fi
+	if [ "$rc" != 0 ] && [ "$f" -eq 0 ] && [ "$sf" -eq 0 ]; then
+		result "$config" FAIL "$name" "exit $rc"
+	fi
+	[ "$sp" -ge "$p" ] || result "$config" FAIL "$name" "more PASS lines ($p) than the summary's $sp"
+}
+
+mapfile -t expected < <(cd "$build/vmtests" 2>/dev/null &&
+	for f in vt_*; do [ -f "$f" ] && [ -x "$f" ] && echo "$f"; done)
+
+vmlinuz=$(fetch_kernel)
+log "kernel $kernel: $(cat "$(dirname "$vmlinuz")/package" 2>/dev/null || echo "$vmlinuz")"
+build_initramfs
+
+for config in "${configs[@]}"; do
+	label=$config
+	[ "$kernel" = 6.1 ] || label=$config-$kernel
+	logfile=$build/vmtest-$label.log
+	boot "$config" "$logfile"
+	collect "$label" "$logfile"
+done
+
+echo "$tot_pass passed, $tot_fail failed, $tot_skip skipped"
+trap - ERR
+[ "$tot_fail" -eq 0 ] || exit 1
