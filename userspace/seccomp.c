@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * seccomp.c - the job's syscall filter (libseccomp).
+ *
+ * Layout of the filter, first match wins in our own bookkeeping (libseccomp
+ * itself has no rule order, so a syscall that an earlier layer already owns
+ * is skipped by the later ones):
+ *   1. the self-protection baseline (never weaker, whatever the policy says),
+ *   2. held syscalls (SCMP_ACT_NOTIFY) when opts->hold_syscalls,
+ *   3. the policy's syscall rules in policy order.
+ * Default action: allow. Bad architecture (i386 int $0x80, x32): kill the
+ * process. libseccomp's x86_64 filter also sends x32 numbers (nr with
+ * __X32_SYSCALL_BIT) to the bad-arch action unless x32 is added to the
+ * filter, which we never do (tests/test_seccomp.c checks both).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#include "common.h"
+#include "seccomp.h"
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+/* Refused in every mode with EPERM (clone3 gets ENOSYS, see below). */
+const char *const kg_seccomp_baseline[] = {
+	/* kgate's own BPF objects and kernel introspection */
+	"bpf", "perf_event_open", "lookup_dcookie",
+	/* kernel code */
+	"init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load",
+	/* mount namespace surgery */
+	"mount", "umount2", "pivot_root", "move_mount", "open_tree", "fsopen",
+	"fsmount", "fsconfig", "fspick", "mount_setattr", "chroot",
+	/* namespaces: joining; unshare/clone are filtered by flags below */
+	"setns",
+	/* file handles bypass path resolution (needs CAP_DAC_READ_SEARCH) */
+	"open_by_handle_at",
+	/* kernel state outside the job */
+	"userfaultfd", "keyctl", "add_key", "request_key", "acct", "swapon", "swapoff",
+	"reboot", "settimeofday", "clock_settime", "clock_adjtime", "iopl", "ioperm",
+	"quotactl", "quotactl_fd", "syslog", "vhangup", "uselib", "nfsservctl",
+};
+const size_t kg_seccomp_baseline_len = ARRAY_SIZE(kg_seccomp_baseline);
+
+/* Refused only without BPF LSM (which otherwise scopes them to the job). */
+static const char *const degraded_only[] = {
+	"ptrace", "process_vm_readv", "process_vm_writev",
+};
+
+/* Held for a controller's answer with opts->hold_syscalls. */
+static const char *const held[] = { "connect", "sendto", "sendmsg", "sendmmsg" };
+
+/* io_uring performs connect/send/openat without those syscalls: when calls
+ * are held it would be a way around the hold. */
+static const char *const held_bypass[] = { "io_uring_setup", "io_uring_enter",
+					   "io_uring_register" };
+
+static const uint64_t ns_flags[] = {
+	CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWPID, CLONE_NEWNET,
+	CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWTIME,
+};
+
+/* Syscalls a layer already owns (unconditionally): later layers skip them. */
+struct owned {
+	int nrs[512];
+	size_t n;
+};
+
+static bool owned_has(const struct owned *o, int nr)
+{
+	size_t i;
+
+	for (i = 0; i < o->n; i++)
+		if (o->nrs[i] == nr)
+			return true;
+	return false;
+}
+
+static void owned_add(struct owned *o, int nr)
+{
+	if (o->n < ARRAY_SIZE(o->nrs) && !owned_has(o, nr))
+		o->nrs[o->n++] = nr;
+}
+
+/* Add an unconditional rule by name; unknown names (older libseccomp or
+ * kernel headers) are skipped: the call then does not exist either. */
+static int add_named(scmp_filter_ctx ctx, struct owned *o, const char *name, uint32_t act)
+{
+	int nr = seccomp_syscall_resolve_name(name), ret;
+
+	if (nr == __NR_SCMP_ERROR) {
+		kg_debug("seccomp: %s unknown to libseccomp, skipped", name);
+		return 0;
+	}
+	if (owned_has(o, nr))
+		return 0;
+	ret = seccomp_rule_add(ctx, act, nr, 0);
+	if (ret < 0)
+		return kg_err("seccomp: rule for %s: %s", name, strerror(-ret)), ret;
+	owned_add(o, nr);
+	return 0;
+}
+
+/* unshare(flags) and clone(flags, ...): refuse any namespace flag. clone3
+ * passes its flags in memory that seccomp cannot read, so it gets ENOSYS and
+ * libc falls back to clone (this also closes clone3(CLONE_INTO_CGROUP)). */
+static int add_namespace_rules(scmp_filter_ctx ctx, struct owned *o)
+{
+	static const char *const calls[] = { "unshare", "clone" };
+	size_t i, j;
+	int ret;
+
+	for (i = 0; i < ARRAY_SIZE(calls); i++) {
+		int nr = seccomp_syscall_resolve_name(calls[i]);
+
+		for (j = 0; j < ARRAY_SIZE(ns_flags); j++) {
+			ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1,
+					       SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[j], ns_flags[j]));
+			if (ret < 0)
+				return kg_err("seccomp: %s flag rule: %s", calls[i],
+					      strerror(-ret)), ret;
+		}
+	}
+	return add_named(ctx, o, "clone3", SCMP_ACT_ERRNO(ENOSYS));
+}
+
+static int add_baseline(scmp_filter_ctx ctx, struct owned *o, const struct kg_seccomp_opts *opts)
+{
+	size_t i;
+	int ret;
+
+	for (i = 0; i < kg_seccomp_baseline_len; i++)
+		if ((ret = add_named(ctx, o, kg_seccomp_baseline[i], SCMP_ACT_ERRNO(EPERM))))
+			return ret;
+	if (opts && opts->degraded)
+		for (i = 0; i < ARRAY_SIZE(degraded_only); i++)
+			if ((ret = add_named(ctx, o, degraded_only[i], SCMP_ACT_ERRNO(EPERM))))
+				return ret;
+	if (opts && opts->hold_syscalls) {
+		for (i = 0; i < ARRAY_SIZE(held_bypass); i++)
+			if ((ret = add_named(ctx, o, held_bypass[i], SCMP_ACT_ERRNO(EPERM))))
+				return ret;
+		for (i = 0; i < ARRAY_SIZE(held); i++)
+			if ((ret = add_named(ctx, o, held[i], SCMP_ACT_NOTIFY)))
+				return ret;
+	}
+	return add_namespace_rules(ctx, o);
+}
+
+/* ---- policy rules ------------------------------------------------------------ */
+
+/* The seccomp action for a rule's decision; false if seccomp cannot do it. */
+static bool decision_action(const struct kg_rule *r, uint32_t *act, char *why, size_t len)
+{
+	int err = r->errno_value > 0 ? r->errno_value : EPERM;
+
+	switch (r->decision) {
+	case KG_DEC_DENY:
+	case KG_DEC_COOLDOWN:
+		*act = SCMP_ACT_ERRNO((uint32_t)err);
+		snprintf(why, len, "seccomp returns errno %d", err);
+		return true;
+	case KG_DEC_REQUIRE_APPROVAL:
+		*act = SCMP_ACT_ERRNO(EPERM);
+		snprintf(why, len, "seccomp refuses it (EPERM): syscalls cannot wait for approval");
+		return true;
+	case KG_DEC_NO_OP:
+		*act = SCMP_ACT_ERRNO(0);
+		snprintf(why, len, "seccomp returns 0 without running the call");
+		return true;
+	case KG_DEC_AUDIT:
+		*act = SCMP_ACT_LOG;
+		snprintf(why, len, "seccomp lets it run and logs it (kernel audit log)");
+		return true;
+	case KG_DEC_ALLOW:
+		*act = SCMP_ACT_ALLOW;
+		snprintf(why, len, "seccomp allows it (baseline syscalls stay refused)");
+		return true;
+	case KG_DEC_THROTTLE:
+		snprintf(why, len, "not enforced: seccomp has no rate limit, the call is allowed");
+		return false;
+	default:
+		snprintf(why, len, "not enforced: decision not meaningful for a syscall");
+		return false;
+	}
+}
+
+enum kg_mechanism kg_seccomp_rule_mechanism(const struct kg_rule *rule, char *reason, size_t len)
+{
+	uint32_t act;
+	char tmp[1];
+
+	if (!reason) {
+		reason = tmp;
+		len = sizeof(tmp);
+	}
+	if (rule->kind != KG_RULE_SYSCALL) {
+		snprintf(reason, len, "not a syscall rule");
+		return KG_MECH_NONE;
+	}
+	return decision_action(rule, &act, reason, len) ? KG_MECH_SECCOMP : KG_MECH_NONE;
+}
+
+static int rule_args(const struct kg_rule *r, struct scmp_arg_cmp *cmp, size_t max)
+{
+	size_t i;
+
+	if (r->nargs > max)
+		return -E2BIG;
+	for (i = 0; i < r->nargs; i++) {
+		const struct kg_syscall_arg *a = &r->args[i];
+
+		if (a->index > 5 || a->op < SCMP_CMP_NE || a->op > SCMP_CMP_MASKED_EQ)
+			return -EINVAL;
+		cmp[i].arg = a->index;
+		cmp[i].op = (enum scmp_compare)a->op;
+		if (a->op == SCMP_CMP_MASKED_EQ) {
+			cmp[i].datum_a = a->mask;
+			cmp[i].datum_b = a->value;
+		} else {
+			cmp[i].datum_a = a->value;
+			cmp[i].datum_b = 0;
+		}
+	}
+	return (int)r->nargs;
+}
+
+static int add_policy_rule(scmp_filter_ctx ctx, struct owned *o, const struct kg_rule *r)
+{
+	struct scmp_arg_cmp cmp[6];
+	char why[128];
+	uint32_t act;
+	size_t i;
+	int nargs, ret;
+
+	if (!decision_action(r, &act, why, sizeof(why))) {
+		kg_debug("seccomp: rule '%s' %s", r->id, why);
+		return 0;
+	}
+	nargs = rule_args(r, cmp, ARRAY_SIZE(cmp));
+	if (nargs < 0)
+		return kg_err("seccomp: rule '%s': bad argument condition", r->id), nargs;
+	for (i = 0; i < r->nsyscalls; i++) {
+		int nr = seccomp_syscall_resolve_name(r->syscalls[i]);
+
+		if (nr == __NR_SCMP_ERROR)
+			return kg_err("seccomp: rule '%s': unknown syscall '%s'", r->id,
+				      r->syscalls[i]), -EINVAL;
+		if (owned_has(o, nr)) {
+			kg_debug("seccomp: rule '%s': %s already decided by an earlier rule or "
+				 "the baseline", r->id, r->syscalls[i]);
+			continue;
+		}
+		/* allow is the default action: libseccomp refuses a rule equal to it,
+		 * but the rule still claims the syscall against later rules */
+		if (act != SCMP_ACT_ALLOW) {
+			ret = seccomp_rule_add_array(ctx, act, nr, (unsigned int)nargs, cmp);
+			if (ret < 0)
+				return kg_err("seccomp: rule '%s' on %s: %s", r->id,
+					      r->syscalls[i], strerror(-ret)), ret;
+		}
+		if (!nargs)
+			owned_add(o, nr);
+	}
+	return 0;
+}
+
+int kg_seccomp_check(const struct kg_policy_doc *doc, char *err, size_t errlen)
+{
+	struct scmp_arg_cmp cmp[6];
+	size_t i, j;
+
+	for (i = 0; doc && i < doc->nrules; i++) {
+		const struct kg_rule *r = &doc->rules[i];
+
+		if (r->kind != KG_RULE_SYSCALL)
+			continue;
+		if (rule_args(r, cmp, ARRAY_SIZE(cmp)) < 0) {
+			if (err)
+				snprintf(err, errlen, "rule '%s': bad argument condition", r->id);
+			return -EINVAL;
+		}
+		for (j = 0; j < r->nsyscalls; j++) {
+			if (seccomp_syscall_resolve_name(r->syscalls[j]) == __NR_SCMP_ERROR) {
+				if (err)
+					snprintf(err, errlen, "rule '%s': unknown syscall '%s'",
+						 r->id, r->syscalls[j]);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- build and load -------------------------------------------------------------- */
+
+static int build_filter(scmp_filter_ctx ctx, const struct kg_policy_doc *doc,
+			const struct kg_seccomp_opts *opts)
+{
+	struct owned owned = { .n = 0 };
+	size_t i;
+	int ret;
+
+	ret = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	if (ret < 0)
+		return kg_err("seccomp: bad-arch action: %s", strerror(-ret)), ret;
+	/* no_new_privs is set by kg_seccomp_load itself, explicitly */
+	ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+	if (ret < 0)
+		return ret;
+	ret = add_baseline(ctx, &owned, opts);
+	if (ret < 0)
+		return ret;
+	for (i = 0; doc && i < doc->nrules; i++) {
+		if (doc->rules[i].kind != KG_RULE_SYSCALL)
+			continue;
+		ret = add_policy_rule(ctx, &owned, &doc->rules[i]);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+int kg_seccomp_load(const struct kg_policy_doc *doc, const struct kg_seccomp_opts *opts,
+		    int *notify_fd_out)
+{
+	scmp_filter_ctx ctx;
+	int ret;
+
+	if (notify_fd_out)
+		*notify_fd_out = -1;
+	if (opts && opts->hold_syscalls && !notify_fd_out)
+		return -EINVAL;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return kg_err("seccomp: no_new_privs: %s", strerror(errno)), -errno;
+	ctx = seccomp_init(SCMP_ACT_ALLOW);
+	if (!ctx)
+		return kg_err("seccomp: init failed"), -ENOMEM;
+	ret = build_filter(ctx, doc, opts);
+	if (!ret) {
+		ret = seccomp_load(ctx);
+		if (ret < 0)
+			kg_err("seccomp: load: %s", strerror(-ret));
+	}
+	if (!ret && opts && opts->hold_syscalls) {
+		ret = seccomp_notify_fd(ctx);
+		if (ret >= 0) {
+			*notify_fd_out = ret;
+			ret = 0;
+		} else {
+			kg_err("seccomp: no listener fd: %s", strerror(-ret));
+		}
+	}
+	seccomp_release(ctx);
+	return ret;
+}
