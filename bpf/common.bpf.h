@@ -1,0 +1,385 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * common.bpf.h - what every kgate hook does: find the job, decide, report.
+ *
+ *   struct kg_ctx c;
+ *   if (kg_ctx_init(&c, KG_OP_READ, KG_MECH_BPF_LSM))
+ *           return 0;                       // ungoverned: one cheap check
+ *   ... look up the rule for the target, fill c.target ...
+ *   kg_decide(&c, ent_decision, ent_rule_id);   // sets c.allow / c.emit
+ *   if (c.emit) { e = kg_event_begin(&c); if (e) { ...; kg_event_submit(e); } }
+ *   return c.allow ? 0 : -EPERM;
+ *
+ * The decision never depends on the ring buffer: kg_decide() settles it and
+ * counts it; an event that cannot be reserved is counted as lost.
+ */
+#ifndef KGATE_COMMON_BPF_H
+#define KGATE_COMMON_BPF_H
+
+#include "maps.bpf.h"
+
+#ifndef EPERM
+#define EPERM 1
+#endif
+#ifndef EACCES
+#define EACCES 13
+#endif
+
+struct kg_ctx {
+	__u64 cgid;			/* the job's cgroup id */
+	struct kg_job *job;
+	struct kg_policy *pol;
+	__u32 policy_id;
+	__u8 op;
+	__u8 mechanism;
+	__u8 kind;			/* enum kg_event_kind of the event, if any */
+	__u8 decision;			/* outcome actually enforced */
+	__u32 rule_id;
+	__u32 flags;			/* KG_EVF_* */
+	__u32 count;
+	bool allow;
+	bool emit;
+	struct kg_target target;	/* grant key and event target */
+};
+
+static __always_inline struct kg_counters *kg_counters_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&kg_counters, &zero);
+}
+
+/* The job of the current task: its own cgroup first (the common case for a
+ * governed task), then its ancestors from the root down, so a job that
+ * creates child cgroups stays governed.  Returns NULL for ungoverned tasks. */
+static __always_inline struct kg_job *kg_current_job(__u64 *cgid_out)
+{
+	__u64 cgid = bpf_get_current_cgroup_id();
+	struct kg_job *job;
+	int level;
+
+	job = bpf_map_lookup_elem(&kg_jobs, &cgid);
+	if (job) {
+		*cgid_out = cgid;
+		return job;
+	}
+	for (level = 1; level < KG_MAX_CGROUP_LEVELS; level++) {
+		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
+
+		if (!id || id == cgid)
+			break;
+		job = bpf_map_lookup_elem(&kg_jobs, &id);
+		if (job) {
+			*cgid_out = id;
+			return job;
+		}
+	}
+	return NULL;
+}
+
+/* 0 when the current task is governed (c is filled), -1 otherwise. */
+static __always_inline int kg_ctx_init(struct kg_ctx *c, __u8 op, __u8 mechanism)
+{
+	__builtin_memset(c, 0, sizeof(*c));
+	c->job = kg_current_job(&c->cgid);
+	if (!c->job)
+		return -1;
+	c->policy_id = c->job->policy_id;
+	c->pol = bpf_map_lookup_elem(&kg_policies, &c->policy_id);
+	c->op = op;
+	c->mechanism = mechanism;
+	c->count = 1;
+	return 0;
+}
+
+static __always_inline __u8 kg_class_of(__u8 op)
+{
+	switch (op) {
+	case KG_OP_EXEC:
+		return KG_CLASS_EXEC;
+	case KG_OP_NET_CONNECT:
+	case KG_OP_NET_SEND:
+	case KG_OP_SOCKET_CREATE:
+		return KG_CLASS_NET;
+	case KG_OP_UNIX_CONNECT:
+		return KG_CLASS_UNIX;
+	default:
+		return KG_CLASS_FILE;
+	}
+}
+
+/* The class default when no rule matched.  A job whose policy entry is
+ * missing (mid-update or corrupted) is denied: fail closed. */
+static __always_inline void kg_default_for(struct kg_ctx *c, __u8 *decision, __u32 *rule_id)
+{
+	__u8 cls = kg_class_of(c->op);
+
+	if (!c->pol) {
+		*decision = KG_DEC_DENY;
+		*rule_id = 0;
+		return;
+	}
+	if (cls >= KG_CLASS_MAX)
+		cls = KG_CLASS_FILE;
+	*decision = c->pol->default_decision[cls];
+	*rule_id = c->pol->default_rule_id[cls];
+	if (*decision == KG_DEC_NONE)
+		*decision = KG_DEC_ALLOW;
+}
+
+/* Fail open only when the policy says so and the controller's heartbeat is
+ * older than the policy's timeout. */
+static __always_inline bool kg_controller_dead_fail_open(struct kg_ctx *c, __u64 now)
+{
+	struct kg_control *ctl;
+	__u32 zero = 0;
+
+	if (!c->pol || !(c->pol->flags & KG_POL_F_FAIL_OPEN))
+		return false;
+	ctl = bpf_map_lookup_elem(&kg_control, &zero);
+	if (!ctl || !c->pol->heartbeat_timeout_ns)
+		return false;
+	return ctl->heartbeat_ns + c->pol->heartbeat_timeout_ns < now;
+}
+
+static __always_inline bool kg_in_cooldown(struct kg_ctx *c, __u64 now)
+{
+	struct kg_job_state *st = bpf_map_lookup_elem(&kg_job_state, &c->cgid);
+
+	return st && st->cooldown_until_ns > now;
+}
+
+/* Count a refusal toward the job's circuit breaker; returns true when this
+ * refusal opened the breaker (the caller then reports the start). */
+static __always_inline bool kg_note_denial(struct kg_ctx *c, __u64 now)
+{
+	struct kg_job_state fresh = {}, *st;
+
+	if (!c->pol || !c->pol->cooldown_threshold)
+		return false;
+	st = bpf_map_lookup_elem(&kg_job_state, &c->cgid);
+	if (!st) {
+		fresh.window_start_ns = now;
+		bpf_map_update_elem(&kg_job_state, &c->cgid, &fresh, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&kg_job_state, &c->cgid);
+		if (!st)
+			return false;
+	}
+	if (now - st->window_start_ns > c->pol->cooldown_window_ns) {
+		st->window_start_ns = now;
+		st->denials_in_window = 0;
+	}
+	if (__sync_fetch_and_add(&st->denials_in_window, 1) + 1 != c->pol->cooldown_threshold)
+		return false;
+	st->cooldown_started_ns = now;
+	st->cooldown_until_ns = now + c->pol->cooldown_ns;
+	st->denials_in_window = 0;
+	return true;
+}
+
+/* A grant is the exact (job, op, target) tuple, valid for the policy id it
+ * was approved under, until it expires or its uses are spent. */
+static __always_inline bool kg_consume_grant(struct kg_ctx *c, __u64 now)
+{
+	struct kg_grant_key key = {};
+	struct kg_grant *g;
+	int i;
+
+	key.cgid = c->cgid;
+	key.op = c->op;
+	key.target = c->target;
+	g = bpf_map_lookup_elem(&kg_grants, &key);
+	if (!g || g->policy_id != c->policy_id)
+		return false;
+	if (g->expires_ns && g->expires_ns < now)
+		return false;
+	for (i = 0; i < 4; i++) {
+		__u32 left = g->uses_left;
+
+		if (left == KG_GRANT_UNLIMITED)
+			return true;
+		if (left == 0)
+			return false;
+		if (__sync_val_compare_and_swap(&g->uses_left, left, left - 1) == left)
+			return true;
+	}
+	return false;	/* heavy contention on a counted grant: refuse */
+}
+
+/* Token bucket per (job, rule).  Updates race benignly between CPUs: at
+ * worst a burst admits a few extra calls; the rate holds over time. */
+static __always_inline bool kg_throttle_take(struct kg_ctx *c, __u32 rule_id, __u64 now)
+{
+	struct kg_rule_key pk = { .policy_id = c->policy_id, .rule_id = rule_id };
+	struct kg_throttle_key tk = { .cgid = c->cgid, .rule_id = rule_id };
+	struct kg_throttle_state fresh = {}, *b;
+	struct kg_rule_params *p;
+	__u64 cap, tokens;
+
+	p = bpf_map_lookup_elem(&kg_rule_params, &pk);
+	if (!p)
+		return false;	/* throttle rule without parameters: refuse */
+	cap = p->burst * 1000;
+	b = bpf_map_lookup_elem(&kg_throttle, &tk);
+	if (!b) {
+		fresh.tokens_milli = cap;
+		fresh.last_ns = now;
+		bpf_map_update_elem(&kg_throttle, &tk, &fresh, BPF_NOEXIST);
+		b = bpf_map_lookup_elem(&kg_throttle, &tk);
+		if (!b)
+			return false;
+	}
+	tokens = b->tokens_milli;
+	if (now > b->last_ns) {
+		tokens += (now - b->last_ns) / 1000 * p->rate_per_sec / 1000;
+		b->last_ns = now;
+	}
+	if (tokens > cap)
+		tokens = cap;
+	if (tokens >= 1000) {
+		b->tokens_milli = tokens - 1000;
+		return true;
+	}
+	b->tokens_milli = tokens;
+	/* aggregate: report the refusals of the last second in one event */
+	b->refused++;
+	if (now - b->last_report_ns >= 1000000000ULL) {
+		c->count = b->refused;
+		b->refused = 0;
+		b->last_report_ns = now;
+		c->emit = true;
+	}
+	return false;
+}
+
+/* Settle the outcome of a governed action.  `decision`/`rule_id` are what
+ * the matched rule says (KG_DEC_NONE = no rule: use the class default). */
+static __always_inline void kg_decide(struct kg_ctx *c, __u8 decision, __u32 rule_id)
+{
+	struct kg_counters *cnt;
+	__u64 now = bpf_ktime_get_ns();
+
+	if (decision == KG_DEC_NONE)
+		kg_default_for(c, &decision, &rule_id);
+	c->rule_id = rule_id;
+	c->kind = KG_EV_DECISION;
+	c->emit = false;
+
+	if (kg_controller_dead_fail_open(c, now)) {
+		c->allow = true;
+		c->decision = KG_DEC_ALLOW;
+		c->flags |= KG_EVF_FAIL_OPEN;
+		c->emit = decision != KG_DEC_ALLOW;
+		goto count;
+	}
+	if (kg_in_cooldown(c, now)) {
+		c->allow = false;
+		c->decision = KG_DEC_COOLDOWN;
+		c->rule_id = c->pol ? c->pol->cooldown_rule_id : 0;
+		c->emit = true;
+		goto count;
+	}
+
+	switch (decision) {
+	case KG_DEC_ALLOW:
+	case KG_DEC_ALLOW_WITH_CONSTRAINTS:
+	case KG_DEC_NO_OP:
+		c->allow = true;
+		c->decision = KG_DEC_ALLOW;
+		break;
+	case KG_DEC_AUDIT:
+		c->allow = true;
+		c->decision = KG_DEC_AUDIT;
+		c->emit = true;
+		break;
+	case KG_DEC_REQUIRE_APPROVAL:
+		c->decision = KG_DEC_REQUIRE_APPROVAL;
+		c->emit = true;
+		if (kg_consume_grant(c, now)) {
+			c->allow = true;
+			c->flags |= KG_EVF_GRANT_USED;
+		} else {
+			c->allow = false;
+			c->kind = KG_EV_ESCALATION;
+		}
+		break;
+	case KG_DEC_THROTTLE:
+		c->decision = KG_DEC_THROTTLE;
+		c->allow = kg_throttle_take(c, rule_id, now);
+		if (!c->allow)
+			c->kind = KG_EV_THROTTLE;
+		break;
+	default:	/* deny, and anything unknown */
+		c->allow = false;
+		c->decision = KG_DEC_DENY;
+		c->emit = true;
+		break;
+	}
+	if (!c->allow && kg_note_denial(c, now)) {
+		c->kind = KG_EV_COOLDOWN_START;
+		c->emit = true;
+	}
+count:
+	cnt = kg_counters_get();
+	if (cnt && c->decision < KG_DEC_MAX)
+		__sync_fetch_and_add(&cnt->decisions[c->decision], 1);
+}
+
+/* Reserve and fill the common part of an event.  NULL when the ring buffer
+ * is full: the loss is counted per kind, the decision already stands. */
+static __always_inline struct kg_event *kg_event_begin(struct kg_ctx *c)
+{
+	struct kg_counters *cnt = kg_counters_get();
+	struct kg_event *e;
+	__u64 pid_tgid;
+	__u8 kind = c->kind < KG_EV_MAX ? c->kind : KG_EV_DECISION;
+
+	e = bpf_ringbuf_reserve(&kg_events, sizeof(*e), 0);
+	if (!e) {
+		if (cnt)
+			__sync_fetch_and_add(&cnt->events_lost[kind], 1);
+		return NULL;
+	}
+	if (cnt)
+		__sync_fetch_and_add(&cnt->events_sent[kind], 1);
+	pid_tgid = bpf_get_current_pid_tgid();
+	e->ts_ns = bpf_ktime_get_ns();
+	e->job_cgid = c->cgid;
+	e->job_id = c->job ? c->job->job_id : 0;
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->policy_id = c->policy_id;
+	e->rule_id = c->rule_id;
+	e->kind = kind;
+	e->op = c->op;
+	e->decision = c->decision;
+	e->mechanism = c->mechanism;
+	e->flags = c->flags;
+	e->count = c->count;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->target = c->target;
+	e->family = 0;
+	e->aux = 0;
+	e->path[0] = '\0';
+	return e;
+}
+
+static __always_inline void kg_event_submit(struct kg_event *e)
+{
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Emit the event for a settled decision with no extra fields. */
+static __always_inline void kg_report(struct kg_ctx *c)
+{
+	struct kg_event *e;
+
+	if (!c->emit)
+		return;
+	e = kg_event_begin(c);
+	if (e)
+		kg_event_submit(e);
+}
+
+#endif

@@ -1,0 +1,379 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* loader.c - load kgate's BPF objects, pin them, attach them. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#include "common.h"
+#include "loader.h"
+#include "kg_objects.h"
+
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+
+#define KG_MAX_OBJECTS 16
+
+struct kg_obj_desc {
+	const char *name;
+	const void *(*elf_bytes)(size_t *sz);
+};
+
+#define KG_OBJ_DESC(n) { #n, n##_bpf__elf_bytes },
+static const struct kg_obj_desc kg_obj_table[] = { KG_OBJECTS(KG_OBJ_DESC) };
+
+struct kg_loader {
+	struct bpf_object *objs[KG_MAX_OBJECTS];
+	int nobjs;
+	bool lsm_active;
+	char lsm_error[256];
+};
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG && !kg_env.verbose)
+		return 0;
+	if (level == LIBBPF_WARN && !kg_env.verbose)
+		return 0;	/* expected failures (e.g. EPERM for LSM) are reported by us */
+	return vfprintf(stderr, fmt, ap);
+}
+
+/* bpffs must be mounted at (or above) the pin dir. */
+static int ensure_bpffs(const char *pin_dir)
+{
+	struct statfs st;
+	int err;
+
+	err = kg_mkdir_p(pin_dir, 0700);
+	if (err && err != -EEXIST)
+		return kg_err("loader: cannot create %s: %s", pin_dir, strerror(-err));
+	if (statfs(pin_dir, &st))
+		return kg_err("loader: statfs %s: %s", pin_dir, strerror(errno));
+	if ((unsigned long)st.f_type == BPF_FS_MAGIC)
+		return 0;
+	/* not on bpffs: mount the conventional one and retry */
+	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") && errno != EBUSY)
+		return kg_err("loader: %s is not on bpffs and mounting /sys/fs/bpf failed: %s",
+			      pin_dir, strerror(errno));
+	err = kg_mkdir_p(pin_dir, 0700);
+	if (err && err != -EEXIST)
+		return kg_err("loader: cannot create %s: %s", pin_dir, strerror(-err));
+	if (statfs(pin_dir, &st) || (unsigned long)st.f_type != BPF_FS_MAGIC)
+		return kg_err("loader: %s is not on a bpf filesystem", pin_dir);
+	return 0;
+}
+
+static bool is_lsm_prog(const struct bpf_program *p)
+{
+	const char *sec = bpf_program__section_name(p);
+
+	return !strncmp(sec, "lsm/", 4) || !strncmp(sec, "lsm.s/", 6);
+}
+
+static bool is_cgroup_prog(const struct bpf_program *p)
+{
+	return !strncmp(bpf_program__section_name(p), "cgroup/", 7);
+}
+
+/* Does the running kernel have the LSM hook?  (file_truncate is 6.2+, for
+ * example; the 6.1 guest lacks it.)  Looks for bpf_lsm_<hook> in BTF. */
+static bool kernel_has_lsm_hook(struct btf *vmlinux, const char *sec)
+{
+	const char *hook = strchr(sec, '/');
+	char fn[128];
+
+	if (!vmlinux || !hook)
+		return false;
+	if (kg_snprintf(fn, sizeof(fn), "bpf_lsm_%s", hook + 1))
+		return false;
+	return btf__find_by_name_kind(vmlinux, fn, BTF_KIND_FUNC) >= 0;
+}
+
+/* Open one object with its maps bound to the pins; choose which programs
+ * load.  Returns NULL (no error) when nothing in it is loadable here. */
+static struct bpf_object *open_object(const struct kg_obj_desc *d, const char *pin_dir,
+				      bool want_lsm, struct btf *vmlinux)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = d->name, .pin_root_path = pin_dir);
+	struct bpf_program *p;
+	struct bpf_object *obj;
+	const void *bytes;
+	size_t sz = 0;
+	int loadable = 0;
+
+	bytes = d->elf_bytes(&sz);
+	obj = bpf_object__open_mem(bytes, sz, &oo);
+	if (!obj) {
+		kg_err("loader: cannot open BPF object %s: %s", d->name, strerror(errno));
+		return NULL;
+	}
+	bpf_object__for_each_program(p, obj) {
+		bool load = true;
+
+		if (is_lsm_prog(p))
+			load = want_lsm && kernel_has_lsm_hook(vmlinux, bpf_program__section_name(p));
+		bpf_program__set_autoload(p, load);
+		loadable += load;
+	}
+	if (!loadable) {
+		bpf_object__close(obj);
+		errno = 0;
+		return NULL;
+	}
+	return obj;
+}
+
+static int obj_has_lsm(struct bpf_object *obj)
+{
+	struct bpf_program *p;
+
+	bpf_object__for_each_program(p, obj)
+		if (is_lsm_prog(p) && bpf_program__autoload(p))
+			return 1;
+	return 0;
+}
+
+static int pin_path(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int pin_path(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+/* Attach every LSM program of obj unless its pinned link already exists
+ * (a previous controller attached it: it is enforcing right now). */
+static int attach_lsm(struct bpf_object *obj, const char *objname)
+{
+	char path[4096];
+	struct bpf_program *p;
+
+	if (pin_path(path, sizeof(path), "%s/links", kg_pin_dir()) ||
+	    kg_mkdir_p(path, 0700))
+		return kg_err("loader: cannot create link directory under %s", kg_pin_dir());
+	bpf_object__for_each_program(p, obj) {
+		struct bpf_link *link;
+		int err;
+
+		if (!is_lsm_prog(p) || !bpf_program__autoload(p))
+			continue;
+		if (pin_path(path, sizeof(path), "%s/links/%s.%s", kg_pin_dir(), objname,
+			     bpf_program__name(p)))
+			return -ENAMETOOLONG;
+		if (access(path, F_OK) == 0)
+			continue;
+		link = bpf_program__attach_lsm(p);
+		if (!link)
+			return kg_err("loader: attach %s: %s", bpf_program__name(p), strerror(errno));
+		err = bpf_link__pin(link, path);
+		bpf_link__destroy(link);	/* the pin holds it */
+		if (err)
+			return kg_err("loader: pin %s: %s", path, strerror(-err));
+	}
+	return 0;
+}
+
+static int load_one(struct kg_loader *l, const struct kg_obj_desc *d, const char *pin_dir,
+		    bool want_lsm, struct btf *vmlinux)
+{
+	struct bpf_object *obj;
+	int err;
+
+	obj = open_object(d, pin_dir, want_lsm, vmlinux);
+	if (!obj)
+		return errno ? -errno : 0;
+	err = bpf_object__load(obj);
+	if (err && obj_has_lsm(obj)) {
+		/* BPF LSM refused (EPERM on kernels without it): degrade */
+		snprintf(l->lsm_error, sizeof(l->lsm_error), "loading %s LSM programs: %s",
+			 d->name, strerror(-err));
+		l->lsm_active = false;
+		bpf_object__close(obj);
+		obj = open_object(d, pin_dir, false, vmlinux);
+		if (!obj)
+			return errno ? -errno : 0;
+		err = bpf_object__load(obj);
+	}
+	if (err) {
+		bpf_object__close(obj);
+		return kg_err("loader: load %s: %s", d->name, strerror(-err));
+	}
+	if (l->lsm_active && obj_has_lsm(obj)) {
+		err = attach_lsm(obj, d->name);
+		if (err) {
+			bpf_object__close(obj);
+			return err;
+		}
+	}
+	l->objs[l->nobjs++] = obj;
+	return 0;
+}
+
+struct kg_loader *kg_loader_open(const struct kg_loader_opts *opts)
+{
+	const char *pin_dir = kg_pin_dir();
+	struct btf *vmlinux = NULL;
+	struct kg_loader *l;
+	size_t i;
+
+	libbpf_set_print(libbpf_print);
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	if (ensure_bpffs(pin_dir))
+		goto fail;
+	l->lsm_active = opts && opts->want_lsm;
+	if (l->lsm_active) {
+		vmlinux = btf__load_vmlinux_btf();
+		if (!vmlinux) {
+			l->lsm_active = false;
+			snprintf(l->lsm_error, sizeof(l->lsm_error), "no kernel BTF");
+		}
+	} else {
+		snprintf(l->lsm_error, sizeof(l->lsm_error), "not requested");
+	}
+	for (i = 0; i < ARRAY_SIZE(kg_obj_table) && l->nobjs < KG_MAX_OBJECTS; i++)
+		if (load_one(l, &kg_obj_table[i], pin_dir, l->lsm_active, vmlinux))
+			goto fail;
+	btf__free(vmlinux);
+	if (kg_loader_map_fd(l, "kg_jobs") < 0) {
+		kg_err("loader: no object provides the kg_jobs map");
+		kg_loader_close(l);
+		return NULL;
+	}
+	return l;
+fail:
+	btf__free(vmlinux);
+	kg_loader_close(l);
+	return NULL;
+}
+
+void kg_loader_close(struct kg_loader *l)
+{
+	int i;
+
+	if (!l)
+		return;
+	for (i = 0; i < l->nobjs; i++)
+		bpf_object__close(l->objs[i]);
+	free(l);
+}
+
+bool kg_loader_lsm_active(const struct kg_loader *l)
+{
+	return l && l->lsm_active;
+}
+
+const char *kg_loader_lsm_error(const struct kg_loader *l)
+{
+	return l->lsm_active ? "" : l->lsm_error;
+}
+
+int kg_loader_map_fd(const struct kg_loader *l, const char *name)
+{
+	int i;
+
+	for (i = 0; i < l->nobjs; i++) {
+		struct bpf_map *m = bpf_object__find_map_by_name(l->objs[i], name);
+
+		if (m && bpf_map__fd(m) >= 0)
+			return bpf_map__fd(m);
+	}
+	return -1;
+}
+
+int kg_loader_attach_cgroup(struct kg_loader *l, int cgroup_fd, uint64_t cgid)
+{
+	char dir[4096], path[4200];
+	struct bpf_program *p;
+	int i, attached = 0;
+
+	if (pin_path(dir, sizeof(dir), "%s/jobs/%llu", kg_pin_dir(), (unsigned long long)cgid) ||
+	    kg_mkdir_p(dir, 0700))
+		return kg_err("loader: cannot create %s/jobs/%llu", kg_pin_dir(),
+			      (unsigned long long)cgid);
+	for (i = 0; i < l->nobjs; i++) {
+		bpf_object__for_each_program(p, l->objs[i]) {
+			struct bpf_link *link;
+			int err;
+
+			if (!is_cgroup_prog(p) || !bpf_program__autoload(p))
+				continue;
+			if (pin_path(path, sizeof(path), "%s/%s", dir, bpf_program__name(p)))
+				return -ENAMETOOLONG;
+			link = bpf_program__attach_cgroup(p, cgroup_fd);
+			if (!link)
+				return kg_err("loader: attach %s to cgroup %llu: %s",
+					      bpf_program__name(p), (unsigned long long)cgid,
+					      strerror(errno));
+			err = bpf_link__pin(link, path);
+			bpf_link__destroy(link);
+			if (err)
+				return kg_err("loader: pin %s: %s", path, strerror(-err));
+			attached++;
+		}
+	}
+	if (!attached)
+		return kg_err("loader: no cgroup programs to attach");
+	return 0;
+}
+
+static int remove_dir_entries(const char *dir)
+{
+	struct dirent *de;
+	char path[4400];
+	DIR *d;
+
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		struct stat st;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (pin_path(path, sizeof(path), "%s/%s", dir, de->d_name))
+			continue;
+		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			remove_dir_entries(path);
+			rmdir(path);
+		} else {
+			unlink(path);
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+int kg_loader_detach_cgroup(uint64_t cgid)
+{
+	char dir[4096];
+
+	if (pin_path(dir, sizeof(dir), "%s/jobs/%llu", kg_pin_dir(), (unsigned long long)cgid))
+		return -ENAMETOOLONG;
+	remove_dir_entries(dir);
+	if (rmdir(dir) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int kg_loader_unpin_all(void)
+{
+	return remove_dir_entries(kg_pin_dir());
+}

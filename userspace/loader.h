@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * loader.h - load kgate's BPF objects, pin them, attach them.
+ *
+ * Pins live under kg_pin_dir() (default /sys/fs/bpf/kgate):
+ *   <pin>/kg_*                 maps (shared by every object, by name)
+ *   <pin>/links/<obj>.<prog>   global LSM links (full mode)
+ *   <pin>/jobs/<cgid>/<prog>   cgroup-BPF links of one job
+ * Pinned links keep enforcing when every kgate process is gone (fail
+ * closed); a restarted controller finds the pins and re-uses them, so there
+ * is no window in which a governed action is unenforced.
+ */
+#ifndef KGATE_LOADER_H
+#define KGATE_LOADER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct kg_loader;
+
+struct kg_loader_opts {
+	bool want_lsm;		/* try to load and attach the BPF LSM programs */
+};
+
+/* Load every object; maps come from (or go to) the pins.  LSM programs are
+ * attached globally unless their links are already pinned.  When BPF LSM
+ * cannot be used the cgroup programs still load (degraded mode) and
+ * kg_loader_lsm_active() says false, with the reason in lsm_error. */
+struct kg_loader *kg_loader_open(const struct kg_loader_opts *opts);
+void kg_loader_close(struct kg_loader *l);	/* pins stay */
+
+bool kg_loader_lsm_active(const struct kg_loader *l);
+const char *kg_loader_lsm_error(const struct kg_loader *l);
+
+/* fd of a shared map by name ("kg_jobs"...), -1 if unknown. Owned by l. */
+int kg_loader_map_fd(const struct kg_loader *l, const char *name);
+
+/* Attach the cgroup-BPF programs to a job's cgroup and pin the links. */
+int kg_loader_attach_cgroup(struct kg_loader *l, int cgroup_fd, uint64_t cgid);
+/* Remove a job's pinned links (the cgroup going away detaches them too). */
+int kg_loader_detach_cgroup(uint64_t cgid);
+
+/* Remove every pin under the pin dir (tests, `kgate daemon --uninstall`). */
+int kg_loader_unpin_all(void);
+
+#endif

@@ -1,0 +1,756 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * maps.c - compile a policy document into the BPF maps, atomically.
+ *
+ * File rules are compiled to inode identities (device, inode) resolved now;
+ * the kernel walks a file's dentry chain and looks each ancestor up, so a
+ * rule follows its object through symlinks, bind mounts, mount namespaces,
+ * renames of ancestors and /proc/self/fd re-opens.  Two gaps of identity
+ * rules are closed here: existing hardlinks of files inside a protected
+ * subtree get an exact entry of their own (a link elsewhere still names the
+ * same inode), and a path that does not exist yet becomes a name rule that
+ * refuses its creation under the deepest existing ancestor.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <stddef.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "common.h"
+#include "maps.h"
+
+#define KG_HARDLINK_SCAN_MAX	20000	/* entries visited per prefix rule */
+
+uint64_t kg_kernel_dev(uint64_t st_dev)
+{
+	return ((uint64_t)major(st_dev) << 20) | minor(st_dev);
+}
+
+static int map_fd(struct kg_loader *l, const char *name)
+{
+	int fd = kg_loader_map_fd(l, name);
+
+	if (fd < 0)
+		kg_err("maps: map %s is not loaded", name);
+	return fd;
+}
+
+/* ---- accumulation of file entries ------------------------------------- */
+
+struct file_acc {
+	struct kg_file_key key;
+	struct kg_rule_ent ent;
+};
+
+struct file_list {
+	struct file_acc *v;
+	size_t n, cap;
+};
+
+static int file_list_add(struct file_list *fl, const struct kg_file_key *key,
+			 const struct kg_rule_ent *ent)
+{
+	if (fl->n == fl->cap) {
+		size_t cap = fl->cap ? fl->cap * 2 : 64;
+		struct file_acc *v = realloc(fl->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		fl->v = v;
+		fl->cap = cap;
+	}
+	fl->v[fl->n].key = *key;
+	fl->v[fl->n].ent = *ent;
+	fl->n++;
+	return 0;
+}
+
+/* Same inode together; on one inode an exact rule is more specific than a
+ * subtree rule; then policy order. */
+static int file_acc_cmp(const void *a, const void *b)
+{
+	const struct file_acc *x = a, *y = b;
+	int c = memcmp(&x->key, &y->key, sizeof(x->key));
+
+	if (c)
+		return c;
+	if ((x->ent.flags & KG_FILE_F_SUBTREE) != (y->ent.flags & KG_FILE_F_SUBTREE))
+		return (x->ent.flags & KG_FILE_F_SUBTREE) ? 1 : -1;
+	return x->ent.rule_id < y->ent.rule_id ? -1 : x->ent.rule_id > y->ent.rule_id;
+}
+
+static void note(struct kg_compile_report *rep, uint32_t num, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void note(struct kg_compile_report *rep, uint32_t num, const char *fmt, ...)
+{
+	struct kg_compile_note *n;
+	va_list ap;
+
+	if (!rep)
+		return;
+	n = realloc(rep->notes, (rep->nnotes + 1) * sizeof(*n));
+	if (!n)
+		return;
+	rep->notes = n;
+	n = &rep->notes[rep->nnotes++];
+	n->rule_num = num;
+	va_start(ap, fmt);
+	vsnprintf(n->message, sizeof(n->message), fmt, ap);
+	va_end(ap);
+}
+
+void kg_compile_report_free(struct kg_compile_report *rep)
+{
+	if (!rep)
+		return;
+	free(rep->notes);
+	rep->notes = NULL;
+	rep->nnotes = 0;
+}
+
+/* nftw has no user pointer: the scan state lives here (single-threaded). */
+static struct {
+	struct file_list *fl;
+	struct kg_file_key key;
+	struct kg_rule_ent ent;
+	size_t visited;
+	int err;
+} hl_scan;
+
+static int hardlink_visit(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)path;
+	(void)ftw;
+	if (++hl_scan.visited > KG_HARDLINK_SCAN_MAX)
+		return 1;
+	if (type == FTW_F && S_ISREG(st->st_mode) && st->st_nlink > 1) {
+		hl_scan.key.dev = kg_kernel_dev(st->st_dev);
+		hl_scan.key.ino = st->st_ino;
+		hl_scan.err = file_list_add(hl_scan.fl, &hl_scan.key, &hl_scan.ent);
+		if (hl_scan.err)
+			return 1;
+	}
+	return 0;
+}
+
+/* Existing hardlinks inside a protected subtree: give each such inode an
+ * exact entry so that its other names (outside the subtree) match too. */
+static int add_hardlinked_files(struct file_list *fl, const char *dir, uint32_t policy_id,
+				const struct kg_rule_ent *ent, struct kg_compile_report *rep)
+{
+	memset(&hl_scan, 0, sizeof(hl_scan));
+	hl_scan.fl = fl;
+	hl_scan.key.policy_id = policy_id;
+	hl_scan.ent = *ent;
+	hl_scan.ent.flags &= ~KG_FILE_F_SUBTREE;
+	nftw(dir, hardlink_visit, 16, FTW_PHYS | FTW_MOUNT);
+	if (hl_scan.visited > KG_HARDLINK_SCAN_MAX)
+		note(rep, ent->rule_id, "more than %d entries under %s: hardlinks beyond them "
+		     "are only covered when created later (path_link is refused)",
+		     KG_HARDLINK_SCAN_MAX, dir);
+	return hl_scan.err;
+}
+
+/* A rule on a path that does not exist: refuse creating its first missing
+ * component under the deepest existing ancestor. */
+static int add_name_rule(int fd, const char *path, uint32_t policy_id,
+			 const struct kg_rule_ent *ent, struct kg_compile_report *rep)
+{
+	char buf[PATH_MAX], *slash, *missing = NULL;
+	struct kg_name_key key = { .policy_id = policy_id };
+	struct kg_rule_ent v = *ent;
+	struct stat st;
+
+	if (kg_strlcpy(buf, path, sizeof(buf)))
+		return -ENAMETOOLONG;
+	while ((slash = strrchr(buf, '/'))) {
+		if (slash[1])
+			missing = slash + 1;
+		if (slash == buf) {
+			if (stat("/", &st))
+				return -errno;
+			break;
+		}
+		*slash = '\0';
+		if (stat(buf, &st) == 0)
+			break;
+		if (errno != ENOENT && errno != ENOTDIR)
+			return -errno;
+	}
+	if (!missing)
+		return -ENOENT;
+	key.dev = kg_kernel_dev(st.st_dev);
+	key.ino = st.st_ino;
+	key.name_hash = kg_hash_bytes(missing, strcspn(missing, "/"));
+	v.ops = KG_OP_BIT(KG_OP_CREATE) | KG_OP_BIT(KG_OP_RENAME) | KG_OP_BIT(KG_OP_LINK);
+	if (bpf_map_update_elem(fd, &key, &v, BPF_ANY))
+		return -errno;
+	note(rep, ent->rule_id, "%s does not exist: creating it is refused (decision %s)",
+	     path, kg_decision_name(ent->decision));
+	return 0;
+}
+
+static bool restricts(enum kg_decision d)
+{
+	return d == KG_DEC_DENY || d == KG_DEC_REQUIRE_APPROVAL || d == KG_DEC_AUDIT ||
+	       d == KG_DEC_THROTTLE;
+}
+
+static int compile_file_rule(struct kg_loader *l, struct file_list *fl, const struct kg_rule *r,
+			     uint32_t policy_id, struct kg_compile_report *rep)
+{
+	struct kg_file_key key = { .policy_id = policy_id };
+	struct kg_rule_ent ent = {
+		.rule_id = r->num,
+		.ops = r->kind == KG_RULE_UNIX ? KG_OP_BIT(KG_OP_UNIX_CONNECT) : r->ops,
+		.decision = r->decision,
+		.flags = r->prefix ? KG_FILE_F_SUBTREE : 0,
+	};
+	struct stat st;
+	int fd;
+
+	if (stat(r->path, &st)) {
+		if (errno != ENOENT && errno != ENOTDIR)
+			return kg_err("maps: rule '%s': cannot resolve %s: %s", r->id, r->path,
+				      strerror(errno));
+		if (!restricts(r->decision)) {
+			note(rep, r->num, "%s does not exist: rule has no effect until it does",
+			     r->path);
+			return 0;
+		}
+		fd = map_fd(l, "kg_name_rules");
+		if (fd < 0)
+			return -ENOENT;
+		if (rep)
+			rep->name_entries++;
+		return add_name_rule(fd, r->path, policy_id, &ent, rep);
+	}
+	key.dev = kg_kernel_dev(st.st_dev);
+	key.ino = st.st_ino;
+	if (file_list_add(fl, &key, &ent))
+		return -ENOMEM;
+	if (r->prefix && S_ISDIR(st.st_mode) && restricts(r->decision))
+		return add_hardlinked_files(fl, r->path, policy_id, &ent, rep);
+	return 0;
+}
+
+static int flush_file_rules(struct kg_loader *l, struct file_list *fl,
+			    struct kg_compile_report *rep)
+{
+	int fd = map_fd(l, "kg_file_rules");
+	size_t i = 0;
+
+	if (fd < 0)
+		return -ENOENT;
+	qsort(fl->v, fl->n, sizeof(*fl->v), file_acc_cmp);
+	while (i < fl->n) {
+		struct kg_file_rule val = {};
+		size_t j = i;
+		int k = 0;
+
+		for (; j < fl->n && !memcmp(&fl->v[j].key, &fl->v[i].key, sizeof(fl->v[i].key)); j++) {
+			if (k > 0 && val.ent[k - 1].rule_id == fl->v[j].ent.rule_id &&
+			    val.ent[k - 1].flags == fl->v[j].ent.flags)
+				continue;	/* same rule reached twice (hardlink scan) */
+			if (k == KG_FILE_ENTS)
+				return kg_err("maps: more than %d rules on one file (rule '%u' and "
+					      "earlier): merge them", KG_FILE_ENTS,
+					      fl->v[j].ent.rule_id);
+			val.ent[k++] = fl->v[j].ent;
+		}
+		if (bpf_map_update_elem(fd, &fl->v[i].key, &val, BPF_ANY))
+			return kg_err("maps: kg_file_rules update: %s", strerror(errno));
+		if (rep)
+			rep->file_entries++;
+		i = j;
+	}
+	return 0;
+}
+
+/* ---- network ------------------------------------------------------------ */
+
+struct net_acc {
+	unsigned int plen;		/* 0..128 */
+	uint8_t addr[16];		/* masked */
+	struct kg_net_ent own[KG_NET_ENTS];
+	int nown;
+	uint32_t first_rule;
+};
+
+static void mask_addr(uint8_t *a, unsigned int plen)
+{
+	unsigned int i;
+
+	for (i = 0; i < 16; i++) {
+		unsigned int bits = plen > i * 8 ? plen - i * 8 : 0;
+
+		if (bits >= 8)
+			continue;
+		a[i] &= (uint8_t)(0xff00 >> bits);
+	}
+}
+
+static int net_acc_cmp(const void *a, const void *b)
+{
+	const struct net_acc *x = a, *y = b;
+
+	if (x->plen != y->plen)
+		return x->plen < y->plen ? -1 : 1;
+	return memcmp(x->addr, y->addr, 16);
+}
+
+static int net_ent_cmp(const void *a, const void *b)
+{
+	const struct kg_net_ent *x = a, *y = b;
+	unsigned int wx = x->port_hi - x->port_lo, wy = y->port_hi - y->port_lo;
+
+	if (wx != wy)
+		return wx < wy ? -1 : 1;	/* narrower port range first */
+	if (!x->proto != !y->proto)
+		return x->proto ? -1 : 1;	/* a specific protocol first */
+	return x->rule_id < y->rule_id ? -1 : x->rule_id > y->rule_id;
+}
+
+static struct net_acc *net_find(struct net_acc *v, size_t n, unsigned int plen, const uint8_t *addr)
+{
+	struct net_acc k = { .plen = plen };
+
+	memcpy(k.addr, addr, 16);
+	mask_addr(k.addr, plen);
+	return bsearch(&k, v, n, sizeof(*v), net_acc_cmp);
+}
+
+static int compile_net_rules(struct kg_loader *l, const struct kg_policy_doc *doc,
+			     uint32_t policy_id, struct kg_compile_report *rep)
+{
+	struct net_acc *v = NULL;
+	size_t n = 0, i, w;
+	int fd, err = 0;
+
+	fd = map_fd(l, "kg_net_rules");
+	if (fd < 0)
+		return -ENOENT;
+	v = calloc(doc->nrules ? doc->nrules : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < doc->nrules; i++) {
+		const struct kg_rule *r = &doc->rules[i];
+
+		if (r->kind != KG_RULE_NET)
+			continue;
+		v[n].plen = r->prefixlen;
+		memcpy(v[n].addr, r->addr, 16);
+		mask_addr(v[n].addr, r->prefixlen);
+		v[n].first_rule = r->num;
+		n++;
+	}
+	qsort(v, n, sizeof(*v), net_acc_cmp);
+	/* merge duplicates of one prefix */
+	for (i = 0, w = 0; i < n; i++) {
+		if (w && !net_acc_cmp(&v[w - 1], &v[i]))
+			continue;
+		v[w++] = v[i];
+	}
+	n = w;
+	/* own entries */
+	for (i = 0; i < doc->nrules; i++) {
+		const struct kg_rule *r = &doc->rules[i];
+		struct net_acc *a;
+		size_t p, np;
+
+		if (r->kind != KG_RULE_NET)
+			continue;
+		a = net_find(v, n, r->prefixlen, r->addr);
+		np = r->nports ? r->nports : 1;
+		for (p = 0; p < np; p++) {
+			struct kg_net_ent e = {
+				.rule_id = r->num,
+				.port_lo = r->nports ? r->ports[p].lo : 0,
+				.port_hi = r->nports ? r->ports[p].hi : 65535,
+				.proto = r->proto,
+				.decision = r->decision,
+				.ops = r->ops ? r->ops : (KG_NET_OP_CONNECT | KG_NET_OP_SEND),
+			};
+
+			if (!a || a->nown == KG_NET_ENTS) {
+				err = kg_err("maps: rule '%s': more than %d port/protocol entries on "
+					     "one prefix", r->id, KG_NET_ENTS);
+				goto out;
+			}
+			a->own[a->nown++] = e;
+		}
+	}
+	/* each prefix: its own entries, then those of every covering prefix */
+	for (i = 0; i < n; i++) {
+		struct kg_net_key key = { .prefixlen = 32 + v[i].plen, .policy_id = htonl(policy_id) };
+		struct kg_net_rule val = {};
+		int k = 0, len;
+
+		qsort(v[i].own, v[i].nown, sizeof(v[i].own[0]), net_ent_cmp);
+		for (len = v[i].plen; len >= 0; len--) {
+			struct net_acc *c = len == (int)v[i].plen ? &v[i] :
+					    net_find(v, n, len, v[i].addr);
+			int j;
+
+			if (!c)
+				continue;
+			for (j = 0; j < c->nown; j++) {
+				if (k == KG_NET_ENTS) {
+					const struct kg_rule *r = kg_policy_rule_by_num(doc, v[i].first_rule);
+
+					err = kg_err("maps: rule '%s': with the rules of wider prefixes it "
+						     "needs more than %d entries", r ? r->id : "?",
+						     KG_NET_ENTS);
+					goto out;
+				}
+				val.ent[k++] = c->own[j];
+			}
+		}
+		memcpy(key.addr, v[i].addr, 16);
+		if (bpf_map_update_elem(fd, &key, &val, BPF_ANY)) {
+			err = kg_err("maps: kg_net_rules update: %s", strerror(errno));
+			goto out;
+		}
+		if (rep)
+			rep->net_entries++;
+	}
+out:
+	free(v);
+	return err;
+}
+
+static int compile_unix_abstract(struct kg_loader *l, const struct kg_rule *r, uint32_t policy_id,
+				 struct kg_compile_report *rep)
+{
+	struct kg_unix_key key = { .policy_id = policy_id };
+	struct kg_rule_ent ent = {
+		.rule_id = r->num, .ops = KG_OP_BIT(KG_OP_UNIX_CONNECT), .decision = r->decision,
+	};
+	int fd = map_fd(l, "kg_unix_abstract");
+
+	if (fd < 0)
+		return -ENOENT;
+	key.name_hash = kg_hash_bytes(r->unix_abstract, strlen(r->unix_abstract));
+	if (bpf_map_update_elem(fd, &key, &ent, BPF_ANY))
+		return kg_err("maps: kg_unix_abstract update: %s", strerror(errno));
+	if (rep)
+		rep->unix_entries++;
+	return 0;
+}
+
+static int compile_throttle(struct kg_loader *l, const struct kg_rule *r, uint32_t policy_id)
+{
+	struct kg_rule_key key = { .policy_id = policy_id, .rule_id = r->num };
+	struct kg_rule_params p = { .rate_per_sec = r->rate_per_sec, .burst = r->burst };
+	int fd = map_fd(l, "kg_rule_params");
+
+	if (fd < 0)
+		return -ENOENT;
+	if (bpf_map_update_elem(fd, &key, &p, BPF_ANY))
+		return kg_err("maps: kg_rule_params update: %s", strerror(errno));
+	return 0;
+}
+
+static void fill_policy_entry(const struct kg_policy_doc *doc, struct kg_policy *p)
+{
+	size_t i;
+	int c;
+
+	memset(p, 0, sizeof(*p));
+	for (c = 0; c < KG_CLASS_MAX; c++)
+		p->default_decision[c] = doc->class_default[c];
+	/* fileless exec (memfd, O_TMPFILE, deleted files) is never governed by a
+	 * path rule, so it is refused outright for governed jobs */
+	p->flags = KG_POL_F_EXEC_NO_FILELESS;
+	if (doc->fail_mode == KG_FAIL_OPEN) {
+		p->flags |= KG_POL_F_FAIL_OPEN;
+		p->heartbeat_timeout_ns = 10ull * 1000000000ull;
+	}
+	for (i = 0; i < doc->nrules; i++) {
+		const struct kg_rule *r = &doc->rules[i];
+
+		if (r->kind != KG_RULE_SOCKET)
+			continue;
+		p->socket_family_allow |= r->families;
+		p->allow_raw_sockets = r->allow_raw;
+		p->socket_decision = r->decision;
+		p->socket_rule_id = r->num;
+	}
+	if (doc->cooldown_threshold) {
+		p->cooldown_threshold = doc->cooldown_threshold;
+		p->cooldown_window_ns = doc->cooldown_window_sec * 1000000000ull;
+		p->cooldown_ns = doc->cooldown_sec * 1000000000ull;
+	}
+}
+
+static int new_policy_id(int pol_fd, uint32_t *out)
+{
+	struct kg_policy p;
+	int tries;
+
+	for (tries = 0; tries < 64; tries++) {
+		uint32_t id;
+
+		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+			return -errno;
+		id &= 0x7fffffff;
+		if (!id || bpf_map_lookup_elem(pol_fd, &id, &p) == 0)
+			continue;
+		*out = id;
+		return 0;
+	}
+	return -EEXIST;
+}
+
+int kg_maps_install(struct kg_loader *l, const struct kg_policy_doc *doc,
+		    uint32_t *policy_id_out, struct kg_compile_report *rep)
+{
+	struct file_list fl = {};
+	struct kg_policy pol;
+	uint32_t id;
+	size_t i;
+	int pol_fd, err;
+
+	pol_fd = map_fd(l, "kg_policies");
+	if (pol_fd < 0)
+		return -ENOENT;
+	err = new_policy_id(pol_fd, &id);
+	if (err)
+		return kg_err("maps: cannot allocate a policy id: %s", strerror(-err));
+	for (i = 0; i < doc->nrules && !err; i++) {
+		const struct kg_rule *r = &doc->rules[i];
+
+		switch (r->kind) {
+		case KG_RULE_FILE:
+		case KG_RULE_EXEC:
+			err = compile_file_rule(l, &fl, r, id, rep);
+			break;
+		case KG_RULE_UNIX:
+			err = r->unix_abstract ? compile_unix_abstract(l, r, id, rep)
+					       : compile_file_rule(l, &fl, r, id, rep);
+			break;
+		default:
+			break;
+		}
+		if (!err && r->decision == KG_DEC_THROTTLE && r->kind != KG_RULE_SYSCALL)
+			err = compile_throttle(l, r, id);
+	}
+	if (!err)
+		err = flush_file_rules(l, &fl, rep);
+	if (!err)
+		err = compile_net_rules(l, doc, id, rep);
+	free(fl.v);
+	if (!err) {
+		/* last: the generation becomes usable only once it is complete */
+		fill_policy_entry(doc, &pol);
+		if (bpf_map_update_elem(pol_fd, &id, &pol, BPF_NOEXIST))
+			err = kg_err("maps: kg_policies update: %s", strerror(errno));
+	}
+	if (err) {
+		kg_maps_remove_policy(l, id);
+		return err < 0 ? err : -EINVAL;
+	}
+	*policy_id_out = id;
+	return 0;
+}
+
+int kg_maps_add_job(struct kg_loader *l, uint64_t cgid, uint64_t job_id,
+		    uint32_t policy_id, uint32_t flags)
+{
+	struct kg_job job = { .job_id = job_id, .policy_id = policy_id, .flags = flags };
+	struct kg_job_state st = {};
+	int fd = map_fd(l, "kg_jobs"), sfd = map_fd(l, "kg_job_state");
+
+	if (fd < 0 || sfd < 0)
+		return -ENOENT;
+	bpf_map_update_elem(sfd, &cgid, &st, BPF_ANY);
+	if (bpf_map_update_elem(fd, &cgid, &job, BPF_NOEXIST))
+		return kg_err("maps: cannot register job cgroup %llu: %s",
+			      (unsigned long long)cgid, strerror(errno));
+	return 0;
+}
+
+int kg_maps_get_job(struct kg_loader *l, uint64_t cgid, struct kg_job *out)
+{
+	int fd = map_fd(l, "kg_jobs");
+
+	if (fd < 0)
+		return -ENOENT;
+	return bpf_map_lookup_elem(fd, &cgid, out) ? -errno : 0;
+}
+
+int kg_maps_switch_job(struct kg_loader *l, uint64_t cgid, uint32_t new_policy_id,
+		       uint32_t *old_policy_id)
+{
+	struct kg_job job;
+	int fd = map_fd(l, "kg_jobs");
+
+	if (fd < 0)
+		return -ENOENT;
+	if (bpf_map_lookup_elem(fd, &cgid, &job))
+		return kg_err("maps: job cgroup %llu is not governed", (unsigned long long)cgid);
+	if (old_policy_id)
+		*old_policy_id = job.policy_id;
+	job.policy_id = new_policy_id;
+	/* one element update: hooks see the old id or the new one, never a mix */
+	if (bpf_map_update_elem(fd, &cgid, &job, BPF_EXIST))
+		return kg_err("maps: switch job %llu: %s", (unsigned long long)cgid, strerror(errno));
+	return 0;
+}
+
+int kg_maps_remove_job(struct kg_loader *l, uint64_t cgid)
+{
+	int fd = map_fd(l, "kg_jobs"), sfd = map_fd(l, "kg_job_state");
+
+	if (fd < 0)
+		return -ENOENT;
+	if (sfd >= 0)
+		bpf_map_delete_elem(sfd, &cgid);
+	if (bpf_map_delete_elem(fd, &cgid) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int kg_maps_policy_in_use(struct kg_loader *l, uint32_t policy_id)
+{
+	uint64_t key, next;
+	struct kg_job job;
+	int fd = map_fd(l, "kg_jobs");
+	void *prev = NULL;
+
+	if (fd < 0)
+		return -ENOENT;
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		if (bpf_map_lookup_elem(fd, &next, &job) == 0 && job.policy_id == policy_id)
+			return 1;
+		key = next;
+		prev = &key;
+	}
+	return 0;
+}
+
+/* Delete every key of one map whose policy id field matches. */
+static void delete_matching(struct kg_loader *l, const char *name, size_t key_size,
+			    size_t id_off, uint32_t id_value)
+{
+	int fd = kg_loader_map_fd(l, name);
+	unsigned char *keys = NULL, *prev = NULL, cur[64], next[64];
+	size_t n = 0, cap = 0, i;
+
+	if (fd < 0 || key_size > sizeof(cur))
+		return;
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		uint32_t v;
+
+		memcpy(&v, next + id_off, sizeof(v));
+		if (v == id_value) {
+			if (n == cap) {
+				unsigned char *nk;
+
+				cap = cap ? cap * 2 : 256;
+				nk = realloc(keys, cap * key_size);
+				if (!nk)
+					break;
+				keys = nk;
+			}
+			memcpy(keys + n * key_size, next, key_size);
+			n++;
+		}
+		memcpy(cur, next, key_size);
+		prev = cur;
+	}
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, keys + i * key_size);
+	free(keys);
+}
+
+int kg_maps_remove_policy(struct kg_loader *l, uint32_t policy_id)
+{
+	int pol_fd = kg_loader_map_fd(l, "kg_policies");
+
+	/* the policy entry first: a job still pointing here now fails closed */
+	if (pol_fd >= 0)
+		bpf_map_delete_elem(pol_fd, &policy_id);
+	delete_matching(l, "kg_file_rules", sizeof(struct kg_file_key),
+			offsetof(struct kg_file_key, policy_id), policy_id);
+	delete_matching(l, "kg_name_rules", sizeof(struct kg_name_key),
+			offsetof(struct kg_name_key, policy_id), policy_id);
+	delete_matching(l, "kg_net_rules", sizeof(struct kg_net_key),
+			offsetof(struct kg_net_key, policy_id), htonl(policy_id));
+	delete_matching(l, "kg_unix_abstract", sizeof(struct kg_unix_key),
+			offsetof(struct kg_unix_key, policy_id), policy_id);
+	delete_matching(l, "kg_rule_params", sizeof(struct kg_rule_key),
+			offsetof(struct kg_rule_key, policy_id), policy_id);
+	return 0;
+}
+
+int kg_maps_put_grant(struct kg_loader *l, const struct kg_grant_key *key, const struct kg_grant *g)
+{
+	int fd = map_fd(l, "kg_grants");
+
+	if (fd < 0)
+		return -ENOENT;
+	return bpf_map_update_elem(fd, key, g, BPF_ANY) ? -errno : 0;
+}
+
+int kg_maps_del_grant(struct kg_loader *l, const struct kg_grant_key *key)
+{
+	int fd = map_fd(l, "kg_grants");
+
+	if (fd < 0)
+		return -ENOENT;
+	return bpf_map_delete_elem(fd, key) && errno != ENOENT ? -errno : 0;
+}
+
+int kg_maps_heartbeat(struct kg_loader *l)
+{
+	struct kg_control ctl = {};
+	uint32_t zero = 0;
+	int fd = map_fd(l, "kg_control");
+
+	if (fd < 0)
+		return -ENOENT;
+	bpf_map_lookup_elem(fd, &zero, &ctl);
+	ctl.heartbeat_ns = kg_now_mono_ns();
+	ctl.lsm_active = kg_loader_lsm_active(l);
+	return bpf_map_update_elem(fd, &zero, &ctl, BPF_ANY) ? -errno : 0;
+}
+
+int kg_maps_read_counters(struct kg_loader *l, struct kg_counters *sum)
+{
+	int ncpu = libbpf_num_possible_cpus(), fd = map_fd(l, "kg_counters"), c;
+	struct kg_counters *per;
+	uint32_t zero = 0;
+	size_t k;
+
+	memset(sum, 0, sizeof(*sum));
+	if (fd < 0 || ncpu <= 0)
+		return -ENOENT;
+	per = calloc(ncpu, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &zero, per)) {
+		free(per);
+		return -errno;
+	}
+	for (c = 0; c < ncpu; c++) {
+		const uint64_t *src = (const uint64_t *)&per[c];
+		uint64_t *dst = (uint64_t *)sum;
+
+		for (k = 0; k < sizeof(*sum) / sizeof(uint64_t); k++)
+			dst[k] += src[k];
+	}
+	free(per);
+	return 0;
+}
