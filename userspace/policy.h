@@ -158,5 +158,18 @@ const char *kg_decision_name(enum kg_decision d);
 int kg_decision_parse(const char *s, enum kg_decision *out);
 const char *kg_op_name(enum kg_op op);
 const char *kg_class_name(enum kg_class c);
+const char *kg_rule_kind_name(enum kg_rule_kind k);	/* "file", "net", ... */
+
+/* Reference semantics of runtime precedence (policies/README.md), for tests
+ * and userspace enforcers: the rule that decides `op` on `path` (canonical,
+ * absolute) or on a connection, or NULL when the class default applies.
+ * Paths: deepest rule path wins, exact beats prefix at equal depth, then
+ * file order.  Net (addr IPv4-mapped, proto 6/17, net_op KG_NET_OP_*):
+ * longest prefix, then narrowest matching port range, then file order. */
+const struct kg_rule *kg_policy_match_path(const struct kg_policy_doc *doc,
+					   const char *path, enum kg_op op);
+const struct kg_rule *kg_policy_match_net(const struct kg_policy_doc *doc,
+					  const uint8_t addr[16], uint16_t port,
+					  uint8_t proto, uint32_t net_op);
 
 #endif
