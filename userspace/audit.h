@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * audit.h - the sealed, append-only audit trail (JSON Lines).
+ *
+ * Every record is chained to its predecessor with HMAC-SHA256 under a key
+ * kept in <audit dir>/audit.key; docs/audit-format.md describes the format.
+ * Several processes may append to one trail: sequence numbers and chain
+ * hashes are assigned when a record is committed, under an exclusive lock,
+ * so the chain stays linear.
+ */
+#ifndef KGATE_AUDIT_H
+#define KGATE_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+enum kg_audit_sync {
+	KG_AUDIT_SYNC_GROUP = 0,	/* commit + fdatasync every N records or T ms */
+	KG_AUDIT_SYNC_RECORD,		/* commit + fdatasync every record */
+	KG_AUDIT_SYNC_NONE,		/* commit every N records or T ms, never fsync */
+};
+
+/* Zero values mean "default": 64 records, 5 ms, 64 MiB, <dir>/audit.key.
+ * rotate_bytes = UINT64_MAX disables rotation. */
+struct kg_audit_opts {
+	enum kg_audit_sync sync;
+	unsigned flush_every_records;
+	unsigned flush_interval_ms;
+	uint64_t rotate_bytes;
+	const char *key_path;
+};
+
+struct kg_audit_rec {
+	const char *type;        /* "decision","admission","approval","policy_change","events_lost","controller","job_start","job_exit","recovery" */
+	const char *trace_id;    /* job trace id, e.g. "job-1a2b3c" */
+	uint64_t ts_real_ns, ts_mono_ns;   /* 0 = now */
+	long actor_uid; const char *actor_name, *actor_role;  /* actor_uid < 0 = absent */
+	long pid, tid; const char *comm, *exe;                 /* < 0 / NULL = absent */
+	const char *op, *target, *decision, *rule_id, *reason;
+	const char *policy_name, *policy_hash; long policy_version;
+	const char *mechanism;
+	json_t *extra;           /* optional object merged under "extra"; borrowed */
+};
+
+struct kg_audit;
+
+/* Opens (creating if needed) the trail in dir (NULL = kg_audit_dir()).
+ * Repairs a torn last line (see kg_audit_recovered()). NULL + errno. */
+struct kg_audit *kg_audit_open(const char *dir, const struct kg_audit_opts *opts);
+/* Queues one record; commits it at once (SYNC_RECORD) or when the group is
+ * full or due. Strings are escaped (see kg_audit_escape). 0 / -errno. */
+int kg_audit_append(struct kg_audit *a, const struct kg_audit_rec *r);
+/* Commits every queued record (assigning seq and hash). 0 / -errno. */
+int kg_audit_flush(struct kg_audit *a);
+void kg_audit_close(struct kg_audit *a);   /* flushes */
+/* Sequence number of the last record this handle committed (0 = none yet). */
+uint64_t kg_audit_last_seq(const struct kg_audit *a);
+
+/* Event loops: milliseconds until queued records are due (-1 = nothing
+ * queued), and a call that commits them if they are due. */
+int kg_audit_flush_timeout_ms(const struct kg_audit *a);
+int kg_audit_flush_if_due(struct kg_audit *a);
+unsigned kg_audit_pending(const struct kg_audit *a);
+
+/* Kernel loss report: "events_lost" record with counts. by_kind (optional,
+ * borrowed) is an object of per-kind loss counts. */
+struct kg_audit_loss {
+	const char *trace_id;		/* NULL = controller-wide */
+	const char *mechanism;		/* e.g. "bpf-lsm" */
+	uint64_t decided, delivered, lost;
+	json_t *by_kind;
+};
+int kg_audit_append_lost(struct kg_audit *a, const struct kg_audit_loss *l);
+
+/* What kg_audit_open found and repaired, if anything. */
+struct kg_audit_recovery {
+	bool torn;			/* a torn last line was moved aside */
+	uint64_t offset, length;	/* where it was in the segment */
+	uint64_t recovery_seq;		/* the "recovery" record that names it */
+	char moved_to[512];		/* path of the file holding the torn bytes */
+};
+/* true if the open repaired something; *out filled when out != NULL */
+bool kg_audit_recovered(const struct kg_audit *a, struct kg_audit_recovery *out);
+
+/* Reversible escaping of hostile bytes: valid UTF-8 stays, '\' becomes
+ * "\\", control bytes, DEL and bytes of invalid UTF-8 become "\xNN".
+ * Returns a malloc'd string (NULL + errno). */
+char *kg_audit_escape(const char *in, size_t len);
+/* Inverse; returns malloc'd bytes, *len_out set (NULL + EINVAL if malformed). */
+char *kg_audit_unescape(const char *in, size_t *len_out);
+
+/* RFC 3339 with nanoseconds in UTC, e.g. 2024-05-01T12:00:00.000000001Z;
+ * buf needs 40 bytes. */
+void kg_audit_format_time(uint64_t real_ns, char *buf, size_t size);
+/* RFC 3339 (any offset, optional fraction) or unix seconds ("1714564800",
+ * "1714564800.5"). 0 / -EINVAL. */
+int kg_audit_parse_time(const char *s, uint64_t *ns_out);
+
+/* ---- reading: verification and queries (stream, never load the trail) ---- */
+
+#define KG_AUDIT_MAX_LINE (1u << 20)	/* longer lines are rejected as bad input */
+
+struct kg_audit_verify_result {
+	bool ok;
+	uint64_t records, segments;
+	uint64_t first_seq, last_seq;
+	uint64_t head_seq;		/* 0 when no head was checked */
+	uint64_t bad_seq;		/* first bad sequence number when !ok */
+	char bad_file[512];		/* file (and line, when known) where it broke */
+	unsigned long bad_line;
+	char reason[256];
+};
+
+/* Verifies the trail in dir (NULL = kg_audit_dir()); key_path NULL =
+ * <dir>/audit.key. Returns 0 when the check ran (see res->ok), -errno when
+ * it could not run (no key, unreadable dir). */
+int kg_audit_verify_dir(const char *dir, const char *key_path,
+			struct kg_audit_verify_result *res);
+/* Verifies the given segment files, in the given order, as one chain
+ * (no head check: a list of files is not necessarily the whole trail). */
+int kg_audit_verify_files(char *const *files, int nfiles, const char *key_path,
+			  struct kg_audit_verify_result *res);
+
+struct kg_audit_filter {
+	const char *trace_id, *decision, *rule_id, *policy_hash, *type;
+	uint64_t since_ns, until_ns;	/* 0 = unbounded; inclusive */
+};
+
+struct kg_audit_qstats {
+	uint64_t lines, matched, bad;
+};
+
+/* Called for each matching record with the parsed object (borrowed) and the
+ * raw line; return non-zero to stop. */
+typedef int (*kg_audit_visit_fn)(json_t *rec, const char *line, size_t len,
+				 void *ctx);
+/* Streams every segment of dir in order; bad lines are reported with
+ * file:line via kg_warn (unless quiet) and counted. 0 / -errno. */
+int kg_audit_query(const char *dir, const struct kg_audit_filter *f,
+		   kg_audit_visit_fn fn, void *ctx, bool quiet,
+		   struct kg_audit_qstats *st);
+/* Same over explicit files. */
+int kg_audit_query_files(char *const *files, int nfiles,
+			 const struct kg_audit_filter *f, kg_audit_visit_fn fn,
+			 void *ctx, bool quiet, struct kg_audit_qstats *st);
+
+/* Segment listing helper: ordered paths (closed segments by first seq, then
+ * the active one). Caller frees with kg_audit_free_list. 0 / -errno. */
+int kg_audit_list_segments(const char *dir, char ***paths_out, int *n_out);
+void kg_audit_free_list(char **paths, int n);
+
+#endif
