@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * landlock.h - degraded-mode file enforcement with Landlock.
+ *
+ * Landlock is an allow-list: a handled access right is refused everywhere
+ * except beneath the inodes a rule grants it on. kg_landlock_plan() turns the
+ * policy's file/exec rules into such grants (computed in the controller, with
+ * allocations) and says per rule whether and how Landlock enforces it;
+ * kg_landlock_apply() only makes syscalls, so it is safe in a forked child.
+ */
+#ifndef KGATE_LANDLOCK_H
+#define KGATE_LANDLOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "policy.h"
+
+#define KG_LL_MAX_GRANTS	4096	/* beyond this the plan refuses to pretend */
+
+struct kg_ll_grant {		/* one LANDLOCK_RULE_PATH_BENEATH */
+	char *path;
+	uint64_t access;
+};
+
+struct kg_ll_report {		/* one per file/exec rule of the policy */
+	uint32_t rule_num;
+	const char *rule_id;	/* points into the policy document */
+	enum kg_mechanism mechanism;	/* KG_MECH_LANDLOCK or KG_MECH_NONE */
+	char reason[200];
+};
+
+struct kg_landlock_plan {
+	int abi;			/* 0 = Landlock unavailable */
+	uint64_t handled_fs;		/* LANDLOCK_ACCESS_FS_* handled by the ruleset */
+	uint64_t scoped;		/* LANDLOCK_SCOPE_* (ABI >= 6) */
+	struct kg_ll_grant *grants;
+	size_t ngrants, cap;
+	struct kg_ll_report *reports;
+	size_t nreports;
+	char summary[300];		/* one line for doctor / run */
+};
+
+/* Landlock ABI version of the running kernel (0 if unavailable). */
+int kg_landlock_abi(void);
+
+/* Compute the plan for `doc` (NULL = scoping only). 0 or -errno. */
+int kg_landlock_plan(const struct kg_policy_doc *doc, struct kg_landlock_plan **out);
+void kg_landlock_plan_free(struct kg_landlock_plan *plan);
+
+/* Create the ruleset, add the grants, restrict the calling thread (no
+ * allocations). Needs no_new_privs (set here) or CAP_SYS_ADMIN. A grant whose
+ * path vanished since planning is skipped (its subtree stays refused).
+ * 0 (also when the plan is empty or Landlock is absent) or -errno. */
+int kg_landlock_apply(const struct kg_landlock_plan *plan);
+
+/* Report of one rule (by 1-based number), NULL if not a file/exec rule. */
+const struct kg_ll_report *kg_landlock_report(const struct kg_landlock_plan *plan,
+					      uint32_t rule_num);
+
+#endif

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * launch.h - start the governed command.
+ *
+ *   kg_cgroup_create_job -> kg_cgroup_set_limits -> kg_launch_start (child is
+ *   born in the job cgroup and waits) -> caller attaches BPF to the cgroup and
+ *   writes maps -> kg_launch_go (child drops privileges, applies Landlock and
+ *   seccomp, execs; returns once exec succeeded or failed) -> kg_launch_wait ->
+ *   kg_cgroup_destroy.
+ *
+ * Nothing of the command runs ungoverned: the child is in the cgroup before
+ * the parent releases it, and Landlock + seccomp are in place before exec.
+ * kg_launch_start forks: call it while the controller is single-threaded
+ * (the child allocates while building the seccomp filter).
+ *
+ * No PR_SET_PDEATHSIG: in fail_closed mode the job must outlive a crashed
+ * controller, still enforced by the pinned BPF objects, its cgroup, Landlock
+ * and seccomp (which stay with the process whatever happens to us).
+ */
+#ifndef KGATE_LAUNCH_H
+#define KGATE_LAUNCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+#include "landlock.h"
+#include "policy.h"
+#include "seccomp.h"
+
+struct kg_launch_opts {
+	char *const *argv;			/* argv[0] is looked up in PATH */
+	const struct kg_policy_doc *doc;	/* syscall rules (may be NULL) */
+	const struct kg_cgroup *cg;		/* job cgroup (required) */
+	bool degraded;				/* no BPF LSM: Landlock + stricter seccomp */
+	bool have_as;				/* --as: drop to as_uid/as_gid */
+	uid_t as_uid;
+	gid_t as_gid;
+	const struct kg_landlock_plan *landlock; /* NULL = no Landlock */
+	struct kg_seccomp_opts seccomp;
+	bool no_seccomp;			/* tests only: skip the filter */
+	const struct kg_limit_report *limits;	/* rlimit fallbacks (may be NULL) */
+};
+
+/* Where the child failed, for the error message. */
+enum kg_launch_stage {
+	KG_STAGE_NONE = 0,
+	KG_STAGE_CGROUP,
+	KG_STAGE_FDS,
+	KG_STAGE_SIGNALS,
+	KG_STAGE_RLIMITS,
+	KG_STAGE_CREDS,
+	KG_STAGE_NO_NEW_PRIVS,
+	KG_STAGE_LANDLOCK,
+	KG_STAGE_SECCOMP,
+	KG_STAGE_NOTIFY_FD,	/* not a failure: the listener fd is ready */
+	KG_STAGE_EXEC,
+};
+
+struct kg_job_proc {
+	pid_t pid;
+	int pidfd;
+	int go_fd;		/* parent -> child */
+	int status_fd;		/* child -> parent, CLOEXEC in the child: EOF = exec'd */
+	int notify_fd;		/* seccomp listener (hold_syscalls), else -1 */
+	bool into_cgroup_at_birth;	/* clone3(CLONE_INTO_CGROUP) was used */
+	bool released;
+	bool reaped;
+	int wait_status;
+	enum kg_launch_stage failed_stage;
+	int failed_errno;
+	const struct kg_cgroup *cg;
+};
+
+struct kg_exit_info {
+	bool exited;		/* WIFEXITED */
+	int code;		/* exit status if exited */
+	int signal;		/* terminating signal, else 0 */
+	bool timed_out;		/* max runtime expired: the cgroup was killed */
+	bool launch_failed;	/* the command never ran */
+	enum kg_launch_stage stage;
+	int launch_errno;
+	int exit_code;		/* what `kgate run` exits with: code, 128+signal, 127 */
+};
+
+/* Fork the child into o->cg and leave it waiting. 0 or -errno. */
+int kg_launch_start(const struct kg_launch_opts *o, struct kg_job_proc *jp);
+
+/* Release the child; returns 0 once the command was exec'd, or -errno (and
+ * jp->failed_stage) if setup or exec failed (the child then exits 127). */
+int kg_launch_go(struct kg_job_proc *jp);
+
+/* Abort a started, not yet released child (kills it and reaps it). */
+void kg_launch_abort(struct kg_job_proc *jp);
+
+/* Wait for the main process; max_runtime_sec 0 = no limit. On expiry the
+ * whole cgroup is killed (out->timed_out). 0 or -errno. */
+int kg_launch_wait(struct kg_job_proc *jp, uint64_t max_runtime_sec, struct kg_exit_info *out);
+
+/* Close the descriptors of jp (not notify_fd, which the caller owns). */
+void kg_launch_release(struct kg_job_proc *jp);
+
+const char *kg_launch_stage_name(enum kg_launch_stage s);
+
+#endif
