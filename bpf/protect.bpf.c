@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * protect.bpf.c - self-protection: what no governed task may do, whatever
+ * its policy says (full mode only).  Each refusal is a deny reported with
+ * its own op:
+ *
+ *   bpf                    KG_OP_BPF     any bpf(2) call (so kgate's maps,
+ *                                        programs and links cannot be found,
+ *                                        read, changed or detached)
+ *   ptrace_access_check    KG_OP_PTRACE  a target outside the caller's job;
+ *                                        PTRACE_MODE_READ covers
+ *                                        /proc/PID/mem, process_vm_readv
+ *                                        and /proc/PID/root
+ *   task_kill              KG_OP_SIGNAL  a target outside the job (the
+ *                                        controller included; signal 0
+ *                                        probes too)
+ *   sb_mount, move_mount,  KG_OP_MOUNT
+ *   sb_umount
+ *   userns_create          KG_OP_USERNS  (clone/unshare CLONE_NEWUSER)
+ *   kernel_module_request, KG_OP_MODULE  module autoload, init_module,
+ *   kernel_load_data,                    finit_module, kexec (firmware
+ *   kernel_read_file                     loads are left alone)
+ *   file_open on cgroupfs  KG_OP_CGROUP_ESCAPE  opened for writing in a
+ *                                        cgroup that is not the job's or a
+ *                                        descendant of it; in the job's own
+ *                                        cgroup only cgroup.procs,
+ *                                        cgroup.threads and
+ *                                        cgroup.subtree_control (so the job
+ *                                        can make and enter children but not
+ *                                        lift its own limits)
+ *
+ * clone3(CLONE_INTO_CGROUP) and cgroup namespaces are refused by the
+ * seccomp baseline in userspace (a cgroup fd passed to clone3 is checked by
+ * no LSM hook on 6.1).
+ *
+ * Within the job, tasks may ptrace and signal each other.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "walk.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define KG_PTRACE_MODE_NOAUDIT	0x04
+#define KG_CGROUP2_SUPER_MAGIC	0x63677270
+#define KG_FMODE_WRITE		0x2
+
+/* A refusal that no policy can turn into an allow.  Even a fail-open policy
+ * whose controller is gone keeps these: they protect kgate itself. */
+static __always_inline int kg_protect_deny(struct kg_ctx *c, __u32 aux)
+{
+	struct kg_event *e;
+
+	kg_decide(c, KG_DEC_DENY, 0);
+	if (c->allow) {
+		c->allow = false;
+		c->decision = KG_DEC_DENY;
+		c->flags &= ~KG_EVF_FAIL_OPEN;
+		c->kind = KG_EV_DECISION;
+	}
+	e = kg_event_begin(c);
+	if (e) {
+		e->aux = aux;
+		kg_event_submit(e);
+	}
+	return -EPERM;
+}
+
+static __always_inline int kg_protect(__u8 op, __u32 aux)
+{
+	struct kg_ctx c;
+
+	if (kg_ctx_init(&c, op, KG_MECH_BPF_LSM))
+		return 0;
+	return kg_protect_deny(&c, aux);
+}
+
+/* Is task in the job whose cgroup id is cgid (its cgroup or a descendant)? */
+static __always_inline bool kg_task_in_job(struct task_struct *task, __u64 cgid)
+{
+	struct cgroup *cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	int i;
+
+	for (i = 0; i < KG_MAX_CGROUP_LEVELS + 16; i++) {
+		if (!cg)
+			return false;
+		if (BPF_CORE_READ(cg, kn, id) == cgid)
+			return true;
+		cg = BPF_CORE_READ(cg, self.parent, cgroup);
+	}
+	return false;
+}
+
+static __always_inline int kg_cross_job(struct task_struct *target, __u8 op, __u32 aux)
+{
+	struct kg_ctx c;
+
+	if (kg_ctx_init(&c, op, KG_MECH_BPF_LSM))
+		return 0;
+	if (target && kg_task_in_job(target, c.cgid))
+		return 0;
+	c.target.raw[0] = 0;
+	if (target)
+		c.target.file.ino = BPF_CORE_READ(target, tgid);	/* the target pid */
+	return kg_protect_deny(&c, aux);
+}
+
+/* bpf(2)'s signature gained an argument in 6.9, so `ret` is not at a fixed
+ * position: this program does not pass an earlier verdict on.  It only ever
+ * refuses, and only for governed tasks, so for them nothing is lost, and
+ * for everyone else it returns 0 as the default would. */
+SEC("lsm/bpf")
+int BPF_PROG(kg_bpf, int cmd)
+{
+	return kg_protect(KG_OP_BPF, (__u32)cmd);
+}
+
+SEC("lsm/ptrace_access_check")
+int BPF_PROG(kg_ptrace_access_check, struct task_struct *child, unsigned int mode, int ret)
+{
+	struct kg_ctx c;
+
+	if (ret)
+		return ret;
+	if (mode & KG_PTRACE_MODE_NOAUDIT) {
+		/* a quiet probe (/proc/PID/stat fields): refuse, report nothing */
+		if (kg_ctx_init(&c, KG_OP_PTRACE, KG_MECH_BPF_LSM))
+			return 0;
+		return kg_task_in_job(child, c.cgid) ? 0 : -EPERM;
+	}
+	return kg_cross_job(child, KG_OP_PTRACE, mode);
+}
+
+SEC("lsm/task_kill")
+int BPF_PROG(kg_task_kill, struct task_struct *p, struct kernel_siginfo *info, int sig,
+	     const struct cred *cred, int ret)
+{
+	if (ret)
+		return ret;
+	return kg_cross_job(p, KG_OP_SIGNAL, (__u32)sig);
+}
+
+SEC("lsm/sb_mount")
+int BPF_PROG(kg_sb_mount, const char *dev_name, const struct path *path, const char *type,
+	     unsigned long flags, void *data, int ret)
+{
+	if (ret)
+		return ret;
+	return kg_protect(KG_OP_MOUNT, (__u32)flags);
+}
+
+SEC("lsm/move_mount")
+int BPF_PROG(kg_move_mount, const struct path *from_path, const struct path *to_path, int ret)
+{
+	if (ret)
+		return ret;
+	return kg_protect(KG_OP_MOUNT, 0);
+}
+
+SEC("lsm/sb_umount")
+int BPF_PROG(kg_sb_umount, struct vfsmount *mnt, int flags, int ret)
+{
+	if (ret)
+		return ret;
+	return kg_protect(KG_OP_MOUNT, (__u32)flags);
+}
+
+SEC("lsm/userns_create")
+int BPF_PROG(kg_userns_create, const struct cred *cred, int ret)
+{
+	if (ret)
+		return ret;
+	return kg_protect(KG_OP_USERNS, 0);
+}
+
+SEC("lsm/kernel_module_request")
+int BPF_PROG(kg_kernel_module_request, char *kmod_name, int ret)
+{
+	if (ret)
+		return ret;
+	return kg_protect(KG_OP_MODULE, 0);
+}
+
+SEC("lsm/kernel_load_data")
+int BPF_PROG(kg_kernel_load_data, enum kernel_load_data_id id, bool contents, int ret)
+{
+	if (ret)
+		return ret;
+	if (id == LOADING_FIRMWARE)
+		return 0;
+	return kg_protect(KG_OP_MODULE, (__u32)id);
+}
+
+SEC("lsm/kernel_read_file")
+int BPF_PROG(kg_kernel_read_file, struct file *file, enum kernel_read_file_id id,
+	     bool contents, int ret)
+{
+	if (ret)
+		return ret;
+	if (id == READING_FIRMWARE)
+		return 0;
+	return kg_protect(KG_OP_MODULE, (__u32)id);
+}
+
+/* ---- cgroup escape ---------------------------------------------------------- */
+
+/* Control files a job may write in its own cgroup: enough to create child
+ * cgroups and move its tasks between them, not to change its own limits. */
+static __always_inline bool kg_str_eq(const char *a, const char *b, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
+}
+
+static __always_inline bool kg_cgroup_file_ok_at_job_root(struct dentry *d)
+{
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	char s[24] = {};
+
+	if (bpf_probe_read_kernel_str(s, sizeof(s), name) <= 0)
+		return false;
+	return kg_str_eq(s, "cgroup.procs", 13) || kg_str_eq(s, "cgroup.threads", 15) ||
+	       kg_str_eq(s, "cgroup.subtree_control", 23);
+}
+
+/* On cgroup2 a directory's inode number is its cgroup id (kernfs node id).
+ * 1: dir is the job's cgroup, 2: a descendant of it, 0: elsewhere. */
+static __always_inline int kg_cgroup_dir_relation(struct dentry *dir, __u64 cgid)
+{
+	struct dentry *d = dir, *parent;
+	int i;
+
+	for (i = 0; i < KG_MAX_DEPTH; i++) {
+		struct inode *inode = BPF_CORE_READ(d, d_inode);
+
+		if (inode && BPF_CORE_READ(inode, i_ino) == cgid)
+			return i == 0 ? 1 : 2;
+		parent = BPF_CORE_READ(d, d_parent);
+		if (!parent || parent == d)
+			return 0;
+		d = parent;
+	}
+	return 0;
+}
+
+SEC("lsm/file_open")
+int BPF_PROG(kg_cgroup_escape, struct file *file, int ret)
+{
+	struct dentry *d, *dir;
+	struct kg_ctx c;
+	struct kg_event *e;
+	int rel;
+
+	if (ret)
+		return ret;
+	if (!(BPF_CORE_READ(file, f_mode) & KG_FMODE_WRITE))
+		return 0;
+	if (BPF_CORE_READ(file, f_path.dentry, d_sb, s_magic) != KG_CGROUP2_SUPER_MAGIC)
+		return 0;
+	if (kg_ctx_init(&c, KG_OP_CGROUP_ESCAPE, KG_MECH_BPF_LSM))
+		return 0;
+	d = BPF_CORE_READ(file, f_path.dentry);
+	dir = BPF_CORE_READ(d, d_parent);
+	rel = kg_cgroup_dir_relation(dir, c.cgid);
+	if (rel == 2 || (rel == 1 && kg_cgroup_file_ok_at_job_root(d)))
+		return 0;
+	kg_target_of(&c.target, d);
+	kg_decide(&c, KG_DEC_DENY, 0);
+	if (c.allow) {
+		c.allow = false;
+		c.decision = KG_DEC_DENY;
+		c.flags &= ~KG_EVF_FAIL_OPEN;
+		c.kind = KG_EV_DECISION;
+	}
+	e = kg_event_begin(&c);
+	if (e) {
+		kg_fill_path_mnt(e, d, BPF_CORE_READ(file, f_path.mnt));
+		kg_event_submit(e);
+	}
+	return -EPERM;
+}

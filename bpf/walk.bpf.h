@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * walk.bpf.h - identity matching of file rules for the LSM hooks.
+ *
+ * A file rule names an inode (dev, ino) that the controller resolved when it
+ * compiled the policy, so matching never looks at a path string: the object
+ * of a hook is matched by what it *is*, then its ancestors by what they are.
+ * That is what makes rules immune to symlinks, bind mounts, mount
+ * namespaces, relative paths and dirfds, /proc/self/fd/N and /proc/PID/root
+ * re-opens, openat2, O_PATH re-opens and renaming an ancestor after the
+ * policy was loaded: all of those only change the *name* used to reach an
+ * inode, never the inode or the chain of dentries above it.
+ *
+ *   kg_file_decide()  object: EXACT or SUBTREE entries; every ancestor up to
+ *                     the superblock root: SUBTREE entries; then across to
+ *                     the parent mount (when the hook has a vfsmount) and on.
+ *                     The first matching entry wins (deepest = most specific).
+ *                     A walk longer than KG_MAX_DEPTH is a deny, never an allow.
+ *   kg_name_decide()  creating a name that a rule covers before it existed
+ *                     (kg_name_rules: parent inode + FNV-1a of the name).
+ *   kg_fill_path()    leaf-first path text for the event (display only).
+ *
+ * Walks run in bpf_loop() callbacks so the verifier checks one step, not
+ * KG_MAX_DEPTH copies of it.  Every kernel pointer is read with CO-RE
+ * (BPF_CORE_READ), so the same object relocates on 6.1 and 6.12.
+ */
+#ifndef KGATE_WALK_BPF_H
+#define KGATE_WALK_BPF_H
+
+#include "common.bpf.h"
+
+#define KG_NAME_BUF	256	/* NAME_MAX + 1 */
+
+/* Per-CPU scratch: a path being assembled (twice KG_PATH_MAX so a masked
+ * offset plus a bounded length always stays inside) and a name to hash. */
+struct kg_walk_buf {
+	char path[2 * KG_PATH_MAX];
+	unsigned char name[KG_NAME_BUF];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kg_walk_buf);
+} kg_walk_buf SEC(".maps");
+
+static __always_inline struct kg_walk_buf *kg_walk_buf_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&kg_walk_buf, &zero);
+}
+
+/* FNV-1a 64, byte for byte the same as userspace kg_hash_bytes(). */
+static __always_inline __u64 kg_hash_buf(const unsigned char *buf, __u32 len)
+{
+	__u64 h = KG_FNV_OFFSET;
+	__u32 i;
+
+#pragma clang loop unroll(disable)
+	for (i = 0; i < KG_NAME_BUF; i++) {
+		if (i >= len)
+			break;
+		h ^= buf[i];
+		h *= KG_FNV_PRIME;
+	}
+	return h;
+}
+
+/* struct mount that embeds a vfsmount (container_of, with CO-RE offsets). */
+static __always_inline struct mount *kg_real_mount(struct vfsmount *mnt)
+{
+	if (!mnt)
+		return NULL;
+	return (struct mount *)((char *)mnt - bpf_core_field_offset(struct mount, mnt));
+}
+
+static __always_inline void kg_target_of(struct kg_target *t, struct dentry *d)
+{
+	struct inode *inode = BPF_CORE_READ(d, d_inode);
+
+	if (!inode)
+		return;
+	t->file.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	t->file.ino = BPF_CORE_READ(inode, i_ino);
+}
+
+/* ---- the identity walk ---------------------------------------------------- */
+
+struct kg_walk {
+	struct dentry *d;
+	struct mount *mnt;	/* NULL: stop at the superblock root */
+	__u32 policy_id;
+	__u32 opbit;
+	__u32 rule_id;
+	__u8 decision;
+	__u8 subtree_only;	/* set after the object itself */
+	__u8 done;		/* matched, or reached the root */
+};
+
+static __always_inline bool kg_rule_match(struct kg_walk *w, struct kg_file_rule *r)
+{
+	int k;
+
+	for (k = 0; k < KG_FILE_ENTS; k++) {
+		struct kg_rule_ent *e = &r->ent[k];
+
+		if (!e->rule_id)
+			break;
+		if (!(e->ops & w->opbit))
+			continue;
+		if (w->subtree_only && !(e->flags & KG_FILE_F_SUBTREE))
+			continue;
+		w->decision = e->decision;
+		w->rule_id = e->rule_id;
+		return true;
+	}
+	return false;
+}
+
+static long kg_walk_step(__u32 i, void *arg)
+{
+	struct kg_walk *w = arg;
+	struct dentry *d = w->d, *parent;
+	struct kg_file_key key = {};
+	struct kg_file_rule *r;
+	struct inode *inode;
+	struct mount *mp;
+
+	if (!d) {
+		w->done = 1;
+		return 1;
+	}
+	inode = BPF_CORE_READ(d, d_inode);
+	if (inode) {
+		key.policy_id = w->policy_id;
+		key.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		key.ino = BPF_CORE_READ(inode, i_ino);
+		r = bpf_map_lookup_elem(&kg_file_rules, &key);
+		if (r && kg_rule_match(w, r)) {
+			w->done = 1;
+			return 1;
+		}
+	}
+	w->subtree_only = 1;
+	parent = BPF_CORE_READ(d, d_parent);
+	if (parent && parent != d) {
+		w->d = parent;
+		return 0;
+	}
+	/* superblock root: continue above the mount point, if we know it */
+	if (!w->mnt) {
+		w->done = 1;
+		return 1;
+	}
+	mp = BPF_CORE_READ(w->mnt, mnt_parent);
+	if (!mp || mp == w->mnt) {
+		w->done = 1;	/* root of the mount tree (or a detached mount) */
+		return 1;
+	}
+	w->d = BPF_CORE_READ(w->mnt, mnt_mountpoint);
+	w->mnt = mp;
+	return 0;
+}
+
+static __always_inline void kg_walk_incomplete(struct kg_ctx *c, __u8 *decision,
+					       __u32 *rule_id)
+{
+	struct kg_counters *cnt = kg_counters_get();
+
+	if (cnt)
+		__sync_fetch_and_add(&cnt->walk_incomplete, 1);
+	c->flags |= KG_EVF_WALK_INCOMPLETE;
+	*decision = KG_DEC_DENY;
+	*rule_id = 0;
+}
+
+static __always_inline void kg_walk_run(struct kg_ctx *c, struct dentry *d,
+					struct vfsmount *mnt, __u32 opbit, bool subtree_only,
+					__u8 *decision, __u32 *rule_id)
+{
+	struct kg_walk w = {};
+
+	w.d = d;
+	w.mnt = kg_real_mount(mnt);
+	w.policy_id = c->policy_id;
+	w.opbit = opbit;
+	w.subtree_only = subtree_only;
+	*decision = KG_DEC_NONE;
+	*rule_id = 0;
+	bpf_loop(KG_MAX_DEPTH, kg_walk_step, &w, 0);
+	if (!w.done) {
+		kg_walk_incomplete(c, decision, rule_id);
+		return;
+	}
+	*decision = w.decision;
+	*rule_id = w.rule_id;
+}
+
+/* The rule for an existing object: the object itself (EXACT or SUBTREE
+ * entries), then its ancestors (SUBTREE).  mnt may be NULL (no crossing).
+ * Also fills c->target.file so a grant keys on this exact inode. */
+static __always_inline void kg_file_decide(struct kg_ctx *c, struct dentry *d,
+					   struct vfsmount *mnt, __u32 opbit,
+					   __u8 *decision, __u32 *rule_id)
+{
+	kg_target_of(&c->target, d);
+	kg_walk_run(c, d, mnt, opbit, false, decision, rule_id);
+}
+
+/* The rule covering a directory's contents: SUBTREE entries only, from the
+ * directory up (used for creations inside it). */
+static __always_inline void kg_dir_decide(struct kg_ctx *c, struct dentry *dir,
+					  struct vfsmount *mnt, __u32 opbit,
+					  __u8 *decision, __u32 *rule_id)
+{
+	kg_walk_run(c, dir, mnt, opbit, true, decision, rule_id);
+}
+
+/* A rule on a name that did not exist when the policy was compiled:
+ * (policy, parent dev, parent ino, FNV-1a of the new name). */
+static __always_inline bool kg_name_decide(struct kg_ctx *c, struct dentry *dir,
+					   struct dentry *newd, __u8 *decision,
+					   __u32 *rule_id)
+{
+	struct kg_name_key key = {};
+	struct kg_walk_buf *buf;
+	struct kg_rule_ent *ent;
+	const unsigned char *name;
+	struct inode *inode;
+	__u32 len;
+
+	inode = BPF_CORE_READ(dir, d_inode);
+	buf = kg_walk_buf_get();
+	if (!inode || !buf)
+		return false;
+	len = BPF_CORE_READ(newd, d_name.len);
+	name = BPF_CORE_READ(newd, d_name.name);
+	if (len >= KG_NAME_BUF)
+		len = KG_NAME_BUF - 1;
+	if (bpf_probe_read_kernel(buf->name, len & (KG_NAME_BUF - 1), name))
+		return false;
+	key.policy_id = c->policy_id;
+	key.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	key.ino = BPF_CORE_READ(inode, i_ino);
+	key.name_hash = kg_hash_buf(buf->name, len);
+	ent = bpf_map_lookup_elem(&kg_name_rules, &key);
+	if (!ent || !ent->rule_id)
+		return false;
+	*decision = ent->decision;
+	*rule_id = ent->rule_id;
+	return true;
+}
+
+/* ---- path text for events ------------------------------------------------- */
+
+struct kg_path_walk {
+	struct dentry *d;
+	struct mount *mnt;
+	__u32 off;
+	__u8 truncated;
+};
+
+static long kg_path_step(__u32 i, void *arg)
+{
+	struct kg_path_walk *w = arg;
+	struct dentry *d = w->d, *parent, *mnt_root;
+	const unsigned char *name;
+	struct kg_walk_buf *buf;
+	struct mount *mp;
+	__u32 off, room;
+	long n;
+
+	if (!d)
+		return 1;
+	parent = BPF_CORE_READ(d, d_parent);
+	mnt_root = w->mnt ? BPF_CORE_READ(w->mnt, mnt.mnt_root) : NULL;
+	if (d == mnt_root || !parent || parent == d) {
+		/* a mount's root: the name continues at its mount point */
+		if (!w->mnt)
+			return 1;
+		mp = BPF_CORE_READ(w->mnt, mnt_parent);
+		if (!mp || mp == w->mnt)
+			return 1;
+		w->d = BPF_CORE_READ(w->mnt, mnt_mountpoint);
+		w->mnt = mp;
+		return 0;
+	}
+	buf = kg_walk_buf_get();
+	if (!buf)
+		return 1;
+	off = w->off;
+	if (off >= KG_PATH_MAX - 1) {
+		w->truncated = 1;
+		return 1;
+	}
+	off &= KG_PATH_MAX - 1;
+	room = KG_PATH_MAX - off;
+	name = BPF_CORE_READ(d, d_name.name);
+	n = bpf_probe_read_kernel_str(&buf->path[off], room, name);
+	if (n <= 0)
+		return 1;
+	off += n - 1;
+	if (off >= KG_PATH_MAX - 1) {
+		w->off = KG_PATH_MAX - 1;
+		w->truncated = 1;
+		return 1;
+	}
+	buf->path[off & (2 * KG_PATH_MAX - 1)] = '/';
+	w->off = off + 1;
+	w->d = parent;
+	return 0;
+}
+
+/* Leaf-first component names ("id_rsa/.ssh/root/"), crossing mounts when
+ * mnt is known; KG_EVF_PATH_TRUNCATED when they do not fit. */
+static __always_inline void kg_fill_path_mnt(struct kg_event *e, struct dentry *d,
+					     struct vfsmount *mnt)
+{
+	struct kg_path_walk w = {};
+	struct kg_walk_buf *buf = kg_walk_buf_get();
+	long n;
+
+	if (!buf || !d)
+		return;
+	w.d = d;
+	w.mnt = kg_real_mount(mnt);
+	n = bpf_loop(KG_MAX_DEPTH, kg_path_step, &w, 0);
+	if (n >= KG_MAX_DEPTH && w.d)
+		w.truncated = 1;	/* deeper than we walk */
+	buf->path[w.off & (KG_PATH_MAX - 1)] = '\0';
+	bpf_probe_read_kernel(e->path, KG_PATH_MAX, buf->path);
+	e->path[KG_PATH_MAX - 1] = '\0';
+	e->flags |= KG_EVF_PATH_REVERSED;
+	if (w.truncated)
+		e->flags |= KG_EVF_PATH_TRUNCATED;
+}
+
+static __always_inline void kg_fill_path(struct kg_event *e, struct dentry *d)
+{
+	kg_fill_path_mnt(e, d, NULL);
+}
+
+/* ---- the common shape of a file hook -------------------------------------- */
+
+static __always_inline int kg_verdict(struct kg_ctx *c, struct dentry *d,
+				      struct vfsmount *mnt)
+{
+	struct kg_event *e;
+
+	if (c->emit) {
+		e = kg_event_begin(c);
+		if (e) {
+			kg_fill_path_mnt(e, d, mnt);
+			kg_event_submit(e);
+		}
+	}
+	return c->allow ? 0 : -EPERM;
+}
+
+/* Decide op on an existing object, report, return 0 or -EPERM. */
+static __always_inline int kg_file_check(struct dentry *d, struct vfsmount *mnt, __u8 op)
+{
+	__u8 decision;
+	__u32 rule_id;
+	struct kg_ctx c;
+
+	if (!d || kg_ctx_init(&c, op, KG_MECH_BPF_LSM))
+		return 0;
+	kg_file_decide(&c, d, mnt, KG_OP_BIT(op), &decision, &rule_id);
+	kg_decide(&c, decision, rule_id);
+	return kg_verdict(&c, d, mnt);
+}
+
+/* Decide the creation of `newd` in `dir` (op create, or the target side of
+ * link/rename, reported as `op`, matched against rules carrying any op of
+ * `opbit`): a name rule first (most specific), then the directory's subtree
+ * rules. */
+static __always_inline int kg_create_check(struct dentry *dir, struct vfsmount *mnt,
+					   struct dentry *newd, __u8 op, __u32 opbit)
+{
+	__u8 decision = KG_DEC_NONE;
+	__u32 rule_id = 0;
+	struct kg_ctx c;
+
+	if (!dir || !newd || kg_ctx_init(&c, op, KG_MECH_BPF_LSM))
+		return 0;
+	kg_target_of(&c.target, dir);
+	if (!kg_name_decide(&c, dir, newd, &decision, &rule_id))
+		kg_dir_decide(&c, dir, mnt, opbit, &decision, &rule_id);
+	kg_decide(&c, decision, rule_id);
+	return kg_verdict(&c, newd, mnt);
+}
+
+#endif
