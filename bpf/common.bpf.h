@@ -37,7 +37,7 @@ struct kg_ctx {
 	__u32 rule_id;
 	__u32 flags;			/* KG_EVF_* */
 	__u32 count;
-	bool allow;
+	__u32 allow;			/* 1 = proceed; a u32 so hooks can mask it */
 	bool emit;
 	struct kg_target target;	/* grant key and event target */
 };

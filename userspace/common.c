@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -234,4 +235,9 @@ uint64_t kg_hash_bytes(const void *data, size_t len)
 		h *= KG_FNV_PRIME;
 	}
 	return h;
+}
+
+uint64_t kg_kernel_dev(uint64_t st_dev)
+{
+	return ((uint64_t)major(st_dev) << 20) | minor(st_dev);
 }

@@ -43,11 +43,6 @@ _Static_assert(sizeof(struct kg_probe_event) == 32, "mirror of struct probe_even
 
 #define DOCTOR_RINGBUF_WAIT_MS	200
 
-uint64_t kg_kernel_dev(uint64_t st_dev)
-{
-	return ((uint64_t)major(st_dev) << 20) | minor(st_dev);
-}
-
 static const char *errno_name(int e)
 {
 	const char *n = e ? strerrorname_np(e) : NULL;

@@ -24,8 +24,8 @@ struct kg_probe_event {
 	uint64_t ino;
 };
 
-/* Kernel encoding of a userspace dev_t (what inode->i_sb->s_dev holds). */
-uint64_t kg_kernel_dev(uint64_t st_dev);
+/* kg_kernel_dev() (userspace dev_t -> inode->i_sb->s_dev) is in common.h */
+#include "common.h"
 
 enum kg_tristate { KG_NO = 0, KG_YES = 1, KG_UNKNOWN = 2 };
 

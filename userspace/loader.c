@@ -49,27 +49,28 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return vfprintf(stderr, fmt, ap);
 }
 
-/* bpffs must be mounted at (or above) the pin dir. */
-static int ensure_bpffs(const char *pin_dir)
+static bool on_bpffs(const char *dir)
 {
 	struct statfs st;
+
+	return statfs(dir, &st) == 0 && (unsigned long)st.f_type == BPF_FS_MAGIC;
+}
+
+/* bpffs must be mounted at (or above) the pin dir; many systems do not
+ * mount it at boot, so mount the conventional /sys/fs/bpf when needed. */
+static int ensure_bpffs(const char *pin_dir)
+{
 	int err;
 
-	err = kg_mkdir_p(pin_dir, 0700);
-	if (err && err != -EEXIST)
-		return kg_err("loader: cannot create %s: %s", pin_dir, strerror(-err));
-	if (statfs(pin_dir, &st))
-		return kg_err("loader: statfs %s: %s", pin_dir, strerror(errno));
-	if ((unsigned long)st.f_type == BPF_FS_MAGIC)
+	if (kg_mkdir_p(pin_dir, 0700) == 0 && on_bpffs(pin_dir))
 		return 0;
-	/* not on bpffs: mount the conventional one and retry */
-	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") && errno != EBUSY)
+	if (!on_bpffs("/sys/fs/bpf") && mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
 		return kg_err("loader: %s is not on bpffs and mounting /sys/fs/bpf failed: %s",
 			      pin_dir, strerror(errno));
 	err = kg_mkdir_p(pin_dir, 0700);
-	if (err && err != -EEXIST)
+	if (err)
 		return kg_err("loader: cannot create %s: %s", pin_dir, strerror(-err));
-	if (statfs(pin_dir, &st) || (unsigned long)st.f_type != BPF_FS_MAGIC)
+	if (!on_bpffs(pin_dir))
 		return kg_err("loader: %s is not on a bpf filesystem", pin_dir);
 	return 0;
 }

@@ -21,7 +21,6 @@
 #include <stddef.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -31,11 +30,6 @@
 #include "maps.h"
 
 #define KG_HARDLINK_SCAN_MAX	20000	/* entries visited per prefix rule */
-
-uint64_t kg_kernel_dev(uint64_t st_dev)
-{
-	return ((uint64_t)major(st_dev) << 20) | minor(st_dev);
-}
 
 static int map_fd(struct kg_loader *l, const char *name)
 {

@@ -57,7 +57,4 @@ int kg_maps_heartbeat(struct kg_loader *l);
 /* Sum the per-CPU counters. */
 int kg_maps_read_counters(struct kg_loader *l, struct kg_counters *sum);
 
-/* Userspace st_dev -> the kernel's s_dev encoding used in the map keys. */
-uint64_t kg_kernel_dev(uint64_t st_dev);
-
 #endif

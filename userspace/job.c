@@ -1,0 +1,512 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* job.c - one governed job, from admission to clean-up. */
+#include <errno.h>
+#include <grp.h>
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "admission.h"
+#include "audit.h"
+#include "cgroup.h"
+#include "cmds.h"
+#include "common.h"
+#include "events.h"
+#include "job.h"
+#include "landlock.h"
+#include "launch.h"
+#include "loader.h"
+#include "maps.h"
+#include "policy.h"
+#include "recorder.h"
+#include "seccomp.h"
+
+#define KG_TICK_MS 250
+
+static volatile sig_atomic_t pending_signal;
+
+static void on_signal(int sig)
+{
+	pending_signal = sig;
+}
+
+static void catch_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	size_t i;
+
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < ARRAY_SIZE(sigs); i++)
+		sigaction(sigs[i], &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+const char *kg_default_policy_path(char *buf, size_t len)
+{
+	const char *env = getenv("KGATE_POLICY");
+	char exe[PATH_MAX];
+	ssize_t n;
+	char *slash;
+
+	if (env && *env)
+		return env;
+	if (access("/etc/kgate/policy.json", R_OK) == 0)
+		return "/etc/kgate/policy.json";
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return NULL;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return NULL;
+	*slash = '\0';
+	/* build/kgate in a checkout, or <prefix>/bin/kgate with share/kgate */
+	if (!kg_snprintf(buf, len, "%s/../policies/default.json", exe) && access(buf, R_OK) == 0)
+		return buf;
+	if (!kg_snprintf(buf, len, "%s/../share/kgate/policies/default.json", exe) &&
+	    access(buf, R_OK) == 0)
+		return buf;
+	return NULL;
+}
+
+/* Everything one job holds, released in reverse order by job_cleanup(). */
+struct job {
+	const struct kg_job_spec *spec;
+	struct kg_policy_doc *doc;
+	struct kg_audit *audit;
+	struct kg_loader *loader;
+	struct kg_recorder *rec;
+	struct kg_events *events;
+	struct kg_landlock_plan *ll;
+	struct kg_cgroup cg;
+	bool have_cg, job_registered, links_attached;
+	uint32_t policy_id;
+	uint64_t job_id;
+	char trace[32];
+	bool full;
+	json_t *unenforced;	/* [{rule, reason}] */
+	struct kg_job_proc jp;
+	bool started;
+};
+
+static void audit_simple(struct job *j, const char *type, const char *op, const char *target,
+			 const char *decision, const char *rule_id, const char *reason, json_t *extra)
+{
+	struct kg_audit_rec r = {
+		.type = type, .trace_id = j->trace, .actor_uid = getuid(), .pid = getpid(),
+		.tid = -1, .op = op, .target = target, .decision = decision, .rule_id = rule_id,
+		.reason = reason, .mechanism = "controller", .extra = extra,
+		.policy_name = j->doc ? j->doc->name : NULL,
+		.policy_hash = j->doc ? j->doc->hash : NULL,
+		.policy_version = j->doc ? j->doc->version : -1,
+	};
+	struct passwd *pw = getpwuid(getuid());
+
+	r.actor_name = pw ? pw->pw_name : NULL;
+	if (j->audit && kg_audit_append(j->audit, &r))
+		kg_warn("run: audit append failed for %s record", type);
+}
+
+static char *join_argv(char *const *argv)
+{
+	size_t len = 1, i;
+	char *s;
+
+	for (i = 0; argv[i]; i++)
+		len += strlen(argv[i]) + 1;
+	s = calloc(1, len);
+	if (!s)
+		return NULL;
+	for (i = 0; argv[i]; i++) {
+		if (i)
+			strcat(s, " ");
+		strcat(s, argv[i]);
+	}
+	return s;
+}
+
+static void note_unenforced(struct job *j, const struct kg_rule *r, const char *why)
+{
+	json_array_append_new(j->unenforced, json_pack("{s:s,s:s}", "rule", r->id, "reason", why));
+	if (j->spec->live)
+		fprintf(j->spec->live, "kgate: rule '%s' is NOT enforced here: %s\n", r->id, why);
+}
+
+/* Which mechanism enforces each rule in this mode; collect the ones that
+ * nothing enforces (said at start, in the audit trail, and refused under
+ * --require full). */
+static void plan_enforcement(struct job *j)
+{
+	char why[256];
+	size_t i;
+
+	for (i = 0; i < j->doc->nrules; i++) {
+		const struct kg_rule *r = &j->doc->rules[i];
+		const struct kg_ll_report *ll;
+
+		switch (r->kind) {
+		case KG_RULE_FILE:
+		case KG_RULE_EXEC:
+			if (j->full)
+				break;
+			ll = j->ll ? kg_landlock_report(j->ll, r->num) : NULL;
+			if (!ll || ll->mechanism != KG_MECH_LANDLOCK)
+				note_unenforced(j, r, ll ? ll->reason : "needs BPF LSM or Landlock");
+			else if (r->decision != KG_DEC_DENY)
+				note_unenforced(j, r, ll->reason);
+			break;
+		case KG_RULE_UNIX:
+			if (!j->full)
+				note_unenforced(j, r, "AF_UNIX peer rules need BPF LSM");
+			break;
+		case KG_RULE_SYSCALL:
+			if (kg_seccomp_rule_mechanism(r, why, sizeof(why)) != KG_MECH_SECCOMP)
+				note_unenforced(j, r, why);
+			break;
+		default:	/* net and socket: cgroup-BPF, in both modes */
+			break;
+		}
+	}
+}
+
+static int admission(struct job *j, struct kg_admission_result *res)
+{
+	const struct kg_job_spec *s = j->spec;
+	struct kg_launch_req req = {
+		.topic = s->topic, .tenant = s->tenant, .risk_tags = s->risk_tags,
+		.nrisk_tags = s->nrisk_tags,
+	};
+	gid_t groups[256];
+	uint32_t gids[257];
+	struct passwd *pw = getpwuid(getuid());
+	struct group *gr = getgrgid(getgid());
+	struct kg_actor actor = { .uid = getuid(), .user = pw ? pw->pw_name : NULL,
+				  .role = gr ? gr->gr_name : NULL };
+	char *cmdline;
+	json_t *extra;
+	int n, i;
+
+	n = getgroups(ARRAY_SIZE(groups), groups);
+	gids[0] = getgid();
+	for (i = 0; i < n; i++)
+		gids[i + 1] = groups[i];
+	actor.gids = gids;
+	actor.ngids = n > 0 ? n + 1 : 1;
+	if (kg_admission_decide(j->doc, &actor, &req, res))
+		return kg_err("run: admission failed");
+	cmdline = join_argv(s->argv);
+	extra = json_pack("{s:s?,s:s?,s:s?}", "topic", s->topic, "tenant", s->tenant,
+			  "role", actor.role);
+	audit_simple(j, "admission", "admission", cmdline, kg_decision_name(res->decision),
+		     res->rule_id, res->reason, extra);
+	json_decref(extra);
+	free(cmdline);
+	if (s->live)
+		fprintf(s->live, "kgate: admission %s (rule %s%s%s)\n",
+			kg_decision_name(res->decision), res->rule_id,
+			res->reason && *res->reason ? ": " : "", res->reason ? res->reason : "");
+	switch (res->decision) {
+	case KG_DEC_ALLOW:
+	case KG_DEC_AUDIT:
+	case KG_DEC_ALLOW_WITH_CONSTRAINTS:
+	case KG_DEC_THROTTLE:
+		return 0;
+	case KG_DEC_REQUIRE_APPROVAL:
+		kg_err("run: this launch requires approval (rule %s) and no approver is "
+		       "reachable: start `kgate daemon` to queue it", res->rule_id);
+		return KG_EXIT_DENIED;
+	default:
+		kg_err("run: launch denied by rule %s", res->rule_id);
+		return KG_EXIT_DENIED;
+	}
+}
+
+static int prepare_kernel(struct job *j)
+{
+	struct kg_loader_opts lo = { .want_lsm = !j->spec->no_lsm };
+	struct kg_compile_report rep = {};
+	size_t i;
+	int err;
+
+	j->loader = kg_loader_open(&lo);
+	if (!j->loader)
+		return kg_err("run: cannot load kgate's BPF programs (see above)");
+	j->full = kg_loader_lsm_active(j->loader);
+	if (!j->full) {
+		if (j->spec->live)
+			fprintf(j->spec->live, "kgate: degraded mode (BPF LSM unavailable: %s): "
+				"files by Landlock, network by cgroup-BPF, syscalls by seccomp\n",
+				kg_loader_lsm_error(j->loader));
+		err = kg_landlock_plan(j->doc, &j->ll);
+		if (err)
+			return kg_err("run: landlock plan: %s", strerror(-err));
+	}
+	plan_enforcement(j);
+	if ((j->spec->require == KG_REQUIRE_FULL || j->doc->require_full) &&
+	    (!j->full || json_array_size(j->unenforced)))
+		return kg_err("run: full enforcement required but %s", !j->full ?
+			      "BPF LSM is not available (see `kgate doctor`)" :
+			      "some rules cannot be enforced here"), KG_EXIT_DEGRADED;
+	err = kg_maps_install(j->loader, j->doc, &j->policy_id, &rep);
+	if (err)
+		return kg_err("run: cannot install the policy in the kernel");
+	/* name rules and hardlink notes concern the BPF LSM: say them in full mode */
+	for (i = 0; j->full && i < rep.nnotes && j->spec->live; i++) {
+		const struct kg_rule *r = kg_policy_rule_by_num(j->doc, rep.notes[i].rule_num);
+
+		fprintf(j->spec->live, "kgate: rule '%s': %s\n", r ? r->id : "?", rep.notes[i].message);
+	}
+	kg_compile_report_free(&rep);
+	if (kg_snapshot_save(j->policy_id, j->doc))
+		return -1;
+	return 0;
+}
+
+static json_t *job_start_extra(struct job *j, const struct kg_constraints *c,
+			       const struct kg_limit_report *lim)
+{
+	json_t *argv = json_array();
+	size_t i;
+
+	for (i = 0; j->spec->argv[i]; i++)
+		json_array_append_new(argv, json_string(j->spec->argv[i]));
+	return json_pack("{s:o,s:s,s:I,s:I,s:{s:I,s:I,s:I},s:{s:s,s:s},s:O,s:s}",
+			 "argv", argv, "mode", j->full ? "full" : "degraded",
+			 "cgroup_id", (json_int_t)j->cg.id, "policy_id", (json_int_t)j->policy_id,
+			 "constraints", "max_runtime_sec", (json_int_t)c->max_runtime_sec,
+			 "max_procs", (json_int_t)c->max_procs, "memory_max", (json_int_t)c->memory_max,
+			 "limits", "procs", lim->procs_reason, "memory", lim->memory_reason,
+			 "unenforced_rules", j->unenforced,
+			 "file_mechanism", j->full ? "bpf-lsm" : "landlock");
+}
+
+static int start_child(struct job *j, const struct kg_constraints *c)
+{
+	struct kg_launch_opts o = {
+		.argv = j->spec->argv, .doc = j->doc, .cg = &j->cg, .degraded = !j->full,
+		.have_as = j->spec->have_as, .as_uid = j->spec->as_uid, .as_gid = j->spec->as_gid,
+		.landlock = j->full ? NULL : j->ll,
+		.seccomp = { .degraded = !j->full },
+	};
+	struct kg_limit_report lim = {};
+	json_t *extra;
+	int err;
+
+	err = kg_cgroup_create_job("kgate", j->trace, &j->cg);
+	if (err)
+		return kg_err("run: cannot create the job cgroup: %s", strerror(-err));
+	j->have_cg = true;
+	err = kg_cgroup_set_limits(&j->cg, c->max_procs, c->memory_max, &lim);
+	if (err)
+		return kg_err("run: cannot apply limits: %s", strerror(-err));
+	o.limits = &lim;
+	/* the child is born in the cgroup and waits: nothing has run yet */
+	err = kg_launch_start(&o, &j->jp);
+	if (err)
+		return kg_err("run: cannot start the command: %s", strerror(-err));
+	j->started = true;
+	/* only now is the cgroup id known: show this job's decisions live */
+	kg_recorder_set_live(j->rec, j->cg.id);
+	err = kg_loader_attach_cgroup(j->loader, j->cg.fd, j->cg.id);
+	if (err)
+		return err;
+	j->links_attached = true;
+	err = kg_maps_add_job(j->loader, j->cg.id, j->job_id, j->policy_id,
+			      j->full ? 0 : KG_JOB_F_DEGRADED);
+	if (err)
+		return err;
+	j->job_registered = true;
+	extra = job_start_extra(j, c, &lim);
+	audit_simple(j, "job_start", "launch", j->spec->argv[0], "allow", NULL, NULL, extra);
+	json_decref(extra);
+	if (j->spec->live)
+		fprintf(j->spec->live, "kgate: job %s started (%s mode, policy %s sha256 %.12s)\n",
+			j->trace, j->full ? "full" : "degraded", j->doc->name, j->doc->hash);
+	err = kg_launch_go(&j->jp);
+	if (err) {
+		kg_err("run: %s: %s (at %s)", j->spec->argv[0], strerror(j->jp.failed_errno),
+		       kg_launch_stage_name(j->jp.failed_stage));
+		return 127;
+	}
+	return 0;
+}
+
+/* Record events while the main process runs; kill the job at max runtime;
+ * forward SIGINT/SIGTERM/SIGHUP to it. */
+static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
+{
+	uint64_t deadline = max_runtime_sec ? kg_now_mono_ns() + max_runtime_sec * 1000000000ull : 0;
+	uint64_t next_tick = 0;
+	struct pollfd pfd[2] = {
+		{ .fd = j->jp.pidfd, .events = POLLIN },
+		{ .fd = j->events ? kg_events_epoll_fd(j->events) : -1, .events = POLLIN },
+	};
+
+	*timed_out = false;
+	for (;;) {
+		uint64_t now = kg_now_mono_ns();
+		int timeout = KG_TICK_MS;
+
+		if (deadline && !*timed_out && now >= deadline) {
+			*timed_out = true;
+			kg_cgroup_kill(&j->cg);
+		}
+		if (deadline && !*timed_out && (deadline - now) / 1000000 < (uint64_t)timeout)
+			timeout = (deadline - now) / 1000000 + 1;
+		if (now >= next_tick) {
+			kg_maps_heartbeat(j->loader);
+			if (j->rec)
+				kg_recorder_report_losses(j->rec, j->loader);
+			next_tick = now + KG_TICK_MS * 1000000ull;
+		}
+		if (pending_signal) {
+			syscall(SYS_pidfd_send_signal, j->jp.pidfd, pending_signal, NULL, 0);
+			pending_signal = 0;
+		}
+		poll(pfd, 2, timeout);
+		if (j->events)
+			kg_events_poll(j->events, 0);
+		if (j->audit)
+			kg_audit_flush_if_due(j->audit);
+		if (pfd[0].revents & (POLLIN | POLLHUP))
+			break;
+	}
+}
+
+static void job_cleanup(struct job *j)
+{
+	if (j->started && !j->jp.released)
+		kg_launch_abort(&j->jp);
+	if (j->have_cg)
+		kg_cgroup_kill(&j->cg);
+	if (j->events) {
+		kg_events_drain(j->events);
+		if (j->rec && j->loader)
+			kg_recorder_report_losses(j->rec, j->loader);
+	}
+	if (j->links_attached)
+		kg_loader_detach_cgroup(j->cg.id);
+	if (j->job_registered)
+		kg_maps_remove_job(j->loader, j->cg.id);
+	if (j->policy_id && j->loader && kg_maps_policy_in_use(j->loader, j->policy_id) == 0) {
+		kg_maps_remove_policy(j->loader, j->policy_id);
+		kg_snapshot_remove(j->policy_id);
+	}
+	if (j->have_cg)
+		kg_cgroup_destroy(&j->cg);
+	if (j->started)
+		kg_launch_release(&j->jp);
+	kg_events_close(j->events);
+	kg_recorder_free(j->rec);
+	kg_landlock_plan_free(j->ll);
+	kg_loader_close(j->loader);
+	kg_audit_close(j->audit);
+	json_decref(j->unenforced);
+	kg_policy_free(j->doc);
+}
+
+static void report_exit(struct job *j, const struct kg_exit_info *xi)
+{
+	uint64_t tally[KG_DEC_MAX], refused = 0;
+	char what[64];
+	json_t *extra;
+
+	if (xi->timed_out)
+		snprintf(what, sizeof(what), "killed at max runtime");
+	else if (xi->signal)
+		snprintf(what, sizeof(what), "killed by signal %d", xi->signal);
+	else
+		snprintf(what, sizeof(what), "exited with %d", xi->code);
+	extra = json_pack("{s:i,s:i,s:b,s:i}", "exit_code", xi->code, "signal", xi->signal,
+			  "timed_out", xi->timed_out, "kgate_exit", xi->exit_code);
+	audit_simple(j, "job_exit", "exit", j->spec->argv[0], NULL, NULL, what, extra);
+	json_decref(extra);
+	if (!j->spec->live)
+		return;
+	memset(tally, 0, sizeof(tally));
+	if (j->rec)
+		kg_recorder_tally(j->rec, tally, &refused);
+	fprintf(j->spec->live, "kgate: job %s %s; %llu actions refused, %llu audited; "
+		"timeline: kgate audit timeline %s\n", j->trace, what,
+		(unsigned long long)refused, (unsigned long long)tally[KG_DEC_AUDIT], j->trace);
+}
+
+int kg_job_run(const struct kg_job_spec *spec)
+{
+	struct kg_admission_result adm = {};
+	struct kg_policy_error perr = {};
+	struct kg_exit_info xi = {};
+	char pathbuf[PATH_MAX], msg[1024];
+	const char *policy = spec->policy_path;
+	struct job j = { .spec = spec };
+	bool timed_out = false;
+	int rc;
+
+	if (!policy)
+		policy = kg_default_policy_path(pathbuf, sizeof(pathbuf));
+	if (!policy)
+		return kg_err("run: no policy given and no default policy found (use --policy)"),
+		       KG_EXIT_USAGE;
+	j.doc = kg_policy_load_file(policy, NULL, &perr);
+	if (!j.doc) {
+		kg_policy_error_format(&perr, msg, sizeof(msg));
+		kg_err("%s", msg);
+		return KG_EXIT_POLICY;
+	}
+	j.unenforced = json_array();
+	if (getrandom(&j.job_id, sizeof(j.job_id), 0) != sizeof(j.job_id))
+		j.job_id = kg_now_real_ns() ^ ((uint64_t)getpid() << 32);
+	kg_trace_id(j.job_id, j.trace, sizeof(j.trace));
+	j.audit = kg_audit_open(NULL, NULL);
+	if (!j.audit) {
+		rc = KG_EXIT_FAIL;
+		kg_err("run: cannot open the audit trail in %s", kg_audit_dir());
+		goto out;
+	}
+	rc = admission(&j, &adm);
+	if (rc)
+		goto out;
+	rc = prepare_kernel(&j);
+	if (rc)
+		goto out_fail;
+	j.rec = kg_recorder_new(j.audit, spec->live, 0);
+	j.events = j.rec ? kg_events_open(j.loader, kg_recorder_event, j.rec) : NULL;
+	if (!j.events) {
+		rc = kg_err("run: cannot consume kernel events");
+		goto out_fail;
+	}
+	catch_signals();
+	rc = start_child(&j, &adm.constraints);
+	if (rc)
+		goto out_fail;
+	supervise(&j, adm.constraints.max_runtime_sec, &timed_out);
+	rc = kg_launch_wait(&j.jp, 0, &xi);
+	if (rc) {
+		rc = kg_err("run: waiting for the job failed: %s", strerror(-rc));
+		goto out_fail;
+	}
+	xi.timed_out = timed_out;
+	if (timed_out)
+		xi.exit_code = 128 + SIGKILL;
+	/* the job ends with its main process: stray children go too */
+	kg_cgroup_kill(&j.cg);
+	if (j.events)
+		kg_events_drain(j.events);
+	report_exit(&j, &xi);
+	rc = xi.exit_code;
+	goto out;
+out_fail:
+	if (rc < 0 || rc == KG_EXIT_FAIL)
+		rc = KG_EXIT_FAIL;
+out:
+	job_cleanup(&j);
+	return rc;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * job.h - one governed job, from admission to clean-up.
+ *
+ *   admission -> enforcement plan -> policy into maps -> job cgroup ->
+ *   child born in the cgroup (waiting) -> cgroup programs attached, job
+ *   registered -> child released (Landlock + seccomp, exec) -> events
+ *   recorded while it runs -> exit status -> clean-up.
+ */
+#ifndef KGATE_JOB_H
+#define KGATE_JOB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+enum kg_require { KG_REQUIRE_ANY = 0, KG_REQUIRE_FULL };
+
+struct kg_job_spec {
+	const char *policy_path;
+	char *const *argv;
+	const char *topic, *tenant;
+	const char *const *risk_tags;
+	size_t nrisk_tags;
+	bool have_as;
+	uid_t as_uid;
+	gid_t as_gid;
+	const char *as_name;
+	enum kg_require require;
+	FILE *live;		/* decisions as they happen (NULL = quiet) */
+	bool no_lsm;		/* force degraded mode (tests, comparisons) */
+};
+
+/* Runs the job; returns the exit code `kgate run` should exit with: the
+ * command's own, 128+signal, 127 when it could not start, or a KG_EXIT_*
+ * code when kgate refused or failed before starting it. */
+int kg_job_run(const struct kg_job_spec *spec);
+
+/* The policy used when none is given: $KGATE_POLICY, /etc/kgate/policy.json,
+ * or policies/default.json next to the kgate binary's source tree. */
+const char *kg_default_policy_path(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* recorder.c - turn kernel events into audit records. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "events.h"
+#include "maps.h"
+#include "recorder.h"
+
+#define SNAP_CACHE 16
+
+struct snapshot {
+	uint32_t policy_id;
+	json_t *root;		/* {"name","version","hash","rules":[[id,reason],...]} */
+};
+
+struct kg_recorder {
+	struct kg_audit *audit;
+	FILE *live;
+	uint64_t live_cgid;
+	uint64_t tally[KG_DEC_MAX];
+	uint64_t refused;
+	struct snapshot cache[SNAP_CACHE];
+	unsigned int next_slot;
+};
+
+static int snapshot_path(uint32_t policy_id, char *buf, size_t len)
+{
+	return kg_snprintf(buf, len, "%s/policies/%u.json", kg_state_dir(), policy_id);
+}
+
+int kg_snapshot_save(uint32_t policy_id, const struct kg_policy_doc *doc)
+{
+	char dir[4096], path[4200], tmp[4300];
+	json_t *root, *rules;
+	size_t i;
+	int err;
+
+	if (kg_snprintf(dir, sizeof(dir), "%s/policies", kg_state_dir()) ||
+	    snapshot_path(policy_id, path, sizeof(path)) ||
+	    kg_snprintf(tmp, sizeof(tmp), "%s.tmp", path))
+		return -ENAMETOOLONG;
+	err = kg_mkdir_p(dir, 0700);
+	if (err)
+		return kg_err("recorder: cannot create %s: %s", dir, strerror(-err));
+	rules = json_array();
+	root = json_pack("{s:I,s:s,s:i,s:s,s:o}", "policy_id", (json_int_t)policy_id,
+			 "name", doc->name ? doc->name : "", "version", doc->version,
+			 "hash", doc->hash, "rules", rules);
+	if (!root)
+		return -ENOMEM;
+	for (i = 0; i < doc->nrules; i++)
+		json_array_append_new(rules, json_pack("[s,s?]", doc->rules[i].id,
+						       doc->rules[i].reason));
+	err = json_dump_file(root, tmp, JSON_COMPACT);
+	json_decref(root);
+	if (err || rename(tmp, path)) {
+		unlink(tmp);
+		return kg_err("recorder: cannot write policy snapshot %s", path);
+	}
+	return 0;
+}
+
+void kg_snapshot_remove(uint32_t policy_id)
+{
+	char path[4200];
+
+	if (!snapshot_path(policy_id, path, sizeof(path)))
+		unlink(path);
+}
+
+void kg_trace_id(uint64_t job_id, char *buf, size_t len)
+{
+	snprintf(buf, len, "job-%016llx", (unsigned long long)job_id);
+}
+
+struct kg_recorder *kg_recorder_new(struct kg_audit *audit, FILE *live, uint64_t live_cgid)
+{
+	struct kg_recorder *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->audit = audit;
+	r->live = live;
+	r->live_cgid = live_cgid;
+	return r;
+}
+
+void kg_recorder_set_live(struct kg_recorder *r, uint64_t live_cgid)
+{
+	r->live_cgid = live_cgid;
+}
+
+void kg_recorder_free(struct kg_recorder *r)
+{
+	int i;
+
+	if (!r)
+		return;
+	for (i = 0; i < SNAP_CACHE; i++)
+		json_decref(r->cache[i].root);
+	free(r);
+}
+
+static json_t *snapshot_get(struct kg_recorder *r, uint32_t policy_id)
+{
+	char path[4200];
+	struct snapshot *s;
+	json_t *root;
+	int i;
+
+	for (i = 0; i < SNAP_CACHE; i++)
+		if (r->cache[i].root && r->cache[i].policy_id == policy_id)
+			return r->cache[i].root;
+	if (snapshot_path(policy_id, path, sizeof(path)))
+		return NULL;
+	root = json_load_file(path, 0, NULL);
+	if (!root)
+		return NULL;
+	s = &r->cache[r->next_slot++ % SNAP_CACHE];
+	json_decref(s->root);
+	s->root = root;
+	s->policy_id = policy_id;
+	return root;
+}
+
+static const char *snap_str(json_t *snap, const char *key)
+{
+	return snap ? json_string_value(json_object_get(snap, key)) : NULL;
+}
+
+/* Rule id and reason for a rule number; self-protection and class defaults
+ * have names of their own. */
+static void rule_of(json_t *snap, const struct kg_event *e, char *id, size_t idlen,
+		    const char **reason)
+{
+	json_t *rule = NULL;
+
+	*reason = NULL;
+	if (e->op >= KG_OP_BPF && e->op <= KG_OP_CGROUP_ESCAPE && !e->rule_id) {
+		snprintf(id, idlen, "kgate:self-protection");
+		*reason = "governed processes may not tamper with kgate or leave their job";
+		return;
+	}
+	if (e->decision == KG_DEC_COOLDOWN && !e->rule_id) {
+		snprintf(id, idlen, "kgate:cooldown");
+		*reason = "too many refusals: the job is in cooldown";
+		return;
+	}
+	if (!e->rule_id) {
+		snprintf(id, idlen, "default");
+		*reason = "no rule matched: the class default decided";
+		return;
+	}
+	if (snap)
+		rule = json_array_get(json_object_get(snap, "rules"), e->rule_id - 1);
+	if (!rule) {
+		snprintf(id, idlen, "#%u", e->rule_id);
+		return;
+	}
+	snprintf(id, idlen, "%s", json_string_value(json_array_get(rule, 0)));
+	*reason = json_string_value(json_array_get(rule, 1));
+}
+
+static bool event_allowed(const struct kg_event *e)
+{
+	if (e->flags & (KG_EVF_GRANT_USED | KG_EVF_FAIL_OPEN))
+		return true;
+	return e->decision == KG_DEC_ALLOW || e->decision == KG_DEC_AUDIT;
+}
+
+static void exe_of(uint32_t pid, char *buf, size_t len)
+{
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/%u/exe", pid);
+	n = readlink(link, buf, len - 1);
+	buf[n > 0 ? n : 0] = '\0';
+}
+
+int kg_recorder_event(void *recorder, const struct kg_event *e)
+{
+	struct kg_recorder *r = recorder;
+	char trace[32], target[KG_PATH_MAX * 2], rule_id[KG_ID_MAX + 16], exe[512];
+	char comm[KG_COMM_LEN + 1];
+	const char *reason;
+	struct passwd *pw;
+	json_t *snap, *extra;
+	uint64_t now_mono = kg_now_mono_ns(), now_real = kg_now_real_ns();
+	bool allowed = event_allowed(e);
+	struct kg_audit_rec rec = {};
+	int err;
+
+	snap = snapshot_get(r, e->policy_id);
+	kg_trace_id(e->job_id, trace, sizeof(trace));
+	kg_event_target(e, target, sizeof(target));
+	rule_of(snap, e, rule_id, sizeof(rule_id), &reason);
+	memcpy(comm, e->comm, KG_COMM_LEN);
+	comm[KG_COMM_LEN] = '\0';
+	exe_of(e->pid, exe, sizeof(exe));
+	pw = getpwuid(e->uid);
+	extra = json_pack("{s:s,s:s,s:I,s:I,s:I}", "kind", kg_event_kind_name(e->kind),
+			  "outcome", allowed ? "allowed" : "refused", "count", (json_int_t)e->count,
+			  "policy_id", (json_int_t)e->policy_id, "cgroup_id", (json_int_t)e->job_cgid);
+	if (extra && (e->flags & KG_EVF_GRANT_USED))
+		json_object_set_new(extra, "grant", json_true());
+	if (extra && (e->flags & KG_EVF_FAIL_OPEN))
+		json_object_set_new(extra, "fail_open", json_true());
+	if (extra && (e->flags & KG_EVF_WALK_INCOMPLETE))
+		json_object_set_new(extra, "walk_incomplete", json_true());
+
+	rec.type = "decision";
+	rec.trace_id = trace;
+	rec.ts_mono_ns = e->ts_ns;
+	rec.ts_real_ns = now_real - (now_mono > e->ts_ns ? now_mono - e->ts_ns : 0);
+	rec.actor_uid = e->uid;
+	rec.actor_name = pw ? pw->pw_name : NULL;
+	rec.pid = e->pid;
+	rec.tid = e->tid;
+	rec.comm = comm;
+	rec.exe = exe[0] ? exe : NULL;
+	rec.op = kg_op_name(e->op);
+	rec.target = target;
+	rec.decision = kg_decision_name(e->decision);
+	rec.rule_id = rule_id;
+	rec.reason = reason;
+	rec.policy_name = snap_str(snap, "name");
+	rec.policy_hash = snap_str(snap, "hash");
+	rec.policy_version = snap ? (long)json_integer_value(json_object_get(snap, "version")) : -1;
+	rec.mechanism = kg_mechanism_name(e->mechanism);
+	rec.extra = extra;
+	err = r->audit ? kg_audit_append(r->audit, &rec) : 0;
+	json_decref(extra);
+
+	if (e->job_cgid == r->live_cgid) {
+		if (e->decision < KG_DEC_MAX)
+			r->tally[e->decision] += e->count;
+		if (!allowed)
+			r->refused += e->count;
+		if (r->live)
+			fprintf(r->live, "kgate: %-16s %-7s %-13s %s  [rule %s, %s, pid %u %s]\n",
+				kg_decision_name(e->decision), allowed ? "allowed" : "REFUSED",
+				kg_op_name(e->op), target, rule_id, kg_mechanism_name(e->mechanism),
+				e->pid, comm);
+	}
+	return err < 0 ? 0 : 0;	/* keep consuming: an audit error is reported by audit */
+}
+
+void kg_recorder_tally(const struct kg_recorder *r, uint64_t out[KG_DEC_MAX], uint64_t *refused)
+{
+	memcpy(out, r->tally, sizeof(r->tally));
+	*refused = r->refused;
+}
+
+/* The lost count already reported lives in <state>/lost.reported so that
+ * concurrent and restarted controllers report each loss exactly once. */
+int kg_recorder_report_losses(struct kg_recorder *r, struct kg_loader *l)
+{
+	struct kg_counters c;
+	uint64_t lost = 0, sent = 0, decided = 0, reported = 0;
+	char path[4200], buf[64];
+	json_t *by_kind;
+	ssize_t n;
+	int fd, k, err = 0;
+
+	if (kg_maps_read_counters(l, &c))
+		return -EIO;
+	for (k = 0; k < KG_EV_MAX; k++) {
+		lost += c.events_lost[k];
+		sent += c.events_sent[k];
+	}
+	for (k = 0; k < KG_DEC_MAX; k++)
+		decided += c.decisions[k];
+	if (kg_snprintf(path, sizeof(path), "%s/lost.reported", kg_state_dir()))
+		return -ENAMETOOLONG;
+	kg_mkdir_p(kg_state_dir(), 0700);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	flock(fd, LOCK_EX);
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n > 0) {
+		buf[n] = '\0';
+		reported = strtoull(buf, NULL, 10);
+	}
+	if (lost > reported) {
+		struct kg_audit_loss loss = {
+			.mechanism = "ring-buffer", .decided = decided, .delivered = sent,
+			.lost = lost - reported,
+		};
+
+		by_kind = json_object();
+		for (k = 0; k < KG_EV_MAX; k++)
+			json_object_set_new(by_kind, kg_event_kind_name(k),
+					    json_integer((json_int_t)c.events_lost[k]));
+		loss.by_kind = by_kind;
+		err = r->audit ? kg_audit_append_lost(r->audit, &loss) : 0;
+		json_decref(by_kind);
+		if (!err) {
+			n = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)lost);
+			if (ftruncate(fd, 0) || pwrite(fd, buf, n, 0) != n)
+				err = -errno;
+		}
+		if (r->live)
+			fprintf(r->live, "kgate: %llu events could not be delivered (ring buffer full); "
+				"counted and audited\n", (unsigned long long)(lost - reported));
+	}
+	flock(fd, LOCK_UN);
+	close(fd);
+	return err;
+}
