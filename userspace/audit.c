@@ -227,12 +227,18 @@ static int write_full(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* Writes the key to a private temporary file and link()s it into place, so
+ * a concurrent opener never sees a half-written key: exactly one creator
+ * wins, the others get -EEXIST and read the winner's key. */
 static int key_create(const char *path)
 {
 	unsigned char key[KEY_LEN];
+	char tmp[PATH_MAX + 48];
 	int fd, err;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+	if (kg_snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0400);
 	if (fd < 0)
 		return -errno;
 	if (RAND_bytes(key, sizeof(key)) != 1) {
@@ -245,12 +251,12 @@ static int key_create(const char *path)
 	}
 	OPENSSL_cleanse(key, sizeof(key));
 	close(fd);
-	if (err) {
-		unlink(path);
-		return err;
-	}
-	kg_info("audit: created a new key %s", path);
-	return 0;
+	if (!err && link(tmp, path))
+		err = -errno;
+	unlink(tmp);
+	if (!err)
+		kg_info("audit: created a new key %s", path);
+	return err;
 }
 
 /* Loads the key; creates it (mode 0400) when create is set and it is absent. */
@@ -1238,17 +1244,59 @@ static ssize_t read_line_before(int fd, uint64_t end, char **out)
 	return len;
 }
 
+/* The "recovery" record naming the torn bytes goes in front of everything
+ * queued. When the sealed head was ahead of the last good record, the
+ * records in between were lost in the crash: the record says which. */
+static int queue_recovery_record(struct kg_audit *a, const struct head_info *h)
+{
+	struct kg_audit_recovery *rc = &a->recovery;
+	const char *name = strrchr(rc->moved_to, '/') ? strrchr(rc->moved_to, '/') + 1 : rc->moved_to;
+	bool lost = h && h->seq > a->last_seq;
+	char reason[320], *body = NULL;
+	json_t *extra;
+	int err;
+
+	snprintf(reason, sizeof(reason), "torn last line (%" PRIu64 " bytes at offset %" PRIu64
+		 " of " ACTIVE_NAME ") moved aside; chain continues from seq %" PRIu64 "%s",
+		 rc->length, rc->offset, a->last_seq,
+		 lost ? "; records after it were lost in the crash" : "");
+	extra = json_pack("{s:s,s:I,s:I,s:s}", "segment", ACTIVE_NAME,
+			  "offset", (json_int_t)rc->offset, "torn_bytes", (json_int_t)rc->length,
+			  "moved_to", name);
+	if (extra && lost)
+		json_object_set_new(extra, "lost_seqs", json_pack("[I,I]",
+				    (json_int_t)a->last_seq + 1, (json_int_t)h->seq));
+	if (!extra)
+		return -ENOMEM;
+	{
+		struct kg_audit_rec r = {
+			.type = "recovery", .actor_uid = -1, .pid = getpid(), .tid = -1,
+			.op = "torn_tail", .target = name, .reason = reason,
+			.mechanism = "controller", .extra = extra,
+		};
+
+		err = record_body(&r, &body);
+	}
+	json_decref(extra);
+	if (!err)
+		err = queue_body(a, body, true);
+	if (err)
+		free(body);
+	return err;
+}
+
 /* The torn bytes after the last newline (a crash mid-write) are copied to
- * audit.torn-<offset>-<time>, then cut off; a "recovery" record naming
- * them is queued in front of everything else. Called under the lock. */
-static int repair_torn_tail(struct kg_audit *a, uint64_t size)
+ * audit.torn-<offset>-<time> and fsync'ed, then cut off the segment; never
+ * silently deleted. Called under the lock. Sets *cut when it did so. */
+static int cut_torn_tail(struct kg_audit *a, uint64_t size, bool *cut)
 {
 	uint64_t off = 0, pos = size;
-	char *buf = NULL, *body = NULL, reason[256], name[96], moved[PATH_MAX + 128];
+	char *buf = NULL, name[96], moved[PATH_MAX + 128];
 	size_t chunk = 64 << 10;
 	int out = -1, err = 0;
 	char last;
 
+	*cut = false;
 	if (!size)
 		return 0;
 	if (pread(a->fd, &last, 1, (off_t)(size - 1)) != 1)
@@ -1304,33 +1352,12 @@ static int repair_torn_tail(struct kg_audit *a, uint64_t size)
 	fsync_dir(a->dir);
 	kg_warn("audit: torn last line in %s (%" PRIu64 " bytes at offset %" PRIu64
 		") moved to %s", a->active, size - off, off, moved);
-	snprintf(reason, sizeof(reason), "torn last line (%" PRIu64 " bytes at offset %"
-		 PRIu64 " of " ACTIVE_NAME ") moved aside; chain continues from seq %" PRIu64,
-		 size - off, off, a->last_seq);
-	{
-		json_t *extra = json_pack("{s:s,s:I,s:I,s:s}", "segment", ACTIVE_NAME,
-					  "offset", (json_int_t)off, "torn_bytes",
-					  (json_int_t)(size - off), "moved_to", name);
-		struct kg_audit_rec r = {
-			.type = "recovery", .actor_uid = -1, .pid = getpid(), .tid = -1,
-			.op = "torn_tail", .target = name, .reason = reason,
-			.mechanism = "controller", .extra = extra,
-		};
-
-		err = extra ? record_body(&r, &body) : -ENOMEM;
-		json_decref(extra);
-	}
-	if (!err)
-		err = queue_body(a, body, true);
-	if (err) {
-		free(body);
-		goto out;
-	}
 	a->recovery.torn = true;
 	a->recovery.offset = off;
 	a->recovery.length = size - off;
 	a->recovery.recovery_seq = 0;	/* set when committed */
 	kg_strlcpy(a->recovery.moved_to, moved, sizeof(a->recovery.moved_to));
+	*cut = true;
 out:
 	if (out >= 0)
 		close(out);
@@ -1421,6 +1448,7 @@ static int load_tail(struct kg_audit *a, uint64_t size)
 static int sync_tail(struct kg_audit *a)
 {
 	struct stat st;
+	bool cut;
 	int err;
 
 	if (stat(a->active, &st) || st.st_dev != a->dev || st.st_ino != a->ino || a->fd < 0) {
@@ -1437,7 +1465,7 @@ static int sync_tail(struct kg_audit *a)
 	}
 	if ((uint64_t)st.st_size == a->known_size)
 		return 0;
-	err = repair_torn_tail(a, (uint64_t)st.st_size);
+	err = cut_torn_tail(a, (uint64_t)st.st_size, &cut);
 	if (err)
 		return kg_err("audit: cannot repair the torn tail of %s: %s", a->active,
 			      strerror(-err)), err;
@@ -1446,6 +1474,14 @@ static int sync_tail(struct kg_audit *a)
 	err = load_tail(a, (uint64_t)st.st_size);
 	if (err)
 		return err;
+	if (cut) {
+		struct head_info h;
+		bool have_head = !head_read(a->head, &a->sealer, &h);
+
+		err = queue_recovery_record(a, have_head ? &h : NULL);
+		if (err)
+			return err;
+	}
 	a->known_size = (uint64_t)st.st_size;
 	return 0;
 }
@@ -1567,7 +1603,7 @@ static void drop_pending(struct kg_audit *a)
 static int commit_locked(struct kg_audit *a)
 {
 	unsigned char last[HASH_LEN];
-	bool had_recovery = a->recovery.torn && !a->recovery.recovery_seq;
+	bool had_recovery;
 	uint64_t before;
 	ssize_t len;
 	int err;
@@ -1575,6 +1611,8 @@ static int commit_locked(struct kg_audit *a)
 	err = sync_tail(a);
 	if (err)
 		return err;
+	/* a recovery record sync_tail queued is first in line */
+	had_recovery = a->recovery.torn && !a->recovery.recovery_seq;
 	if (!a->npending)
 		return 0;
 	before = a->last_seq;
@@ -1868,7 +1906,7 @@ static bool verify_line(struct verifier *v, struct line_reader *lr)
 	v->anchored = true;
 	if (sl.seq != v->expect) {
 		vfail(v, lr->path, lr->lineno, v->expect, "expected seq %" PRIu64 ", found %" PRIu64
-		      " (%s)", v->expect, sl.seq, sl.seq > v->expect ? "records missing" :
+		      " (%s)", v->expect, sl.seq, sl.seq > v->expect ? "records missing or reordered" :
 		      "records reordered or duplicated");
 		return false;
 	}
