@@ -4,9 +4,11 @@
 # SAN=1 builds an AddressSanitizer + UBSan variant in build-san/).
 #
 #   make            kgate, BPF objects, skeletons
+#   make demo       install dependencies, build, run the demo agent governed
 #   make test       unit + host integration tests (sanitizer build)
 #   make vmtest     the VM suite (BPF LSM under QEMU)
-#   make check      test + vmtest
+#   make check      install dependencies, then test + vmtest
+#   make deps       install build/test dependencies (Debian/Ubuntu, apt)
 #   make bench      benchmarks (report in $(OUTPUT)/bench/)
 #   V=1             show full commands
 
@@ -70,7 +72,7 @@ VMTEST_BINS := $(patsubst vmtests/%.c,$(OUTPUT)/vmtests/%,$(VMTEST_SRCS))
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(OUTPUT)/bench/%,$(BENCH_SRCS))
 
-.PHONY: all test vmtest check bench clean vmlinux tests-build vmtests-build bench-build
+.PHONY: all demo deps test vmtest check bench clean vmlinux tests-build vmtests-build bench-build
 all: $(OUTPUT)/kgate
 
 $(OUTPUT) $(OUTPUT)/bpf $(OUTPUT)/userspace $(OUTPUT)/tests $(OUTPUT)/tests/helpers $(OUTPUT)/vmtests $(OUTPUT)/bench:
@@ -124,9 +126,13 @@ $(OUTPUT)/tests/%: tests/%.c $(LIBKGATE) tests/testlib.h | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests -MMD -MP $< $(LIBKGATE) $(LDFLAGS) $(LDLIBS) -o $@
 
+# Helpers are the programs a test runs *inside* a governed job: built without
+# sanitizers, whose runtimes (LeakSanitizer's ptrace-based stop-the-world)
+# would trip over the job's own seccomp filter.
+HELPER_CFLAGS := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS))
 $(OUTPUT)/tests/helpers/%: tests/helpers/%.c | $(OUTPUT)/tests/helpers
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -MMD -MP $< $(LDFLAGS) -o $@
+	$(Q)$(CC) $(HELPER_CFLAGS) -MMD -MP $< -o $@
 
 $(OUTPUT)/vmtests/%: vmtests/%.c $(LIBKGATE) tests/testlib.h | $(OUTPUT)/vmtests
 	$(call msg,CC,$@)
@@ -149,7 +155,14 @@ vmtest:
 	$(Q)$(MAKE) --no-print-directory vmtests-build
 	$(Q)vmtests/run.sh build
 
-check:
+deps:
+	$(Q)scripts/install-deps.sh
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)demo/run.sh $(OUTPUT)
+
+check: deps
 	$(Q)$(MAKE) --no-print-directory test
 	$(Q)$(MAKE) --no-print-directory vmtest
 

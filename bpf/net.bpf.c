@@ -17,6 +17,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
 #include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -144,39 +145,66 @@ int kg_sendmsg6(struct bpf_sock_addr *ctx)
 }
 
 /* socket(2): the family must be in the policy's allow-list (when it has
- * one), and raw/packet sockets need allow_raw. */
-SEC("cgroup/sock_create")
-int kg_sock_create(struct bpf_sock *sk)
+ * one), and raw/packet sockets need allow_raw.  Settles c; true = allowed. */
+static __always_inline void kg_socket_decide(struct kg_ctx *c, __u32 family, __u32 type,
+					     __u32 proto)
 {
-	__u32 family = sk->family, type = sk->type, proto = sk->protocol;
-	__u8 decision = KG_DEC_NONE;
+	__u8 decision = KG_DEC_ALLOW;
 	__u32 rule_id = 0;
 	struct kg_event *e;
-	struct kg_ctx c;
 	bool refused = false;
 
-	if (kg_ctx_init(&c, KG_OP_SOCKET_CREATE, KG_MECH_CGROUP_BPF))
-		return CG_ALLOW;
-	if (c.pol && c.pol->socket_family_allow) {
-		if (family >= 64 || !(c.pol->socket_family_allow & (1ULL << family)))
+	if (c->pol && c->pol->socket_family_allow) {
+		if (family >= 64 || !(c->pol->socket_family_allow & (1ULL << family)))
 			refused = true;
 		if ((type == KG_SOCK_RAW || type == KG_SOCK_PACKET || family == KG_AF_PACKET) &&
-		    !c.pol->allow_raw_sockets)
+		    !c->pol->allow_raw_sockets)
 			refused = true;
-		rule_id = c.pol->socket_rule_id;
-		decision = refused ? c.pol->socket_decision : KG_DEC_ALLOW;
-	} else {
-		decision = KG_DEC_ALLOW;
+		rule_id = c->pol->socket_rule_id;
+		if (refused)
+			decision = c->pol->socket_decision;
 	}
-	c.target.net.proto = (__u8)proto;
-	kg_decide(&c, decision, rule_id);
-	if (c.emit) {
-		e = kg_event_begin(&c);
+	c->target.net.proto = (__u8)proto;
+	kg_decide(c, decision, rule_id);
+	if (c->emit) {
+		e = kg_event_begin(c);
 		if (e) {
 			e->family = (__u8)family;
 			e->aux = type;
 			kg_event_submit(e);
 		}
 	}
-	return c.allow & 1;	/* CG_ALLOW or CG_DENY; the mask keeps the verifier sure */
+}
+
+/* cgroup/sock_create runs for AF_INET and AF_INET6 only (inet_create);
+ * it is what degraded mode has for raw sockets.  Other families (packet,
+ * netlink, vsock...) are refused by lsm/socket_create below in full mode and
+ * by the seccomp filter's socket() family check in both modes. */
+SEC("cgroup/sock_create")
+int kg_sock_create(struct bpf_sock *sk)
+{
+	struct kg_ctx c;
+
+	if (kg_ctx_init(&c, KG_OP_SOCKET_CREATE, KG_MECH_CGROUP_BPF))
+		return CG_ALLOW;
+	kg_socket_decide(&c, sk->family, sk->type, sk->protocol);
+	return c.allow & 1;	/* CG_ALLOW or CG_DENY */
+}
+
+/* The other families, in full mode (the loader skips LSM programs where BPF
+ * LSM is unavailable); inet and inet6 are left to kg_sock_create so that one
+ * socket gets one decision. */
+SEC("lsm/socket_create")
+int BPF_PROG(kg_lsm_socket_create, int family, int type, int protocol, int kern, int ret)
+{
+	struct kg_ctx c;
+
+	if (ret || kern)
+		return ret;
+	if (family == KG_AF_INET || family == KG_AF_INET6)
+		return 0;
+	if (kg_ctx_init(&c, KG_OP_SOCKET_CREATE, KG_MECH_BPF_LSM))
+		return 0;
+	kg_socket_decide(&c, family, type & 0xf, protocol);
+	return c.allow ? 0 : -EPERM;
 }

@@ -160,8 +160,6 @@ static void plan_enforcement(struct job *j)
 			ll = j->ll ? kg_landlock_report(j->ll, r->num) : NULL;
 			if (!ll || ll->mechanism != KG_MECH_LANDLOCK)
 				note_unenforced(j, r, ll ? ll->reason : "needs BPF LSM or Landlock");
-			else if (r->decision != KG_DEC_DENY)
-				note_unenforced(j, r, ll->reason);
 			break;
 		case KG_RULE_UNIX:
 			if (!j->full)

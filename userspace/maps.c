@@ -247,7 +247,8 @@ static int flush_file_rules(struct kg_loader *l, struct file_list *fl,
 
 	if (fd < 0)
 		return -ENOENT;
-	qsort(fl->v, fl->n, sizeof(*fl->v), file_acc_cmp);
+	if (fl->n)
+		qsort(fl->v, fl->n, sizeof(*fl->v), file_acc_cmp);
 	while (i < fl->n) {
 		struct kg_file_rule val = {};
 		size_t j = i;

@@ -1,0 +1,410 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * test_run.c - `kgate run` end to end on this host.
+ *
+ * The host has no usable BPF LSM, so these tests exercise what runs here for
+ * real: admission, the cgroup-BPF network programs (connect4/6, sendmsg4/6,
+ * sock_create), Landlock and seccomp in degraded mode, exit status
+ * pass-through, max runtime, and the audit records of each decision.
+ * Each test uses its own pin dir, state dir and audit dir (mkdtemp).
+ */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "testlib.h"
+#include "common.h"
+#include "loader.h"
+
+static char tmpdir[256];
+static char pindir[256];
+
+static void setup(void)
+{
+	char path[512];
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/kgate-test-run.XXXXXX");
+	if (!mkdtemp(tmpdir))
+		SKIP("mkdtemp failed");
+	snprintf(path, sizeof(path), "%s/audit", tmpdir);
+	setenv("KGATE_AUDIT_DIR", path, 1);
+	snprintf(path, sizeof(path), "%s/state", tmpdir);
+	setenv("KGATE_STATE_DIR", path, 1);
+	snprintf(pindir, sizeof(pindir), "/sys/fs/bpf/kgate-test-%d", getpid());
+	setenv("KGATE_BPFFS", pindir, 1);
+	if (getuid() != 0)
+		SKIP("needs root");
+}
+
+static void teardown(void)
+{
+	kg_loader_unpin_all();
+	rmdir(pindir);
+}
+
+static const char *helper(const char *name)
+{
+	static char buf[512];
+	const char *dir = getenv("KGATE_TEST_HELPERS");
+
+	snprintf(buf, sizeof(buf), "%s/%s", dir ? dir : "build-san/tests/helpers", name);
+	return buf;
+}
+
+static const char *kgate_bin(void)
+{
+	const char *b = getenv("KGATE_BIN");
+
+	return b ? b : "build-san/kgate";
+}
+
+static void write_policy(const char *json, char *path, size_t len)
+{
+	int fd;
+
+	snprintf(path, len, "%s/policy.json", tmpdir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, json, strlen(json)) != (ssize_t)strlen(json))
+		SKIP("cannot write policy");
+	close(fd);
+}
+
+/* Run argv (NULL-terminated), output into *out (static buffer); exit code. */
+static int run_capture(char *const argv[], char **out)
+{
+	static char buf[65536];
+	char outpath[512];
+	int status, fd;
+	ssize_t n;
+	pid_t pid;
+
+	snprintf(outpath, sizeof(outpath), "%s/out.txt", tmpdir);
+	pid = fork();
+	if (pid == 0) {
+		fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(argv[0], argv);
+		_exit(126);
+	}
+	waitpid(pid, &status, 0);
+	fd = open(outpath, O_RDONLY);
+	n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
+	buf[n > 0 ? n : 0] = '\0';
+	if (fd >= 0)
+		close(fd);
+	*out = buf;
+	printf("  $ %s ... -> %d\n%s", argv[3] ? argv[3] : argv[0],
+	       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), buf);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* kgate run --policy P -- cmd... */
+#define KGATE_RUN(policy, out, ...) ({						\
+		char *___argv[] = { (char *)kgate_bin(), "run", "--policy", (char *)(policy), \
+				    "--", __VA_ARGS__, NULL };			\
+		run_capture(___argv, out); })
+
+static int listen_tcp(int family, const char *addr, int *port)
+{
+	struct sockaddr_storage ss = {};
+	socklen_t len;
+	int fd = socket(family, SOCK_STREAM, 0), one = 1;
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+		in->sin_family = AF_INET;
+		inet_pton(AF_INET, addr, &in->sin_addr);
+		len = sizeof(*in);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+		in6->sin6_family = AF_INET6;
+		inet_pton(AF_INET6, addr, &in6->sin6_addr);
+		len = sizeof(*in6);
+	}
+	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 64))
+		return -1;
+	getsockname(fd, (struct sockaddr *)&ss, &len);
+	*port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port :
+			 ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return fd;
+}
+
+static const char *audit_query(const char *extra_arg)
+{
+	char *argv[] = { (char *)kgate_bin(), "audit", "query", "--json", (char *)extra_arg, NULL };
+	char *out;
+
+	run_capture(argv, &out);
+	return out;
+}
+
+#define NET_POLICY(port) \
+	"{\"version\":1,\"name\":\"net-test\",\"default\":\"allow\"," \
+	"\"runtime_defaults\":{\"net\":\"deny\"}," \
+	"\"runtime\":[" \
+	"{\"id\":\"api\",\"net\":{\"cidr\":\"127.0.0.1/32\",\"ports\":[" port "],\"proto\":\"tcp\"},\"decision\":\"allow\"}," \
+	"{\"id\":\"dns\",\"net\":{\"cidr\":\"127.0.0.53/32\",\"ports\":[53],\"proto\":\"udp\"},\"decision\":\"allow\"}," \
+	"{\"id\":\"lo6\",\"net\":{\"cidr\":\"::1/128\"},\"decision\":\"allow\"}," \
+	"{\"id\":\"no-loopback\",\"net\":{\"cidr\":\"127.0.0.0/8\"},\"decision\":\"deny\",\"reason\":\"test\"}," \
+	"{\"id\":\"sockets\",\"socket\":{\"families\":[\"inet\",\"inet6\",\"unix\"],\"allow_raw\":false},\"decision\":\"deny\"}" \
+	"]}"
+
+TEST(net_allowed_connect_works_and_denied_is_refused)
+{
+	char policy[512], json[2048], portstr[16], *out;
+	int port, lfd;
+
+	setup();
+	lfd = listen_tcp(AF_INET, "127.0.0.1", &port);
+	ASSERT_TRUE(lfd >= 0, "listener");
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	snprintf(json, sizeof(json), NET_POLICY("%d"), port);
+	write_policy(json, policy, sizeof(policy));
+
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "connect", "127.0.0.1", portstr),
+		  0, "allowed connect to 127.0.0.1:port");
+	/* same address, another port: falls back to the /8 deny */
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "connect", "127.0.0.1", "1"),
+		  EPERM, "other port on 127.0.0.1 refused");
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "connect", "127.0.0.2", portstr),
+		  EPERM, "127.0.0.2 refused");
+	ASSERT_HAS_SUBSTR(out, "no-loopback", "live decision names the rule");
+	/* no rule at all: the net class default (deny) */
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "connect", "192.0.2.1", "80"),
+		  EPERM, "default deny");
+	close(lfd);
+	teardown();
+}
+
+TEST(net_ipv4_mapped_ipv6_is_treated_as_ipv4)
+{
+	char policy[512], json[2048], portstr[16], *out;
+	int port, lfd;
+
+	setup();
+	lfd = listen_tcp(AF_INET6, "::", &port);
+	ASSERT_TRUE(lfd >= 0, "dual-stack listener");
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	snprintf(json, sizeof(json), NET_POLICY("%d"), port);
+	write_policy(json, policy, sizeof(policy));
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "connect", "::ffff:127.0.0.2", portstr),
+		  EPERM, "::ffff:127.0.0.2 meets the 127.0.0.0/8 deny");
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "connect", "::ffff:127.0.0.1", portstr),
+		  0, "::ffff:127.0.0.1 meets the 127.0.0.1 allow");
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "connect", "::1", portstr),
+		  0, "::1 allowed by its own rule");
+	close(lfd);
+	teardown();
+}
+
+TEST(net_udp_without_connect_and_tcp_fast_open_are_checked)
+{
+	char policy[512], json[2048], *out;
+
+	setup();
+	snprintf(json, sizeof(json), NET_POLICY("%d"), 9);
+	write_policy(json, policy, sizeof(policy));
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "udp-sendto", "127.0.0.2", "53"),
+		  EPERM, "UDP sendto without connect refused (sendmsg4)");
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "udp-sendto", "::ffff:127.0.0.2", "53"),
+		  EPERM, "UDP sendto to a v4-mapped address refused (sendmsg6)");
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "udp-sendto", "127.0.0.53", "53"),
+		  0, "UDP to the allowed resolver works");
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "udp-connect", "127.0.0.2", "53"),
+		  EPERM, "connected UDP refused at connect");
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "tfo", "127.0.0.2", "80"),
+		  EPERM, "TCP Fast Open refused");
+	teardown();
+}
+
+TEST(net_socket_families_outside_the_allow_list_are_refused)
+{
+	char policy[512], json[2048], *out;
+
+	setup();
+	snprintf(json, sizeof(json), NET_POLICY("%d"), 9);
+	write_policy(json, policy, sizeof(policy));
+	/* AF_INET SOCK_RAW ICMP, AF_PACKET, AF_NETLINK */
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "socket", "2", "3", "1"),
+		  EPERM, "raw socket refused");
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "socket", "17", "3", "0"),
+		  EPERM, "packet socket refused");
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "socket", "16", "3", "0"),
+		  EPERM, "netlink socket refused");
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "socket", "2", "1", "0"),
+		  0, "TCP socket still works");
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "socket", "1", "1", "0"),
+		  0, "unix socket still works");
+	teardown();
+}
+
+TEST(net_denials_are_audited_with_rule_and_policy)
+{
+	char policy[512], json[2048], *out;
+	const char *q;
+
+	setup();
+	snprintf(json, sizeof(json), NET_POLICY("%d"), 9);
+	write_policy(json, policy, sizeof(policy));
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("net_probe"), "connect", "127.0.0.2", "80"),
+		  EPERM, "refused");
+	q = audit_query("--decision=deny");
+	ASSERT_HAS_SUBSTR(q, "\"rule\":\"no-loopback\"", "audit names the rule");
+	ASSERT_HAS_SUBSTR(q, "127.0.0.2:80/tcp", "audit names the target");
+	ASSERT_HAS_SUBSTR(q, "cgroup-bpf", "audit names the mechanism");
+	ASSERT_HAS_SUBSTR(q, "\"name\":\"net-test\"", "audit names the policy");
+	teardown();
+}
+
+TEST(ungoverned_processes_are_unaffected_while_a_job_runs)
+{
+	char policy[512], json[2048];
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(1) };
+	int fd, rc;
+	pid_t pid;
+
+	setup();
+	snprintf(json, sizeof(json), NET_POLICY("%d"), 9);
+	write_policy(json, policy, sizeof(policy));
+	pid = fork();
+	if (pid == 0) {
+		char *argv[] = { (char *)kgate_bin(), "run", "-q", "--policy", policy, "--",
+				 "/bin/sleep", "3", NULL };
+		int devnull = open("/dev/null", O_WRONLY);
+
+		dup2(devnull, 2);
+		execv(argv[0], argv);
+		_exit(126);
+	}
+	usleep(1000 * 1000);	/* the job is up; its programs are attached */
+	inet_pton(AF_INET, "127.0.0.2", &in.sin_addr);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	rc = connect(fd, (struct sockaddr *)&in, sizeof(in));
+	ASSERT_ERRNO(rc, ECONNREFUSED, "outside the job the kernel answers, kgate does not");
+	close(fd);
+	waitpid(pid, &rc, 0);
+	ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "job ran to completion");
+	teardown();
+}
+
+TEST(exit_status_and_signals_pass_through)
+{
+	char policy[512], *out;
+
+	setup();
+	write_policy("{\"version\":1,\"name\":\"t\",\"default\":\"allow\",\"runtime\":[]}",
+		     policy, sizeof(policy));
+	ASSERT_EQ(KGATE_RUN(policy, &out, "/bin/sh", "-c", "exit 7"), 7, "exit code");
+	ASSERT_EQ(KGATE_RUN(policy, &out, "/bin/sh", "-c", "kill -TERM $$"), 128 + SIGTERM,
+		  "signal as 128+N");
+	ASSERT_EQ(KGATE_RUN(policy, &out, "/nonexistent/cmd"), 127, "cannot start: 127");
+	teardown();
+}
+
+TEST(max_runtime_kills_the_whole_job)
+{
+	char policy[512], *out;
+	struct timespec a, b;
+	int rc;
+
+	setup();
+	write_policy("{\"version\":1,\"name\":\"t\",\"default\":\"allow\","
+		     "\"constraints\":{\"max_runtime_sec\":1},\"runtime\":[]}", policy, sizeof(policy));
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	rc = KGATE_RUN(policy, &out, "/bin/sh", "-c", "sleep 30 & sleep 30 & wait");
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	ASSERT_EQ(rc, 128 + SIGKILL, "killed at max runtime");
+	ASSERT_TRUE(b.tv_sec - a.tv_sec < 20, "well before the 30 s sleeps");
+	ASSERT_HAS_SUBSTR(out, "max runtime", "says why");
+	teardown();
+}
+
+TEST(invalid_policy_is_rejected_and_nothing_runs)
+{
+	char policy[512], marker[512], *out;
+	struct stat st;
+
+	setup();
+	write_policy("{\"version\":1,\"name\":\"t\",\"runtime\":[{\"id\":\"x\",\"net\":"
+		     "{\"cidr\":\"10.0.0.0/33\"},\"decision\":\"deny\"}]}", policy, sizeof(policy));
+	snprintf(marker, sizeof(marker), "%s/ran", tmpdir);
+	ASSERT_EQ(KGATE_RUN(policy, &out, "/usr/bin/touch", marker), 3, "exit 3: invalid policy");
+	ASSERT_HAS_SUBSTR(out, "policy.json:1:", "names file and line");
+	ASSERT_HAS_SUBSTR(out, "'x'", "names the rule");
+	ASSERT_TRUE(stat(marker, &st) != 0, "the command never ran");
+	teardown();
+}
+
+TEST(admission_deny_refuses_the_launch)
+{
+	char policy[512], marker[512], *out;
+	struct stat st;
+	char *argv[16];
+
+	setup();
+	write_policy("{\"version\":1,\"name\":\"t\",\"default\":\"allow\",\"admission\":["
+		     "{\"id\":\"no-destructive\",\"match\":{\"risk_tags\":[\"destructive\"]},"
+		     "\"decision\":\"deny\",\"reason\":\"never\"}],\"runtime\":[]}", policy, sizeof(policy));
+	snprintf(marker, sizeof(marker), "%s/ran", tmpdir);
+	argv[0] = (char *)kgate_bin(); argv[1] = "run"; argv[2] = "--policy"; argv[3] = policy;
+	argv[4] = "--risk"; argv[5] = "destructive"; argv[6] = "--"; argv[7] = "/usr/bin/touch";
+	argv[8] = marker; argv[9] = NULL;
+	ASSERT_EQ(run_capture(argv, &out), 4, "exit 4: admission denied");
+	ASSERT_HAS_SUBSTR(out, "no-destructive", "names the rule");
+	ASSERT_TRUE(stat(marker, &st) != 0, "the command never ran");
+	ASSERT_HAS_SUBSTR(audit_query("--type=admission"), "\"decision\":\"deny\"", "audited");
+	teardown();
+}
+
+TEST(require_full_refuses_on_a_kernel_without_bpf_lsm)
+{
+	char policy[512], *out;
+	char *argv[] = { (char *)kgate_bin(), "run", "--require", "full", "--policy", policy,
+			 "--", "/bin/true", NULL };
+
+	setup();
+	write_policy("{\"version\":1,\"name\":\"t\",\"default\":\"allow\",\"runtime\":[]}",
+		     policy, sizeof(policy));
+	if (access("/sys/kernel/security/lsm", R_OK) == 0) {
+		char *lsm = kg_read_file("/sys/kernel/security/lsm", 4096, NULL);
+		bool has_bpf = lsm && strstr(lsm, "bpf");
+
+		free(lsm);
+		(void)has_bpf;
+	}
+	/* this host refuses LSM programs (see test_doctor); degraded = exit 5 */
+	ASSERT_EQ(run_capture(argv, &out), 5, "exit 5: full enforcement unavailable");
+	ASSERT_HAS_SUBSTR(out, "full enforcement required", "says why");
+	teardown();
+}
+
+TEST(degraded_landlock_refuses_a_denied_file_and_allows_the_rest)
+{
+	char policy[512], json[2048], secret[512], ok[512], *out;
+	int fd;
+
+	setup();
+	snprintf(secret, sizeof(secret), "%s/secret", tmpdir);
+	mkdir(secret, 0700);
+	snprintf(secret, sizeof(secret), "%s/secret/key", tmpdir);
+	fd = open(secret, O_WRONLY | O_CREAT, 0600);
+	close(fd);
+	snprintf(ok, sizeof(ok), "%s/open.txt", tmpdir);
+	fd = open(ok, O_WRONLY | O_CREAT, 0600);
+	close(fd);
+	snprintf(json, sizeof(json), "{\"version\":1,\"name\":\"t\",\"default\":\"allow\",\"runtime\":["
+		 "{\"id\":\"no-secret\",\"file\":{\"prefix\":\"%s/secret/\",\"ops\":[\"read\",\"write\"]},"
+		 "\"decision\":\"deny\"}]}", tmpdir);
+	write_policy(json, policy, sizeof(policy));
+	ASSERT_NEQ(KGATE_RUN(policy, &out, "/bin/cat", secret), 0, "denied file refused");
+	ASSERT_HAS_SUBSTR(out, "ermission denied", "EACCES from Landlock");
+	ASSERT_EQ(KGATE_RUN(policy, &out, "/bin/cat", ok), 0, "sibling file readable");
+	teardown();
+}
