@@ -17,7 +17,8 @@
 # Environment: KGATE_VM_TIMEOUT (whole-VM timeout in seconds, default 600),
 # KGATE_VM_ACCEL (auto, the default: KVM if a probe boot works, else TCG;
 # or tcg, or kvm), KGATE_VM_CACHE (kernel cache
-# directory, default vmtests/cache), KGATE_VM_VERBOSE=1 (echo the serial log).
+# directory, default vmtests/cache), KGATE_VM_VERBOSE=1 (echo the serial log),
+# KGATE_VM_PARALLEL=0 (boot the configurations one after the other).
 #
 # Output: one line per test, "<config> PASS|FAIL|SKIP <binary>/<test>", then
 # "N passed, N failed, N skipped".  The serial log of each boot is kept in
@@ -54,6 +55,7 @@ case "$kernel" in 6.1|6.12) ;; *) echo "vmtest: unknown --kernel $kernel" >&2; e
 cache=${KGATE_VM_CACHE:-$here/cache}
 vm_timeout=${KGATE_VM_TIMEOUT:-600}
 accel=${KGATE_VM_ACCEL:-auto}
+parallel=${KGATE_VM_PARALLEL:-1}
 mkdir -p "$cache"
 work=$(mktemp -d "${TMPDIR:-/tmp}/kgate-vmtest.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -88,7 +90,7 @@ resolve_image_package() {
 }
 
 fetch_kernel() {
-	local dir=$cache/kernel-$kernel pkg deb
+	local dir=$cache/kernel-$kernel pkg deb tmp
 	if [ -s "$dir/vmlinuz" ]; then
 		echo "$dir/vmlinuz"
 		return
@@ -106,16 +108,18 @@ fetch_kernel() {
 	*) die "linux-image-amd64 resolves to $pkg, not a $kernel kernel" ;;
 	esac
 	log "downloading $pkg"
-	rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
-	(cd "$dir.tmp" && apt-get -q "${apt_opts[@]}" download "$pkg" >&2 2>/dev/null) ||
-		(cd "$dir.tmp" && apt-get -q "${apt_opts[@]}" download "$pkg" >&2)
-	deb=$(ls "$dir.tmp"/*.deb)
+	# a private temporary directory, renamed into place: concurrent runs
+	# (several engineers share a tree) never see a half-extracted kernel
+	tmp=$(mktemp -d "$cache/.kernel-$kernel.XXXXXX") && chmod 755 "$tmp"
+	(cd "$tmp" && apt-get -q "${apt_opts[@]}" download "$pkg" >&2)
+	deb=$(ls "$tmp"/*.deb)
 	# only the kernel image is needed: everything the suite uses is built in
-	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dir.tmp" --wildcards './boot/vmlinuz-*'
-	mv "$dir.tmp"/boot/vmlinuz-* "$dir.tmp/vmlinuz"
-	echo "$pkg" >"$dir.tmp/package"
-	rm -rf "$dir.tmp/boot" "$deb"
-	rm -rf "$dir" && mv "$dir.tmp" "$dir"
+	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" --wildcards './boot/vmlinuz-*'
+	mv "$tmp"/boot/vmlinuz-* "$tmp/vmlinuz"
+	echo "$pkg" >"$tmp/package"
+	rm -rf "$tmp/boot" "$deb"
+	mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"	# lost the race: fine
+	[ -s "$dir/vmlinuz" ] || die "kernel extraction failed"
 	echo "$dir/vmlinuz"
 }
 
@@ -219,6 +223,7 @@ boot() {	# boot CONFIG LOGFILE
 	*) accel_opts=(-accel tcg) ;;
 	esac
 	local start=$SECONDS rc=0
+	: >"$logfile"
 	if [ "${KGATE_VM_VERBOSE:-0}" = 1 ]; then
 		timeout -s KILL "$vm_timeout" qemu-system-x86_64 "${accel_opts[@]}" \
 			-m 1024 -smp 2 -nodefaults -no-user-config -display none -no-reboot \
@@ -230,17 +235,18 @@ boot() {	# boot CONFIG LOGFILE
 			-serial stdio -kernel "$vmlinuz" -initrd "$work/initrd.gz" \
 			-append "$cmdline" </dev/null >"$logfile" 2>&1 || rc=$?
 	fi
-	log "$config: VM ran $((SECONDS - start)) s (qemu exit $rc), log in $logfile"
+	log "$config: VM ran $((SECONDS - start)) s (qemu exit $rc)"
 	return 0
 }
 
 # Turn one serial log into result lines.  Every expected binary must appear
 # framed by KGATE-VT-BEGIN / KGATE-VT <name> <rc> and print a summary line.
-collect() {	# collect CONFIG LOGFILE
-	local config=$1 logfile=$2 clean=$work/$1.log name section
+collect() {	# collect CONFIG LOGFILE PUBLISHED-NAME
+	local config=$1 logfile=$2 clean=$work/$1.clean.log name section
+	local shown=$3
 	tr -d '\r' <"$logfile" >"$clean"
 	if ! grep -q '^KGATE-VT-BOOTED' "$clean"; then
-		result "$config" FAIL "boot" "the guest never reached /init (see $logfile)"
+		result "$config" FAIL "boot" "the guest never reached /init (see $shown)"
 		grep -m 3 -E 'Kernel panic|BUG:|Oops' "$clean" >&2 || true
 	fi
 	if grep -q -E 'Kernel panic|BUG: |Oops:|general protection fault' "$clean"; then
@@ -300,12 +306,30 @@ build_initramfs
 choose_accel
 log "accelerator: $accel"
 
+label_of() { if [ "$kernel" = 6.1 ]; then echo "$1"; else echo "$1-$kernel"; fi; }
+
+# The configurations boot side by side by default: a TCG guest leaves much
+# of its host CPU idle, so two of them take little longer than one.
+if [ "$parallel" = 1 ] && [ ${#configs[@]} -gt 1 ]; then
+	pids=()
+	for config in "${configs[@]}"; do
+		boot "$config" "$work/serial-$config.log" &
+		pids+=($!)
+	done
+	for pid in "${pids[@]}"; do wait "$pid" || true; done
+else
+	for config in "${configs[@]}"; do
+		boot "$config" "$work/serial-$config.log"
+	done
+fi
+# Collect from the private copy, then publish it (rename: another run on the
+# same build directory at the same time never interleaves with this one).
 for config in "${configs[@]}"; do
-	label=$config
-	[ "$kernel" = 6.1 ] || label=$config-$kernel
-	logfile=$build/vmtest-$label.log
-	boot "$config" "$logfile"
-	collect "$label" "$logfile"
+	published=$build/vmtest-$(label_of "$config").log
+	{ cp "$work/serial-$config.log" "$published.$$" && mv -f "$published.$$" "$published"; } ||
+		log "cannot save $published"
+	log "$(label_of "$config"): serial log in $published"
+	collect "$(label_of "$config")" "$work/serial-$config.log" "$published"
 done
 
 echo "$tot_pass passed, $tot_fail failed, $tot_skip skipped"
