@@ -241,7 +241,7 @@ static void lsm_try_deny(struct probe_bpf *skel, struct kg_doctor_report *r)
 	}
 	if (!r->lsm_denies)
 		snprintf(r->lsm_detail, sizeof(r->lsm_detail),
-			 "attached, but its hook did not run (open %s): the bpf LSM is not active",
+			 "loads and attaches, but its hook never ran (the open %s)",
 			 fd >= 0 ? "succeeded" : errno_name(open_errno));
 	else if (!r->lsm_event_seen)
 		snprintf(r->lsm_detail, sizeof(r->lsm_detail), "denied, but no ring buffer event arrived");
@@ -552,6 +552,9 @@ static void add_fix(struct kg_doctor_report *r, const char *fmt, ...)
 
 static void suggest_fixes(struct kg_doctor_report *r)
 {
+	if (geteuid() != 0)
+		add_fix(r, "run kgate doctor as root (or with CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN): "
+			"unprivileged probes fail whatever the kernel supports");
 	if (!r->lsm_denies) {
 		if (r->bpf_in_lsm_list == KG_NO)
 			add_fix(r, "add bpf to the lsm= boot parameter: lsm=%s,bpf (then reboot)",

@@ -98,7 +98,7 @@ struct kg_doctor_report {
 	bool full;			/* BPF LSM + cgroup-BPF + seccomp all work */
 	bool degraded_possible;		/* cgroup2 + seccomp: something is enforced */
 	struct kg_matrix_row matrix[KG_RT_MAX];
-	char fix[3][256];		/* one-line fixes, "" when none */
+	char fix[4][256];		/* one-line fixes, "" when none */
 };
 
 /* Probe everything; always fills *out (unknowns are marked). Returns 0, or
