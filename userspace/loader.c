@@ -174,7 +174,8 @@ static int attach_lsm(struct bpf_object *obj, const char *objname)
 
 		if (!is_lsm_prog(p) || !bpf_program__autoload(p))
 			continue;
-		if (pin_path(path, sizeof(path), "%s/links/%s.%s", kg_pin_dir(), objname,
+		/* "-", not ".": bpffs refuses dots in names (EPERM, reserved) */
+		if (pin_path(path, sizeof(path), "%s/links/%s-%s", kg_pin_dir(), objname,
 			     bpf_program__name(p)))
 			return -ENAMETOOLONG;
 		if (access(path, F_OK) == 0)
