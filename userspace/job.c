@@ -19,6 +19,7 @@
 #include "cmds.h"
 #include "common.h"
 #include "events.h"
+#include "follow.h"
 #include "job.h"
 #include "landlock.h"
 #include "launch.h"
@@ -26,6 +27,7 @@
 #include "maps.h"
 #include "policy.h"
 #include "recorder.h"
+#include "registry.h"
 #include "seccomp.h"
 
 #define KG_TICK_MS 250
@@ -77,6 +79,8 @@ const char *kg_default_policy_path(char *buf, size_t len)
 	return NULL;
 }
 
+static char *join_argv(char *const *argv);
+
 /* Everything one job holds, released in reverse order by job_cleanup(). */
 struct job {
 	const struct kg_job_spec *spec;
@@ -95,7 +99,48 @@ struct job {
 	json_t *unenforced;	/* [{rule, reason}] */
 	struct kg_job_proc jp;
 	bool started;
+	int consumer_fd;	/* >= 0 while we are the ring-buffer consumer */
+	struct kg_follow *follow;	/* our live view of the trail */
+	bool in_registry;
 };
+
+/* Become the ring-buffer consumer if nobody else is (see registry.h). */
+static void try_consume(struct job *j)
+{
+	if (j->consumer_fd >= 0)
+		return;
+	j->consumer_fd = kg_consumer_try_lock();
+	if (j->consumer_fd < 0)
+		return;
+	j->events = kg_events_open(j->loader, kg_recorder_event, j->rec);
+	if (!j->events) {
+		close(j->consumer_fd);
+		j->consumer_fd = -1;
+	}
+}
+
+static void register_job(struct job *j)
+{
+	struct kg_job_record r = {
+		.job_id = j->job_id, .cgid = j->cg.id, .policy_id = j->policy_id,
+		.pid = j->jp.pid, .controller_pid = getpid(), .uid = getuid(), .full = j->full,
+		.started_real_ns = kg_now_real_ns(),
+	};
+	char *cmd = join_argv(j->spec->argv);
+
+	kg_strlcpy(r.trace, j->trace, sizeof(r.trace));
+	kg_strlcpy(r.cgroup_path, j->cg.path, sizeof(r.cgroup_path));
+	kg_strlcpy(r.policy_name, j->doc->name ? j->doc->name : "", sizeof(r.policy_name));
+	kg_strlcpy(r.policy_hash, j->doc->hash, sizeof(r.policy_hash));
+	if (j->doc->source)
+		kg_strlcpy(r.policy_path, j->doc->source, sizeof(r.policy_path));
+	kg_strlcpy(r.command, cmd ? cmd : j->spec->argv[0], sizeof(r.command));
+	free(cmd);
+	if (kg_registry_save(&r))
+		kg_warn("run: cannot record job %s in %s/jobs", j->trace, kg_state_dir());
+	else
+		j->in_registry = true;
+}
 
 static void audit_simple(struct job *j, const char *type, const char *op, const char *target,
 			 const char *decision, const char *rule_id, const char *reason, json_t *extra)
@@ -311,8 +356,6 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 	if (err)
 		return kg_err("run: cannot start the command: %s", strerror(-err));
 	j->started = true;
-	/* only now is the cgroup id known: show this job's decisions live */
-	kg_recorder_set_live(j->rec, j->cg.id);
 	err = kg_loader_attach_cgroup(j->loader, j->cg.fd, j->cg.id);
 	if (err)
 		return err;
@@ -328,6 +371,9 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 	if (j->spec->live)
 		fprintf(j->spec->live, "kgate: job %s started (%s mode, policy %s sha256 %.12s)\n",
 			j->trace, j->full ? "full" : "degraded", j->doc->name, j->doc->hash);
+	register_job(j);
+	/* the live view starts at the current end of the trail */
+	j->follow = kg_follow_open(NULL, j->trace, j->spec->live);
 	err = kg_launch_go(&j->jp);
 	if (err) {
 		kg_err("run: %s: %s (at %s)", j->spec->argv[0], strerror(j->jp.failed_errno),
@@ -361,10 +407,12 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 			timeout = (deadline - now) / 1000000 + 1;
 		if (now >= next_tick) {
 			kg_maps_heartbeat(j->loader);
-			if (j->rec)
+			try_consume(j);
+			if (j->events)
 				kg_recorder_report_losses(j->rec, j->loader);
 			next_tick = now + KG_TICK_MS * 1000000ull;
 		}
+		pfd[1].fd = j->events ? kg_events_epoll_fd(j->events) : -1;
 		if (pending_signal) {
 			syscall(SYS_pidfd_send_signal, j->jp.pidfd, pending_signal, NULL, 0);
 			pending_signal = 0;
@@ -374,8 +422,25 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 			kg_events_poll(j->events, 0);
 		if (j->audit)
 			kg_audit_flush_if_due(j->audit);
+		if (j->follow)
+			kg_follow_poll(j->follow);
 		if (pfd[0].revents & (POLLIN | POLLHUP))
 			break;
+	}
+}
+
+/* Show the job's last decisions: ours are committed now; another consumer's
+ * get a short grace period to reach the trail. */
+static void finish_live_view(struct job *j)
+{
+	int i;
+
+	if (j->audit)
+		kg_audit_flush(j->audit);
+	for (i = 0; j->follow && i < (j->events ? 1 : 4); i++) {
+		if (i)
+			usleep(50 * 1000);
+		kg_follow_poll(j->follow);
 	}
 }
 
@@ -387,9 +452,10 @@ static void job_cleanup(struct job *j)
 		kg_cgroup_kill(&j->cg);
 	if (j->events) {
 		kg_events_drain(j->events);
-		if (j->rec && j->loader)
-			kg_recorder_report_losses(j->rec, j->loader);
+		kg_recorder_report_losses(j->rec, j->loader);
 	}
+	if (j->in_registry)
+		kg_registry_remove(j->trace);
 	if (j->links_attached)
 		kg_loader_detach_cgroup(j->cg.id);
 	if (j->job_registered)
@@ -403,6 +469,9 @@ static void job_cleanup(struct job *j)
 	if (j->started)
 		kg_launch_release(&j->jp);
 	kg_events_close(j->events);
+	if (j->consumer_fd >= 0)
+		close(j->consumer_fd);
+	kg_follow_close(j->follow);
 	kg_recorder_free(j->rec);
 	kg_landlock_plan_free(j->ll);
 	kg_loader_close(j->loader);
@@ -413,7 +482,7 @@ static void job_cleanup(struct job *j)
 
 static void report_exit(struct job *j, const struct kg_exit_info *xi)
 {
-	uint64_t tally[KG_DEC_MAX], refused = 0;
+	unsigned long refused = 0, audited = 0;
 	char what[64];
 	json_t *extra;
 
@@ -429,12 +498,9 @@ static void report_exit(struct job *j, const struct kg_exit_info *xi)
 	json_decref(extra);
 	if (!j->spec->live)
 		return;
-	memset(tally, 0, sizeof(tally));
-	if (j->rec)
-		kg_recorder_tally(j->rec, tally, &refused);
-	fprintf(j->spec->live, "kgate: job %s %s; %llu actions refused, %llu audited; "
-		"timeline: kgate audit timeline %s\n", j->trace, what,
-		(unsigned long long)refused, (unsigned long long)tally[KG_DEC_AUDIT], j->trace);
+	kg_follow_counts(j->follow, &refused, &audited);
+	fprintf(j->spec->live, "kgate: job %s %s; %lu actions refused, %lu audited; "
+		"timeline: kgate audit timeline %s\n", j->trace, what, refused, audited, j->trace);
 }
 
 int kg_job_run(const struct kg_job_spec *spec)
@@ -444,7 +510,7 @@ int kg_job_run(const struct kg_job_spec *spec)
 	struct kg_exit_info xi = {};
 	char pathbuf[PATH_MAX], msg[1024];
 	const char *policy = spec->policy_path;
-	struct job j = { .spec = spec };
+	struct job j = { .spec = spec, .consumer_fd = -1 };
 	bool timed_out = false;
 	int rc;
 
@@ -475,12 +541,12 @@ int kg_job_run(const struct kg_job_spec *spec)
 	rc = prepare_kernel(&j);
 	if (rc)
 		goto out_fail;
-	j.rec = kg_recorder_new(j.audit, spec->live, 0);
-	j.events = j.rec ? kg_events_open(j.loader, kg_recorder_event, j.rec) : NULL;
-	if (!j.events) {
-		rc = kg_err("run: cannot consume kernel events");
+	j.rec = kg_recorder_new(j.audit);
+	if (!j.rec) {
+		rc = KG_EXIT_FAIL;
 		goto out_fail;
 	}
+	try_consume(&j);
 	catch_signals();
 	rc = start_child(&j, &adm.constraints);
 	if (rc)
@@ -498,6 +564,7 @@ int kg_job_run(const struct kg_job_spec *spec)
 	kg_cgroup_kill(&j.cg);
 	if (j.events)
 		kg_events_drain(j.events);
+	finish_live_view(&j);
 	report_exit(&j, &xi);
 	rc = xi.exit_code;
 	goto out;

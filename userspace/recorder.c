@@ -23,10 +23,6 @@ struct snapshot {
 
 struct kg_recorder {
 	struct kg_audit *audit;
-	FILE *live;
-	uint64_t live_cgid;
-	uint64_t tally[KG_DEC_MAX];
-	uint64_t refused;
 	struct snapshot cache[SNAP_CACHE];
 	unsigned int next_slot;
 };
@@ -81,21 +77,14 @@ void kg_trace_id(uint64_t job_id, char *buf, size_t len)
 	snprintf(buf, len, "job-%016llx", (unsigned long long)job_id);
 }
 
-struct kg_recorder *kg_recorder_new(struct kg_audit *audit, FILE *live, uint64_t live_cgid)
+struct kg_recorder *kg_recorder_new(struct kg_audit *audit)
 {
 	struct kg_recorder *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return NULL;
 	r->audit = audit;
-	r->live = live;
-	r->live_cgid = live_cgid;
 	return r;
-}
-
-void kg_recorder_set_live(struct kg_recorder *r, uint64_t live_cgid)
-{
-	r->live_cgid = live_cgid;
 }
 
 void kg_recorder_free(struct kg_recorder *r)
@@ -195,7 +184,6 @@ int kg_recorder_event(void *recorder, const struct kg_event *e)
 	struct passwd *pw;
 	json_t *snap, *extra;
 	uint64_t now_mono = kg_now_mono_ns(), now_real = kg_now_real_ns();
-	bool allowed = event_allowed(e);
 	struct kg_audit_rec rec = {};
 	int err;
 
@@ -208,7 +196,7 @@ int kg_recorder_event(void *recorder, const struct kg_event *e)
 	exe_of(e->pid, exe, sizeof(exe));
 	pw = getpwuid(e->uid);
 	extra = json_pack("{s:s,s:s,s:I,s:I,s:I}", "kind", kg_event_kind_name(e->kind),
-			  "outcome", allowed ? "allowed" : "refused", "count", (json_int_t)e->count,
+			  "outcome", event_allowed(e) ? "allowed" : "refused", "count", (json_int_t)e->count,
 			  "policy_id", (json_int_t)e->policy_id, "cgroup_id", (json_int_t)e->job_cgid);
 	if (extra && (e->flags & KG_EVF_GRANT_USED))
 		json_object_set_new(extra, "grant", json_true());
@@ -240,24 +228,9 @@ int kg_recorder_event(void *recorder, const struct kg_event *e)
 	err = r->audit ? kg_audit_append(r->audit, &rec) : 0;
 	json_decref(extra);
 
-	if (e->job_cgid == r->live_cgid) {
-		if (e->decision < KG_DEC_MAX)
-			r->tally[e->decision] += e->count;
-		if (!allowed)
-			r->refused += e->count;
-		if (r->live)
-			fprintf(r->live, "kgate: %-16s %-7s %-13s %s  [rule %s, %s, pid %u %s]\n",
-				kg_decision_name(e->decision), allowed ? "allowed" : "REFUSED",
-				kg_op_name(e->op), target, rule_id, kg_mechanism_name(e->mechanism),
-				e->pid, comm);
-	}
-	return err < 0 ? 0 : 0;	/* keep consuming: an audit error is reported by audit */
-}
-
-void kg_recorder_tally(const struct kg_recorder *r, uint64_t out[KG_DEC_MAX], uint64_t *refused)
-{
-	memcpy(out, r->tally, sizeof(r->tally));
-	*refused = r->refused;
+	if (err)	/* keep consuming: the next records may still get through */
+		kg_warn("recorder: audit append failed: %s", strerror(-err));
+	return 0;
 }
 
 /* The lost count already reported lives in <state>/lost.reported so that
@@ -309,9 +282,6 @@ int kg_recorder_report_losses(struct kg_recorder *r, struct kg_loader *l)
 			if (ftruncate(fd, 0) || pwrite(fd, buf, n, 0) != n)
 				err = -errno;
 		}
-		if (r->live)
-			fprintf(r->live, "kgate: %llu events could not be delivered (ring buffer full); "
-				"counted and audited\n", (unsigned long long)(lost - reported));
 	}
 	flock(fd, LOCK_UN);
 	close(fd);

@@ -13,7 +13,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <linux/types.h>
 #include "audit.h"
 #include "kgate.h"
@@ -29,15 +28,11 @@ void kg_trace_id(uint64_t job_id, char *buf, size_t len);
 
 struct kg_recorder;
 
-/* live: events of job `live_cgid` are also printed there (NULL = quiet). */
-struct kg_recorder *kg_recorder_new(struct kg_audit *audit, FILE *live, uint64_t live_cgid);
+/* Events go to the audit trail only; a job's live view follows the trail
+ * (follow.h), so what a user sees is exactly what was recorded. */
+struct kg_recorder *kg_recorder_new(struct kg_audit *audit);
 void kg_recorder_free(struct kg_recorder *r);
-void kg_recorder_set_live(struct kg_recorder *r, uint64_t live_cgid);
 int kg_recorder_event(void *recorder, const struct kg_event *e);	/* kg_event_fn */
-
-/* Per-decision tallies of the live job's events (for the closing summary). */
-void kg_recorder_tally(const struct kg_recorder *r, uint64_t out[KG_DEC_MAX],
-		       uint64_t *refused);
 
 /* Audit kernel losses not yet reported: reads the counters, compares with
  * the amount already reported (kept in the state dir under a lock) and
