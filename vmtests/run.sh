@@ -3,7 +3,7 @@
 # and run every BUILD_DIR/vmtests/vt_* binary inside it.
 #
 # Usage: vmtests/run.sh BUILD_DIR [--lsm full|nobpf]... [--kernel 6.1|6.12]
-#                       [--timeout SECS] [-- FILTER...]
+#                       [--timeout SECS] [--shell] [-- FILTER...]
 #
 #   --lsm full     kernel's default LSM list (includes bpf)
 #   --lsm nobpf    lsm=lockdown,capability,landlock,yama,apparmor (no bpf):
@@ -11,6 +11,8 @@
 #                  (default: both, one boot each)
 #   --kernel       6.1 (Debian 12, default) or 6.12 (bookworm-backports)
 #   --timeout      per-binary timeout inside the guest (default 180 s)
+#   --shell        interactive: run the tests, then a root shell on the
+#                  console (first --lsm config only; no results collected)
 #   FILTER         words: one naming (part of) a vt_* binary runs that whole
 #                  binary, others select tests by name inside every binary
 #
@@ -35,12 +37,13 @@ usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
 build=$(cd "$1" && pwd) || { echo "vmtest: no build directory $1" >&2; exit 2; }
 shift
-configs=() kernel=6.1 bin_timeout=180 filter=()
+configs=() kernel=6.1 bin_timeout=180 filter=() shell=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--lsm) configs+=("${2:?--lsm needs full or nobpf}"); shift 2 ;;
 	--kernel) kernel=${2:?--kernel needs 6.1 or 6.12}; shift 2 ;;
 	--timeout) bin_timeout=${2:?}; shift 2 ;;
+	--shell) shell=1; shift ;;
 	--) shift; filter=("$@"); break ;;
 	-h|--help) usage ;;
 	*) echo "vmtest: unknown argument $1" >&2; usage ;;
@@ -305,6 +308,19 @@ log "kernel $kernel: $(cat "$(dirname "$vmlinuz")/package" 2>/dev/null || echo "
 build_initramfs
 choose_accel
 log "accelerator: $accel"
+
+if [ "$shell" = 1 ]; then
+	config=${configs[0]}
+	cmdline="console=ttyS0 quiet panic=-1 kgate.config=$config kgate.timeout=$bin_timeout kgate.shell=1"
+	[ "$config" = nobpf ] && cmdline+=" lsm=lockdown,capability,landlock,yama,apparmor"
+	[ ${#filter[@]} -gt 0 ] && cmdline+=" kgate.filter=$(IFS=,; echo "${filter[*]}")"
+	qemu_accel=(-accel tcg)
+	[ "$accel" = kvm ] && qemu_accel=(-accel kvm -cpu host)
+	qemu-system-x86_64 "${qemu_accel[@]}" -m 1024 -smp 2 -nodefaults -no-user-config \
+		-display none -no-reboot -serial mon:stdio -kernel "$vmlinuz" \
+		-initrd "$work/initrd.gz" -append "$cmdline" || true
+	exit 0
+fi
 
 label_of() { if [ "$kernel" = 6.1 ]; then echo "$1"; else echo "$1-$kernel"; fi; }
 
