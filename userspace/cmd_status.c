@@ -1,11 +1,134 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* cmd_status.c - 'kgate status' (not implemented yet) */
+/* cmd_status.c - 'kgate status': governed jobs, their policy, the counters. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
 #include "cmds.h"
 #include "common.h"
+#include "events.h"
+#include "loader.h"
+#include "maps.h"
+#include "policy.h"
+#include "registry.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: kgate status [--json]\n\n"
+		   "List governed jobs (trace id, command, policy snapshot, mode, whether the\n"
+		   "kernel still governs them) and kgate's kernel counters: decisions by\n"
+		   "outcome, events delivered, and events lost because the ring buffer was\n"
+		   "full (every loss is also an audit record).\n");
+}
+
+static const char *job_state(struct kg_loader *l, const struct kg_job_record *r)
+{
+	struct kg_job kj;
+
+	if (l && kg_maps_get_job(l, r->cgid, &kj) == 0)
+		return kj.policy_id == r->policy_id ? "governed" : "governed (policy changing)";
+	return kg_registry_stale(r) ? "ended" : "starting";
+}
+
+static json_t *counters_json(const struct kg_counters *c)
+{
+	json_t *dec = json_object(), *sent = json_object(), *lost = json_object();
+	int k;
+
+	for (k = 1; k < KG_DEC_MAX; k++)
+		json_object_set_new(dec, kg_decision_name(k), json_integer((json_int_t)c->decisions[k]));
+	for (k = 0; k < KG_EV_MAX; k++) {
+		json_object_set_new(sent, kg_event_kind_name(k), json_integer((json_int_t)c->events_sent[k]));
+		json_object_set_new(lost, kg_event_kind_name(k), json_integer((json_int_t)c->events_lost[k]));
+	}
+	return json_pack("{s:o,s:o,s:o,s:I}", "decisions", dec, "events_sent", sent,
+			 "events_lost", lost, "walk_incomplete", (json_int_t)c->walk_incomplete);
+}
+
+static void print_text(struct kg_loader *l, struct kg_job_record *jobs, size_t n,
+		       const struct kg_counters *c, bool have_counters)
+{
+	uint64_t lost = 0, sent = 0;
+	size_t i;
+	int k;
+
+	printf("%zu job(s)\n", n);
+	for (i = 0; i < n; i++) {
+		const struct kg_job_record *r = &jobs[i];
+
+		printf("  %s  %-8s  %s\n    policy %s sha256 %.12s (generation %u), %s mode, pid %d, cgroup %llu\n    %s\n",
+		       r->trace, job_state(l, r), r->command, r->policy_name, r->policy_hash,
+		       r->policy_id, r->full ? "full" : "degraded", (int)r->pid,
+		       (unsigned long long)r->cgid, r->cgroup_path);
+	}
+	if (!have_counters) {
+		printf("counters: unavailable (kgate's BPF objects are not loaded)\n");
+		return;
+	}
+	printf("decisions:");
+	for (k = 1; k < KG_DEC_MAX; k++)
+		if (c->decisions[k])
+			printf(" %s=%llu", kg_decision_name(k), (unsigned long long)c->decisions[k]);
+	for (k = 0; k < KG_EV_MAX; k++) {
+		lost += c->events_lost[k];
+		sent += c->events_sent[k];
+	}
+	printf("\nevents: %llu delivered, %llu lost (ring buffer full)\n",
+	       (unsigned long long)sent, (unsigned long long)lost);
+}
 
 int cmd_status(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	return kg_err("status: not implemented yet"), KG_EXIT_FAIL;
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct kg_loader_opts lo = { .want_lsm = false };
+	struct kg_job_record *jobs = NULL;
+	struct kg_counters c = {};
+	struct kg_loader *l;
+	bool json = kg_env.json, have_counters;
+	size_t n = 0, i;
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'j': json = true; break;
+		case 'h': usage(stdout); return KG_EXIT_OK;
+		default: usage(stderr); return KG_EXIT_USAGE;
+		}
+	}
+	if (kg_registry_list(&jobs, &n))
+		return kg_err("status: cannot read %s/jobs", kg_state_dir()), KG_EXIT_FAIL;
+	/* the maps are pinned: opening them changes nothing */
+	l = kg_loader_open(&lo);
+	have_counters = l && kg_maps_read_counters(l, &c) == 0;
+	if (json) {
+		json_t *arr = json_array(), *out;
+		char *s;
+
+		for (i = 0; i < n; i++)
+			json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:I},s:s,s:i,s:I,s:s}",
+				"trace", jobs[i].trace, "state", job_state(l, &jobs[i]),
+				"command", jobs[i].command, "policy", "name", jobs[i].policy_name,
+				"hash", jobs[i].policy_hash, "generation", (json_int_t)jobs[i].policy_id,
+				"mode", jobs[i].full ? "full" : "degraded", "pid", (int)jobs[i].pid,
+				"cgroup_id", (json_int_t)jobs[i].cgid, "cgroup", jobs[i].cgroup_path));
+		out = json_pack("{s:o,s:o*}", "jobs", arr, "counters",
+				have_counters ? counters_json(&c) : NULL);
+		s = json_dumps(out, JSON_INDENT(2));
+		printf("%s\n", s ? s : "{}");
+		free(s);
+		json_decref(out);
+	} else {
+		print_text(l, jobs, n, &c, have_counters);
+	}
+	kg_loader_close(l);
+	free(jobs);
+	return KG_EXIT_OK;
 }

@@ -26,6 +26,7 @@
 #include "loader.h"
 #include "maps.h"
 #include "policy.h"
+#include "push.h"
 #include "recorder.h"
 #include "registry.h"
 #include "seccomp.h"
@@ -454,16 +455,15 @@ static void job_cleanup(struct job *j)
 		kg_events_drain(j->events);
 		kg_recorder_report_losses(j->rec, j->loader);
 	}
-	if (j->in_registry)
-		kg_registry_remove(j->trace);
 	if (j->links_attached)
 		kg_loader_detach_cgroup(j->cg.id);
 	if (j->job_registered)
 		kg_maps_remove_job(j->loader, j->cg.id);
-	if (j->policy_id && j->loader && kg_maps_policy_in_use(j->loader, j->policy_id) == 0) {
-		kg_maps_remove_policy(j->loader, j->policy_id);
-		kg_snapshot_remove(j->policy_id);
-	}
+	/* every generation the job ran under, pushed ones included */
+	if (j->policy_id && j->loader)
+		kg_push_release_generations(j->loader, j->trace, j->policy_id);
+	if (j->in_registry)
+		kg_registry_remove(j->trace);
 	if (j->have_cg)
 		kg_cgroup_destroy(&j->cg);
 	if (j->started)

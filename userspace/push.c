@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* push.c - swap the policy of running jobs without restarting them. */
+#include <errno.h>
+#include <jansson.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "cmds.h"
+#include "common.h"
+#include "maps.h"
+#include "push.h"
+#include "recorder.h"
+#include "registry.h"
+
+/* Kinds of rule a running process keeps from its launch. */
+static json_t *fixed_at_launch(const struct kg_policy_doc *doc, bool full)
+{
+	json_t *list = json_array();
+	size_t i;
+
+	for (i = 0; i < doc->nrules; i++) {
+		const struct kg_rule *r = &doc->rules[i];
+
+		if (r->kind == KG_RULE_SYSCALL ||
+		    (!full && (r->kind == KG_RULE_FILE || r->kind == KG_RULE_EXEC)))
+			json_array_append_new(list, json_string(r->id));
+	}
+	return list;
+}
+
+static void audit_change(struct kg_audit *a, const struct kg_job_record *job,
+			 const struct kg_policy_doc *doc, uint32_t new_id, uint32_t old_id,
+			 uid_t actor_uid, json_t *fixed)
+{
+	struct passwd *pw = getpwuid(actor_uid);
+	json_t *extra = json_pack("{s:{s:I,s:s,s:s},s:{s:I,s:s,s:s},s:O,s:I}",
+				  "old", "policy_id", (json_int_t)old_id, "name", job->policy_name,
+				  "hash", job->policy_hash,
+				  "new", "policy_id", (json_int_t)new_id, "name", doc->name ? doc->name : "",
+				  "hash", doc->hash, "not_applied_until_relaunch", fixed,
+				  "cgroup_id", (json_int_t)job->cgid);
+	struct kg_audit_rec r = {
+		.type = "policy_change", .trace_id = job->trace, .actor_uid = actor_uid,
+		.actor_name = pw ? pw->pw_name : NULL, .pid = -1, .tid = -1, .op = "policy_push",
+		.target = job->trace, .decision = "allow", .policy_name = doc->name,
+		.policy_hash = doc->hash, .policy_version = doc->version, .mechanism = "controller",
+		.extra = extra,
+	};
+
+	if (kg_audit_append(a, &r) || kg_audit_flush(a))
+		kg_warn("push: the policy change of %s could not be audited", job->trace);
+	json_decref(extra);
+}
+
+static int push_one(struct kg_loader *l, struct kg_audit *a, const struct kg_policy_doc *doc,
+		    struct kg_job_record *job, uid_t actor_uid, FILE *out)
+{
+	struct kg_job cur;
+	uint32_t new_id, old_id;
+	json_t *fixed;
+	int err;
+
+	if (kg_maps_get_job(l, job->cgid, &cur))
+		return -ENOENT;		/* registered but gone */
+	err = kg_maps_install(l, doc, &new_id, NULL);
+	if (err)
+		return kg_err("push: %s: cannot compile the policy for the kernel; nothing changed",
+			      job->trace), KG_EXIT_POLICY;
+	if (kg_snapshot_save(new_id, doc)) {
+		kg_maps_remove_policy(l, new_id);
+		return KG_EXIT_FAIL;
+	}
+	/* the flip: one map update */
+	err = kg_maps_switch_job(l, job->cgid, new_id, &old_id);
+	if (err) {
+		kg_maps_remove_policy(l, new_id);
+		kg_snapshot_remove(new_id);
+		return KG_EXIT_FAIL;
+	}
+	fixed = fixed_at_launch(doc, job->full);
+	audit_change(a, job, doc, new_id, old_id, actor_uid, fixed);
+	if (out) {
+		fprintf(out, "%s: policy %s (sha256 %.12s) -> %s (sha256 %.12s)\n", job->trace,
+			job->policy_name, job->policy_hash, doc->name ? doc->name : "", doc->hash);
+		if (json_array_size(fixed))
+			fprintf(out, "%s: %zu rule(s) are fixed at launch (%s) and apply from the next "
+				"launch\n", job->trace, json_array_size(fixed),
+				job->full ? "seccomp" : "seccomp, Landlock");
+	}
+	json_decref(fixed);
+	/* the old generation goes once nothing uses it; its snapshot stays
+	 * until the job ends, for events still in flight */
+	if (job->nold < KG_REGISTRY_MAX_POLICIES)
+		job->old_policy_ids[job->nold++] = old_id;
+	if (kg_maps_policy_in_use(l, old_id) == 0)
+		kg_maps_remove_policy(l, old_id);
+	job->policy_id = new_id;
+	kg_strlcpy(job->policy_name, doc->name ? doc->name : "", sizeof(job->policy_name));
+	kg_strlcpy(job->policy_hash, doc->hash, sizeof(job->policy_hash));
+	if (doc->source)
+		kg_strlcpy(job->policy_path, doc->source, sizeof(job->policy_path));
+	kg_registry_save(job);
+	return 0;
+}
+
+int kg_push_policy(struct kg_loader *l, struct kg_audit *a, const struct kg_policy_doc *doc,
+		   const char *trace, uid_t actor_uid, FILE *out, struct kg_push_result *res)
+{
+	struct kg_job_record *jobs = NULL;
+	size_t n = 0, i;
+	int err, rc = 0;
+	bool found = false;
+
+	memset(res, 0, sizeof(*res));
+	err = kg_registry_list(&jobs, &n);
+	if (err)
+		return kg_err("push: cannot list jobs in %s: %s", kg_state_dir(), strerror(-err)),
+		       KG_EXIT_FAIL;
+	for (i = 0; i < n && !rc; i++) {
+		if (trace && strcmp(jobs[i].trace, trace))
+			continue;
+		found = true;
+		err = push_one(l, a, doc, &jobs[i], actor_uid, out);
+		if (err == -ENOENT) {
+			res->jobs_skipped++;
+			continue;
+		}
+		if (err)
+			rc = err;
+		else
+			res->jobs_updated++;
+	}
+	free(jobs);
+	if (!rc && trace && !found)
+		return kg_err("push: no running job %s (see `kgate status`)", trace), KG_EXIT_USAGE;
+	return rc;
+}
+
+void kg_push_release_generations(struct kg_loader *l, const char *trace, uint32_t current)
+{
+	struct kg_job_record job;
+	size_t i;
+
+	if (kg_registry_load(trace, &job) == 0) {
+		for (i = 0; i < job.nold; i++) {
+			if (kg_maps_policy_in_use(l, job.old_policy_ids[i]) == 0)
+				kg_maps_remove_policy(l, job.old_policy_ids[i]);
+			kg_snapshot_remove(job.old_policy_ids[i]);
+		}
+		current = job.policy_id;
+	}
+	if (current && kg_maps_policy_in_use(l, current) == 0) {
+		kg_maps_remove_policy(l, current);
+		kg_snapshot_remove(current);
+	}
+}
