@@ -88,7 +88,7 @@ backports_setup() {
 
 # linux-image-amd64 depends on the versioned image package of the day
 resolve_image_package() {
-	apt-cache "${apt_opts[@]}" depends linux-image-amd64 2>/dev/null |
+	{ apt-cache "${apt_opts[@]}" depends linux-image-amd64 2>/dev/null || true; } |
 		sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n 1
 }
 
@@ -194,10 +194,13 @@ choose_accel() {
 	[ "$accel" = auto ] || return 0
 	accel=tcg
 	[ -r /dev/kvm ] && [ -w /dev/kvm ] || return 0
-	if timeout -s KILL 30 qemu-system-x86_64 -accel kvm -cpu host -m 512 -nodefaults \
+	local out
+	# (output captured first: grep -q on a pipe would SIGPIPE qemu under pipefail)
+	out=$(timeout -s KILL 30 qemu-system-x86_64 -accel kvm -cpu host -m 512 -nodefaults \
 		-no-user-config -display none -no-reboot -serial stdio -kernel "$vmlinuz" \
 		-initrd "$work/initrd.gz" -append "console=ttyS0 quiet panic=-1 kgate.probe=1" \
-		</dev/null 2>&1 | tr -d '\r' | grep -q '^KGATE-VT-PROBE-OK'; then
+		</dev/null 2>&1 | tr -d '\r' || true)
+	if grep -q '^KGATE-VT-PROBE-OK' <<<"$out"; then
 		accel=kvm
 	fi
 	return 0
