@@ -266,7 +266,7 @@ collect() {	# collect CONFIG LOGFILE PUBLISHED-NAME
 		collect_binary "$config" "$name" "$section"
 	done
 	if ! grep -q '^KGATE-VT-DONE' "$clean"; then
-		result "$config" FAIL "vm" "the guest did not finish (hang, crash or timeout after ${vm_timeout} s)"
+		result "$config" FAIL "vm" "no KGATE-VT-DONE: the guest hung, crashed or hit the ${vm_timeout} s limit"
 	fi
 }
 
