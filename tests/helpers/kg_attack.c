@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * kg_attack - small attacks a test runs inside a governed job.
+ *
+ *   kg_attack <what> [arg]
+ *
+ * Prints one line "<what> ret=<r> errno=<e>" and exits with the errno of the
+ * attempt (0 = it worked), so a test asserts on the exit status. Attempts the
+ * kernel should kill (x32, int80) die of SIGSYS before printing.
+ * Standalone: no libkgate.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef __X32_SYSCALL_BIT
+#define __X32_SYSCALL_BIT 0x40000000
+#endif
+
+/* sanitizer builds: the leak checker ptraces itself at exit, which the
+ * degraded-mode filter refuses; leaks are not what these programs test */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+	return "detect_leaks=0";
+}
+
+static int done(const char *what, long ret)
+{
+	int e = ret < 0 ? errno : 0;
+
+	printf("%s ret=%ld errno=%d\n", what, ret, e);
+	fflush(stdout);
+	return e;
+}
+
+static int cgroup_line(void)
+{
+	char buf[4096];
+	FILE *f = fopen("/proc/self/cgroup", "r");
+
+	if (!f)
+		return done("cgroup", -1);
+	while (fgets(buf, sizeof(buf), f))
+		if (!strncmp(buf, "0::", 3))
+			fputs(buf + 3, stdout);
+	fclose(f);
+	return 0;
+}
+
+/* Fork a small tree of sleepers, then sleep: only a cgroup kill ends it. */
+static __attribute__((noreturn)) void forktree(void)
+{
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		pid_t p = fork();
+
+		if (p == 0) {
+			if (fork() == 0)
+				setsid();	/* a grandchild that leaves the session */
+			for (;;)
+				pause();
+		}
+	}
+	printf("forktree started\n");
+	fflush(stdout);
+	for (;;)
+		pause();
+}
+
+static int count_fds(void)
+{
+	int fd, n = 0;
+
+	for (fd = 0; fd < 1024; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			n++;
+	printf("fds %d\n", n);
+	return n;
+}
+
+static long int80_getpid(void)
+{
+#if defined(__x86_64__)
+	long ret;
+
+	__asm__ volatile("int $0x80" : "=a"(ret) : "a"(20L) : "memory");
+	return ret;
+#else
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+int main(int argc, char **argv)
+{
+	const char *w = argc > 1 ? argv[1] : "";
+	const char *arg = argc > 2 ? argv[2] : "";
+
+	if (!strcmp(w, "cgroup"))
+		return cgroup_line();
+	if (!strcmp(w, "exit"))
+		return atoi(arg);
+	if (!strcmp(w, "sigself"))
+		return kill(getpid(), atoi(arg)), 99;
+	if (!strcmp(w, "forktree"))
+		forktree();
+	if (!strcmp(w, "fds"))
+		return count_fds();
+	if (!strcmp(w, "ids")) {
+		printf("uid %d gid %d\n", (int)getuid(), (int)getgid());
+		return 0;
+	}
+	if (!strcmp(w, "getpid"))
+		return done(w, getpid() > 0 ? 0 : -1);
+	if (!strcmp(w, "ptrace"))
+		return done(w, ptrace(PTRACE_TRACEME, 0, NULL, NULL));
+	if (!strcmp(w, "mount"))
+		return done(w, mount("none", "/", NULL, MS_REMOUNT | MS_BIND, NULL));
+	if (!strcmp(w, "bpf"))
+		return done(w, syscall(__NR_bpf, 0, NULL, 0));
+	if (!strcmp(w, "unshare_user"))
+		return done(w, unshare(CLONE_NEWUSER));
+	if (!strcmp(w, "clone3")) {
+		struct clone_args a = { .exit_signal = SIGCHLD };
+		long r = syscall(__NR_clone3, &a, sizeof(a));
+
+		if (r == 0)
+			_exit(0);
+		return done(w, r);
+	}
+	if (!strcmp(w, "init_module"))
+		return done(w, syscall(__NR_init_module, NULL, 0, ""));
+	if (!strcmp(w, "x32"))
+		return done(w, syscall(__X32_SYSCALL_BIT | __NR_getpid));
+	if (!strcmp(w, "int80"))
+		return done(w, int80_getpid());
+	if (!strcmp(w, "read")) {
+		int fd = open(arg, O_RDONLY | O_CLOEXEC);
+
+		if (fd >= 0)
+			close(fd);
+		return done(w, fd);
+	}
+	if (!strcmp(w, "kill"))	/* signal 0 to a pid outside the job */
+		return done(w, kill((pid_t)atoi(arg), 0));
+	if (!strcmp(w, "killchild")) {
+		pid_t p = fork();
+		long r;
+
+		if (p == 0) {
+			pause();
+			_exit(0);
+		}
+		r = kill(p, SIGKILL);
+		waitpid(p, NULL, 0);
+		return done(w, r);
+	}
+	fprintf(stderr, "kg_attack: unknown attack '%s'\n", w);
+	return 200;
+}
