@@ -1,11 +1,247 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* cmd_approvals.c - 'kgate approvals' (not implemented yet) */
+/*
+ * cmd_approvals.c - 'kgate approvals list|approve|deny'.
+ *
+ * Works on the shared queue in <state dir>/approvals directly; the caller's
+ * identity is this process's real uid and groups (the kernel's view, not a
+ * claim).  A daemon serving the same operations over its socket would pass
+ * SO_PEERCRED's uid and groups to the same kg_approvals_* functions.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "approvals.h"
 #include "cmds.h"
 #include "common.h"
 
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: kgate approvals SUBCOMMAND [OPTIONS]\n\n"
+		   "subcommands:\n"
+		   "  list [--all] [--json]                     pending requests (--all: decided too)\n"
+		   "  approve ID [--note TEXT] [--ttl SEC | --once]\n"
+		   "                                            install a grant for exactly that action\n"
+		   "  deny ID [--note TEXT]                     refuse it\n\n"
+		   "A request is bound to one action (job, operation, target) and to the policy\n"
+		   "it was raised under.  Approving re-checks that the job still runs that\n"
+		   "policy (else the request becomes 'stale' and the agent must retry), then\n"
+		   "installs a kernel grant: --once for a single use, --ttl SEC for a time\n"
+		   "(default: the policy's approval timeout).  Who may decide: the policy's\n"
+		   "approvers (uid 0 only when it lists none); the job's own user only with\n"
+		   "allow_self_approval.  Overdue requests are expired (denied) when listed.\n\n"
+		   "exit status: 0 done, 4 not allowed / stale / expired / already decided,\n"
+		   "2 usage or no such request, 1 other failure\n");
+}
+
+struct opts {
+	bool all, json, once;
+	const char *note;
+	uint64_t ttl;
+};
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{ "all", no_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "note", required_argument, NULL, 'n' },
+		{ "ttl", required_argument, NULL, 't' },
+		{ "once", no_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *end;
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->json = kg_env.json;
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'a': o->all = true; break;
+		case 'j': o->json = true; kg_env.json = true; break;
+		case 'n': o->note = optarg; break;
+		case 'o': o->once = true; break;
+		case 't':
+			errno = 0;
+			o->ttl = strtoull(optarg, &end, 10);
+			if (errno || *end || !o->ttl || o->ttl > 7 * 86400ull)
+				return kg_err("approvals: --ttl needs 1..604800 seconds"), -1;
+			break;
+		case 'h': return -2;
+		default:
+			return kg_err("approvals: unknown option '%s'", argv[optind - 1]), -1;
+		}
+	}
+	if (o->once && o->ttl)
+		return kg_err("approvals: --ttl and --once exclude each other"), -1;
+	return optind;
+}
+
+static void print_row(const struct kg_approval *a)
+{
+	char created[48];
+
+	kg_audit_format_time(a->created_ns, created, sizeof(created));
+	created[19] = '\0';	/* to the second */
+	printf("%-12s  %-8s  %-19s  %-11s  %-30s  %-16s  %5u  %s\n", a->id,
+	       kg_appr_state_name(a->state), created, kg_op_name(a->key.op), a->target,
+	       a->rule_id, a->requester_uid, a->trace_id);
+}
+
+static int do_list(struct kg_approvals *q, const struct opts *o)
+{
+	struct kg_approval *v = NULL;
+	json_t *arr;
+	size_t n, i;
+	char *s;
+	int err;
+
+	kg_approvals_expire(q, 0);	/* a reviewer never sees an overdue request as pending */
+	err = kg_approvals_list(q, o->all, &v, &n);
+	if (err)
+		return kg_err("approvals: cannot read the queue: %s", strerror(-err)), KG_EXIT_FAIL;
+	if (o->json) {
+		arr = json_array();
+		for (i = 0; arr && i < n; i++)
+			json_array_append_new(arr, kg_approval_to_json(&v[i]));
+		s = arr ? json_dumps(arr, JSON_INDENT(2)) : NULL;
+		printf("%s\n", s ? s : "[]");
+		free(s);
+		json_decref(arr);
+	} else if (!n) {
+		printf("no %srequests\n", o->all ? "" : "pending ");
+	} else {
+		printf("%-12s  %-8s  %-19s  %-11s  %-30s  %-16s  %5s  %s\n", "ID", "STATE",
+		       "CREATED (UTC)", "OP", "TARGET", "RULE", "UID", "TRACE");
+		for (i = 0; i < n; i++)
+			print_row(&v[i]);
+	}
+	free(v);
+	return KG_EXIT_OK;
+}
+
+static int exit_for(int err)
+{
+	switch (err) {
+	case 0: return KG_EXIT_OK;
+	case -ENOENT: return KG_EXIT_USAGE;
+	case -EACCES: case -EALREADY: case -ETIMEDOUT: case -ESRCH: case -ESTALE:
+		return KG_EXIT_DENIED;
+	default: return KG_EXIT_FAIL;
+	}
+}
+
+static void report(const char *verb, const char *id, int err, const struct kg_approval *a,
+		   const struct opts *o)
+{
+	json_t *j;
+	char *s;
+
+	if (o->json && (err == 0 || err == -ESTALE || err == -ETIMEDOUT || err == -ESRCH ||
+			err == -EALREADY)) {
+		j = kg_approval_to_json(a);
+		if (j && err)
+			json_object_set_new(j, "error", json_string(strerror(-err)));
+		s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		printf("%s\n", s ? s : "{}");
+		free(s);
+		json_decref(j);
+		return;
+	}
+	switch (err) {
+	case 0:
+		if (!strcmp(verb, "approve"))
+			printf("approved %s: %s %s, grant %s\n", id, kg_op_name(a->key.op), a->target,
+			       a->once ? "for one use" : "until its ttl");
+		else
+			printf("denied %s: %s %s\n", id, kg_op_name(a->key.op), a->target);
+		break;
+	case -ENOENT:
+		kg_err("approvals: no request %s", id);
+		break;
+	case -EALREADY:
+		kg_err("approvals: request %s was already decided (%s)", id, kg_appr_state_name(a->state));
+		break;
+	case -ETIMEDOUT:
+		kg_err("approvals: request %s expired before a decision: it was denied", id);
+		break;
+	case -ESRCH:
+		kg_err("approvals: the job of request %s is gone: request expired", id);
+		break;
+	case -ESTALE:
+		kg_err("approvals: request %s is stale: %s; ask the agent to retry, which "
+		       "raises a new request under the current policy", id, a->reason);
+		break;
+	case -EACCES:
+		break;	/* the reason was printed by the authorization */
+	default:
+		kg_err("approvals: %s %s failed: %s", verb, id, strerror(-err));
+	}
+}
+
+static int do_decide(struct kg_approvals *q, const char *verb, const char *id, const struct opts *o)
+{
+	struct kg_grant_opts g = { .ttl_sec = o->ttl, .once = o->once, .note = o->note };
+	struct kg_approval a = {};
+	struct kg_approver who;
+	int err;
+
+	kg_approver_self(&who);
+	if (!strcmp(verb, "approve"))
+		err = kg_approvals_approve(q, id, &who, &g, &a);
+	else
+		err = kg_approvals_deny(q, id, &who, o->note, &a);
+	report(verb, id, err, &a, o);
+	return exit_for(err);
+}
+
 int cmd_approvals(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	return kg_err("approvals: not implemented yet"), KG_EXIT_FAIL;
+	struct kg_approvals *q;
+	const char *sub;
+	struct opts o;
+	int first, rc;
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? KG_EXIT_USAGE : KG_EXIT_OK;
+	}
+	sub = argv[1];
+	if (strcmp(sub, "list") && strcmp(sub, "approve") && strcmp(sub, "deny")) {
+		kg_err("approvals: unknown subcommand '%s'", sub);
+		return KG_EXIT_USAGE;
+	}
+	first = parse(argc - 1, argv + 1, &o);
+	if (first == -2) {
+		usage(stdout);
+		return KG_EXIT_OK;
+	}
+	if (first < 0)
+		return KG_EXIT_USAGE;
+	first++;	/* index in argv */
+	if (!strcmp(sub, "list") ? first != argc : first != argc - 1) {
+		kg_err("approvals: %s", strcmp(sub, "list") ? "expected exactly one request ID"
+							   : "list takes no arguments");
+		return KG_EXIT_USAGE;
+	}
+	if (strcmp(sub, "approve") && (o.once || o.ttl)) {
+		kg_err("approvals: --ttl and --once only apply to approve");
+		return KG_EXIT_USAGE;
+	}
+	q = kg_approvals_open(NULL);
+	if (!q)
+		return kg_err("approvals: cannot open the queue in %s: %s", kg_state_dir(),
+			      strerror(errno)), KG_EXIT_FAIL;
+	if (!strcmp(sub, "list"))
+		rc = do_list(q, &o);
+	else
+		rc = do_decide(q, sub, argv[first], &o);
+	kg_approvals_close(q);
+	return rc;
 }
