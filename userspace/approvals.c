@@ -84,7 +84,7 @@ void kg_approvals_set_cfg(struct kg_approvals *q, const struct kg_approvals_cfg 
 	q->policy_name[0] = '\0';
 	q->policy_version = -1;
 	if (!cfg)
-		return;
+		goto default_approver;
 	for (i = 0; cfg->approvers && i < cfg->approvers->nuids && q->nuids < KG_APPR_MAX_PRINCIPALS; i++)
 		q->uids[q->nuids++] = cfg->approvers->uids[i];
 	for (i = 0; cfg->approvers && i < cfg->approvers->ngids && q->ngids < KG_APPR_MAX_PRINCIPALS; i++)
@@ -101,6 +101,9 @@ void kg_approvals_set_cfg(struct kg_approvals *q, const struct kg_approvals_cfg 
 		q->audit = cfg->audit;
 	if (cfg->loader)
 		q->loader = cfg->loader;
+default_approver:
+	if (!q->nuids && !q->ngids)
+		q->uids[q->nuids++] = 0;	/* nobody listed: root only (documented) */
 }
 
 struct kg_approvals *kg_approvals_open(const struct kg_approvals_cfg *cfg)
