@@ -45,9 +45,7 @@ static void on_stop(int sig)
 struct daemon {
 	struct kg_loader *loader;
 	struct kg_audit *audit;
-	struct kg_recorder *rec;
-	struct kg_events *events;
-	int consumer_fd;
+	struct kg_consumer *consumer;
 	int lfd;
 	struct kg_policy_doc *conf;	/* pushers etc.; NULL = root only */
 };
@@ -225,18 +223,12 @@ static void adopt_orphans(struct daemon *d)
 	free(jobs);
 }
 
+/* A `kgate run` may be the consumer when the daemon starts: take over as
+ * soon as it lets go. */
 static void try_consume(struct daemon *d)
 {
-	if (d->consumer_fd >= 0)
-		return;
-	d->consumer_fd = kg_consumer_try_lock();
-	if (d->consumer_fd < 0)
-		return;
-	d->events = kg_events_open(d->loader, kg_recorder_event, d->rec);
-	if (!d->events) {
-		close(d->consumer_fd);
-		d->consumer_fd = -1;
-	}
+	if (!d->consumer)
+		d->consumer = kg_consumer_try(d->loader, d->audit);
 }
 
 static int run_daemon(struct daemon *d)
@@ -251,8 +243,7 @@ static int run_daemon(struct daemon *d)
 	if (!d->loader)
 		return KG_EXIT_FAIL;
 	d->audit = kg_audit_open(NULL, NULL);
-	d->rec = d->audit ? kg_recorder_new(d->audit) : NULL;
-	if (!d->rec)
+	if (!d->audit)
 		return KG_EXIT_FAIL;
 	d->lfd = kg_control_listen();
 	if (d->lfd < 0)
@@ -265,7 +256,7 @@ static int run_daemon(struct daemon *d)
 	try_consume(d);
 	extra = json_pack("{s:i,s:s,s:s,s:b}", "pid", (int)getpid(), "mode",
 			  kg_loader_lsm_active(d->loader) ? "full" : "degraded", "pins", kg_pin_dir(),
-			  "consumer", d->consumer_fd >= 0);
+			  "consumer", d->consumer != NULL);
 	audit_controller(d, "start", extra);
 	json_decref(extra);
 	kg_info("daemon: ready on %s (%s mode)", kg_socket_path(),
@@ -273,23 +264,21 @@ static int run_daemon(struct daemon *d)
 	while (!stop_signal) {
 		struct pollfd pfd[2] = {
 			{ .fd = d->lfd, .events = POLLIN },
-			{ .fd = d->events ? kg_events_epoll_fd(d->events) : -1, .events = POLLIN },
+			{ .fd = d->consumer ? kg_consumer_epoll_fd(d->consumer) : -1, .events = POLLIN },
 		};
 
 		poll(pfd, 2, TICK_MS);
 		if (pfd[0].revents & POLLIN)
 			serve_one(d);
-		if (d->events)
-			kg_events_poll(d->events, 0);
+		if (d->consumer)
+			kg_consumer_poll(d->consumer);
 		kg_maps_heartbeat(d->loader);
 		try_consume(d);
-		if (d->events)
-			kg_recorder_report_losses(d->rec, d->loader);
 		adopt_orphans(d);
 		kg_audit_flush_if_due(d->audit);
 	}
-	if (d->events)
-		kg_events_drain(d->events);
+	if (d->consumer)
+		kg_consumer_drain(d->consumer);
 	extra = json_pack("{s:i}", "signal", (int)stop_signal);
 	audit_controller(d, "stop", extra);
 	json_decref(extra);
@@ -304,7 +293,7 @@ int cmd_daemon(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct daemon d = { .consumer_fd = -1, .lfd = -1 };
+	struct daemon d = { .lfd = -1 };
 	struct kg_policy_error perr = {};
 	char msg[1024];
 	int c, rc;
@@ -326,10 +315,7 @@ int cmd_daemon(int argc, char **argv)
 	rc = run_daemon(&d);
 	if (d.lfd >= 0)
 		close(d.lfd);
-	kg_events_close(d.events);
-	if (d.consumer_fd >= 0)
-		close(d.consumer_fd);
-	kg_recorder_free(d.rec);
+	kg_consumer_close(d.consumer);
 	kg_audit_close(d.audit);
 	kg_loader_close(d.loader);
 	kg_policy_free(d.conf);

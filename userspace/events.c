@@ -6,71 +6,158 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "events.h"
 
 struct kg_events {
-	struct ring_buffer *rb;
-	kg_event_fn fn;
-	void *ctx;
+	struct kg_event_sink sink;
+	int map_fd;
+	int epoll_fd;
+	uint32_t map_id;
+	size_t page, mask;
+	volatile uint64_t *consumer_pos;	/* page 0, read-write */
+	volatile uint64_t *producer_pos;	/* page 1, read-only */
+	const uint8_t *data;			/* data area, mapped twice */
+	size_t data_len;
 };
 
-static int on_sample(void *ctx, void *data, size_t size)
-{
-	struct kg_events *ev = ctx;
+/* The BPF ring buffer layout (kernel/bpf/ringbuf.c): a consumer page, a
+ * producer page, then the data area mapped twice so a record that wraps
+ * reads contiguously.  Each record: u32 length (+ busy/discard bits),
+ * u32 page offset, then the sample, rounded up to 8 bytes. */
+#define RB_BUSY_BIT	(1u << 31)
+#define RB_DISCARD_BIT	(1u << 30)
+#define RB_HDR_SZ	8
 
-	if (size < sizeof(struct kg_event))
-		return 0;	/* not ours (layout mismatch): ignore, counted by caller */
-	return ev->fn(ev->ctx, data);
-}
-
-struct kg_events *kg_events_open(struct kg_loader *l, kg_event_fn fn, void *ctx)
+struct kg_events *kg_events_open(struct kg_loader *l, const struct kg_event_sink *sink)
 {
+	struct bpf_map_info info = {};
+	__u32 info_len = sizeof(info);
+	struct epoll_event ee = { .events = EPOLLIN };
 	struct kg_events *ev;
-	int fd = kg_loader_map_fd(l, "kg_events");
+	void *p;
 
-	if (fd < 0) {
-		kg_err("events: ring buffer map is not loaded");
-		return NULL;
-	}
 	ev = calloc(1, sizeof(*ev));
 	if (!ev)
 		return NULL;
-	ev->fn = fn;
-	ev->ctx = ctx;
-	ev->rb = ring_buffer__new(fd, on_sample, ev, NULL);
-	if (!ev->rb) {
-		kg_err("events: cannot open ring buffer: %s", strerror(errno));
-		free(ev);
-		return NULL;
+	ev->sink = *sink;
+	ev->epoll_fd = -1;
+	ev->map_fd = kg_loader_map_fd(l, "kg_events");
+	if (ev->map_fd < 0 || bpf_obj_get_info_by_fd(ev->map_fd, &info, &info_len) ||
+	    info.type != BPF_MAP_TYPE_RINGBUF) {
+		kg_err("events: the kg_events ring buffer is not loaded");
+		goto fail;
 	}
+	ev->map_id = info.id;
+	ev->page = sysconf(_SC_PAGESIZE);
+	ev->data_len = info.max_entries;
+	ev->mask = info.max_entries - 1;
+	p = mmap(NULL, ev->page, PROT_READ | PROT_WRITE, MAP_SHARED, ev->map_fd, 0);
+	if (p == MAP_FAILED)
+		goto fail_errno;
+	ev->consumer_pos = p;
+	p = mmap(NULL, ev->page + 2 * ev->data_len, PROT_READ, MAP_SHARED, ev->map_fd, ev->page);
+	if (p == MAP_FAILED)
+		goto fail_errno;
+	ev->producer_pos = p;
+	ev->data = (const uint8_t *)p + ev->page;
+	ev->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (ev->epoll_fd < 0 || epoll_ctl(ev->epoll_fd, EPOLL_CTL_ADD, ev->map_fd, &ee))
+		goto fail_errno;
 	return ev;
+fail_errno:
+	kg_err("events: cannot map the ring buffer: %s", strerror(errno));
+fail:
+	kg_events_close(ev);
+	return NULL;
+}
+
+static int consume(struct kg_events *ev)
+{
+	uint64_t cons = __atomic_load_n(ev->consumer_pos, __ATOMIC_ACQUIRE);
+	uint64_t prod = __atomic_load_n(ev->producer_pos, __ATOMIC_ACQUIRE);
+	int n = 0;
+
+	while (cons < prod) {
+		const uint32_t *hdr = (const uint32_t *)(ev->data + (cons & ev->mask));
+		uint32_t len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+		uint64_t next;
+
+		if (len & RB_BUSY_BIT)
+			break;		/* still being written: next time */
+		next = cons + ((RB_HDR_SZ + (len & ~RB_DISCARD_BIT) + 7) & ~7ull);
+		if (!(len & RB_DISCARD_BIT) && len >= sizeof(struct kg_event)) {
+			ev->sink.event(ev->sink.ctx, (const struct kg_event *)(hdr + 2), next);
+			n++;
+		}
+		cons = next;
+	}
+	if (cons == *ev->consumer_pos)
+		return 0;
+	/* durable first, then advance: a crash in between re-delivers */
+	if (n && ev->sink.commit && ev->sink.commit(ev->sink.ctx))
+		return -EIO;
+	__atomic_store_n(ev->consumer_pos, cons, __ATOMIC_RELEASE);
+	return n;
 }
 
 int kg_events_poll(struct kg_events *ev, int timeout_ms)
 {
-	int n = ring_buffer__poll(ev->rb, timeout_ms);
+	struct epoll_event e;
 
-	return n == -EINTR ? 0 : n;
+	if (timeout_ms && epoll_wait(ev->epoll_fd, &e, 1, timeout_ms) < 0 && errno != EINTR)
+		return -errno;
+	return consume(ev);
 }
 
 int kg_events_drain(struct kg_events *ev)
 {
-	return ring_buffer__consume(ev->rb);
+	int total = 0, n;
+
+	while ((n = consume(ev)) > 0)
+		total += n;
+	return n < 0 ? n : total;
 }
 
 int kg_events_epoll_fd(const struct kg_events *ev)
 {
-	return ring_buffer__epoll_fd(ev->rb);
+	return ev->epoll_fd;
+}
+
+uint32_t kg_events_ring_id(const struct kg_events *ev)
+{
+	return ev->map_id;
+}
+
+uint64_t kg_events_position(const struct kg_events *ev)
+{
+	return *ev->consumer_pos;
+}
+
+void kg_events_skip_to(struct kg_events *ev, uint64_t pos)
+{
+	uint64_t cons = *ev->consumer_pos, prod = *ev->producer_pos;
+
+	/* only forward, and only within what the producer has written */
+	if (pos > cons && pos <= prod)
+		__atomic_store_n(ev->consumer_pos, pos, __ATOMIC_RELEASE);
 }
 
 void kg_events_close(struct kg_events *ev)
 {
 	if (!ev)
 		return;
-	ring_buffer__free(ev->rb);
+	if (ev->producer_pos)
+		munmap((void *)ev->producer_pos, ev->page + 2 * ev->data_len);
+	if (ev->consumer_pos)
+		munmap((void *)ev->consumer_pos, ev->page);
+	if (ev->epoll_fd >= 0)
+		close(ev->epoll_fd);
 	free(ev);
 }
 

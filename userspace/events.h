@@ -10,21 +10,41 @@
 #define KGATE_EVENTS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <linux/types.h>
 #include "kgate.h"
 #include "loader.h"
 
-typedef int (*kg_event_fn)(void *ctx, const struct kg_event *e);
+/*
+ * Delivery is exactly-once across controller crashes: records are handed to
+ * the sink, the sink commits them (the audit trail), and only then does the
+ * consumer position in the ring buffer advance.  A crash between the commit
+ * and the advance re-delivers that batch; each record carries its ring
+ * position (and the ring's map id) so the next consumer skips what the
+ * trail already has (kg_events_skip_to).  That is why this reader is not
+ * libbpf's ring_buffer, which advances after every record.
+ */
+struct kg_event_sink {
+	/* one record; pos is the ring position just after it (unique, increasing) */
+	int (*event)(void *ctx, const struct kg_event *e, uint64_t pos);
+	/* make the batch delivered so far durable; non-zero = do not advance */
+	int (*commit)(void *ctx);
+	void *ctx;
+};
 
 struct kg_events;
 
-struct kg_events *kg_events_open(struct kg_loader *l, kg_event_fn fn, void *ctx);
-/* Deliver what is ready; waits at most timeout_ms. Returns events handled
- * or -errno. */
+struct kg_events *kg_events_open(struct kg_loader *l, const struct kg_event_sink *sink);
+/* Deliver what is ready, waiting at most timeout_ms; records handled or -errno. */
 int kg_events_poll(struct kg_events *ev, int timeout_ms);
 /* Deliver everything already in the buffer without waiting. */
 int kg_events_drain(struct kg_events *ev);
 int kg_events_epoll_fd(const struct kg_events *ev);
+/* Identity of the ring (its BPF map id) and the consumer position. */
+uint32_t kg_events_ring_id(const struct kg_events *ev);
+uint64_t kg_events_position(const struct kg_events *ev);
+/* Skip records before pos: a previous consumer committed them already. */
+void kg_events_skip_to(struct kg_events *ev, uint64_t pos);
 void kg_events_close(struct kg_events *ev);
 
 /* "/home/u/.ssh/id_rsa", "10.0.0.1:443/tcp", "[2001:db8::1]:53/udp",

@@ -88,8 +88,7 @@ struct job {
 	struct kg_policy_doc *doc;
 	struct kg_audit *audit;
 	struct kg_loader *loader;
-	struct kg_recorder *rec;
-	struct kg_events *events;
+	struct kg_consumer *consumer;	/* while we are the ring-buffer consumer */
 	struct kg_landlock_plan *ll;
 	struct kg_cgroup cg;
 	bool have_cg, job_registered, links_attached;
@@ -100,7 +99,6 @@ struct job {
 	json_t *unenforced;	/* [{rule, reason}] */
 	struct kg_job_proc jp;
 	bool started;
-	int consumer_fd;	/* >= 0 while we are the ring-buffer consumer */
 	struct kg_follow *follow;	/* our live view of the trail */
 	bool in_registry;
 };
@@ -108,16 +106,8 @@ struct job {
 /* Become the ring-buffer consumer if nobody else is (see registry.h). */
 static void try_consume(struct job *j)
 {
-	if (j->consumer_fd >= 0)
-		return;
-	j->consumer_fd = kg_consumer_try_lock();
-	if (j->consumer_fd < 0)
-		return;
-	j->events = kg_events_open(j->loader, kg_recorder_event, j->rec);
-	if (!j->events) {
-		close(j->consumer_fd);
-		j->consumer_fd = -1;
-	}
+	if (!j->consumer)
+		j->consumer = kg_consumer_try(j->loader, j->audit);
 }
 
 static void register_job(struct job *j)
@@ -392,7 +382,7 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 	uint64_t next_tick = 0;
 	struct pollfd pfd[2] = {
 		{ .fd = j->jp.pidfd, .events = POLLIN },
-		{ .fd = j->events ? kg_events_epoll_fd(j->events) : -1, .events = POLLIN },
+		{ .fd = -1, .events = POLLIN },	/* the ring buffer, once we consume */
 	};
 
 	*timed_out = false;
@@ -409,18 +399,16 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 		if (now >= next_tick) {
 			kg_maps_heartbeat(j->loader);
 			try_consume(j);
-			if (j->events)
-				kg_recorder_report_losses(j->rec, j->loader);
 			next_tick = now + KG_TICK_MS * 1000000ull;
 		}
-		pfd[1].fd = j->events ? kg_events_epoll_fd(j->events) : -1;
+		pfd[1].fd = j->consumer ? kg_consumer_epoll_fd(j->consumer) : -1;
 		if (pending_signal) {
 			syscall(SYS_pidfd_send_signal, j->jp.pidfd, pending_signal, NULL, 0);
 			pending_signal = 0;
 		}
 		poll(pfd, 2, timeout);
-		if (j->events)
-			kg_events_poll(j->events, 0);
+		if (j->consumer)
+			kg_consumer_poll(j->consumer);
 		if (j->audit)
 			kg_audit_flush_if_due(j->audit);
 		if (j->follow)
@@ -438,7 +426,7 @@ static void finish_live_view(struct job *j)
 
 	if (j->audit)
 		kg_audit_flush(j->audit);
-	for (i = 0; j->follow && i < (j->events ? 1 : 4); i++) {
+	for (i = 0; j->follow && i < (j->consumer ? 1 : 4); i++) {
 		if (i)
 			usleep(50 * 1000);
 		kg_follow_poll(j->follow);
@@ -451,10 +439,8 @@ static void job_cleanup(struct job *j)
 		kg_launch_abort(&j->jp);
 	if (j->have_cg)
 		kg_cgroup_kill(&j->cg);
-	if (j->events) {
-		kg_events_drain(j->events);
-		kg_recorder_report_losses(j->rec, j->loader);
-	}
+	if (j->consumer)
+		kg_consumer_drain(j->consumer);
 	if (j->links_attached)
 		kg_loader_detach_cgroup(j->cg.id);
 	if (j->job_registered)
@@ -468,11 +454,8 @@ static void job_cleanup(struct job *j)
 		kg_cgroup_destroy(&j->cg);
 	if (j->started)
 		kg_launch_release(&j->jp);
-	kg_events_close(j->events);
-	if (j->consumer_fd >= 0)
-		close(j->consumer_fd);
+	kg_consumer_close(j->consumer);
 	kg_follow_close(j->follow);
-	kg_recorder_free(j->rec);
 	kg_landlock_plan_free(j->ll);
 	kg_loader_close(j->loader);
 	kg_audit_close(j->audit);
@@ -510,7 +493,7 @@ int kg_job_run(const struct kg_job_spec *spec)
 	struct kg_exit_info xi = {};
 	char pathbuf[PATH_MAX], msg[1024];
 	const char *policy = spec->policy_path;
-	struct job j = { .spec = spec, .consumer_fd = -1 };
+	struct job j = { .spec = spec };
 	bool timed_out = false;
 	int rc;
 
@@ -541,11 +524,6 @@ int kg_job_run(const struct kg_job_spec *spec)
 	rc = prepare_kernel(&j);
 	if (rc)
 		goto out_fail;
-	j.rec = kg_recorder_new(j.audit);
-	if (!j.rec) {
-		rc = KG_EXIT_FAIL;
-		goto out_fail;
-	}
 	try_consume(&j);
 	catch_signals();
 	rc = start_child(&j, &adm.constraints);
@@ -562,8 +540,8 @@ int kg_job_run(const struct kg_job_spec *spec)
 		xi.exit_code = 128 + SIGKILL;
 	/* the job ends with its main process: stray children go too */
 	kg_cgroup_kill(&j.cg);
-	if (j.events)
-		kg_events_drain(j.events);
+	if (j.consumer)
+		kg_consumer_drain(j.consumer);
 	finish_live_view(&j);
 	report_exit(&j, &xi);
 	rc = xi.exit_code;

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -13,6 +14,7 @@
 #include "events.h"
 #include "maps.h"
 #include "recorder.h"
+#include "registry.h"
 
 #define SNAP_CACHE 16
 
@@ -23,6 +25,7 @@ struct snapshot {
 
 struct kg_recorder {
 	struct kg_audit *audit;
+	uint32_t ring_id;
 	struct snapshot cache[SNAP_CACHE];
 	unsigned int next_slot;
 };
@@ -77,7 +80,7 @@ void kg_trace_id(uint64_t job_id, char *buf, size_t len)
 	snprintf(buf, len, "job-%016llx", (unsigned long long)job_id);
 }
 
-struct kg_recorder *kg_recorder_new(struct kg_audit *audit)
+static struct kg_recorder *recorder_new(struct kg_audit *audit)
 {
 	struct kg_recorder *r = calloc(1, sizeof(*r));
 
@@ -87,7 +90,7 @@ struct kg_recorder *kg_recorder_new(struct kg_audit *audit)
 	return r;
 }
 
-void kg_recorder_free(struct kg_recorder *r)
+static void recorder_free(struct kg_recorder *r)
 {
 	int i;
 
@@ -175,7 +178,7 @@ static void exe_of(uint32_t pid, char *buf, size_t len)
 	buf[n > 0 ? n : 0] = '\0';
 }
 
-int kg_recorder_event(void *recorder, const struct kg_event *e)
+static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_pos)
 {
 	struct kg_recorder *r = recorder;
 	char trace[32], target[KG_PATH_MAX * 2], rule_id[KG_ID_MAX + 16], exe[512];
@@ -204,6 +207,9 @@ int kg_recorder_event(void *recorder, const struct kg_event *e)
 		json_object_set_new(extra, "fail_open", json_true());
 	if (extra && (e->flags & KG_EVF_WALK_INCOMPLETE))
 		json_object_set_new(extra, "walk_incomplete", json_true());
+	if (extra)
+		json_object_set_new(extra, "ring", json_pack("{s:I,s:I}", "id", (json_int_t)r->ring_id,
+							     "pos", (json_int_t)ring_pos));
 
 	rec.type = "decision";
 	rec.trace_id = trace;
@@ -235,7 +241,7 @@ int kg_recorder_event(void *recorder, const struct kg_event *e)
 
 /* The lost count already reported lives in <state>/lost.reported so that
  * concurrent and restarted controllers report each loss exactly once. */
-int kg_recorder_report_losses(struct kg_recorder *r, struct kg_loader *l)
+static int report_losses(struct kg_recorder *r, struct kg_loader *l)
 {
 	struct kg_counters c;
 	uint64_t lost = 0, sent = 0, decided = 0, reported = 0;
@@ -286,4 +292,124 @@ int kg_recorder_report_losses(struct kg_recorder *r, struct kg_loader *l)
 	flock(fd, LOCK_UN);
 	close(fd);
 	return err;
+}
+
+/* ---- the consumer ------------------------------------------------------ */
+
+struct kg_consumer {
+	int lock_fd;
+	struct kg_loader *loader;
+	struct kg_recorder *rec;
+	struct kg_events *events;
+};
+
+static int commit_batch(void *recorder)
+{
+	struct kg_recorder *r = recorder;
+
+	return kg_audit_flush(r->audit);
+}
+
+/* Where the previous consumer of this ring got to: the ring position of the
+ * last event record in the tail of the active audit segment (0 = none). */
+static uint64_t last_recorded_position(uint32_t ring_id)
+{
+	char **paths = NULL, *buf = NULL, *line;
+	uint64_t pos = 0;
+	int n = 0;
+	size_t len;
+	FILE *f;
+
+	if (kg_audit_list_segments(kg_audit_dir(), &paths, &n) || n == 0)
+		goto out;
+	f = fopen(paths[n - 1], "r");
+	if (!f)
+		goto out;
+	fseek(f, 0, SEEK_END);
+	len = ftell(f) > (1 << 20) ? (1 << 20) : (size_t)ftell(f);
+	fseek(f, -(long)len, SEEK_END);
+	buf = malloc(len + 1);
+	if (buf && fread(buf, 1, len, f) == len) {
+		buf[len] = '\0';
+		/* newest last: walk lines from the end */
+		while ((line = strrchr(buf, '\n')) || buf[0]) {
+			char *start = line ? line + 1 : buf;
+			json_t *rec = *start ? json_loads(start, 0, NULL) : NULL;
+			json_t *ring = json_object_get(json_object_get(rec, "extra"), "ring");
+
+			if (ring && (uint32_t)json_integer_value(json_object_get(ring, "id")) == ring_id)
+				pos = (uint64_t)json_integer_value(json_object_get(ring, "pos"));
+			json_decref(rec);
+			if (pos || !line)
+				break;
+			*line = '\0';
+		}
+	}
+	fclose(f);
+out:
+	free(buf);
+	kg_audit_free_list(paths, n);
+	return pos;
+}
+
+struct kg_consumer *kg_consumer_try(struct kg_loader *l, struct kg_audit *a)
+{
+	struct kg_consumer *c;
+	struct kg_event_sink sink = { .event = record_event, .commit = commit_batch };
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->loader = l;
+	c->lock_fd = kg_consumer_try_lock();
+	if (c->lock_fd < 0) {
+		free(c);
+		errno = EWOULDBLOCK;
+		return NULL;
+	}
+	c->rec = recorder_new(a);
+	sink.ctx = c->rec;
+	c->events = c->rec ? kg_events_open(l, &sink) : NULL;
+	if (!c->events) {
+		kg_consumer_close(c);
+		return NULL;
+	}
+	c->rec->ring_id = kg_events_ring_id(c->events);
+	/* a previous consumer may have recorded events it could not yet
+	 * acknowledge in the ring before it died: do not record them twice */
+	kg_events_skip_to(c->events, last_recorded_position(c->rec->ring_id));
+	return c;
+}
+
+int kg_consumer_epoll_fd(const struct kg_consumer *c)
+{
+	return kg_events_epoll_fd(c->events);
+}
+
+int kg_consumer_poll(struct kg_consumer *c)
+{
+	int n = kg_events_poll(c->events, 0);
+
+	report_losses(c->rec, c->loader);
+	return n;
+}
+
+int kg_consumer_drain(struct kg_consumer *c)
+{
+	int n = kg_events_drain(c->events);
+
+	report_losses(c->rec, c->loader);
+	kg_audit_flush(c->rec->audit);
+	return n;
+}
+
+void kg_consumer_close(struct kg_consumer *c)
+{
+	if (!c)
+		return;
+	kg_events_close(c->events);
+	recorder_free(c->rec);
+	if (c->lock_fd >= 0)
+		close(c->lock_fd);
+	free(c);
 }

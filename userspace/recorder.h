@@ -26,17 +26,26 @@ void kg_snapshot_remove(uint32_t policy_id);
 /* "job-00000000deadbeef" */
 void kg_trace_id(uint64_t job_id, char *buf, size_t len);
 
-struct kg_recorder;
+/*
+ * The consumer: the one process (see registry.h) that reads the ring
+ * buffer and records every event in the audit trail.  Each record carries
+ * its ring position; records reach the trail before the ring's consumer
+ * position moves past them, and a new consumer skips what the trail
+ * already has, so a crash neither loses nor duplicates events.  Kernel-side
+ * losses (ring buffer full) are audited as events_lost records.  A job's
+ * live view follows the trail (follow.h): what a user sees is exactly what
+ * was recorded.
+ */
+struct kg_consumer;
 
-/* Events go to the audit trail only; a job's live view follows the trail
- * (follow.h), so what a user sees is exactly what was recorded. */
-struct kg_recorder *kg_recorder_new(struct kg_audit *audit);
-void kg_recorder_free(struct kg_recorder *r);
-int kg_recorder_event(void *recorder, const struct kg_event *e);	/* kg_event_fn */
-
-/* Audit kernel losses not yet reported: reads the counters, compares with
- * the amount already reported (kept in the state dir under a lock) and
- * appends an events_lost record for the difference. */
-int kg_recorder_report_losses(struct kg_recorder *r, struct kg_loader *l);
+/* NULL when another process is the consumer right now (errno EWOULDBLOCK)
+ * or on error (reported). */
+struct kg_consumer *kg_consumer_try(struct kg_loader *l, struct kg_audit *a);
+int kg_consumer_epoll_fd(const struct kg_consumer *c);
+/* Record what is ready (no waiting) and audit new losses. */
+int kg_consumer_poll(struct kg_consumer *c);
+/* Record everything in the buffer. */
+int kg_consumer_drain(struct kg_consumer *c);
+void kg_consumer_close(struct kg_consumer *c);
 
 #endif
