@@ -126,7 +126,7 @@ static long kg_walk_step(__u32 i, void *arg)
 	struct kg_file_key key = {};
 	struct kg_file_rule *r;
 	struct inode *inode;
-	struct mount *mp;
+	struct mount *m, *mp;
 
 	if (!d) {
 		w->done = 1;
@@ -150,16 +150,17 @@ static long kg_walk_step(__u32 i, void *arg)
 		return 0;
 	}
 	/* superblock root: continue above the mount point, if we know it */
-	if (!w->mnt) {
+	m = w->mnt;	/* (a local: CO-RE must not relocate w itself) */
+	if (!m) {
 		w->done = 1;
 		return 1;
 	}
-	mp = BPF_CORE_READ(w->mnt, mnt_parent);
-	if (!mp || mp == w->mnt) {
+	mp = BPF_CORE_READ(m, mnt_parent);
+	if (!mp || mp == m) {
 		w->done = 1;	/* root of the mount tree (or a detached mount) */
 		return 1;
 	}
-	w->d = BPF_CORE_READ(w->mnt, mnt_mountpoint);
+	w->d = BPF_CORE_READ(m, mnt_mountpoint);
 	w->mnt = mp;
 	return 0;
 }
@@ -268,22 +269,22 @@ static long kg_path_step(__u32 i, void *arg)
 	struct dentry *d = w->d, *parent, *mnt_root;
 	const unsigned char *name;
 	struct kg_walk_buf *buf;
-	struct mount *mp;
+	struct mount *m = w->mnt, *mp;
 	__u32 off, room;
 	long n;
 
 	if (!d)
 		return 1;
 	parent = BPF_CORE_READ(d, d_parent);
-	mnt_root = w->mnt ? BPF_CORE_READ(w->mnt, mnt.mnt_root) : NULL;
+	mnt_root = m ? BPF_CORE_READ(m, mnt.mnt_root) : NULL;
 	if (d == mnt_root || !parent || parent == d) {
 		/* a mount's root: the name continues at its mount point */
-		if (!w->mnt)
+		if (!m)
 			return 1;
-		mp = BPF_CORE_READ(w->mnt, mnt_parent);
-		if (!mp || mp == w->mnt)
+		mp = BPF_CORE_READ(m, mnt_parent);
+		if (!mp || mp == m)
 			return 1;
-		w->d = BPF_CORE_READ(w->mnt, mnt_mountpoint);
+		w->d = BPF_CORE_READ(m, mnt_mountpoint);
 		w->mnt = mp;
 		return 0;
 	}
