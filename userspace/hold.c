@@ -179,13 +179,35 @@ struct sock_info {
 	int domain, type, protocol;
 };
 
-/* The caller's socket, seen through a duplicate of its fd. */
-static int sock_info_of(pid_t pid, int fd, struct sock_info *si)
+/* A status field of /proc/TID/status ("Tgid", "Uid": first number). */
+static long status_field(pid_t tid, const char *name)
+{
+	char path[64], key[32], *buf, *p;
+	long v = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	snprintf(key, sizeof(key), "\n%s:", name);
+	buf = kg_read_file(path, 1 << 16, NULL);
+	if (!buf)
+		return -1;
+	p = strstr(buf, key);
+	if (p)
+		v = strtol(p + strlen(key), NULL, 10);
+	free(buf);
+	return v;
+}
+
+/* The caller's socket, seen through a duplicate of its fd.  The
+ * notification names the calling thread; pidfd_open wants its process. */
+static int sock_info_of(pid_t tid, int fd, struct sock_info *si)
 {
 	socklen_t len = sizeof(int);
+	long tgid = status_field(tid, "Tgid");
 	int pidfd, dup, err = 0;
 
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (tgid <= 0)
+		return -ESRCH;
+	pidfd = (int)syscall(SYS_pidfd_open, (pid_t)tgid, 0);
 	if (pidfd < 0)
 		return -errno;
 	dup = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
@@ -200,21 +222,6 @@ static int sock_info_of(pid_t pid, int fd, struct sock_info *si)
 	return err;
 }
 
-static uint32_t uid_of(pid_t pid)
-{
-	char path[64], *buf, *p;
-	uint32_t uid = (uint32_t)-1;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	buf = kg_read_file(path, 1 << 16, NULL);
-	if (!buf)
-		return uid;
-	p = strstr(buf, "\nUid:");
-	if (p)
-		uid = (uint32_t)strtoul(p + 5, NULL, 10);	/* real uid, as bpf sees it */
-	free(buf);
-	return uid;
-}
 
 /* Destination in IPv4-mapped IPv6 form; false for other families. */
 static bool dest_of(const struct sockaddr_storage *ss, socklen_t len, uint8_t addr[16],
@@ -407,7 +414,7 @@ static int hold_call(struct kg_hold *h, const struct seccomp_notif *n,
 	kg_strlcpy(in->rule_id, rule ? rule->id : "default", sizeof(in->rule_id));
 	kg_strlcpy(in->policy_hash, h->doc->hash, sizeof(in->policy_hash));
 	in->policy_id = h->policy_id;
-	in->requester_uid = uid_of((pid_t)n->pid);
+	in->requester_uid = (uint32_t)status_field((pid_t)n->pid, "Uid");	/* real uid, as bpf sees it */
 	in->requester_pid = n->pid;
 	in->held = true;
 	ret = kg_approvals_request(h->q, in, &out);
