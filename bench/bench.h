@@ -81,6 +81,7 @@ struct bench {
 	struct kg_landlock_plan *ll;
 	uint32_t policy_id;
 	struct kg_events *ev;
+	struct kg_event_sink sink;	/* counts; commit NULL: nothing to make durable */
 	uint64_t ev_received;		/* events of our job delivered by the ring buffer */
 	uint64_t ev_received_deny;
 	bool quick;
@@ -256,10 +257,11 @@ static inline const char *bench_ratio_str(double r, char *buf, size_t len)
 
 /* ---- setup / teardown ---------------------------------------------------- */
 
-static inline int bench_event(void *ctx, const struct kg_event *e)
+static inline int bench_event(void *ctx, const struct kg_event *e, uint64_t pos)
 {
 	struct bench *b = ctx;
 
+	(void)pos;
 	if (b->have_job && e->job_cgid == b->job.id) {
 		b->ev_received++;
 		if (e->kind == KG_EV_DECISION && e->decision == KG_DEC_DENY)
@@ -309,7 +311,9 @@ static inline int bench_setup(struct bench *b, const char *name)
 	b->have_free = true;
 	snprintf(b->cg_parent, sizeof(b->cg_parent), "%s", b->job.path);
 	dirname(b->cg_parent);
-	b->ev = kg_events_open(b->l, bench_event, b);
+	b->sink.event = bench_event;
+	b->sink.ctx = b;
+	b->ev = kg_events_open(b->l, &b->sink);
 	if (!b->ev)
 		bench_log("%s: no ring buffer consumer: events will be counted lost", name);
 	return 0;
