@@ -17,6 +17,7 @@
 
 #include "testlib.h"
 #include "common.h"
+#include "landlock.h"
 #include "loader.h"
 
 static char tmpdir[256];
@@ -406,5 +407,80 @@ TEST(degraded_landlock_refuses_a_denied_file_and_allows_the_rest)
 	ASSERT_NEQ(KGATE_RUN(policy, &out, "/bin/cat", secret), 0, "denied file refused");
 	ASSERT_HAS_SUBSTR(out, "ermission denied", "EACCES from Landlock");
 	ASSERT_EQ(KGATE_RUN(policy, &out, "/bin/cat", ok), 0, "sibling file readable");
+	teardown();
+}
+
+TEST(degraded_job_cannot_leave_its_cgroup)
+{
+	char policy[512], script[1024], *out;
+	char *cg2 = NULL;
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[1024];
+
+	setup();
+	while (f && fgets(line, sizeof(line), f)) {
+		char mnt[512], fstype[64];
+
+		/* id parent maj:min root mount opts ... - fstype */
+		if (sscanf(line, "%*s %*s %*s %*s %511s %*[^-]- %63s", mnt, fstype) == 2 &&
+		    !strcmp(fstype, "cgroup2")) {
+			cg2 = strdup(mnt);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	if (!cg2)
+		SKIP("no cgroup2 mount");
+	write_policy("{\"version\":1,\"name\":\"t\",\"default\":\"allow\",\"runtime\":[]}",
+		     policy, sizeof(policy));
+	/* try the root cgroup, then kgate's parent cgroup; then say where we are */
+	snprintf(script, sizeof(script),
+		 "echo $$ > %s/cgroup.procs; echo $$ > %s/kgate/cgroup.procs; cat /proc/self/cgroup",
+		 cg2, cg2);
+	ASSERT_EQ(KGATE_RUN(policy, &out, "/bin/sh", "-c", script), 0, "job ran");
+	ASSERT_HAS_SUBSTR(out, "Read-only file system", "cgroup.procs writes refused");
+	ASSERT_HAS_SUBSTR(out, "0::/kgate/job-", "still in its job cgroup");
+	free(cg2);
+	teardown();
+}
+
+TEST(degraded_exec_deny_covers_other_hardlinks_of_the_binary)
+{
+	char policy[512], json[2048], bin[512], link2[512], *out;
+
+	setup();
+	snprintf(bin, sizeof(bin), "%s/tool", tmpdir);
+	snprintf(link2, sizeof(link2), "%s/tool-alias", tmpdir);
+	{
+		char *argv[] = { "/bin/cp", "/bin/true", bin, NULL };
+
+		ASSERT_EQ(run_capture(argv, &out), 0, "copy a binary");
+	}
+	ASSERT_OK(link(bin, link2), "hardlink it before the policy exists");
+	snprintf(json, sizeof(json), "{\"version\":1,\"name\":\"t\",\"default\":\"allow\",\"runtime\":["
+		 "{\"id\":\"no-tool\",\"exec\":{\"path\":\"%s\"},\"decision\":\"deny\"}]}", bin);
+	write_policy(json, policy, sizeof(policy));
+	ASSERT_NEQ(KGATE_RUN(policy, &out, bin), 0, "denied binary refused");
+	ASSERT_NEQ(KGATE_RUN(policy, &out, link2), 0, "its other name refused too");
+	ASSERT_EQ(KGATE_RUN(policy, &out, "/bin/true"), 0, "other binaries run");
+	teardown();
+}
+
+TEST(degraded_job_cannot_signal_its_controller)
+{
+	char policy[512], *out;
+
+	setup();
+	if (kg_landlock_abi() < 6)
+		SKIP("Landlock signal scoping needs ABI 6 (this kernel: %d)", kg_landlock_abi());
+	write_policy("{\"version\":1,\"name\":\"t\",\"default\":\"allow\",\"runtime\":[]}",
+		     policy, sizeof(policy));
+	/* $PPID is kgate run (the controller); SIGSTOP would freeze enforcement
+	 * bookkeeping, SIGKILL would end it */
+	ASSERT_EQ(KGATE_RUN(policy, &out, "/bin/sh", "-c", "kill -STOP $PPID; echo rc=$?"), 0,
+		  "job ran");
+	ASSERT_HAS_SUBSTR(out, "rc=1", "kill refused");
+	ASSERT_HAS_SUBSTR(out, "exited with 0", "the controller carried on and reported the exit");
 	teardown();
 }

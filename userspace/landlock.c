@@ -133,6 +133,8 @@ struct mark {
 	char path[PATH_MAX];	/* canonical, no trailing slash ("/" for root) */
 	uint64_t deny, allow;
 	bool is_dir;
+	dev_t dev;		/* identity: Landlock attaches grants to inodes */
+	ino_t ino;
 };
 
 struct planner {
@@ -142,6 +144,19 @@ struct planner {
 	bool overflow;
 	int err;
 };
+
+/* A sibling that is another name (hardlink) of a denied file: a grant on
+ * it would be a grant on the denied inode itself. */
+static bool is_denied_inode(const struct planner *pl, const struct stat *st)
+{
+	size_t i;
+
+	for (i = 0; i < pl->nmarks; i++)
+		if (pl->marks[i].deny && !pl->marks[i].is_dir &&
+		    pl->marks[i].dev == st->st_dev && pl->marks[i].ino == st->st_ino)
+			return true;
+	return false;
+}
 
 /* true if `p` is strictly beneath directory `dir` */
 static bool beneath(const char *p, const char *dir)
@@ -229,6 +244,8 @@ static int grant_siblings(struct planner *pl, const char *dir, uint64_t rights)
 			continue;
 		if (lstat(child, &st) < 0 || S_ISLNK(st.st_mode))
 			continue;	/* a symlink's target is checked, not the link */
+		if (!S_ISDIR(st.st_mode) && is_denied_inode(pl, &st))
+			continue;
 		ret = add_grant(pl, child, S_ISDIR(st.st_mode) ? rights : rights & LL_FS_FILE_ONLY);
 	}
 	closedir(d);
@@ -362,6 +379,8 @@ static int plan_rule(struct planner *pl, const struct kg_rule *r, uint64_t avail
 	memset(m, 0, sizeof(*m));
 	memcpy(m->path, real, sizeof(m->path));
 	m->is_dir = S_ISDIR(st.st_mode);
+	m->dev = st.st_dev;
+	m->ino = st.st_ino;
 	if (decision_refuses(r->decision))
 		m->deny = rights;
 	else

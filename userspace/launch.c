@@ -12,10 +12,12 @@
 #include <grp.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -141,6 +143,28 @@ static void pass_notify_fd(int status_fd, int go_fd, int notify_fd)
 	close(notify_fd);
 }
 
+/* Degraded mode has no BPF LSM to refuse writes to cgroup.procs outside the
+ * job, so a root agent could move itself out of the governed cgroup.  Give
+ * the job a mount namespace of its own in which the cgroup2 mount is
+ * read-only; seccomp then refuses mount/umount, so it stays that way.  (The
+ * cost: the job cannot create child cgroups in degraded mode.) */
+static int protect_cgroupfs(void)
+{
+	const char *cg2 = kg_cgroup2_mount();
+
+	if (!cg2)
+		return -ENOENT;
+	if (unshare(CLONE_NEWNS) < 0)
+		return -errno;
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		return -errno;
+	if (mount(cg2, cg2, NULL, MS_BIND, NULL) < 0 ||
+	    mount(NULL, cg2, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV |
+		  MS_NOEXEC, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
 static __attribute__((noreturn)) void child_main(const struct kg_launch_opts *o, int go_fd,
 						  int status_fd, bool born_in_cgroup)
 {
@@ -159,6 +183,8 @@ static __attribute__((noreturn)) void child_main(const struct kg_launch_opts *o,
 		child_fail(status_fd, KG_STAGE_SIGNALS, ret);
 	if (o->limits && (ret = kg_limits_apply_rlimits(o->limits)) < 0)
 		child_fail(status_fd, KG_STAGE_RLIMITS, ret);
+	if (o->degraded && (ret = protect_cgroupfs()) < 0)
+		child_fail(status_fd, KG_STAGE_CGROUP, ret);
 	if (o->have_as && (ret = drop_privileges(o->as_uid, o->as_gid)) < 0)
 		child_fail(status_fd, KG_STAGE_CREDS, ret);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

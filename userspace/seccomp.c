@@ -297,6 +297,43 @@ int kg_seccomp_check(const struct kg_policy_doc *doc, char *err, size_t errlen)
 	return 0;
 }
 
+/* socket(2) families outside the policy's socket allow-list.  cgroup-BPF
+ * sock_create only sees AF_INET/AF_INET6, and BPF LSM is not everywhere, so
+ * seccomp (which reads the family argument) refuses the others in every
+ * mode: packet, netlink, vsock, bluetooth...  The error is the rule's. */
+#define KG_AF_MAX 64
+
+static int add_socket_family_rules(scmp_filter_ctx ctx, const struct kg_policy_doc *doc)
+{
+	int nr = seccomp_syscall_resolve_name("socket"), ret, fam;
+	uint64_t allowed = 0;
+	bool have = false;
+	size_t i;
+
+	for (i = 0; doc && i < doc->nrules; i++) {
+		if (doc->rules[i].kind != KG_RULE_SOCKET ||
+		    (doc->rules[i].decision != KG_DEC_DENY &&
+		     doc->rules[i].decision != KG_DEC_REQUIRE_APPROVAL))
+			continue;
+		allowed |= doc->rules[i].families;
+		have = true;
+	}
+	if (!have || !allowed)
+		return 0;
+	for (fam = 0; fam < KG_AF_MAX; fam++) {
+		if (allowed & (1ull << fam))
+			continue;
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1,
+				       SCMP_A0(SCMP_CMP_EQ, (uint64_t)fam));
+		if (ret < 0)
+			return kg_err("seccomp: socket family rule: %s", strerror(-ret)), ret;
+	}
+	/* families beyond the table are refused too */
+	ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1,
+			       SCMP_A0(SCMP_CMP_GE, (uint64_t)KG_AF_MAX));
+	return ret < 0 ? kg_err("seccomp: socket family rule: %s", strerror(-ret)), ret : 0;
+}
+
 /* ---- build and load -------------------------------------------------------------- */
 
 static int build_filter(scmp_filter_ctx ctx, const struct kg_policy_doc *doc,
@@ -314,6 +351,9 @@ static int build_filter(scmp_filter_ctx ctx, const struct kg_policy_doc *doc,
 	if (ret < 0)
 		return ret;
 	ret = add_baseline(ctx, &owned, opts);
+	if (ret < 0)
+		return ret;
+	ret = add_socket_family_rules(ctx, doc);
 	if (ret < 0)
 		return ret;
 	for (i = 0; doc && i < doc->nrules; i++) {
