@@ -12,10 +12,12 @@
  *   ASSERT_TRUE(vt_event(&v, KG_OP_READ, KG_DEC_DENY, "rule-id"), "event");
  *   vt_teardown(&v);
  *
- * Each test gets a private pin directory on bpffs (KGATE_BPFFS), so it loads
- * its own instance of every object, attaches the LSM programs through the
- * real loader and tears everything down again (unpinning the links detaches
- * the programs).  Outside the "full" VM configuration the tests SKIP.
+ * Each binary loads every object once through the real loader, under a
+ * private pin directory on a bpffs it mounts (KGATE_BPFFS), and unpins it
+ * all at exit (the links go, the programs detach).  Each test compiles its
+ * own policy, registers its own job cgroup and removes both again; events
+ * are read straight from the kg_events ring buffer and filtered by job.
+ * Outside the "full" VM configuration the tests SKIP.
  */
 #ifndef KGATE_VT_LIB_H
 #define KGATE_VT_LIB_H
@@ -36,6 +38,8 @@
 
 #include "cgroup.h"
 #include "common.h"
+#include <bpf/libbpf.h>
+
 #include "events.h"
 #include "loader.h"
 #include "maps.h"
@@ -48,12 +52,10 @@
 
 struct vt {
 	char home[64];			/* mkdtemp: "~" of the policy */
-	char bpffs[64];			/* mkdtemp + a private bpffs mount */
-	char pin[128];			/* KGATE_BPFFS, inside it */
 	struct kg_loader *l;
 	struct kg_policy_doc *doc;
 	struct kg_cgroup cg;
-	struct kg_events *ev;
+	struct ring_buffer *ev;		/* kg_events, read directly */
 	uint32_t policy_id;
 	struct kg_event events[VT_MAX_EVENTS];
 	int nevents;
@@ -72,11 +74,60 @@ static inline void vt_require_full(void)
 		SKIP("needs root");
 }
 
-static inline int vt_on_event(void *ctx, const struct kg_event *e)
+/* One loader per test binary: loading and attaching every object costs
+ * seconds under TCG, so the parent does it once (constructor) and each
+ * test (a forked child) installs its own policy and job into the shared
+ * maps, and removes them again. */
+static struct {
+	bool tried;
+	char bpffs[64];			/* mkdtemp + a private bpffs mount */
+	char pin[128];			/* KGATE_BPFFS, inside it */
+	struct kg_loader *l;
+	char error[256];
+} vt_g;
+
+__attribute__((destructor)) static void vt_global_fini(void)
+{
+	if (!vt_g.l)
+		return;
+	kg_loader_unpin_all();	/* links go: the programs detach */
+	kg_loader_close(vt_g.l);
+	vt_g.l = NULL;
+	rmdir(vt_g.pin);
+	umount2(vt_g.bpffs, MNT_DETACH);
+	rmdir(vt_g.bpffs);
+}
+
+__attribute__((constructor)) static void vt_global_init(void)
+{
+	struct kg_loader_opts lo = { .want_lsm = true };
+	const char *cfg = getenv("KGATE_VM_CONFIG");
+
+	if (!cfg || strcmp(cfg, "full") || geteuid() != 0)
+		return;
+	vt_g.tried = true;
+	kg_env.verbose = VT_VERBOSE;
+	snprintf(vt_g.bpffs, sizeof(vt_g.bpffs), "/tmp/kgvt-bpf.XXXXXX");
+	if (!mkdtemp(vt_g.bpffs) || mount("bpf", vt_g.bpffs, "bpf", 0, "mode=0700")) {
+		snprintf(vt_g.error, sizeof(vt_g.error), "private bpffs: %s", strerror(errno));
+		return;
+	}
+	snprintf(vt_g.pin, sizeof(vt_g.pin), "%s/kgate", vt_g.bpffs);
+	setenv("KGATE_BPFFS", vt_g.pin, 1);
+	vt_g.l = kg_loader_open(&lo);
+	if (!vt_g.l)
+		snprintf(vt_g.error, sizeof(vt_g.error), "kg_loader_open failed");
+	else if (!kg_loader_lsm_active(vt_g.l))
+		snprintf(vt_g.error, sizeof(vt_g.error), "BPF LSM not active: %s",
+			 kg_loader_lsm_error(vt_g.l));
+}
+
+static inline int vt_on_event(void *ctx, void *data, size_t len)
 {
 	struct vt *v = ctx;
+	const struct kg_event *e = data;
 
-	if (v->nevents < VT_MAX_EVENTS)
+	if (len >= sizeof(*e) && v->nevents < VT_MAX_EVENTS)
 		v->events[v->nevents++] = *e;
 	return 0;
 }
@@ -90,24 +141,17 @@ static inline int vt_rm_one(const char *p, const struct stat *st, int flag, stru
 static inline void vt_teardown(struct vt *v)
 {
 	if (v->ev)
-		kg_events_close(v->ev);
+		ring_buffer__free(v->ev);
 	v->ev = NULL;
+	if (v->l && v->cg.id)
+		kg_maps_remove_job(v->l, v->cg.id);
 	if (v->cg.path[0])
 		kg_cgroup_destroy(&v->cg);
 	v->cg.path[0] = '\0';
-	if (v->l) {
-		kg_loader_unpin_all();	/* links go: the programs detach */
-		kg_loader_close(v->l);
-	}
-	v->l = NULL;
-	if (v->pin[0])
-		rmdir(v->pin);
-	v->pin[0] = '\0';
-	if (v->bpffs[0]) {
-		umount2(v->bpffs, MNT_DETACH);
-		rmdir(v->bpffs);
-	}
-	v->bpffs[0] = '\0';
+	if (v->l && v->policy_id)
+		kg_maps_remove_policy(v->l, v->policy_id);
+	v->policy_id = 0;
+	v->l = NULL;	/* the binary's loader stays for the next test */
 	if (v->doc)
 		kg_policy_free(v->doc);
 	v->doc = NULL;
@@ -121,43 +165,29 @@ static inline void vt_teardown(struct vt *v)
 	v->shared = NULL;
 }
 
-/* Load the objects under a private pin dir, create the job cgroup, parse
- * the policy ("~" = v->home).  0, or -1 after reporting the failure. */
+/* Create the test's home tree and job cgroup, parse the policy ("~" =
+ * v->home).  0, or -1 after reporting the failure. */
 static inline int vt_setup(struct vt *v, const char *policy_json)
 {
-	struct kg_loader_opts lo = { .want_lsm = true };
 	struct kg_policy_error perr;
 	char name[64], msg[1024];
 
 	vt_require_full();
-	kg_env.verbose = VT_VERBOSE;
 	memset(v, 0, sizeof(*v));
 	v->cg.fd = -1;
+	if (!vt_g.l) {
+		ASSERT_TRUE(vt_g.l != NULL, vt_g.error[0] ? vt_g.error : "loader");
+		return -1;
+	}
+	v->l = vt_g.l;
 	snprintf(v->home, sizeof(v->home), "/tmp/kgvt.XXXXXX");
 	if (!ASSERT_TRUE(mkdtemp(v->home), "mkdtemp home"))
 		return v->home[0] = '\0', -1;
-	/* a bpffs of our own: pins that nothing else sees or leaves behind */
-	snprintf(v->bpffs, sizeof(v->bpffs), "/tmp/kgvt-bpf.XXXXXX");
-	if (!ASSERT_TRUE(mkdtemp(v->bpffs), "mkdtemp bpffs"))
-		return v->bpffs[0] = '\0', vt_teardown(v), -1;
-	if (!ASSERT_OK(mount("bpf", v->bpffs, "bpf", 0, "mode=0700"), "mount bpffs")) {
-		rmdir(v->bpffs);
-		return v->bpffs[0] = '\0', vt_teardown(v), -1;
-	}
-	snprintf(v->pin, sizeof(v->pin), "%s/kgate", v->bpffs);
-	setenv("KGATE_BPFFS", v->pin, 1);
 	v->shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (!ASSERT_TRUE(v->shared != MAP_FAILED, "mmap shared"))
 		return v->shared = NULL, vt_teardown(v), -1;
-	v->l = kg_loader_open(&lo);
-	if (!ASSERT_TRUE(v->l != NULL, "kg_loader_open"))
-		return vt_teardown(v), -1;
-	if (!ASSERT_TRUE(kg_loader_lsm_active(v->l), "BPF LSM active")) {
-		printf("  lsm error: %s\n", kg_loader_lsm_error(v->l));
-		return vt_teardown(v), -1;
-	}
-	v->ev = kg_events_open(v->l, vt_on_event, v);
-	if (!ASSERT_TRUE(v->ev != NULL, "kg_events_open"))
+	v->ev = ring_buffer__new(kg_loader_map_fd(v->l, "kg_events"), vt_on_event, v, NULL);
+	if (!ASSERT_TRUE(v->ev != NULL, "ring buffer"))
 		return vt_teardown(v), -1;
 	snprintf(name, sizeof(name), "job-%d", (int)getpid());
 	if (!ASSERT_OK(kg_cgroup_create_job("kgvt", name, &v->cg), "create job cgroup"))
@@ -250,7 +280,7 @@ static inline bool vt_refused(int rc)
 static inline void vt_drain(struct vt *v)
 {
 	if (v->ev)
-		kg_events_drain(v->ev);
+		ring_buffer__consume(v->ev);
 }
 
 static inline uint32_t vt_rule_num(struct vt *v, const char *rule_id)
@@ -277,7 +307,7 @@ static inline const struct kg_event *vt_event(struct vt *v, enum kg_op op,
 	for (i = 0; i < v->nevents; i++) {
 		const struct kg_event *e = &v->events[i];
 
-		if (e->op != op || e->decision != dec)
+		if (e->job_cgid != v->cg.id || e->op != op || e->decision != dec)
 			continue;
 		if (rule_id && e->rule_id != num)
 			continue;
