@@ -231,8 +231,27 @@ static __always_inline bool kg_throttle_take(struct kg_ctx *c, __u32 rule_id, __
 	}
 	tokens = b->tokens_milli;
 	if (now > b->last_ns) {
-		tokens += (now - b->last_ns) / 1000 * p->rate_per_sec / 1000;
-		b->last_ns = now;
+		__u64 us = (now - b->last_ns) / 1000, added;
+
+		/* milli-tokens = us * rate / 1000; long idle periods in ms so the
+		 * product cannot overflow (rate <= 1e9), beyond that: full */
+		if (us < 1000000000ULL)
+			added = us * p->rate_per_sec / 1000;
+		else if (us / 1000 < 10000000000ULL)
+			added = us / 1000 * p->rate_per_sec;
+		else
+			added = cap;
+		/* advance the clock only by the time that became tokens: calls
+		 * closer together than one milli-token would otherwise lose every
+		 * refill, and each refill its remainder.  tokens < cap here bounds
+		 * added (< 1e12) so added * 1e6 cannot overflow. */
+		if (added) {
+			tokens += added;
+			if (tokens >= cap)
+				b->last_ns = now;
+			else
+				b->last_ns += added * 1000000ULL / p->rate_per_sec;
+		}
 	}
 	if (tokens > cap)
 		tokens = cap;

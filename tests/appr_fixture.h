@@ -49,6 +49,7 @@ enum fx_kind {
 	FX_HOLD_ON,		/* load the hold filter; reply: listener fd number */
 	FX_SWAP_CONNECT,	/* thread connects to addr; main swaps to addr2 on FX_SWAP_NOW */
 	FX_SWAP_NOW,
+	FX_TCP_BURST,		/* connect in a tight loop for port2 ms; reply: successes */
 	FX_EXIT,
 };
 
@@ -173,6 +174,16 @@ static void fx_agent(int cmd_r, int res_w, const struct kg_policy_doc *doc)
 			pthread_join(th, NULL);
 			r = fx_swap_result;
 			break;
+		case FX_TCP_BURST: {
+			uint64_t end = kg_now_mono_ns() + (uint64_t)c.port2 * 1000000ull;
+			socklen_t len = fx_sockaddr(c.addr, c.port, &ss);
+
+			r = 0;
+			while (kg_now_mono_ns() < end)
+				if (fx_net(FX_TCP, &ss, len) == 0)
+					r++;
+			break;
+		}
 		case FX_EXIT:
 			_exit(0);
 		default:
@@ -286,6 +297,15 @@ static struct fx_job *fx_job(struct fx *f)
 	    kg_maps_add_job(f->l, j->cg.id, j->job_id, f->policy_id, KG_JOB_F_DEGRADED))
 		SKIP("cannot govern the job cgroup");
 	return j;
+}
+
+static void fx_send2(struct fx_job *j, int kind, const char *addr, int port, int port2)
+{
+	struct fx_cmd c = { .kind = kind, .port = port, .port2 = port2 };
+
+	snprintf(c.addr, sizeof(c.addr), "%s", addr ? addr : "");
+	if (write(j->cmd_w, &c, sizeof(c)) != sizeof(c))
+		printf("  fixture: cannot talk to the agent\n");
 }
 
 static void fx_send(struct fx_job *j, int kind, const char *addr, int port)
