@@ -29,7 +29,23 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#ifdef FX_STANDALONE	/* benches: no test runner, SKIP = cannot run (exit 2) */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#define SKIP(...) do {							\
+		fprintf(stderr, "cannot run: ");			\
+		fprintf(stderr, __VA_ARGS__);				\
+		fprintf(stderr, "\n");					\
+		exit(2);						\
+	} while (0)
+#else
 #include "testlib.h"
+#endif
 #include "approvals.h"
 #include "cgroup.h"
 #include "common.h"
