@@ -681,7 +681,7 @@ struct kg_audit {
 	char dir[PATH_MAX];
 	char active[PATH_MAX + 32], head[PATH_MAX + 32];
 	struct kg_audit_opts o;
-	int fd, lockfd;
+	int fd, lockfd, headfd;
 	dev_t dev;
 	ino_t ino;
 	uint64_t known_size;		/* UINT64_MAX: re-read the tail */
@@ -762,33 +762,35 @@ static int head_mac(struct sealer *s, uint64_t seq, const char *hash_hex,
 	return seal_chunks(s, &c, 1, out);
 }
 
+/* The head is rewritten in place with one fixed-size pwrite (well below a
+ * sector) instead of write-temp-and-rename: creating an inode per group
+ * commit cost more than everything else together. Readers take the lock
+ * (shared) so they never see a half-written head. */
+#define HEAD_SIZE 256
+
 static int head_write(struct kg_audit *a)
 {
-	char tmp[PATH_MAX + 48], hex[HASH_HEX + 1], machex[HASH_HEX + 1], line[256];
+	char hex[HASH_HEX + 1], machex[HASH_HEX + 1], line[HEAD_SIZE];
 	unsigned char mac[HASH_LEN];
-	int fd, err;
+	int n, err;
 
 	to_hex(a->last_hash, HASH_LEN, hex);
 	err = head_mac(&a->sealer, a->last_seq, hex, mac);
 	if (err)
 		return err;
 	to_hex(mac, HASH_LEN, machex);
-	snprintf(line, sizeof(line), "{\"seq\":%" PRIu64 ",\"hash\":\"%s\",\"mac\":\"%s\"}\n",
-		 a->last_seq, hex, machex);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", a->head);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	err = write_full(fd, line, strlen(line));
+	n = snprintf(line, sizeof(line), "{\"seq\":%" PRIu64 ",\"hash\":\"%s\",\"mac\":\"%s\"}",
+		     a->last_seq, hex, machex);
+	if (n < 0 || n >= HEAD_SIZE)
+		return -EOVERFLOW;
+	memset(line + n, ' ', HEAD_SIZE - 1 - n);
+	line[HEAD_SIZE - 1] = '\n';
+	if (pwrite(a->headfd, line, HEAD_SIZE, 0) != HEAD_SIZE)
+		return -EIO;
 	/* per-record sync pays for a durable head too; group/none do not */
-	if (!err && a->o.sync == KG_AUDIT_SYNC_RECORD && fsync(fd))
-		err = -errno;
-	close(fd);
-	if (!err && rename(tmp, a->head))
-		err = -errno;
-	if (err)
-		unlink(tmp);
-	return err;
+	if (a->o.sync == KG_AUDIT_SYNC_RECORD && fdatasync(a->headfd))
+		return -errno;
+	return 0;
 }
 
 struct head_info {
@@ -804,11 +806,16 @@ static int head_read(const char *path, struct sealer *s, struct head_info *h)
 	json_int_t seq;
 	json_t *o;
 	char *txt;
+	size_t len;
 	int err = -EBADMSG;
 
-	txt = kg_read_file(path, 4096, NULL);
+	txt = kg_read_file(path, 4096, &len);
 	if (!txt)
 		return -errno;
+	if (!len) {		/* opened by a writer that has not committed yet */
+		free(txt);
+		return -ENOENT;
+	}
 	o = json_loads(txt, 0, NULL);
 	free(txt);
 	if (o && !json_unpack(o, "{s:I,s:s,s:s}", "seq", &seq, "hash", &hash, "mac", &machex) &&
@@ -1677,7 +1684,7 @@ struct kg_audit *kg_audit_open(const char *dir, const struct kg_audit_opts *opts
 		errno = ENOMEM;
 		return NULL;
 	}
-	a->fd = a->lockfd = -1;
+	a->fd = a->lockfd = a->headfd = -1;
 	if (opts)
 		a->o = *opts;
 	if (!a->o.flush_every_records)
@@ -1720,6 +1727,12 @@ struct kg_audit *kg_audit_open(const char *dir, const struct kg_audit_opts *opts
 		kg_err("audit: cannot open %s: %s", lockpath, strerror(errno));
 		goto fail;
 	}
+	a->headfd = open(a->head, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (a->headfd < 0) {
+		err = -errno;
+		kg_err("audit: cannot open %s: %s", a->head, strerror(errno));
+		goto fail;
+	}
 	a->known_size = UINT64_MAX;
 	err = lock_trail(a);
 	if (err)
@@ -1738,6 +1751,8 @@ fail:
 		close(a->fd);
 	if (a->lockfd >= 0)
 		close(a->lockfd);
+	if (a->headfd >= 0)
+		close(a->headfd);
 	sealer_free(&a->sealer);
 	free(a);
 	errno = -err;
@@ -1830,6 +1845,8 @@ void kg_audit_close(struct kg_audit *a)
 		close(a->fd);
 	if (a->lockfd >= 0)
 		close(a->lockfd);
+	if (a->headfd >= 0)
+		close(a->headfd);
 	sealer_free(&a->sealer);
 	free(a);
 }
@@ -2021,6 +2038,24 @@ int kg_audit_verify_files(char *const *files, int nfiles, const char *key_path,
 	return 0;
 }
 
+/* reads the head under a shared lock so a writer's pwrite is never seen half done */
+static int head_read_locked(const char *dir, const char *headpath, struct sealer *s,
+			    struct head_info *h)
+{
+	char lockpath[PATH_MAX + 32];
+	int fd = -1, err;
+
+	if (!path_in(lockpath, sizeof(lockpath), dir, LOCK_NAME))
+		fd = open(lockpath, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		while (flock(fd, LOCK_SH) && errno == EINTR)
+			;
+	err = head_read(headpath, s, h);
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
 /* after the walk: the head must not be ahead of the trail */
 static void verify_head(struct verifier *v, const char *head_path, int head_err,
 			char *const *files, int n)
@@ -2067,7 +2102,7 @@ int kg_audit_verify_dir(const char *dir, const char *key_path,
 		return kg_err("audit: cannot list %s: %s", dir, strerror(-err)), err;
 	}
 	v.from_start = true;
-	head_err = head_read(headpath, &v.s, &v.head);
+	head_err = head_read_locked(dir, headpath, &v.s, &v.head);
 	v.have_head = !head_err;
 	if (verify_chain(&v, files, n))
 		verify_head(&v, headpath, head_err, files, n);
