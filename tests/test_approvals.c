@@ -359,9 +359,20 @@ TEST(ttl_grant_works_until_it_expires)
 	struct fx f;
 	int lfd, lfd2, port, port2;
 
+	const char *bin = getenv("KGATE_BIN") ? getenv("KGATE_BIN") : "build-san/kgate";
+	char cmd[1024];
+
+	(void)ttl;
 	kernel_setup(&f, &lfd, &port, &port2, &lfd2);
 	j = fx_job(&f);
-	ASSERT_OK(escalate_and_approve(&f, j, port, &ttl, &a), "escalate + approve --ttl 1");
+	ASSERT_EQ(fx_do(&f, j, FX_TCP, "127.0.0.1", port), EPERM, "refused, escalated");
+	ASSERT_OK(fx_pending(&f, j, &a), "pending");
+	/* through the CLI: the pinned maps, the caller's real uid */
+	snprintf(cmd, sizeof(cmd), "%s approvals approve %s --ttl 1 --note cli", bin, a.id);
+	ASSERT_EQ(WEXITSTATUS(system(cmd)), 0, "kgate approvals approve --ttl 1");
+	ASSERT_OK(kg_approvals_get(f.q, a.id, &a), "readable");
+	ASSERT_EQ(a.state, KG_APPR_APPROVED, "approved by the CLI");
+	ASSERT_STREQ(a.note, "cli", "note");
 	ASSERT_EQ(fx_do(&f, j, FX_TCP, "127.0.0.1", port), 0, "allowed within the ttl");
 	ASSERT_EQ(fx_do(&f, j, FX_TCP, "127.0.0.1", port), 0, "and again (not one-shot)");
 	usleep(1200 * 1000);
