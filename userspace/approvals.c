@@ -6,6 +6,7 @@
 #include <grp.h>
 #include <jansson.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -894,6 +895,11 @@ int kg_approvals_approve(struct kg_approvals *q, const char *id, const struct kg
 		err = -ETIMEDOUT;
 		goto out;
 	}
+	if (a->key.op == KG_OP_ADMISSION) {
+		/* a launch: `kgate run` is waiting on this record; no grant */
+		err = settle(q, a, KG_APPR_APPROVED, who->uid, NULL);
+		goto out;
+	}
 	/* re-evaluate against what the job runs now, not what it ran then */
 	err = job_lookup(q, a->key.cgid, &job);
 	if (err == -ENOENT) {
@@ -963,17 +969,27 @@ struct expire_ctx {
 	int n;
 };
 
+/* An admission request has no job yet: it is orphaned when the `kgate run`
+ * waiting for it is gone. */
+static bool orphaned(struct kg_approvals *q, const struct kg_approval *a)
+{
+	struct kg_job job;
+
+	if (a->key.op == KG_OP_ADMISSION)
+		return a->requester_pid && kill((pid_t)a->requester_pid, 0) && errno == ESRCH;
+	return job_lookup(q, a->key.cgid, &job) == -ENOENT;
+}
+
 static int expire_one(struct kg_approvals *q, struct kg_approval *a, void *ctx)
 {
 	struct expire_ctx *x = ctx;
-	struct kg_job job;
 
 	if (a->state != KG_APPR_PENDING)
 		return 0;
 	if (!x->orphans && a->expires_ns <= x->now) {
 		if (!settle(q, a, KG_APPR_EXPIRED, -1, "no decision before the timeout: denied"))
 			x->n++;
-	} else if (x->orphans && job_lookup(q, a->key.cgid, &job) == -ENOENT) {
+	} else if (x->orphans && orphaned(q, a)) {
 		if (!settle(q, a, KG_APPR_EXPIRED, -1, "the job is gone"))
 			x->n++;
 	}

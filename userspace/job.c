@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <limits.h>
 #include <poll.h>
 #include <pwd.h>
@@ -14,12 +15,14 @@
 #include <unistd.h>
 
 #include "admission.h"
+#include "approvals.h"
 #include "audit.h"
 #include "cgroup.h"
 #include "cmds.h"
 #include "common.h"
 #include "events.h"
 #include "follow.h"
+#include "hold.h"
 #include "job.h"
 #include "landlock.h"
 #include "launch.h"
@@ -101,6 +104,8 @@ struct job {
 	bool started;
 	struct kg_follow *follow;	/* our live view of the trail */
 	bool in_registry;
+	struct kg_approvals *approvals;	/* this job's requests (launch, held calls) */
+	struct kg_hold *hold;		/* held connect/sendto/sendmsg, if any */
 };
 
 /* Become the ring-buffer consumer if nobody else is (see registry.h). */
@@ -211,6 +216,114 @@ static void plan_enforcement(struct job *j)
 	}
 }
 
+static struct kg_approvals *job_approvals(struct job *j)
+{
+	struct kg_approvals_cfg cfg;
+
+	if (!j->approvals) {
+		kg_approvals_cfg_from_doc(&cfg, j->doc);
+		cfg.audit = j->audit;
+		cfg.loader = j->loader;
+		j->approvals = kg_approvals_open(&cfg);
+	}
+	return j->approvals;
+}
+
+/* The launch itself as an action: its identity is a digest of what would
+ * run (command, topic, tenant, risk tags) under which policy. */
+static void launch_key(const struct job *j, struct kg_grant_key *key)
+{
+	const struct kg_job_spec *s = j->spec;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	size_t i;
+
+	memset(key, 0, sizeof(*key));
+	key->op = KG_OP_ADMISSION;
+	if (!ctx)
+		return;
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	for (i = 0; s->argv[i]; i++)
+		EVP_DigestUpdate(ctx, s->argv[i], strlen(s->argv[i]) + 1);
+	EVP_DigestUpdate(ctx, "\x1e", 1);
+	EVP_DigestUpdate(ctx, s->topic ? s->topic : "", s->topic ? strlen(s->topic) + 1 : 1);
+	EVP_DigestUpdate(ctx, s->tenant ? s->tenant : "", s->tenant ? strlen(s->tenant) + 1 : 1);
+	for (i = 0; i < s->nrisk_tags; i++)
+		EVP_DigestUpdate(ctx, s->risk_tags[i], strlen(s->risk_tags[i]) + 1);
+	EVP_DigestUpdate(ctx, j->doc->hash, strlen(j->doc->hash));
+	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_MD_CTX_free(ctx);
+	memcpy(key->target.raw, md, sizeof(key->target.raw));
+}
+
+/* require_approval at admission: queue the launch and wait, visibly, until
+ * a human approves or denies it or it expires. */
+static int wait_for_launch_approval(struct job *j, const struct kg_admission_result *res)
+{
+	struct kg_approvals *q = job_approvals(j);
+	struct kg_approval *in, *out;
+	char *cmd = join_argv(j->spec->argv);
+	int rc = KG_EXIT_DENIED, err;
+
+	in = calloc(1, sizeof(*in));
+	out = calloc(1, sizeof(*out));
+	if (!q || !in || !out || !cmd) {
+		kg_err("run: cannot queue the launch for approval");
+		goto out;
+	}
+	launch_key(j, &in->key);
+	kg_strlcpy(in->trace_id, j->trace, sizeof(in->trace_id));
+	kg_strlcpy(in->target, cmd, sizeof(in->target));
+	kg_strlcpy(in->rule_id, res->rule_id, sizeof(in->rule_id));
+	kg_strlcpy(in->policy_hash, j->doc->hash, sizeof(in->policy_hash));
+	in->requester_uid = getuid();
+	in->requester_pid = getpid();
+	err = kg_approvals_request(q, in, out);
+	if (err < 0) {
+		kg_err("run: cannot queue the launch for approval: %s", err == -ENOSPC ?
+		       "the approval queue is full" : strerror(-err));
+		goto out;
+	}
+	fprintf(stderr, "kgate: this launch requires approval (rule %s%s%s)\n"
+		"kgate: waiting for a decision on request %s; an approver runs:\n"
+		"kgate:   kgate approvals approve %s   (or: kgate approvals deny %s)\n",
+		res->rule_id, res->reason && *res->reason ? ": " : "", res->reason ? res->reason : "",
+		out->id, out->id, out->id);
+	while (!pending_signal) {
+		kg_approvals_expire(q, 0);
+		if (kg_approvals_get(q, out->id, in) == 0 && in->state != KG_APPR_PENDING)
+			break;
+		usleep(200 * 1000);
+	}
+	if (pending_signal) {
+		kg_err("run: interrupted while waiting for approval");
+	} else if (in->state == KG_APPR_APPROVED) {
+		fprintf(stderr, "kgate: launch approved by uid %ld%s%s\n", in->decided_by,
+			in->note[0] ? ": " : "", in->note);
+		rc = 0;
+	} else {
+		kg_err("run: launch %s (request %s)%s%s", in->state == KG_APPR_DENIED ? "denied" :
+		       "not approved in time", out->id, in->note[0] ? ": " : "", in->note);
+	}
+out:
+	free(cmd);
+	free(in);
+	free(out);
+	return rc;
+}
+
+static bool policy_holds_calls(const struct kg_policy_doc *doc)
+{
+	size_t i;
+
+	for (i = 0; i < doc->nrules; i++)
+		if (doc->rules[i].kind == KG_RULE_NET &&
+		    doc->rules[i].decision == KG_DEC_REQUIRE_APPROVAL)
+			return true;
+	return false;
+}
+
 static int admission(struct job *j, struct kg_admission_result *res)
 {
 	const struct kg_job_spec *s = j->spec;
@@ -254,9 +367,7 @@ static int admission(struct job *j, struct kg_admission_result *res)
 	case KG_DEC_THROTTLE:
 		return 0;
 	case KG_DEC_REQUIRE_APPROVAL:
-		kg_err("run: this launch requires approval (rule %s) and no approver is "
-		       "reachable: start `kgate daemon` to queue it", res->rule_id);
-		return KG_EXIT_DENIED;
+		return wait_for_launch_approval(j, res);
 	default:
 		kg_err("run: launch denied by rule %s", res->rule_id);
 		return KG_EXIT_DENIED;
@@ -328,7 +439,7 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 		.argv = j->spec->argv, .doc = j->doc, .cg = &j->cg, .degraded = !j->full,
 		.have_as = j->spec->have_as, .as_uid = j->spec->as_uid, .as_gid = j->spec->as_gid,
 		.landlock = j->full ? NULL : j->ll,
-		.seccomp = { .degraded = !j->full },
+		.seccomp = { .degraded = !j->full, .hold_syscalls = policy_holds_calls(j->doc) },
 	};
 	struct kg_limit_report lim = {};
 	json_t *extra;
@@ -371,6 +482,14 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 		       kg_launch_stage_name(j->jp.failed_stage));
 		return 127;
 	}
+	/* connect/sendto/sendmsg to require_approval addresses wait for a human */
+	if (j->jp.notify_fd >= 0 && job_approvals(j)) {
+		j->hold = kg_hold_new(j->jp.notify_fd, j->doc, j->approvals, j->cg.id, j->policy_id,
+				      j->trace, j->loader);
+		if (!j->hold)
+			return kg_err("run: cannot hold calls for approval: %s", strerror(errno));
+		kg_hold_set_live(j->hold, j->spec->live);
+	}
 	return 0;
 }
 
@@ -380,9 +499,10 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 {
 	uint64_t deadline = max_runtime_sec ? kg_now_mono_ns() + max_runtime_sec * 1000000000ull : 0;
 	uint64_t next_tick = 0;
-	struct pollfd pfd[2] = {
+	struct pollfd pfd[3] = {
 		{ .fd = j->jp.pidfd, .events = POLLIN },
 		{ .fd = -1, .events = POLLIN },	/* the ring buffer, once we consume */
+		{ .fd = j->hold ? kg_hold_fd(j->hold) : -1, .events = POLLIN },
 	};
 
 	*timed_out = false;
@@ -406,7 +526,15 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 			syscall(SYS_pidfd_send_signal, j->jp.pidfd, pending_signal, NULL, 0);
 			pending_signal = 0;
 		}
-		poll(pfd, 2, timeout);
+		if (j->hold && kg_hold_count(j->hold) && timeout > 100)
+			timeout = 100;	/* answer released calls promptly */
+		poll(pfd, 3, timeout);
+		if ((pfd[2].revents & POLLIN) && kg_hold_handle(j->hold) < 0)
+			pfd[2].fd = -1;	/* listener gone with the process */
+		if (j->hold) {
+			kg_approvals_expire(j->approvals, 0);
+			kg_hold_tick(j->hold, 0);
+		}
 		if (j->consumer)
 			kg_consumer_poll(j->consumer);
 		if (j->audit)
@@ -437,6 +565,9 @@ static void job_cleanup(struct job *j)
 {
 	if (j->started && !j->jp.released)
 		kg_launch_abort(&j->jp);
+	kg_hold_free(j->hold);	/* anything still held is refused */
+	if (j->started && j->jp.notify_fd >= 0)
+		close(j->jp.notify_fd);
 	if (j->have_cg)
 		kg_cgroup_kill(&j->cg);
 	if (j->consumer)
@@ -455,6 +586,7 @@ static void job_cleanup(struct job *j)
 	if (j->started)
 		kg_launch_release(&j->jp);
 	kg_consumer_close(j->consumer);
+	kg_approvals_close(j->approvals);
 	kg_follow_close(j->follow);
 	kg_landlock_plan_free(j->ll);
 	kg_loader_close(j->loader);

@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "approvals.h"
 #include "common.h"
 #include "events.h"
 #include "maps.h"
@@ -25,6 +26,8 @@ struct snapshot {
 
 struct kg_recorder {
 	struct kg_audit *audit;
+	struct kg_approvals *approvals;	/* escalations become requests */
+	struct kg_loader *loader;
 	uint32_t ring_id;
 	struct snapshot cache[SNAP_CACHE];
 	unsigned int next_slot;
@@ -33,6 +36,22 @@ struct kg_recorder {
 static int snapshot_path(uint32_t policy_id, char *buf, size_t len)
 {
 	return kg_snprintf(buf, len, "%s/policies/%u.json", kg_state_dir(), policy_id);
+}
+
+/* Who may approve escalations under this policy: needed by whichever
+ * process consumes the events, which may not have the policy document. */
+static json_t *approvals_json(const struct kg_policy_doc *doc)
+{
+	json_t *uids = json_array(), *gids = json_array();
+	size_t i;
+
+	for (i = 0; i < doc->approvers.nuids; i++)
+		json_array_append_new(uids, json_integer(doc->approvers.uids[i]));
+	for (i = 0; i < doc->approvers.ngids; i++)
+		json_array_append_new(gids, json_integer(doc->approvers.gids[i]));
+	return json_pack("{s:o,s:o,s:b,s:I,s:I}", "uids", uids, "gids", gids, "allow_self",
+			 doc->allow_self_approval, "timeout_sec", (json_int_t)doc->approval_timeout_sec,
+			 "queue_max", (json_int_t)doc->approval_queue_max);
 }
 
 int kg_snapshot_save(uint32_t policy_id, const struct kg_policy_doc *doc)
@@ -50,9 +69,9 @@ int kg_snapshot_save(uint32_t policy_id, const struct kg_policy_doc *doc)
 	if (err)
 		return kg_err("recorder: cannot create %s: %s", dir, strerror(-err));
 	rules = json_array();
-	root = json_pack("{s:I,s:s,s:i,s:s,s:o}", "policy_id", (json_int_t)policy_id,
+	root = json_pack("{s:I,s:s,s:i,s:s,s:o,s:o}", "policy_id", (json_int_t)policy_id,
 			 "name", doc->name ? doc->name : "", "version", doc->version,
-			 "hash", doc->hash, "rules", rules);
+			 "hash", doc->hash, "rules", rules, "approvals", approvals_json(doc));
 	if (!root)
 		return -ENOMEM;
 	for (i = 0; i < doc->nrules; i++)
@@ -96,6 +115,7 @@ static void recorder_free(struct kg_recorder *r)
 
 	if (!r)
 		return;
+	kg_approvals_close(r->approvals);
 	for (i = 0; i < SNAP_CACHE; i++)
 		json_decref(r->cache[i].root);
 	free(r);
@@ -178,6 +198,39 @@ static void exe_of(uint32_t pid, char *buf, size_t len)
 	buf[n > 0 ? n : 0] = '\0';
 }
 
+/* An escalation becomes a pending approval, with the approvers of the
+ * policy the kernel decided under (from its snapshot). */
+static void escalate(struct kg_recorder *r, const struct kg_event *e, json_t *snap,
+		     const char *trace, const char *rule_id, const char *target)
+{
+	json_t *ap = json_object_get(snap, "approvals");
+	uint32_t uids[KG_APPR_MAX_PRINCIPALS], gids[KG_APPR_MAX_PRINCIPALS];
+	struct kg_principals who = { .uids = uids, .gids = gids };
+	struct kg_approvals_cfg cfg = { .audit = r->audit, .loader = r->loader };
+	struct kg_approvals_cfg base = cfg;
+	size_t i;
+	int err;
+
+	if (!r->approvals)
+		return;
+	for (i = 0; i < json_array_size(json_object_get(ap, "uids")) && i < KG_APPR_MAX_PRINCIPALS; i++)
+		uids[who.nuids++] = (uint32_t)json_integer_value(json_array_get(json_object_get(ap, "uids"), i));
+	for (i = 0; i < json_array_size(json_object_get(ap, "gids")) && i < KG_APPR_MAX_PRINCIPALS; i++)
+		gids[who.ngids++] = (uint32_t)json_integer_value(json_array_get(json_object_get(ap, "gids"), i));
+	cfg.approvers = &who;
+	cfg.allow_self_approval = json_is_true(json_object_get(ap, "allow_self"));
+	cfg.timeout_sec = (uint64_t)json_integer_value(json_object_get(ap, "timeout_sec"));
+	cfg.queue_max = (uint64_t)json_integer_value(json_object_get(ap, "queue_max"));
+	cfg.policy_name = snap_str(snap, "name");
+	cfg.policy_version = (long)json_integer_value(json_object_get(snap, "version"));
+	kg_approvals_set_cfg(r->approvals, &cfg);
+	err = kg_approvals_on_escalation(r->approvals, e, trace, snap_str(snap, "hash"), rule_id,
+					 target);
+	kg_approvals_set_cfg(r->approvals, &base);	/* `who` is about to go */
+	if (err && err != -ENOSPC)
+		kg_warn("recorder: escalation of %s could not be queued: %s", trace, strerror(-err));
+}
+
 static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_pos)
 {
 	struct kg_recorder *r = recorder;
@@ -234,6 +287,8 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 	err = r->audit ? kg_audit_append(r->audit, &rec) : 0;
 	json_decref(extra);
 
+	if (e->kind == KG_EV_ESCALATION)
+		escalate(r, e, snap, trace, rule_id, target);
 	if (err)	/* keep consuming: the next records may still get through */
 		kg_warn("recorder: audit append failed: %s", strerror(-err));
 	return 0;
@@ -368,6 +423,15 @@ struct kg_consumer *kg_consumer_try(struct kg_loader *l, struct kg_audit *a)
 		return NULL;
 	}
 	c->rec = recorder_new(a);
+	if (c->rec) {
+		struct kg_approvals_cfg cfg = { .audit = a, .loader = l };
+
+		c->rec->loader = l;
+		c->rec->approvals = kg_approvals_open(&cfg);
+		/* requests of jobs that ended while nobody consumed */
+		if (c->rec->approvals)
+			kg_approvals_expire_orphans(c->rec->approvals);
+	}
 	sink.ctx = c->rec;
 	c->events = c->rec ? kg_events_open(l, &sink) : NULL;
 	if (!c->events) {
@@ -390,6 +454,8 @@ int kg_consumer_poll(struct kg_consumer *c)
 {
 	int n = kg_events_poll(c->events, 0);
 
+	if (c->rec->approvals)
+		kg_approvals_expire(c->rec->approvals, 0);
 	report_losses(c->rec, c->loader);
 	return n;
 }
