@@ -484,3 +484,117 @@ TEST(degraded_job_cannot_signal_its_controller)
 	ASSERT_HAS_SUBSTR(out, "exited with 0", "the controller carried on and reported the exit");
 	teardown();
 }
+
+/* Run `kgate approvals <verb> <id of the newest pending request>`. */
+static int decide_newest(const char *verb, const char *extra)
+{
+	char *argv[] = { (char *)kgate_bin(), "approvals", "list", "--json", NULL };
+	char id[32] = "", *out, *p;
+	int i;
+
+	for (i = 0; i < 50 && !id[0]; i++) {
+		usleep(100 * 1000);
+		run_capture(argv, &out);
+		p = strstr(out, "\"id\"");
+		if (p && sscanf(p, "\"id\": \"%31[0-9a-f]\"", id) != 1 &&
+		    sscanf(p, "\"id\":\"%31[0-9a-f]\"", id) != 1)
+			id[0] = '\0';
+	}
+	if (!id[0])
+		return -1;
+	{
+		char *dargv[] = { (char *)kgate_bin(), "approvals", (char *)verb, id, (char *)extra, NULL };
+
+		return run_capture(dargv, &out);
+	}
+}
+
+#define APPROVAL_POLICY \
+	"{\"version\":1,\"name\":\"appr\",\"default\":\"allow\",\"runtime_defaults\":{\"net\":\"allow\"}," \
+	"\"approvals\":{\"timeout_sec\":%d,\"approvers\":{\"uids\":[0]},\"allow_self_approval\":true}," \
+	"\"admission\":[{\"id\":\"prod\",\"match\":{\"topics\":[\"job.prod.*\"]},\"decision\":\"require_approval\"}]," \
+	"\"runtime\":[{\"id\":\"prod-push\",\"net\":{\"cidr\":\"127.0.0.9/32\",\"ports\":[%d]}," \
+	"\"decision\":\"require_approval\"}]}"
+
+static pid_t run_bg(const char *policy, const char *topic, const char *script)
+{
+	char outpath[512];
+	pid_t pid;
+
+	snprintf(outpath, sizeof(outpath), "%s/bg.txt", tmpdir);
+	pid = fork();
+	if (pid == 0) {
+		char *argv[] = { (char *)kgate_bin(), "run", "--policy", (char *)policy, "--topic",
+				 (char *)topic, "--", "/bin/bash", "-c", (char *)script, NULL };
+		int fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(argv[0], argv);
+		_exit(126);
+	}
+	return pid;
+}
+
+static int wait_bg(pid_t pid, char **out)
+{
+	char path[512];
+	int st;
+
+	waitpid(pid, &st, 0);
+	snprintf(path, sizeof(path), "%s/bg.txt", tmpdir);
+	*out = kg_read_file(path, 1 << 20, NULL);
+	printf("%s", *out ? *out : "");
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+TEST(launch_requiring_approval_waits_then_runs_or_is_denied)
+{
+	char policy[512], json[2048], *out;
+	pid_t pid;
+
+	setup();
+	snprintf(json, sizeof(json), APPROVAL_POLICY, 30, 9);
+	write_policy(json, policy, sizeof(policy));
+	pid = run_bg(policy, "job.prod.deploy", "echo LAUNCHED");
+	ASSERT_EQ(decide_newest("approve", "--once"), 0, "approve the launch");
+	ASSERT_EQ(wait_bg(pid, &out), 0, "job ran after approval");
+	ASSERT_HAS_SUBSTR(out, "waiting for a decision", "the wait was visible");
+	ASSERT_HAS_SUBSTR(out, "LAUNCHED", "the command ran");
+	free(out);
+	pid = run_bg(policy, "job.prod.deploy", "echo LAUNCHED");
+	ASSERT_EQ(decide_newest("deny", NULL), 0, "deny the launch");
+	ASSERT_EQ(wait_bg(pid, &out), 4, "exit 4: denied");
+	ASSERT_TRUE(out && !strstr(out, "LAUNCHED"), "the command never ran");
+	free(out);
+	teardown();
+}
+
+TEST(held_connect_is_released_by_approval_and_rechecked_by_the_kernel)
+{
+	char policy[512], json[2048], script[512], *out;
+	int port, lfd;
+	pid_t pid;
+
+	setup();
+	lfd = listen_tcp(AF_INET, "127.0.0.9", &port);
+	ASSERT_TRUE(lfd >= 0, "listener on 127.0.0.9");
+	snprintf(json, sizeof(json), APPROVAL_POLICY, 30, port);
+	write_policy(json, policy, sizeof(policy));
+	/* first connect is held until approved (once); the second needs a new approval
+	 * and is denied */
+	snprintf(script, sizeof(script),
+		 "(exec 3<>/dev/tcp/127.0.0.9/%d) && echo FIRST-OK; "
+		 "(exec 3<>/dev/tcp/127.0.0.9/%d) && echo SECOND-OK || echo SECOND-REFUSED", port, port);
+	pid = run_bg(policy, "job.dev", script);
+	ASSERT_EQ(decide_newest("approve", "--once"), 0, "approve the held connect");
+	usleep(500 * 1000);
+	ASSERT_EQ(decide_newest("deny", NULL), 0, "deny the second");
+	ASSERT_EQ(wait_bg(pid, &out), 0, "job ends");
+	ASSERT_HAS_SUBSTR(out, "FIRST-OK", "approved connect reached the listener");
+	ASSERT_HAS_SUBSTR(out, "SECOND-REFUSED", "one-shot grant used up; denial refused it");
+	ASSERT_HAS_SUBSTR(out, "HELD net_connect", "the hold was visible");
+	free(out);
+	close(lfd);
+	teardown();
+}
