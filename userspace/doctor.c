@@ -456,19 +456,19 @@ static void row(struct kg_doctor_report *r, enum kg_rule_type t, enum kg_enf_lev
 	kg_strlcpy(r->matrix[t].missing, missing, sizeof(r->matrix[t].missing));
 }
 
+/* What kgate holds today: network calls, through seccomp user notification.
+ * File, exec and AF_UNIX approvals are refuse-then-retry (docs/approvals.md);
+ * fanotify is probed because it is the way to hold those, not yet used. */
 static void matrix_hold(struct kg_doctor_report *r)
 {
-	char mech[160];
-
 	if (!r->seccomp_user_notif) {
 		row(r, KG_RT_ESCALATION_HOLD, KG_ENF_PARTIAL, "refused instead of held",
 		    "no seccomp user notification: require_approval actions are denied, not held");
 		return;
 	}
-	snprintf(mech, sizeof(mech), "seccomp user notification (connect, sendto, sendmsg)%s",
-		 r->fanotify_perm ? " + fanotify permission events (open, exec)" : "");
-	row(r, KG_RT_ESCALATION_HOLD, r->fanotify_perm ? KG_ENF_FULL : KG_ENF_PARTIAL, mech,
-	    r->fanotify_perm ? "" : "opens and execs needing approval are refused, not held");
+	row(r, KG_RT_ESCALATION_HOLD, KG_ENF_PARTIAL,
+	    "seccomp user notification (connect, sendto, sendmsg, sendmmsg)",
+	    "file, exec and AF_UNIX approvals are refused, then retried after approval");
 }
 
 static void matrix_common(struct kg_doctor_report *r)
@@ -519,16 +519,25 @@ static void matrix_degraded(struct kg_doctor_report *r)
 		    "AF_UNIX path rules are not enforced");
 	else
 		row(r, KG_RT_UNIX, KG_ENF_NONE, "none", "AF_UNIX path rules are not enforced");
-	if (r->cgroup_bpf)
-		row(r, KG_RT_SOCKET, KG_ENF_FULL, "cgroup-BPF (sock_create)", "");
+	if (r->cgroup_bpf && r->seccomp_filter)
+		row(r, KG_RT_SOCKET, KG_ENF_FULL,
+		    "cgroup-BPF (sock_create: inet, raw) + seccomp (socket family allow-list)", "");
+	else if (r->cgroup_bpf)
+		row(r, KG_RT_SOCKET, KG_ENF_PARTIAL, "cgroup-BPF (sock_create)",
+		    "families other than inet/inet6 are not checked");
 	else if (r->seccomp_filter)
 		row(r, KG_RT_SOCKET, KG_ENF_PARTIAL, "seccomp (socket family and type)", "");
 	else
 		row(r, KG_RT_SOCKET, KG_ENF_NONE, "none", "socket creation rules are not enforced");
 	if (r->seccomp_filter)
-		row(r, KG_RT_SELF_PROTECTION, KG_ENF_PARTIAL,
-		    "seccomp (bpf, ptrace, mount, unshare, setns, clone3, init_module, ...)",
-		    "ptrace and signals are refused wholesale, not scoped to the job");
+		row(r, KG_RT_SELF_PROTECTION, KG_ENF_PARTIAL, r->landlock_abi >= 6 ?
+		    "seccomp (bpf, ptrace, mount, namespaces, modules...), read-only cgroupfs, "
+		    "Landlock signal scoping" :
+		    "seccomp (bpf, ptrace, mount, namespaces, modules...), read-only cgroupfs",
+		    r->landlock_abi >= 6 ?
+		    "ptrace refused wholesale (not scoped to the job); no child cgroups" :
+		    "ptrace refused wholesale; signals to processes outside the job are not "
+		    "refused (Landlock scoping needs ABI 6)");
 	else
 		row(r, KG_RT_SELF_PROTECTION, KG_ENF_NONE, "none", "self-protection is not enforced");
 }
