@@ -52,6 +52,9 @@ static __always_inline int kg_unix_abstract_check(struct kg_ctx *c, struct unix_
 		return 0;
 	key.policy_id = c->policy_id;
 	key.name_hash = kg_hash_buf(buf->name, len);
+	/* the grant/event target of an abstract name: dev 0, ino = its hash */
+	c->target.file.dev = 0;
+	c->target.file.ino = key.name_hash;
 	ent = bpf_map_lookup_elem(&kg_unix_abstract, &key);
 	if (ent && ent->rule_id && (ent->ops & KG_OP_BIT(KG_OP_UNIX_CONNECT))) {
 		decision = ent->decision;
