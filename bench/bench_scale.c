@@ -45,6 +45,7 @@ static const struct { enum op_id op; int deny; long iters; } scale_loops[] = {
 
 struct scale_shm {
 	long n[NLOOPS];
+	uint64_t ok[NLOOPS], refused[NLOOPS];	/* outcomes of the last worker */
 	size_t off[NLOOPS];
 	/* stall check */
 	volatile int phase;		/* 0 warm, 1 idle window, 2 push window, 3 stop */
@@ -66,9 +67,12 @@ static int scale_worker(void *p)
 
 	if (loops_env_open(&e, a->b->tmp))
 		return 10;
-	for (i = 0; i < NLOOPS; i++)
+	for (i = 0; i < NLOOPS; i++) {
 		loops_run(&e, scale_loops[i].op, scale_loops[i].deny,
 			  a->shm->samples + a->shm->off[i], a->shm->n[i]);
+		a->shm->ok[i] = e.ok;
+		a->shm->refused[i] = e.refused;
+	}
 	loops_env_close(&e);
 	return 0;
 }
@@ -249,7 +253,8 @@ static double p50[MAX_ROUNDS][K_MAX][NSIZES][2][NLOOPS];	/* [..][arm free/gov][l
 static double prog_ns[MAX_ROUNDS][K_MAX][NSIZES][NPROGS];
 static double push_ms[MAX_ROUNDS][K_MAX][NSIZES], remove_ms[MAX_ROUNDS][K_MAX][NSIZES];
 static bool ok[MAX_ROUNDS][K_MAX][NSIZES];
-static int cur_k = -1, cur_s = -1;	/* what the job runs now */
+static int cur_k = -1, cur_s = -1;
+static unsigned unexpected[K_MAX][NSIZES];	/* loops whose outcome broke the policy */	/* what the job runs now */
 
 static double min_over(int rounds, double (*get)(int r, void *), void *ctx, bool *valid_r)
 {
@@ -350,7 +355,7 @@ static void report(struct bench *b, int rounds, json_t *stall, double *parse_ms,
 			struct sel x = { .k = k, .s = s };
 			json_t *row, *pj = json_object(), *lj = json_object();
 			double pm, rm;
-			char ll[96];
+			char ll[160];
 
 			for (r = 0; r < rounds; r++)
 				vr[r] = ok[r][k][s];
@@ -377,6 +382,9 @@ static void report(struct bench *b, int rounds, json_t *stall, double *parse_ms,
 					snprintf(ll + strlen(ll), sizeof(ll) - strlen(ll), ", %zu grants",
 						 sz[k][s].ll->ngrants);
 			}
+			if (unexpected[k][s])
+				snprintf(ll + strlen(ll), sizeof(ll) - strlen(ll),
+					 "; %u governed loops NOT as the policy says", unexpected[k][s]);
 			bench_md("| %ld | %.1f | %.1f | %.1f | %s |", sizes[s], parse_ms[k * NSIZES + s],
 				 pm, rm, ll);
 			for (i = 0; i < NPROGS; i++) {
@@ -602,6 +610,9 @@ int main(void)
 						break;
 					}
 					collect(shm, p50[r][k][sidx][arm]);
+					for (i = 0; arm && i < NLOOPS; i++)
+						if (scale_loops[i].deny ? shm->ok[i] : shm->refused[i])
+							unexpected[k][sidx]++;
 				}
 				if (stats_fd >= 0) {
 					int sfd = bpf_enable_stats(BPF_STATS_RUN_TIME);
