@@ -329,14 +329,13 @@ static int limit_memory(const struct kg_cgroup *cg, uint64_t memory_max,
 			 "memory.max=%llu on the job cgroup", (unsigned long long)memory_max);
 		return 0;
 	}
-	/* RLIMIT_AS limits each process's virtual address space: not the job's
-	 * resident total (N processes may use N times it; sparse mappings hit it
-	 * early). Reported as an approximation, never as the limit. */
-	rep->memory_how = KG_LIMIT_RLIMIT;
-	rep->rlimit_as = memory_max;
+	/* No stand-in: RLIMIT_AS caps each process's virtual address space,
+	 * not the job's memory, and breaks runtimes that reserve large address
+	 * ranges up front (V8, the JVM, Go, sanitizers) long before they use
+	 * the memory.  Say it is not enforced instead. */
+	rep->memory_how = KG_LIMIT_NONE;
 	snprintf(rep->memory_reason, sizeof(rep->memory_reason),
-		 "no memory controller on cgroup2: approximated by RLIMIT_AS "
-		 "(per-process address space, not job memory)");
+		 "not enforced: no memory controller on cgroup2 (enable it to get memory.max)");
 	return 0;
 }
 

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* job.c - one governed job, from admission to clean-up. */
 #include <errno.h>
+#include <sys/file.h>
+#include <inttypes.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -313,6 +316,47 @@ out:
 	return rc;
 }
 
+/* Admission throttle: a token bucket per (policy, rule) shared by every
+ * `kgate run` through a locked file in the state dir.  true = a token was
+ * taken; false = over the rate (or the bucket could not be read: refuse). */
+static bool take_launch_token(const struct job *j, const struct kg_admission_result *res)
+{
+	char dir[4096], path[4300], buf[96];
+	double tokens, rate = (double)res->rate_per_sec, burst = (double)res->burst;
+	uint64_t now = kg_now_mono_ns(), last;
+	bool ok = false;
+	ssize_t n;
+	int fd;
+
+	if (kg_snprintf(dir, sizeof(dir), "%s/throttle", kg_state_dir()) || kg_mkdir_p(dir, 0700) ||
+	    kg_snprintf(path, sizeof(path), "%s/%.16s-%s", dir, j->doc->hash, res->rule_id))
+		return false;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX)) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	if (n <= 0 || sscanf(buf, "%lf %" SCNu64, &tokens, &last) != 2 || last > now) {
+		tokens = burst;
+		last = now;
+	}
+	tokens += (double)(now - last) / 1e9 * rate;
+	if (tokens > burst)
+		tokens = burst;
+	if (tokens >= 1.0) {
+		tokens -= 1.0;
+		ok = true;
+	}
+	n = snprintf(buf, sizeof(buf), "%.6f %" PRIu64 "\n", tokens, now);
+	if (ftruncate(fd, 0) || pwrite(fd, buf, n, 0) != n)
+		ok = false;
+	close(fd);
+	return ok;
+}
+
 static bool policy_holds_calls(const struct kg_policy_doc *doc)
 {
 	size_t i;
@@ -364,8 +408,16 @@ static int admission(struct job *j, struct kg_admission_result *res)
 	case KG_DEC_ALLOW:
 	case KG_DEC_AUDIT:
 	case KG_DEC_ALLOW_WITH_CONSTRAINTS:
-	case KG_DEC_THROTTLE:
 		return 0;
+	case KG_DEC_THROTTLE:
+		if (take_launch_token(j, res))
+			return 0;
+		audit_simple(j, "admission", "admission", j->spec->argv[0], "throttle", res->rule_id,
+			     "over the launch rate: refused", NULL);
+		kg_err("run: launch refused by rule %s: more than %llu launches per second "
+		       "(burst %llu)", res->rule_id, (unsigned long long)res->rate_per_sec,
+		       (unsigned long long)res->burst);
+		return KG_EXIT_DENIED;
 	case KG_DEC_REQUIRE_APPROVAL:
 		return wait_for_launch_approval(j, res);
 	default:
