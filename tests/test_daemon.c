@@ -14,6 +14,8 @@
 #include "testlib.h"
 #include "audit.h"
 #include "common.h"
+#include "control.h"
+#include "registry.h"
 #include "loader.h"
 #include "maps.h"
 
@@ -115,6 +117,37 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
+/* Wait until `kgate run` has registered its job (it is running governed). */
+static bool wait_for_job(void)
+{
+	struct kg_job_record *jobs;
+	size_t n = 0;
+	int i;
+
+	for (i = 0; i < 300; i++) {
+		jobs = NULL;
+		if (kg_registry_list(&jobs, &n) == 0 && n > 0) {
+			free(jobs);
+			return true;
+		}
+		free(jobs);
+		sleep_ms(100);
+	}
+	return false;
+}
+
+/* Start `kgate daemon` and wait until it answers on its socket. */
+static pid_t start_daemon(void)
+{
+	char *argv[] = { (char *)kgate_bin(), "daemon", NULL };
+	pid_t d = spawn(argv, "daemon.out");
+	int i;
+
+	for (i = 0; i < 300 && !kg_control_daemon_running(); i++)
+		sleep_ms(100);
+	return d;
+}
+
 #define POLICY_BLOCK(ip) \
 	"{\"version\":1,\"name\":\"block-" ip "\",\"default\":\"allow\"," \
 	"\"runtime_defaults\":{\"net\":\"allow\"},\"runtime\":[{\"id\":\"block\"," \
@@ -146,7 +179,8 @@ TEST(policy_push_changes_decisions_of_a_running_job)
 
 		job = spawn(argv, "run.out");
 	}
-	sleep_ms(2500);
+	ASSERT_TRUE(wait_for_job(), "the job started");
+	sleep_ms(1500);
 	{
 		char *argv[] = { (char *)kgate_bin(), "policy", "push", p2, NULL };
 		pid_t p = spawn(argv, "push.out");
@@ -236,12 +270,8 @@ TEST(daemon_refuses_a_push_from_a_non_pusher)
 
 	setup();
 	write_file("p1.json", POLICY_BLOCK("127.0.0.2"), p1, sizeof(p1));
-	{
-		char *argv[] = { (char *)kgate_bin(), "daemon", NULL };
-
-		d = spawn(argv, "daemon.out");
-	}
-	sleep_ms(1500);
+	d = start_daemon();
+	ASSERT_TRUE(kg_control_daemon_running(), "daemon answers");
 	{
 		char *argv[] = { "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
 				 (char *)kgate_bin(), "policy", "push", p1, NULL };
@@ -284,7 +314,8 @@ TEST(controller_kill9_during_flood_loses_nothing)
 
 		run = spawn(argv, "run.out");
 	}
-	sleep_ms(1500);
+	ASSERT_TRUE(wait_for_job(), "the job started");
+	sleep_ms(1000);
 	kill(run, SIGKILL);		/* the controller, not the job */
 	ASSERT_EQ(wait_exit(run), 128 + SIGKILL, "controller killed");
 	sleep_ms(3500);			/* the orphaned job keeps flooding */
@@ -292,12 +323,8 @@ TEST(controller_kill9_during_flood_loses_nothing)
 	ASSERT_TRUE(out && strstr(out, "done "), "the job kept running after the kill");
 	ASSERT_TRUE(out && !strstr(out, "ALLOWED"), "no denied connect ever got through");
 	free(out);
-	{
-		char *argv[] = { (char *)kgate_bin(), "daemon", NULL };
-
-		d = spawn(argv, "daemon.out");
-	}
-	sleep_ms(2500);			/* drain, account losses, adopt the ended job */
+	d = start_daemon();
+	sleep_ms(1500);			/* drain, account losses, adopt the ended job */
 	kill(d, SIGTERM);
 	ASSERT_EQ(wait_exit(d), 0, "daemon stops cleanly");
 

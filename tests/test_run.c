@@ -18,6 +18,7 @@
 #include "testlib.h"
 #include "kgrun.h"
 #include "landlock.h"
+#include "registry.h"
 
 static const char *audit_query(const char *extra_arg)
 {
@@ -166,7 +167,17 @@ TEST(ungoverned_processes_are_unaffected_while_a_job_runs)
 		execv(argv[0], argv);
 		_exit(126);
 	}
-	usleep(1000 * 1000);	/* the job is up; its programs are attached */
+	for (rc = 0; rc < 150; rc++) {	/* until the job is up and its programs attached */
+		struct kg_job_record *jobs = NULL;
+		size_t n = 0;
+
+		kg_registry_list(&jobs, &n);
+		free(jobs);
+		if (n)
+			break;
+		usleep(100 * 1000);
+	}
+	ASSERT_TRUE(rc < 150, "the job started");
 	inet_pton(AF_INET, "127.0.0.2", &in.sin_addr);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	rc = connect(fd, (struct sockaddr *)&in, sizeof(in));
@@ -374,7 +385,7 @@ static int decide_newest(const char *verb, const char *extra)
 	char id[32] = "", *out, *p;
 	int i;
 
-	for (i = 0; i < 50 && !id[0]; i++) {
+	for (i = 0; i < 150 && !id[0]; i++) {
 		usleep(100 * 1000);
 		run_capture(argv, &out);
 		p = strstr(out, "\"id\"");
