@@ -162,9 +162,10 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)demo/run.sh $(OUTPUT)
 
+# both suites run even when the first fails, so one run shows everything
 check: deps
-	$(Q)$(MAKE) --no-print-directory test
-	$(Q)$(MAKE) --no-print-directory vmtest
+	$(Q)rc=0; $(MAKE) --no-print-directory test || rc=1; \
+	$(MAKE) --no-print-directory vmtest || rc=1; exit $$rc
 
 bench:
 	$(Q)$(MAKE) --no-print-directory bench-build
