@@ -270,6 +270,133 @@ TEST(hostile_target_bytes_escaped_reversibly)
 	rm_tree(dir);
 }
 
+/* ---------- the exact line format ---------- */
+
+/* sets key to the kg_audit_escape'd s, as the documented format says */
+static void ref_str(json_t *o, const char *key, const char *s)
+{
+	char *esc;
+
+	if (!s)
+		return;
+	esc = kg_audit_escape(s, strlen(s));
+	json_object_set_new(o, key, json_string(esc));
+	free(esc);
+}
+
+static void ref_sub(json_t *o, const char *key, json_t *sub)
+{
+	if (json_object_size(sub))
+		json_object_set_new(o, key, sub);
+	else
+		json_decref(sub);
+}
+
+/* The record body as jansson serialises it (compact, members in the
+ * documented order): the writer's own serialiser must produce exactly
+ * these bytes, so the documented format and every reader stay valid. */
+static char *reference_body(const struct kg_audit_rec *r)
+{
+	json_t *o = json_object(), *sub;
+	char tbuf[48], *s;
+
+	kg_audit_format_time(r->ts_real_ns, tbuf, sizeof(tbuf));
+	ref_str(o, "type", r->type);
+	ref_str(o, "time", tbuf);
+	json_object_set_new(o, "mono_ns", json_integer((json_int_t)r->ts_mono_ns));
+	ref_str(o, "trace", r->trace_id);
+	sub = json_object();
+	if (r->actor_uid >= 0)
+		json_object_set_new(sub, "uid", json_integer(r->actor_uid));
+	ref_str(sub, "name", r->actor_name);
+	ref_str(sub, "role", r->actor_role);
+	ref_sub(o, "actor", sub);
+	sub = json_object();
+	if (r->pid >= 0)
+		json_object_set_new(sub, "pid", json_integer(r->pid));
+	if (r->tid >= 0)
+		json_object_set_new(sub, "tid", json_integer(r->tid));
+	ref_str(sub, "comm", r->comm);
+	ref_str(sub, "exe", r->exe);
+	ref_sub(o, "subject", sub);
+	ref_str(o, "op", r->op);
+	ref_str(o, "target", r->target);
+	ref_str(o, "decision", r->decision);
+	ref_str(o, "rule", r->rule_id);
+	ref_str(o, "reason", r->reason);
+	sub = json_object();
+	ref_str(sub, "name", r->policy_name);
+	if (r->policy_name || r->policy_hash || r->policy_version > 0)
+		json_object_set_new(sub, "version", json_integer(r->policy_version));
+	ref_str(sub, "hash", r->policy_hash);
+	ref_sub(o, "policy", sub);
+	ref_str(o, "mechanism", r->mechanism);
+	if (r->extra)
+		json_object_set(o, "extra", r->extra);
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s;
+}
+
+TEST(line_format_matches_reference_serialisation)
+{
+	static const char hostile[] = "/tmp/\"q\"\\a\xff\xfe\n\t\x01\x7f\xc3\x28\xe2\x82\xac\xc2\x85"
+				      "\xf0\x9f\x98\x80\xed\xa0\x80/\\x41\xe2\x80\xa8z";
+	json_t *extra = json_pack("{s:s,s:i,s:{s:[i,s,b,n]},s:f}", "note", "say \"hi\"\n\x01\xe2\x82\xac",
+				  "n", -42, "nested", "a", 1, "two\\", 1, "x", 0.5);
+	struct kg_audit_rec recs[4];
+	struct kg_audit_opts o = { .sync = KG_AUDIT_SYNC_NONE };
+	struct kg_audit *a;
+	char dir[64], path[512], trace[32];
+	struct lines ls;
+	int i;
+
+	ASSERT_TRUE(extra, "extra built");
+	fill_rec(&recs[0], 3, trace, sizeof(trace));
+	recs[0].extra = extra;
+	recs[1] = (struct kg_audit_rec){ .type = "approval", .actor_uid = 0, .actor_name = hostile,
+		.pid = 0, .tid = -1, .comm = "evil\n\x1b[31m", .exe = hostile, .op = hostile,
+		.target = hostile, .decision = "requested", .rule_id = "r\"1", .reason = hostile,
+		.policy_hash = "abc", .mechanism = "controller" };
+	recs[2] = (struct kg_audit_rec){ .type = "controller", .actor_uid = -1, .pid = -1, .tid = 7,
+		.policy_version = 3 };
+	recs[3] = (struct kg_audit_rec){ .type = "job_exit", .actor_uid = -1, .actor_role = "",
+		.pid = 2147483647L, .tid = -1, .target = "", .extra = extra };
+	for (i = 0; i < 4; i++) {
+		recs[i].ts_real_ns = 1714564800000000001ull + (uint64_t)i * 999999999ull;
+		recs[i].ts_mono_ns = 18446744073709551ull + (uint64_t)i;
+	}
+	make_dir(dir);
+	a = kg_audit_open(dir, &o);
+	ASSERT_TRUE(a, "open");
+	for (i = 0; i < 4; i++)
+		ASSERT_OK(kg_audit_append(a, &recs[i]), "append");
+	kg_audit_close(a);
+	ASSERT_OK(verify(dir), "verifies");
+	active_path(dir, path, sizeof(path));
+	read_lines(path, &ls);
+	ASSERT_EQ(ls.n, 4, "4 lines");
+	for (i = 0; i < ls.n && i < 4; i++) {
+		char *want = reference_body(&recs[i]), *line = ls.l[i], *members;
+		size_t len = strlen(line);
+
+		/* {"seq":N,"prev":"<64>",<members>,"hash":"<64>"}\n */
+		members = strstr(line, "\"prev\":\"");
+		ASSERT_TRUE(want && members && len > 80, "line and reference");
+		members += 8 + 64 + 2;
+		line[len - 76] = '\0';	/* cut ,"hash":"<64>"}\n */
+		ASSERT_TRUE(want[0] == '{', "reference is an object");
+		want[strlen(want) - 1] = '\0';
+		if (strcmp(members, want + 1))
+			printf("  got:  %s\n  want: %s\n", members, want + 1);
+		ASSERT_STREQ(members, want + 1, "same bytes as the reference serialisation");
+		free(want);
+	}
+	free_lines(&ls);
+	json_decref(extra);
+	rm_tree(dir);
+}
+
 TEST(escape_every_byte_roundtrips)
 {
 	char in[512], *esc, *back;
