@@ -361,3 +361,67 @@ TEST(controller_kill9_during_flood_loses_nothing)
 	ASSERT_EQ(count_records("job_exit", NULL, NULL), 1, "the daemon recorded the job's end");
 	teardown();
 }
+
+/* fail_mode "open": once the controller is gone longer than the heartbeat
+ * timeout (10 s), the kernel stops refusing; "closed" never does (the kill
+ * -9 test above). */
+TEST(fail_open_policy_stops_refusing_when_the_controller_is_gone)
+{
+	char p1[512], env[600], log[512], *out, *before, *after;
+	pid_t run, job_pid = 0;
+
+	setup();
+	write_file("p1.json", "{\"version\":1,\"name\":\"open\",\"fail_mode\":\"open\","
+		   "\"default\":\"allow\",\"runtime_defaults\":{\"net\":\"allow\"},\"runtime\":["
+		   "{\"id\":\"block\",\"net\":{\"cidr\":\"127.0.0.2/32\"},\"decision\":\"deny\"}]}",
+		   p1, sizeof(p1));
+	snprintf(log, sizeof(log), "%s/open.log", tmpdir);
+	snprintf(env, sizeof(env), "LOG=%s", log);
+	putenv(env);
+	{
+		char *argv[] = { (char *)kgate_bin(), "run", "-q", "--policy", p1, "--", "/bin/bash", "-c",
+				 "echo $$ > $LOG.pid; for i in $(seq 1 60); do "
+				 "if (exec 3<>/dev/tcp/127.0.0.2/9) 2>&1 | grep -q 'not permitted'; "
+				 "then echo \"$SECONDS refused\"; else echo \"$SECONDS reached\"; fi >> $LOG; "
+				 "sleep 0.5; done", NULL };
+
+		run = spawn(argv, "run.out");
+	}
+	ASSERT_TRUE(wait_for_job(), "the job started");
+	sleep_ms(1000);
+	kill(run, SIGKILL);
+	ASSERT_EQ(wait_exit(run), 128 + SIGKILL, "controller killed");
+	sleep_ms(14000);	/* past the 10 s heartbeat timeout */
+	out = slurp("open.log");
+	printf("%s", out ? out : "");
+	before = out ? strstr(out, "refused") : NULL;
+	after = out ? strrchr(out, '\n') : NULL;
+	ASSERT_TRUE(before != NULL, "refused while the controller lived");
+	ASSERT_TRUE(out && strstr(out, "reached"), "reached after the controller was gone");
+	/* the last probe (well past the timeout) went through */
+	if (after && after > out) {
+		char *last = after - 1;
+
+		while (last > out && last[-1] != '\n')
+			last--;
+		ASSERT_TRUE(strstr(last, "reached") == last + strcspn(last, " ") + 1,
+			    "the newest probe was not refused");
+	}
+	free(out);
+	out = slurp("open.log.pid");
+	if (out)
+		job_pid = atoi(out);
+	free(out);
+	if (job_pid > 0)
+		kill(job_pid, SIGKILL);
+	{
+		/* the daemon adopts the ended job and removes its cgroup */
+		pid_t d = start_daemon();
+
+		sleep_ms(1000);
+		kill(d, SIGTERM);
+		wait_exit(d);
+	}
+	ASSERT_EQ(count_records("job_exit", NULL, NULL), 1, "the daemon recorded the job's end");
+	teardown();
+}

@@ -491,3 +491,20 @@ TEST(held_connect_is_released_by_approval_and_rechecked_by_the_kernel)
 	close(lfd);
 	teardown();
 }
+
+TEST(only_launchers_may_launch)
+{
+	char policy[512], *out;
+
+	setup();
+	/* root is not a launcher here: only uid 4242 and gid 4242 are */
+	write_policy("{\"version\":1,\"name\":\"t\",\"default\":\"allow\","
+		     "\"launchers\":{\"uids\":[4242],\"gids\":[4242]},\"runtime\":[]}",
+		     policy, sizeof(policy));
+	ASSERT_EQ(KGATE_RUN(policy, &out, "/bin/true"), 4, "exit 4: not a launcher");
+	ASSERT_HAS_SUBSTR(out, "kgate:launchers", "names why");
+	write_policy("{\"version\":1,\"name\":\"t\",\"default\":\"allow\","
+		     "\"launchers\":{\"uids\":[0]},\"runtime\":[]}", policy, sizeof(policy));
+	ASSERT_EQ(KGATE_RUN(policy, &out, "/bin/true"), 0, "a listed launcher may launch");
+	teardown();
+}

@@ -368,6 +368,23 @@ static bool policy_holds_calls(const struct kg_policy_doc *doc)
 	return false;
 }
 
+/* Empty launchers = anyone (admission rules still decide). */
+static bool may_launch(const struct kg_principals *p, const struct kg_actor *a)
+{
+	size_t i, k;
+
+	if (!p->nuids && !p->ngids)
+		return true;
+	for (i = 0; i < p->nuids; i++)
+		if (p->uids[i] == a->uid)
+			return true;
+	for (i = 0; i < p->ngids; i++)
+		for (k = 0; k < a->ngids; k++)
+			if (p->gids[i] == a->gids[k])
+				return true;
+	return false;
+}
+
 static int admission(struct job *j, struct kg_admission_result *res)
 {
 	const struct kg_job_spec *s = j->spec;
@@ -393,6 +410,13 @@ static int admission(struct job *j, struct kg_admission_result *res)
 	actor.ngids = n > 0 ? n + 1 : 1;
 	if (kg_admission_decide(j->doc, &actor, &req, res))
 		return kg_err("run: admission failed");
+	if (!may_launch(&j->doc->launchers, &actor)) {
+		/* who may launch at all is policy too, before any admission rule */
+		res->decision = KG_DEC_DENY;
+		res->rule = NULL;
+		res->rule_id = "kgate:launchers";
+		res->reason = "the caller is not among the policy's launchers";
+	}
 	cmdline = join_argv(s->argv);
 	extra = json_pack("{s:s?,s:s?,s:s?}", "topic", s->topic, "tenant", s->tenant,
 			  "role", actor.role);
