@@ -78,7 +78,7 @@ all: $(OUTPUT)/kgate
 $(OUTPUT) $(OUTPUT)/bpf $(OUTPUT)/userspace $(OUTPUT)/tests $(OUTPUT)/tests/helpers $(OUTPUT)/vmtests $(OUTPUT)/bench:
 	$(Q)mkdir -p $@
 
-$(VMLINUX_H): | $(OUTPUT)
+$(VMLINUX_H): $(wildcard $(VMLINUX_BTF)) | $(OUTPUT)
 	$(call msg,GEN,$@)
 	$(Q)$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@.tmp
 	$(Q)cmp -s $@.tmp $@ || mv $@.tmp $@
