@@ -15,6 +15,8 @@ packages=(
 	libasan8 libubsan1
 	# host tests and scripts
 	iproute2 procps netcat-openbsd
+	# make bench (report assembly)
+	jq
 	# VM suite: QEMU and a static busybox for the initramfs, packed with
 	# cpio (the kernel package itself is fetched by vmtests/run.sh through
 	# apt-get download; apt, dpkg, gzip, coreutils are essential packages)
