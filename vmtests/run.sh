@@ -3,7 +3,7 @@
 # and run every BUILD_DIR/vmtests/vt_* binary inside it.
 #
 # Usage: vmtests/run.sh BUILD_DIR [--lsm full|nobpf]... [--kernel 6.1|6.12]
-#                       [--timeout SECS] [--shell] [-- FILTER...]
+#                       [--timeout SECS] [--shell] [--bench] [-- FILTER...]
 #
 #   --lsm full     kernel's default LSM list (includes bpf)
 #   --lsm nobpf    lsm=lockdown,capability,landlock,yama,apparmor (no bpf):
@@ -13,6 +13,12 @@
 #   --timeout      per-binary timeout inside the guest (default 180 s)
 #   --shell        interactive: run the tests, then a root shell on the
 #                  console (first --lsm config only; no results collected)
+#   --bench        the LSM-path benchmark instead of the tests: boots only
+#                  the full configuration with only vt_bench* inside,
+#                  KGATE_VM_BENCH=1 (and any KGATE_BENCH_* knobs set here)
+#                  on the kernel command line, per-binary timeout 1500 s,
+#                  2 GiB; copies its "KGATE-BENCH {json}" lines to
+#                  BUILD_DIR/vmtest-bench.jsonl (bench/vm.sh reads them)
 #   FILTER         words: one naming (part of) a vt_* binary runs that whole
 #                  binary, others select tests by name inside every binary
 #
@@ -32,23 +38,29 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 [ $# -ge 1 ] || usage
 build=$(cd "$1" && pwd) || { echo "vmtest: no build directory $1" >&2; exit 2; }
 shift
-configs=() kernel=6.1 bin_timeout=180 filter=() shell=0
+configs=() kernel=6.1 bin_timeout= filter=() shell=0 bench=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--lsm) configs+=("${2:?--lsm needs full or nobpf}"); shift 2 ;;
 	--kernel) kernel=${2:?--kernel needs 6.1 or 6.12}; shift 2 ;;
 	--timeout) bin_timeout=${2:?}; shift 2 ;;
 	--shell) shell=1; shift ;;
+	--bench) bench=1; shift ;;
 	--) shift; filter=("$@"); break ;;
 	-h|--help) usage ;;
 	*) echo "vmtest: unknown argument $1" >&2; usage ;;
 	esac
 done
+if [ "$bench" = 1 ]; then
+	configs=(full) filter=()
+	bin_timeout=${bin_timeout:-1500}
+fi
+bin_timeout=${bin_timeout:-180}
 [ ${#configs[@]} -gt 0 ] || configs=(full nobpf)
 for c in "${configs[@]}"; do
 	case "$c" in full|nobpf) ;; *) echo "vmtest: unknown --lsm $c" >&2; exit 2 ;; esac
@@ -57,6 +69,11 @@ case "$kernel" in 6.1|6.12) ;; *) echo "vmtest: unknown --kernel $kernel" >&2; e
 
 cache=${KGATE_VM_CACHE:-$here/cache}
 vm_timeout=${KGATE_VM_TIMEOUT:-600}
+vm_mem=1024
+if [ "$bench" = 1 ]; then
+	vm_timeout=${KGATE_VM_TIMEOUT:-$((bin_timeout + 300))}
+	vm_mem=2048	# 100,000 files and a 100,000-rule policy
+fi
 accel=${KGATE_VM_ACCEL:-auto}
 parallel=${KGATE_VM_PARALLEL:-1}
 mkdir -p "$cache"
@@ -146,6 +163,15 @@ add_file() {	# add_file SRC DEST-in-guest
 	copy_libs_of "$1"	# nothing for static binaries and data files
 }
 
+# --bench boots only the benchmark; otherwise every vt_* binary (vt_bench
+# SKIPs at once without KGATE_VM_BENCH=1)
+wanted_binary() {
+	if [ "$bench" = 1 ]; then
+		case "$1" in vt_bench*) return 0 ;; *) return 1 ;; esac
+	fi
+	return 0
+}
+
 build_initramfs() {
 	local bb app f n=0
 	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,root,opt/kgate/vmtests}
@@ -163,6 +189,7 @@ build_initramfs() {
 	add_file "$build/kgate" /opt/kgate/kgate
 	for f in "$build"/vmtests/vt_*; do
 		[ -f "$f" ] && [ -x "$f" ] || continue
+		wanted_binary "${f##*/}" || continue
 		add_file "$f" "/opt/kgate/vmtests/${f##*/}"
 		n=$((n + 1))
 	done
@@ -224,6 +251,14 @@ boot() {	# boot CONFIG LOGFILE
 	if [ ${#filter[@]} -gt 0 ]; then
 		cmdline+=" kgate.filter=$(IFS=,; echo "${filter[*]}")"
 	fi
+	# NAME=value words without a dot reach /init as environment variables
+	if [ "$bench" = 1 ]; then
+		local knob
+		cmdline+=" KGATE_VM_BENCH=1"
+		for knob in KGATE_BENCH_QUICK KGATE_BENCH_SCALE KGATE_BENCH_ROUNDS KGATE_BENCH_CYCLES; do
+			if [ -n "${!knob:-}" ]; then cmdline+=" $knob=${!knob}"; fi
+		done
+	fi
 	case "$accel" in
 	kvm) accel_opts=(-accel kvm -cpu host) ;;
 	*) accel_opts=(-accel tcg) ;;
@@ -232,12 +267,12 @@ boot() {	# boot CONFIG LOGFILE
 	: >"$logfile"
 	if [ "${KGATE_VM_VERBOSE:-0}" = 1 ]; then
 		timeout -s KILL "$vm_timeout" qemu-system-x86_64 "${accel_opts[@]}" \
-			-m 1024 -smp 2 -nodefaults -no-user-config -display none -no-reboot \
+			-m "$vm_mem" -smp 2 -nodefaults -no-user-config -display none -no-reboot \
 			-serial stdio -kernel "$vmlinuz" -initrd "$work/initrd.gz" \
 			-append "$cmdline" </dev/null 2>&1 | tee "$logfile" >&2 || rc=$?
 	else
 		timeout -s KILL "$vm_timeout" qemu-system-x86_64 "${accel_opts[@]}" \
-			-m 1024 -smp 2 -nodefaults -no-user-config -display none -no-reboot \
+			-m "$vm_mem" -smp 2 -nodefaults -no-user-config -display none -no-reboot \
 			-serial stdio -kernel "$vmlinuz" -initrd "$work/initrd.gz" \
 			-append "$cmdline" </dev/null >"$logfile" 2>&1 || rc=$?
 	fi
@@ -304,7 +339,7 @@ collect_binary() {	# collect_binary CONFIG NAME SECTION
 }
 
 mapfile -t expected < <(cd "$build/vmtests" 2>/dev/null &&
-	for f in vt_*; do [ -f "$f" ] && [ -x "$f" ] && echo "$f"; done)
+	for f in vt_*; do [ -f "$f" ] && [ -x "$f" ] && wanted_binary "$f" && echo "$f"; done)
 
 vmlinuz=$(fetch_kernel)
 log "kernel $kernel: $(cat "$(dirname "$vmlinuz")/package" 2>/dev/null || echo "$vmlinuz")"
@@ -319,7 +354,7 @@ if [ "$shell" = 1 ]; then
 	[ ${#filter[@]} -gt 0 ] && cmdline+=" kgate.filter=$(IFS=,; echo "${filter[*]}")"
 	qemu_accel=(-accel tcg)
 	[ "$accel" = kvm ] && qemu_accel=(-accel kvm -cpu host)
-	qemu-system-x86_64 "${qemu_accel[@]}" -m 1024 -smp 2 -nodefaults -no-user-config \
+	qemu-system-x86_64 "${qemu_accel[@]}" -m "$vm_mem" -smp 2 -nodefaults -no-user-config \
 		-display none -no-reboot -serial mon:stdio -kernel "$vmlinuz" \
 		-initrd "$work/initrd.gz" -append "$cmdline" || true
 	exit 0
@@ -345,11 +380,19 @@ fi
 # same build directory at the same time never interleaves with this one).
 for config in "${configs[@]}"; do
 	published=$build/vmtest-$(label_of "$config").log
+	if [ "$bench" = 1 ]; then published=$build/vmtest-bench-$(label_of "$config").log; fi
 	{ cp "$work/serial-$config.log" "$published.$$" && mv -f "$published.$$" "$published"; } ||
 		log "cannot save $published"
 	log "$(label_of "$config"): serial log in $published"
 	collect "$(label_of "$config")" "$work/serial-$config.log" "$published"
 done
+if [ "$bench" = 1 ]; then
+	# the benchmark's figures, for bench/vm.sh (renamed into place)
+	jsonl=$build/vmtest-bench.jsonl
+	tr -d '\r' <"$work/serial-full.log" | sed -n 's/^KGATE-BENCH //p' >"$jsonl.$$" || true
+	mv -f "$jsonl.$$" "$jsonl"
+	log "benchmark: $(wc -l <"$jsonl") result lines in $jsonl"
+fi
 
 echo "$tot_pass passed, $tot_fail failed, $tot_skip skipped"
 trap - ERR
