@@ -149,7 +149,11 @@ static inline int loops_env_open(struct loops_env *e, const char *tmp)
 	e->dirfd[0] = e->dirfd[1] = e->tcp_listen = e->udp_rx = e->udp_tx = -1;
 	for (i = 0; i < 2; i++) {
 		snprintf(path, sizeof(path), "%s/%s", tmp, i ? "deny" : "allow");
-		e->dirfd[i] = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		/* O_PATH: a governed worker may not open <tmp>/deny for reading
+		 * (Landlock, or the LSM's read rule on the directory); a plain
+		 * open would leave -1 and the denied openat would time EBADF
+		 * instead of a refusal by the hook on the file */
+		e->dirfd[i] = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		snprintf(e->exe[i], sizeof(e->exe[i]), "%s/true", path);
 	}
 	/* listen on every address so 127.0.0.2 would be reachable if allowed */

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# kgate benchmarks: run every BUILD_DIR/bench/bench_* binary, then the peers,
-# and write BUILD_DIR/bench/report.md and report.json (also to stdout).
+# kgate benchmarks: run every BUILD_DIR/bench/bench_* binary, then the BPF
+# LSM path in the VM (bench/vm.sh: vmtests/run.sh --bench, when qemu is
+# there), then the peers, and write BUILD_DIR/bench/report.md and
+# report.json (also to stdout).
 #
 # Usage: bench/run.sh BUILD_DIR [--install-peers]
 #
@@ -8,14 +10,16 @@
 # rounds, largest policy 10,000 rules), KGATE_BENCH_SCALE=F (multiply
 # iterations), KGATE_BENCH_ROUNDS=N, KGATE_BENCH_TIMEOUT (per binary,
 # default 900 s), KGATE_BENCH_INSTALL=1 (same as --install-peers: let
-# peers.sh install bubblewrap, firejail, socat, ripgrep and srt).
+# peers.sh install bubblewrap, firejail, socat, ripgrep and srt),
+# KGATE_BENCH_VM=0 (skip the VM: the report says the LSM path was not
+# measured).
 #
 # A benchmark is never a test: slow figures never fail it.  Exit 0 when
 # something was measured, 1 when nothing could run at all.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-[ $# -ge 1 ] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 build=$(cd "$1" && pwd) || { echo "bench: no build directory $1" >&2; exit 1; }
 shift
 install=${KGATE_BENCH_INSTALL:-0}
@@ -52,6 +56,26 @@ for bin in "$build"/bench/bench_*; do
 	names+=("$name")
 	[ "$rc" = 0 ] && ran=$((ran + 1))
 done
+# the BPF LSM path: only the VM has it (minutes under TCG)
+if [ -x "$here/vm.sh" ]; then
+	t0=$(date +%s)
+	if [ "${KGATE_BENCH_VM:-1}" = 0 ]; then
+		printf '## BPF LSM path in the VM (vt_bench)\n\nNot measured: KGATE_BENCH_VM=0.\n' >"$parts/vm_bench.md"
+		jq -n '{measured: false, why: "KGATE_BENCH_VM=0"}' >"$parts/vm_bench.json"
+		echo 0 >"$parts/vm_bench.rc"
+	else
+		echo "bench: running vm.sh (the LSM path in the VM)" >&2
+		"$here/vm.sh" "$build" --out "$parts" >"$parts/vm_bench.out" 2>"$parts/vm_bench.log"
+		echo $? >"$parts/vm_bench.rc"
+		echo "bench: vm.sh took $(( $(date +%s) - t0 )) s" >&2
+	fi
+	names+=(vm_bench)
+	[ "$(jq -r '.measured' "$parts/vm_bench.json" 2>/dev/null)" = true ] && ran=$((ran + 1))
+	vm_lsm=$(jq -r 'if .measured then "measured in the VM (\(.setup.kernel))" else "not measured: \(.why)" end' \
+		"$parts/vm_bench.json" 2>/dev/null || echo "not measured")
+else
+	vm_lsm="not measured (no bench/vm.sh)"
+fi
 if [ -x "$here/peers.sh" ]; then
 	echo "bench: running peers.sh" >&2
 	peer_args=("$build" --out "$parts")
@@ -75,6 +99,7 @@ mode=$(jq -r '.mode // empty' "$parts/bench_ops.json" 2>/dev/null)
 	echo "| memory | $mem_gib GiB |"
 	echo "| LSMs | $lsm |"
 	echo "| kgate mode | $mode |"
+	echo "| BPF LSM path | ${vm_lsm:-not measured} |"
 	echo "| quick run | $quick |"
 	echo
 	echo "Targets are printed next to the figures, never asserted. See bench/README.md."
@@ -116,9 +141,10 @@ for n in "${names[@]}"; do
 done
 jq -n --arg date "$started" --arg kernel "$kernel" --arg cpu "$cpu" --argjson cores "$cores" \
 	--arg mem "$mem_gib" --arg lsm "$lsm" --arg mode "$mode" --arg quick "$quick" \
-	--argjson benches "$benches" \
+	--arg vm "${vm_lsm:-not measured}" --argjson benches "$benches" \
 	'{machine: {date: $date, kernel: $kernel, cpu: $cpu, cores: $cores,
-	  memory_gib: ($mem | tonumber), lsm: $lsm, mode: $mode, quick: ($quick == "yes")},
+	  memory_gib: ($mem | tonumber), lsm: $lsm, mode: $mode, quick: ($quick == "yes"),
+	  bpf_lsm_path: $vm},
 	  benches: $benches}' >"$out/report.json"
 
 cat "$out/report.md"

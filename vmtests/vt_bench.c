@@ -74,7 +74,6 @@ struct vb_params {
 /* Shared with the worker: samples per (op, variant) and outcome counts. */
 struct vb_shm {
 	bool open_only;
-	int dirfd[2];			/* opened by the parent (see vb_worker) */
 	long n[OP_MAX];
 	size_t off[OP_MAX][2];
 	uint64_t ok[OP_MAX][2], refused[OP_MAX][2];
@@ -247,16 +246,8 @@ static int vb_worker(void *p)
 	size_t i;
 	int v;
 
-	if (loops_env_open(&e, a->b->tmp))
+	if (loops_env_open(&e, a->b->tmp))	/* O_PATH directory handles */
 		return 10;
-	/* A governed process may not even open <tmp>/deny (read rule on the
-	 * directory): use the parent's O_PATH handles, so the denied openat is
-	 * refused by the hook on the file, not by EBADF. */
-	for (v = 0; v < 2; v++) {
-		if (e.dirfd[v] >= 0)
-			close(e.dirfd[v]);
-		e.dirfd[v] = shm->dirfd[v];
-	}
 	for (i = 0; i < NOPS; i++) {
 		enum op_id op = vb_ops[i];
 
@@ -270,7 +261,6 @@ static int vb_worker(void *p)
 			shm->refused[op][v] = e.refused;
 		}
 	}
-	e.dirfd[0] = e.dirfd[1] = -1;	/* the parent's */
 	loops_env_close(&e);
 	return 0;
 }
@@ -658,7 +648,6 @@ static int vb_prepare(struct vb_state *s)
 {
 	struct bench *b = &s->b;
 	size_t total = 0, k;
-	char path[512];
 	int i;
 
 	memset(b, 0, sizeof(*b));
@@ -707,12 +696,6 @@ static int vb_prepare(struct vb_state *s)
 		s->shm->off[op][1] = total + s->p.iters[op];
 		total += 2 * s->p.iters[op];
 	}
-	for (i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "%s/%s", b->tmp, i ? "deny" : "allow");
-		s->shm->dirfd[i] = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (s->shm->dirfd[i] < 0)
-			return -errno;
-	}
 	return 0;
 }
 
@@ -721,12 +704,8 @@ static void vb_cleanup(struct vb_state *s)
 	int i;
 
 	vb_unload(s);
-	if (s->shm) {
-		for (i = 0; i < 2; i++)
-			if (s->shm->dirfd[i] > 0)
-				close(s->shm->dirfd[i]);
+	if (s->shm)
 		munmap(s->shm, s->shm_bytes);
-	}
 	s->b.doc = NULL;
 	s->b.l = NULL;
 	bench_teardown(&s->b);	/* cgroups, pin dir, tmp tree */
