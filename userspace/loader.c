@@ -56,6 +56,28 @@ static bool on_bpffs(const char *dir)
 	return statfs(dir, &st) == 0 && (unsigned long)st.f_type == BPF_FS_MAGIC;
 }
 
+/* BPF LSM programs load and attach even when "bpf" is not among the
+ * active LSMs (lsm= without it): the hooks are then never called and
+ * nothing is enforced.  So the active list decides; false only when it is
+ * readable and lacks "bpf" (an unreadable list leaves it to the load). */
+static bool bpf_lsm_listed(char *why, size_t len)
+{
+	char *list = kg_read_file("/sys/kernel/security/lsm", 4096, NULL), *p, *save = NULL;
+	char shown[128];
+	bool found = false;
+
+	if (!list)
+		return true;
+	list[strcspn(list, "\n")] = '\0';
+	snprintf(shown, sizeof(shown), "%s", list);
+	for (p = strtok_r(list, ",", &save); p && !found; p = strtok_r(NULL, ",", &save))
+		found = !strcmp(p, "bpf");
+	if (!found)
+		snprintf(why, len, "bpf is not an active LSM (%s): see `kgate doctor`", shown);
+	free(list);
+	return found;
+}
+
 /* bpffs must be mounted at (or above) the pin dir; many systems do not
  * mount it at boot, so mount the conventional /sys/fs/bpf when needed. */
 static int ensure_bpffs(const char *pin_dir)
@@ -241,13 +263,15 @@ struct kg_loader *kg_loader_open(const struct kg_loader_opts *opts)
 	if (ensure_bpffs(pin_dir))
 		goto fail;
 	l->lsm_active = opts && opts->want_lsm;
+	if (l->lsm_active && !bpf_lsm_listed(l->lsm_error, sizeof(l->lsm_error)))
+		l->lsm_active = false;
 	if (l->lsm_active) {
 		vmlinux = btf__load_vmlinux_btf();
 		if (!vmlinux) {
 			l->lsm_active = false;
 			snprintf(l->lsm_error, sizeof(l->lsm_error), "no kernel BTF");
 		}
-	} else {
+	} else if (!l->lsm_error[0]) {
 		snprintf(l->lsm_error, sizeof(l->lsm_error), "not requested");
 	}
 	for (i = 0; i < ARRAY_SIZE(kg_obj_table) && l->nobjs < KG_MAX_OBJECTS; i++)
