@@ -298,9 +298,10 @@ int kg_seccomp_check(const struct kg_policy_doc *doc, char *err, size_t errlen)
 }
 
 /* socket(2) families outside the policy's socket allow-list.  cgroup-BPF
- * sock_create only sees AF_INET/AF_INET6, and BPF LSM is not everywhere, so
- * seccomp (which reads the family argument) refuses the others in every
- * mode: packet, netlink, vsock, bluetooth...  The error is the rule's. */
+ * sock_create only sees AF_INET/AF_INET6, so without BPF LSM seccomp (which
+ * reads the family argument) refuses the others: packet, netlink, vsock,
+ * bluetooth...  The error is the rule's.  In full mode lsm/socket_create
+ * covers them (and audits each refusal), so the filter leaves them alone. */
 #define KG_AF_MAX 64
 
 static int add_socket_family_rules(scmp_filter_ctx ctx, const struct kg_policy_doc *doc)
@@ -353,9 +354,13 @@ static int build_filter(scmp_filter_ctx ctx, const struct kg_policy_doc *doc,
 	ret = add_baseline(ctx, &owned, opts);
 	if (ret < 0)
 		return ret;
-	ret = add_socket_family_rules(ctx, doc);
-	if (ret < 0)
-		return ret;
+	/* with BPF LSM, lsm/socket_create decides these families and records
+	 * the decision; a seccomp refusal first would leave no audit record */
+	if (!opts || opts->degraded) {
+		ret = add_socket_family_rules(ctx, doc);
+		if (ret < 0)
+			return ret;
+	}
 	for (i = 0; doc && i < doc->nrules; i++) {
 		if (doc->rules[i].kind != KG_RULE_SYSCALL)
 			continue;
