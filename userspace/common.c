@@ -241,3 +241,18 @@ uint64_t kg_kernel_dev(uint64_t st_dev)
 {
 	return ((uint64_t)major(st_dev) << 20) | minor(st_dev);
 }
+
+char *kg_join_argv(char *const *argv)
+{
+	size_t len = 1, i;
+	char *s, *p;
+
+	for (i = 0; argv[i]; i++)
+		len += strlen(argv[i]) + 1;
+	s = calloc(1, len);
+	if (!s)
+		return NULL;
+	for (i = 0, p = s; argv[i]; i++)
+		p += sprintf(p, i ? " %s" : "%s", argv[i]);
+	return s;
+}

@@ -51,6 +51,9 @@ uint64_t kg_now_real_ns(void);	/* CLOCK_REALTIME */
 /* FNV-1a 64 over bytes, identical to the BPF side's kg_hash_bytes(). */
 uint64_t kg_hash_bytes(const void *data, size_t len);
 
+/* argv joined with spaces (for messages and records); caller frees. */
+char *kg_join_argv(char *const *argv);
+
 /* Userspace st_dev -> the kernel's s_dev encoding (MAJOR << 20 | MINOR)
  * that BPF programs read from inode->i_sb->s_dev. */
 uint64_t kg_kernel_dev(uint64_t st_dev);

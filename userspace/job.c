@@ -1,12 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* job.c - one governed job, from admission to clean-up. */
 #include <errno.h>
-#include <sys/file.h>
-#include <inttypes.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <limits.h>
 #include <poll.h>
 #include <pwd.h>
@@ -18,6 +13,7 @@
 #include <unistd.h>
 
 #include "admission.h"
+#include "admit.h"
 #include "approvals.h"
 #include "audit.h"
 #include "cgroup.h"
@@ -86,8 +82,6 @@ const char *kg_default_policy_path(char *buf, size_t len)
 	return NULL;
 }
 
-static char *join_argv(char *const *argv);
-
 /* Everything one job holds, released in reverse order by job_cleanup(). */
 struct job {
 	const struct kg_job_spec *spec;
@@ -111,6 +105,19 @@ struct job {
 	struct kg_hold *hold;		/* held connect/sendto/sendmsg, if any */
 };
 
+static struct kg_approvals *job_approvals(struct job *j)
+{
+	struct kg_approvals_cfg cfg;
+
+	if (!j->approvals) {
+		kg_approvals_cfg_from_doc(&cfg, j->doc);
+		cfg.audit = j->audit;
+		cfg.loader = j->loader;
+		j->approvals = kg_approvals_open(&cfg);
+	}
+	return j->approvals;
+}
+
 /* Become the ring-buffer consumer if nobody else is (see registry.h). */
 static void try_consume(struct job *j)
 {
@@ -125,7 +132,7 @@ static void register_job(struct job *j)
 		.pid = j->jp.pid, .controller_pid = getpid(), .uid = getuid(), .full = j->full,
 		.started_real_ns = kg_now_real_ns(),
 	};
-	char *cmd = join_argv(j->spec->argv);
+	char *cmd = kg_join_argv(j->spec->argv);
 
 	kg_strlcpy(r.trace, j->trace, sizeof(r.trace));
 	kg_strlcpy(r.cgroup_path, j->cg.path, sizeof(r.cgroup_path));
@@ -144,37 +151,8 @@ static void register_job(struct job *j)
 static void audit_simple(struct job *j, const char *type, const char *op, const char *target,
 			 const char *decision, const char *rule_id, const char *reason, json_t *extra)
 {
-	struct kg_audit_rec r = {
-		.type = type, .trace_id = j->trace, .actor_uid = getuid(), .pid = getpid(),
-		.tid = -1, .op = op, .target = target, .decision = decision, .rule_id = rule_id,
-		.reason = reason, .mechanism = "controller", .extra = extra,
-		.policy_name = j->doc ? j->doc->name : NULL,
-		.policy_hash = j->doc ? j->doc->hash : NULL,
-		.policy_version = j->doc ? j->doc->version : -1,
-	};
-	struct passwd *pw = getpwuid(getuid());
-
-	r.actor_name = pw ? pw->pw_name : NULL;
-	if (j->audit && kg_audit_append(j->audit, &r))
-		kg_warn("run: audit append failed for %s record", type);
-}
-
-static char *join_argv(char *const *argv)
-{
-	size_t len = 1, i;
-	char *s;
-
-	for (i = 0; argv[i]; i++)
-		len += strlen(argv[i]) + 1;
-	s = calloc(1, len);
-	if (!s)
-		return NULL;
-	for (i = 0; argv[i]; i++) {
-		if (i)
-			strcat(s, " ");
-		strcat(s, argv[i]);
-	}
-	return s;
+	kg_record_controller(j->audit, j->doc, j->trace, type, op, target, decision, rule_id,
+			     reason, extra);
 }
 
 static void note_unenforced(struct job *j, const struct kg_rule *r, const char *why)
@@ -219,144 +197,6 @@ static void plan_enforcement(struct job *j)
 	}
 }
 
-static struct kg_approvals *job_approvals(struct job *j)
-{
-	struct kg_approvals_cfg cfg;
-
-	if (!j->approvals) {
-		kg_approvals_cfg_from_doc(&cfg, j->doc);
-		cfg.audit = j->audit;
-		cfg.loader = j->loader;
-		j->approvals = kg_approvals_open(&cfg);
-	}
-	return j->approvals;
-}
-
-/* The launch itself as an action: its identity is a digest of what would
- * run (command, topic, tenant, risk tags) under which policy. */
-static void launch_key(const struct job *j, struct kg_grant_key *key)
-{
-	const struct kg_job_spec *s = j->spec;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	size_t i;
-
-	memset(key, 0, sizeof(*key));
-	key->op = KG_OP_ADMISSION;
-	if (!ctx)
-		return;
-	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-	for (i = 0; s->argv[i]; i++)
-		EVP_DigestUpdate(ctx, s->argv[i], strlen(s->argv[i]) + 1);
-	EVP_DigestUpdate(ctx, "\x1e", 1);
-	EVP_DigestUpdate(ctx, s->topic ? s->topic : "", s->topic ? strlen(s->topic) + 1 : 1);
-	EVP_DigestUpdate(ctx, s->tenant ? s->tenant : "", s->tenant ? strlen(s->tenant) + 1 : 1);
-	for (i = 0; i < s->nrisk_tags; i++)
-		EVP_DigestUpdate(ctx, s->risk_tags[i], strlen(s->risk_tags[i]) + 1);
-	EVP_DigestUpdate(ctx, j->doc->hash, strlen(j->doc->hash));
-	EVP_DigestFinal_ex(ctx, md, &mdlen);
-	EVP_MD_CTX_free(ctx);
-	memcpy(key->target.raw, md, sizeof(key->target.raw));
-}
-
-/* require_approval at admission: queue the launch and wait, visibly, until
- * a human approves or denies it or it expires. */
-static int wait_for_launch_approval(struct job *j, const struct kg_admission_result *res)
-{
-	struct kg_approvals *q = job_approvals(j);
-	struct kg_approval *in, *out;
-	char *cmd = join_argv(j->spec->argv);
-	int rc = KG_EXIT_DENIED, err;
-
-	in = calloc(1, sizeof(*in));
-	out = calloc(1, sizeof(*out));
-	if (!q || !in || !out || !cmd) {
-		kg_err("run: cannot queue the launch for approval");
-		goto out;
-	}
-	launch_key(j, &in->key);
-	kg_strlcpy(in->trace_id, j->trace, sizeof(in->trace_id));
-	kg_strlcpy(in->target, cmd, sizeof(in->target));
-	kg_strlcpy(in->rule_id, res->rule_id, sizeof(in->rule_id));
-	kg_strlcpy(in->policy_hash, j->doc->hash, sizeof(in->policy_hash));
-	in->requester_uid = getuid();
-	in->requester_pid = getpid();
-	err = kg_approvals_request(q, in, out);
-	if (err < 0) {
-		kg_err("run: cannot queue the launch for approval: %s", err == -ENOSPC ?
-		       "the approval queue is full" : strerror(-err));
-		goto out;
-	}
-	fprintf(stderr, "kgate: this launch requires approval (rule %s%s%s)\n"
-		"kgate: waiting for a decision on request %s; an approver runs:\n"
-		"kgate:   kgate approvals approve %s   (or: kgate approvals deny %s)\n",
-		res->rule_id, res->reason && *res->reason ? ": " : "", res->reason ? res->reason : "",
-		out->id, out->id, out->id);
-	while (!pending_signal) {
-		kg_approvals_expire(q, 0);
-		if (kg_approvals_get(q, out->id, in) == 0 && in->state != KG_APPR_PENDING)
-			break;
-		usleep(200 * 1000);
-	}
-	if (pending_signal) {
-		kg_err("run: interrupted while waiting for approval");
-	} else if (in->state == KG_APPR_APPROVED) {
-		fprintf(stderr, "kgate: launch approved by uid %ld%s%s\n", in->decided_by,
-			in->note[0] ? ": " : "", in->note);
-		rc = 0;
-	} else {
-		kg_err("run: launch %s (request %s)%s%s", in->state == KG_APPR_DENIED ? "denied" :
-		       "not approved in time", out->id, in->note[0] ? ": " : "", in->note);
-	}
-out:
-	free(cmd);
-	free(in);
-	free(out);
-	return rc;
-}
-
-/* Admission throttle: a token bucket per (policy, rule) shared by every
- * `kgate run` through a locked file in the state dir.  true = a token was
- * taken; false = over the rate (or the bucket could not be read: refuse). */
-static bool take_launch_token(const struct job *j, const struct kg_admission_result *res)
-{
-	char dir[4096], path[4300], buf[96];
-	double tokens, rate = (double)res->rate_per_sec, burst = (double)res->burst;
-	uint64_t now = kg_now_mono_ns(), last;
-	bool ok = false;
-	ssize_t n;
-	int fd;
-
-	if (kg_snprintf(dir, sizeof(dir), "%s/throttle", kg_state_dir()) || kg_mkdir_p(dir, 0700) ||
-	    kg_snprintf(path, sizeof(path), "%s/%.16s-%s", dir, j->doc->hash, res->rule_id))
-		return false;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || flock(fd, LOCK_EX)) {
-		if (fd >= 0)
-			close(fd);
-		return false;
-	}
-	n = pread(fd, buf, sizeof(buf) - 1, 0);
-	buf[n > 0 ? n : 0] = '\0';
-	if (n <= 0 || sscanf(buf, "%lf %" SCNu64, &tokens, &last) != 2 || last > now) {
-		tokens = burst;
-		last = now;
-	}
-	tokens += (double)(now - last) / 1e9 * rate;
-	if (tokens > burst)
-		tokens = burst;
-	if (tokens >= 1.0) {
-		tokens -= 1.0;
-		ok = true;
-	}
-	n = snprintf(buf, sizeof(buf), "%.6f %" PRIu64 "\n", tokens, now);
-	if (ftruncate(fd, 0) || pwrite(fd, buf, n, 0) != n)
-		ok = false;
-	close(fd);
-	return ok;
-}
-
 static bool policy_holds_calls(const struct kg_policy_doc *doc)
 {
 	size_t i;
@@ -366,88 +206,6 @@ static bool policy_holds_calls(const struct kg_policy_doc *doc)
 		    doc->rules[i].decision == KG_DEC_REQUIRE_APPROVAL)
 			return true;
 	return false;
-}
-
-/* Empty launchers = anyone (admission rules still decide). */
-static bool may_launch(const struct kg_principals *p, const struct kg_actor *a)
-{
-	size_t i, k;
-
-	if (!p->nuids && !p->ngids)
-		return true;
-	for (i = 0; i < p->nuids; i++)
-		if (p->uids[i] == a->uid)
-			return true;
-	for (i = 0; i < p->ngids; i++)
-		for (k = 0; k < a->ngids; k++)
-			if (p->gids[i] == a->gids[k])
-				return true;
-	return false;
-}
-
-static int admission(struct job *j, struct kg_admission_result *res)
-{
-	const struct kg_job_spec *s = j->spec;
-	struct kg_launch_req req = {
-		.topic = s->topic, .tenant = s->tenant, .risk_tags = s->risk_tags,
-		.nrisk_tags = s->nrisk_tags,
-	};
-	gid_t groups[256];
-	uint32_t gids[257];
-	struct passwd *pw = getpwuid(getuid());
-	struct group *gr = getgrgid(getgid());
-	struct kg_actor actor = { .uid = getuid(), .user = pw ? pw->pw_name : NULL,
-				  .role = gr ? gr->gr_name : NULL };
-	char *cmdline;
-	json_t *extra;
-	int n, i;
-
-	n = getgroups(ARRAY_SIZE(groups), groups);
-	gids[0] = getgid();
-	for (i = 0; i < n; i++)
-		gids[i + 1] = groups[i];
-	actor.gids = gids;
-	actor.ngids = n > 0 ? n + 1 : 1;
-	if (kg_admission_decide(j->doc, &actor, &req, res))
-		return kg_err("run: admission failed");
-	if (!may_launch(&j->doc->launchers, &actor)) {
-		/* who may launch at all is policy too, before any admission rule */
-		res->decision = KG_DEC_DENY;
-		res->rule = NULL;
-		res->rule_id = "kgate:launchers";
-		res->reason = "the caller is not among the policy's launchers";
-	}
-	cmdline = join_argv(s->argv);
-	extra = json_pack("{s:s?,s:s?,s:s?}", "topic", s->topic, "tenant", s->tenant,
-			  "role", actor.role);
-	audit_simple(j, "admission", "admission", cmdline, kg_decision_name(res->decision),
-		     res->rule_id, res->reason, extra);
-	json_decref(extra);
-	free(cmdline);
-	if (s->live)
-		fprintf(s->live, "kgate: admission %s (rule %s%s%s)\n",
-			kg_decision_name(res->decision), res->rule_id,
-			res->reason && *res->reason ? ": " : "", res->reason ? res->reason : "");
-	switch (res->decision) {
-	case KG_DEC_ALLOW:
-	case KG_DEC_AUDIT:
-	case KG_DEC_ALLOW_WITH_CONSTRAINTS:
-		return 0;
-	case KG_DEC_THROTTLE:
-		if (take_launch_token(j, res))
-			return 0;
-		audit_simple(j, "admission", "admission", j->spec->argv[0], "throttle", res->rule_id,
-			     "over the launch rate: refused", NULL);
-		kg_err("run: launch refused by rule %s: more than %llu launches per second "
-		       "(burst %llu)", res->rule_id, (unsigned long long)res->rate_per_sec,
-		       (unsigned long long)res->burst);
-		return KG_EXIT_DENIED;
-	case KG_DEC_REQUIRE_APPROVAL:
-		return wait_for_launch_approval(j, res);
-	default:
-		kg_err("run: launch denied by rule %s", res->rule_id);
-		return KG_EXIT_DENIED;
-	}
 }
 
 static int prepare_kernel(struct job *j)
@@ -726,14 +484,22 @@ int kg_job_run(const struct kg_job_spec *spec)
 		kg_err("run: cannot open the audit trail in %s", kg_audit_dir());
 		goto out;
 	}
-	rc = admission(&j, &adm);
-	if (rc)
-		goto out;
+	{
+		struct kg_admit admit = {
+			.doc = j.doc, .spec = spec, .audit = j.audit, .trace = j.trace,
+			.interrupted = &pending_signal,
+		};
+
+		catch_signals();	/* Ctrl-C while waiting for an approval */
+		rc = kg_admit(&admit, &adm);
+		kg_approvals_close(admit.approvals);
+		if (rc)
+			goto out;
+	}
 	rc = prepare_kernel(&j);
 	if (rc)
 		goto out_fail;
 	try_consume(&j);
-	catch_signals();
 	rc = start_child(&j, &adm.constraints);
 	if (rc)
 		goto out_fail;

@@ -94,6 +94,24 @@ void kg_snapshot_remove(uint32_t policy_id)
 		unlink(path);
 }
 
+void kg_record_controller(struct kg_audit *a, const struct kg_policy_doc *doc, const char *trace,
+			  const char *type, const char *op, const char *target, const char *decision,
+			  const char *rule_id, const char *reason, json_t *extra)
+{
+	struct passwd *pw = getpwuid(getuid());
+	struct kg_audit_rec r = {
+		.type = type, .trace_id = trace, .actor_uid = getuid(),
+		.actor_name = pw ? pw->pw_name : NULL, .pid = getpid(), .tid = -1, .op = op,
+		.target = target, .decision = decision, .rule_id = rule_id, .reason = reason,
+		.mechanism = "controller", .extra = extra,
+		.policy_name = doc ? doc->name : NULL, .policy_hash = doc ? doc->hash : NULL,
+		.policy_version = doc ? doc->version : -1,
+	};
+
+	if (a && kg_audit_append(a, &r))
+		kg_warn("audit append failed for a %s record", type);
+}
+
 void kg_trace_id(uint64_t job_id, char *buf, size_t len)
 {
 	snprintf(buf, len, "job-%016llx", (unsigned long long)job_id);

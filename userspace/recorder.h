@@ -23,6 +23,13 @@
 int kg_snapshot_save(uint32_t policy_id, const struct kg_policy_doc *doc);
 void kg_snapshot_remove(uint32_t policy_id);
 
+/* A record of the controller's own (admission, job start/exit, policy
+ * change): the caller's real identity, the policy snapshot, mechanism
+ * "controller". */
+void kg_record_controller(struct kg_audit *a, const struct kg_policy_doc *doc, const char *trace,
+			  const char *type, const char *op, const char *target, const char *decision,
+			  const char *rule_id, const char *reason, json_t *extra);
+
 /* "job-00000000deadbeef" */
 void kg_trace_id(uint64_t job_id, char *buf, size_t len);
 
