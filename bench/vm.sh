@@ -106,7 +106,7 @@ def verdict($v; $t): if $v == null or $v == 0 then "n/a"
       " | " + ([$progs[] | select(.pass == "governed-openat" and .rules == $n and .prog == "kg_file_open") | .avg_ns | ns] | join(", ")) + " |" ),
   "",
   "### Kernel-measured cost per kg_* program (bpf_stats, run_time_ns / run_cnt)\n",
-  "One ungoverned and one governed worker running every loop above at \($s.sizes[1]) rules, statistics on only for these passes. TCG-inflated like everything here; compare programs with each other and the ungoverned with the governed column, not with host figures.\n",
+  "One ungoverned and one governed worker running every loop above at \($s.sizes[1]) rules, statistics on only for these passes. This is a *mean* over every run, and under TCG a run that a guest interrupt or the host descheduling QEMU stretched counts fully: read it as an upper bound and compare programs with each other and ungoverned with governed, not with host figures. The wall-clock p50 differences above are the better per-call figure.\n",
   "| program | ungoverned runs | ungoverned ns/run | governed runs | governed ns/run |",
   "| --- | ---: | ---: | ---: | ---: |",
   ( [$progs[] | select(.pass == "ungoverned" or .pass == "governed") | .prog] | unique[] as $p
