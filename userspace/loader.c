@@ -213,6 +213,13 @@ static int attach_lsm(struct bpf_object *obj, const char *objname)
 	return 0;
 }
 
+static bool pins_exist(const char *pin_dir)
+{
+	char path[4096];
+
+	return !pin_path(path, sizeof(path), "%s/kg_jobs", pin_dir) && access(path, F_OK) == 0;
+}
+
 static int load_one(struct kg_loader *l, const struct kg_obj_desc *d, const char *pin_dir,
 		    bool want_lsm, struct btf *vmlinux)
 {
@@ -236,7 +243,11 @@ static int load_one(struct kg_loader *l, const struct kg_obj_desc *d, const char
 	}
 	if (err) {
 		bpf_object__close(obj);
-		return kg_err("loader: load %s: %s", d->name, strerror(-err));
+		return kg_err("loader: load %s: %s%s%s%s", d->name, strerror(-err),
+			      pins_exist(pin_dir) ? " (pinned maps under " : "",
+			      pins_exist(pin_dir) ? pin_dir : "",
+			      pins_exist(pin_dir) ? " may come from another kgate build: once no "
+			      "job runs, remove that directory; -v shows libbpf's reason)" : "");
 	}
 	if (l->lsm_active && obj_has_lsm(obj)) {
 		err = attach_lsm(obj, d->name);
