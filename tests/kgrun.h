@@ -95,8 +95,13 @@ static inline int run_capture(char *const argv[], char **out)
 	if (fd >= 0)
 		close(fd);
 	*out = buf;
-	printf("  $ %s ... -> %d\n%s", argv[3] ? argv[3] : argv[0],
-	       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), buf);
+	{
+		char *cmd = kg_join_argv(argv);
+
+		printf("  $ %s -> %d\n%s", cmd ? cmd : argv[0],
+		       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), buf);
+		free(cmd);
+	}
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 

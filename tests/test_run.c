@@ -508,3 +508,22 @@ TEST(only_launchers_may_launch)
 	ASSERT_EQ(KGATE_RUN(policy, &out, "/bin/true"), 0, "a listed launcher may launch");
 	teardown();
 }
+
+TEST(io_uring_is_refused_so_syscall_rules_cannot_be_sidestepped)
+{
+	char policy[512], *out;
+
+	setup();
+	write_policy("{\"version\":1,\"name\":\"t\",\"default\":\"allow\",\"runtime\":[]}",
+		     policy, sizeof(policy));
+	/* outside a job the same probe succeeds (the kernel has io_uring) */
+	{
+		char *argv[] = { (char *)helper("kg_attack"), "io_uring", NULL };
+
+		if (run_capture(argv, &out) != 0)
+			SKIP("io_uring unavailable on this kernel (%s)", out);
+	}
+	ASSERT_EQ(KGATE_RUN(policy, &out, (char *)helper("kg_attack"), "io_uring"), ENOSYS,
+		  "io_uring_setup refused with ENOSYS inside a job");
+	teardown();
+}

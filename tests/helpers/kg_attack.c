@@ -142,6 +142,14 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(w, "init_module"))
 		return done(w, syscall(__NR_init_module, NULL, 0, ""));
+	if (!strcmp(w, "io_uring")) {	/* io_uring_setup(4, params) */
+		unsigned char params[120] = { 0 };
+		long r = syscall(__NR_io_uring_setup, 4, params);
+
+		if (r >= 0)
+			close((int)r);
+		return done(w, r);
+	}
 	if (!strcmp(w, "x32"))
 		return done(w, syscall(__X32_SYSCALL_BIT | __NR_getpid));
 	if (!strcmp(w, "int80"))
