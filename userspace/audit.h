@@ -17,7 +17,8 @@
 #include <jansson.h>
 
 enum kg_audit_sync {
-	KG_AUDIT_SYNC_GROUP = 0,	/* commit + fdatasync every N records or T ms */
+	KG_AUDIT_SYNC_GROUP = 0,	/* commit every N records or T ms; fdatasync in
+					 * the background at most every T ms */
 	KG_AUDIT_SYNC_RECORD,		/* commit + fdatasync every record */
 	KG_AUDIT_SYNC_NONE,		/* commit every N records or T ms, never fsync */
 };
@@ -52,8 +53,16 @@ struct kg_audit *kg_audit_open(const char *dir, const struct kg_audit_opts *opts
 /* Queues one record; commits it at once (SYNC_RECORD) or when the group is
  * full or due. Strings are escaped (see kg_audit_escape). 0 / -errno. */
 int kg_audit_append(struct kg_audit *a, const struct kg_audit_rec *r);
-/* Commits every queued record (assigning seq and hash). 0 / -errno. */
+/* Commits every queued record (assigning seq and hash): when it returns 0
+ * they are in the file (written with write(2)), so a kill -9 of the process
+ * cannot lose them. On disk: at once with SYNC_RECORD, within about
+ * flush_interval_ms with SYNC_GROUP (a background fdatasync), never forced
+ * with SYNC_NONE. A failed background fdatasync is returned by the next
+ * append/flush/sync. 0 / -errno. */
 int kg_audit_flush(struct kg_audit *a);
+/* kg_audit_flush, then fdatasync whatever the sync setting: the records
+ * are on disk when it returns 0. 0 / -errno. */
+int kg_audit_sync(struct kg_audit *a);
 void kg_audit_close(struct kg_audit *a);   /* flushes */
 /* Sequence number of the last record this handle committed (0 = none yet). */
 uint64_t kg_audit_last_seq(const struct kg_audit *a);
