@@ -287,6 +287,10 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 	if (err)
 		return kg_err("run: cannot apply limits: %s", strerror(-err));
 	o.limits = &lim;
+	if (j->spec->live && lim.procs_how != KG_LIMIT_UNSET && lim.procs_how != KG_LIMIT_CGROUP)
+		fprintf(j->spec->live, "kgate: max_procs: %s\n", lim.procs_reason);
+	if (j->spec->live && lim.memory_how != KG_LIMIT_UNSET && lim.memory_how != KG_LIMIT_CGROUP)
+		fprintf(j->spec->live, "kgate: memory_max: %s\n", lim.memory_reason);
 	/* the child is born in the cgroup and waits: nothing has run yet */
 	err = kg_launch_start(&o, &j->jp);
 	if (err)
