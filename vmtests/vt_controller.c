@@ -74,7 +74,7 @@ TEST(controller_kill9_during_file_flood_loses_nothing)
 	ASSERT_OK(kg_mkdir_p(bb_home("secret"), 0700), "secret dir");
 	ASSERT_OK(bb_write(bb_home("secret/key"), "KEY\n", 0600), "secret");
 	bb_policy("p.json", DENY_SECRET_POLICY, policy, sizeof(policy));
-	snprintf(flood, sizeof(flood), "flood=flood:%s:8000", bb_home("secret/key"));
+	snprintf(flood, sizeof(flood), "flood=flood:%s:6000", bb_home("secret/key"));
 	{
 		char *argv[] = { (char *)bb_kgate(), "run", "-q", "--policy", policy, "--",
 				 (char *)bb_helper("vt_agent"), "go=sleep:0", flood, NULL };
@@ -82,7 +82,7 @@ TEST(controller_kill9_during_file_flood_loses_nothing)
 		run = bb_spawn("run.out", argv);
 	}
 	ASSERT_TRUE(wait_for_output("run.out", "go errno=0", 30000), "the agent started");
-	bb_sleep_ms(1500);		/* flooding, with kgate run consuming */
+	bb_sleep_ms(1000);		/* flooding, with kgate run consuming */
 	kill(run, SIGKILL);		/* the controller, not the job */
 	ASSERT_EQ(bb_wait(run), 128 + SIGKILL, "kgate run killed");
 	/* the orphaned job keeps flooding, refused by the pinned programs */

@@ -381,11 +381,7 @@ static bool same_file(const char *a, const char *b)
 static void run_mcp_server(const char *file, const struct shipped *s)
 {
 	pid_t pid;
-	int rc;
 
-	/* /bin/true is outside the exec allow-list: refused */
-	rc = run_shipped(file, s, "/bin/true", NULL);
-	ASSERT_TRUE(rc == 126 || rc == 127, "mcp-server refuses /bin/true");
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
