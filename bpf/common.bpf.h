@@ -77,9 +77,13 @@ static __always_inline struct kg_job *kg_current_job(__u64 *cgid_out)
 	return NULL;
 }
 
-/* 0 when the current task is governed (c is filled), -1 otherwise. */
+/* 0 when the current task is governed (c is filled), -1 otherwise.  LSM
+ * hooks (mechanism is a constant, so this folds away elsewhere) first ask
+ * whether the task is under the jobs' root cgroup at all. */
 static __always_inline int kg_ctx_init(struct kg_ctx *c, __u8 op, __u8 mechanism)
 {
+	if (mechanism == KG_MECH_BPF_LSM && bpf_current_task_under_cgroup(&kg_jobs_root, 0) == 0)
+		return -1;	/* 0 = not under it; 1 = under; < 0 = root not set */
 	__builtin_memset(c, 0, sizeof(*c));
 	c->job = kg_current_job(&c->cgid);
 	if (!c->job)

@@ -22,6 +22,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kg_jobs SEC(".maps");
 
+/* The cgroup every `kgate run` job lives under (<cgroup2>/kgate), set by
+ * the controller.  LSM hooks run for every task on the system: one
+ * bpf_current_task_under_cgroup() (an O(1) ancestor check) sends the
+ * ungoverned ones away before any hash lookup.  Left empty (e.g. by tests
+ * that place jobs elsewhere), the hooks fall back to the kg_jobs walk. */
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_jobs_root SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, KG_MAX_JOBS);

@@ -517,7 +517,7 @@ static int audit_approval(struct kg_approvals *q, const struct kg_approval *a, c
 	err = kg_audit_append(au, &r);
 	json_decref(extra);
 	if (!err)
-		err = kg_audit_flush(au);	/* a human decision is never left in a buffer */
+		err = kg_audit_sync(au);	/* a human decision is on disk before it acts */
 	return err;
 }
 

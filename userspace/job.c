@@ -283,6 +283,18 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 	if (err)
 		return kg_err("run: cannot create the job cgroup: %s", strerror(-err));
 	j->have_cg = true;
+	{
+		/* <cgroup2>/kgate: the LSM hooks' fast "not governed" check */
+		char root[sizeof(j->cg.path)];
+		char *slash;
+
+		kg_strlcpy(root, j->cg.path, sizeof(root));
+		slash = strrchr(root, '/');
+		if (slash)
+			*slash = '\0';
+		if (kg_maps_set_jobs_root(j->loader, root))
+			return -1;
+	}
 	err = kg_cgroup_set_limits(&j->cg, c->max_procs, c->memory_max, &lim);
 	if (err)
 		return kg_err("run: cannot apply limits: %s", strerror(-err));

@@ -12,6 +12,7 @@
  * refuses its creation under the deepest existing ancestor.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
@@ -688,6 +689,22 @@ int kg_maps_remove_policy(struct kg_loader *l, uint32_t policy_id)
 	delete_matching(l, "kg_rule_params", sizeof(struct kg_rule_key),
 			offsetof(struct kg_rule_key, policy_id), policy_id);
 	return 0;
+}
+
+int kg_maps_set_jobs_root(struct kg_loader *l, const char *cgroup_dir)
+{
+	uint32_t zero = 0;
+	int fd = map_fd(l, "kg_jobs_root"), cg, err = 0;
+
+	if (fd < 0)
+		return -ENOENT;
+	cg = open(cgroup_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg < 0)
+		return kg_err("maps: cannot open %s: %s", cgroup_dir, strerror(errno));
+	if (bpf_map_update_elem(fd, &zero, &cg, BPF_ANY))
+		err = kg_err("maps: kg_jobs_root update: %s", strerror(errno));
+	close(cg);
+	return err;
 }
 
 int kg_maps_put_grant(struct kg_loader *l, const struct kg_grant_key *key, const struct kg_grant *g)

@@ -46,6 +46,10 @@ int kg_maps_remove_policy(struct kg_loader *l, uint32_t policy_id);
 /* Is any job still running this policy id? */
 int kg_maps_policy_in_use(struct kg_loader *l, uint32_t policy_id);
 
+/* The cgroup all jobs live under: LSM hooks dismiss tasks outside it with
+ * one O(1) check (see kg_jobs_root in bpf/maps.bpf.h). */
+int kg_maps_set_jobs_root(struct kg_loader *l, const char *cgroup_dir);
+
 /* Install or revoke a grant (approvals). */
 int kg_maps_put_grant(struct kg_loader *l, const struct kg_grant_key *key,
 		      const struct kg_grant *g);

@@ -49,7 +49,7 @@ static void audit_change(struct kg_audit *a, const struct kg_job_record *job,
 		.extra = extra,
 	};
 
-	if (kg_audit_append(a, &r) || kg_audit_flush(a))
+	if (kg_audit_append(a, &r) || kg_audit_sync(a))	/* on disk before push reports success */
 		kg_warn("push: the policy change of %s could not be audited", job->trace);
 	json_decref(extra);
 }
