@@ -364,6 +364,11 @@ static int vb_load(struct vb_state *s, int cycle)
 	err = kg_maps_add_job(b->l, b->job.id, 1, s->policy_id[SIZE_MAIN], 0);
 	if (err)
 		return err;
+	/* as `kgate run` does with <cgroup2>/kgate: tasks outside it (the
+	 * ungoverned worker's sibling cgroup) leave the LSM hooks at once */
+	err = kg_maps_set_jobs_root(b->l, b->job.path);
+	if (err)
+		return err;
 	b->registered = true;
 	b->doc = s->doc[SIZE_MAIN];	/* the seccomp filter of bench_spawn */
 	return bench_set_attached(b, true);
