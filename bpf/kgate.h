@@ -134,6 +134,10 @@ struct kg_policy {
 	__u64 cooldown_ns;
 	/* fail-open grace: a controller heartbeat older than this is "dead" */
 	__u64 heartbeat_timeout_ns;
+	/* ops (KG_OP_BIT) that some file/exec/unix-path rule of this policy
+	 * mentions: for any other op no dentry walk can match, so hooks skip it */
+	__u32 file_ops_ruled;
+	__u32 _pad1;
 };
 
 /* kg_job_state: cgroup id -> struct kg_job_state (runtime, kernel-owned). */

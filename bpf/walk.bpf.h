@@ -190,6 +190,8 @@ static __always_inline void kg_walk_run(struct kg_ctx *c, struct dentry *d,
 	w.subtree_only = subtree_only;
 	*decision = KG_DEC_NONE;
 	*rule_id = 0;
+	if (c->pol && !(c->pol->file_ops_ruled & opbit))
+		return;		/* no rule mentions this op: nothing to find */
 	bpf_loop(KG_MAX_DEPTH, kg_walk_step, &w, 0);
 	if (!w.done) {
 		kg_walk_incomplete(c, decision, rule_id);

@@ -476,6 +476,10 @@ static void fill_policy_entry(const struct kg_policy_doc *doc, struct kg_policy 
 	for (i = 0; i < doc->nrules; i++) {
 		const struct kg_rule *r = &doc->rules[i];
 
+		if (r->kind == KG_RULE_FILE || r->kind == KG_RULE_EXEC)
+			p->file_ops_ruled |= r->ops;
+		if (r->kind == KG_RULE_UNIX && !r->unix_abstract)
+			p->file_ops_ruled |= KG_OP_BIT(KG_OP_UNIX_CONNECT);
 		if (r->kind != KG_RULE_SOCKET)
 			continue;
 		p->socket_family_allow |= r->families;
