@@ -865,11 +865,12 @@ static int install_grant(struct kg_approvals *q, struct kg_approval *a, const st
 	return 0;
 }
 
-int kg_approvals_approve(struct kg_approvals *q, const char *id, const struct kg_approver *who,
-			 const struct kg_grant_opts *o, struct kg_approval *out)
+/* Under the queue lock: load pending request `id` and check that `who`
+ * may decide it.  On success *a (allocated) and *lock are the caller's. */
+static int begin_decision(struct kg_approvals *q, const char *id, const struct kg_approver *who,
+			  struct kg_approval **a_out, int *lock_out)
 {
 	struct kg_approval *a = calloc(1, sizeof(*a));
-	struct kg_job job;
 	char why[256];
 	int lock, err;
 
@@ -881,13 +882,28 @@ int kg_approvals_approve(struct kg_approvals *q, const char *id, const struct kg
 		return lock;
 	}
 	err = load_pending(q, id, a);
+	if (!err) {
+		err = kg_approvals_authorize(a, who, why, sizeof(why));
+		if (err)
+			kg_err("approvals: %s", why);
+	}
+	*a_out = a;
+	*lock_out = lock;
+	return err;
+}
+
+int kg_approvals_approve(struct kg_approvals *q, const char *id, const struct kg_approver *who,
+			 const struct kg_grant_opts *o, struct kg_approval *out)
+{
+	struct kg_approval *a = NULL;
+	struct kg_job job;
+	int lock = -1, err;
+
+	err = begin_decision(q, id, who, &a, &lock);
+	if (err == -ENOMEM || lock < 0)
+		return err;
 	if (err)
 		goto out;
-	err = kg_approvals_authorize(a, who, why, sizeof(why));
-	if (err) {
-		kg_err("approvals: %s", why);
-		goto out;
-	}
 	if (o && o->note)
 		kg_strlcpy(a->note, o->note, sizeof(a->note));
 	if (a->expires_ns <= kg_now_real_ns()) {
@@ -934,23 +950,12 @@ out:
 int kg_approvals_deny(struct kg_approvals *q, const char *id, const struct kg_approver *who,
 		      const char *note, struct kg_approval *out)
 {
-	struct kg_approval *a = calloc(1, sizeof(*a));
-	char why[256];
-	int lock, err;
+	struct kg_approval *a = NULL;
+	int lock = -1, err;
 
-	if (!a)
-		return -ENOMEM;
-	lock = lock_queue(q);
-	if (lock < 0) {
-		free(a);
-		return lock;
-	}
-	err = load_pending(q, id, a);
-	if (!err) {
-		err = kg_approvals_authorize(a, who, why, sizeof(why));
-		if (err)
-			kg_err("approvals: %s", why);
-	}
+	err = begin_decision(q, id, who, &a, &lock);
+	if (err == -ENOMEM || lock < 0)
+		return err;
 	if (!err) {
 		if (note)
 			kg_strlcpy(a->note, note, sizeof(a->note));
