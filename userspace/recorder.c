@@ -354,7 +354,11 @@ static int report_losses(struct kg_recorder *r, struct kg_loader *l)
 			json_object_set_new(by_kind, kg_event_kind_name(k),
 					    json_integer((json_int_t)c.events_lost[k]));
 		loss.by_kind = by_kind;
+		/* the record must be in the trail before lost.reported says so:
+		 * a crash in between would otherwise drop the loss from both */
 		err = r->audit ? kg_audit_append_lost(r->audit, &loss) : 0;
+		if (!err && r->audit)
+			err = kg_audit_flush(r->audit);
 		json_decref(by_kind);
 		if (!err) {
 			n = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)lost);
