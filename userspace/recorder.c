@@ -26,6 +26,10 @@ struct snapshot {
 
 struct kg_recorder {
 	struct kg_audit *audit;
+	/* the last uid's name: a storm is one uid, and getpwuid reads files */
+	uint32_t name_uid;
+	char name[64];
+	bool name_valid;
 	struct kg_approvals *approvals;	/* escalations become requests */
 	struct kg_loader *loader;
 	uint32_t ring_id;
@@ -249,13 +253,25 @@ static void escalate(struct kg_recorder *r, const struct kg_event *e, json_t *sn
 		kg_warn("recorder: escalation of %s could not be queued: %s", trace, strerror(-err));
 }
 
+static const char *user_name(struct kg_recorder *r, uint32_t uid)
+{
+	struct passwd *pw;
+
+	if (!r->name_valid || r->name_uid != uid) {
+		pw = getpwuid(uid);
+		r->name_uid = uid;
+		r->name_valid = true;
+		kg_strlcpy(r->name, pw ? pw->pw_name : "", sizeof(r->name));
+	}
+	return r->name[0] ? r->name : NULL;
+}
+
 static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_pos)
 {
 	struct kg_recorder *r = recorder;
 	char trace[32], target[KG_PATH_MAX * 2], rule_id[KG_ID_MAX + 16], exe[512];
 	char comm[KG_COMM_LEN + 1];
 	const char *reason;
-	struct passwd *pw;
 	json_t *snap, *extra;
 	uint64_t now_mono = kg_now_mono_ns(), now_real = kg_now_real_ns();
 	struct kg_audit_rec rec = {};
@@ -268,7 +284,6 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 	memcpy(comm, e->comm, KG_COMM_LEN);
 	comm[KG_COMM_LEN] = '\0';
 	exe_of(e->pid, exe, sizeof(exe));
-	pw = getpwuid(e->uid);
 	extra = json_pack("{s:s,s:s,s:I,s:I,s:I}", "kind", kg_event_kind_name(e->kind),
 			  "outcome", event_allowed(e) ? "allowed" : "refused", "count", (json_int_t)e->count,
 			  "policy_id", (json_int_t)e->policy_id, "cgroup_id", (json_int_t)e->job_cgid);
@@ -287,7 +302,7 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 	rec.ts_mono_ns = e->ts_ns;
 	rec.ts_real_ns = now_real - (now_mono > e->ts_ns ? now_mono - e->ts_ns : 0);
 	rec.actor_uid = e->uid;
-	rec.actor_name = pw ? pw->pw_name : NULL;
+	rec.actor_name = user_name(r, e->uid);
 	rec.pid = e->pid;
 	rec.tid = e->tid;
 	rec.comm = comm;
