@@ -155,7 +155,12 @@ vmtest:
 	$(Q)$(MAKE) --no-print-directory vmtests-build
 	$(Q)vmtests/run.sh build
 
+# BPF, cgroups and the VM suite need root; say so instead of failing later
+need_root = @if [ "$$(id -u)" != 0 ]; then \
+	echo "kgate: 'make $@' needs root (BPF programs, cgroups): run 'sudo make $@'" >&2; exit 1; fi
+
 deps:
+	$(need_root)
 	$(Q)scripts/install-deps.sh
 
 demo: deps
