@@ -3,6 +3,7 @@
 #include "common.h"
 #include <linux/types.h>
 #include "kgate.h"
+#include "kg_abi.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -83,7 +84,8 @@ static const char *env_or(const char *name, const char *fallback)
 	return (v && *v) ? v : fallback;
 }
 
-const char *kg_pin_dir(void) { return env_or("KGATE_BPFFS", KG_PIN_DEFAULT); }
+/* <bpffs>/kgate/<abi id>: see kg_abi.h in the Makefile */
+const char *kg_pin_dir(void) { return env_or("KGATE_BPFFS", KG_PIN_DEFAULT "/" KG_ABI_ID); }
 const char *kg_state_dir(void) { return env_or("KGATE_STATE_DIR", "/run/kgate"); }
 const char *kg_audit_dir(void) { return env_or("KGATE_AUDIT_DIR", "/var/log/kgate"); }
 

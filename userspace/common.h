@@ -26,7 +26,7 @@ void kg_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Locations; each can be overridden by an environment variable so tests run
  * in directories they created (KGATE_BPFFS, KGATE_STATE_DIR, KGATE_AUDIT_DIR). */
-const char *kg_pin_dir(void);		/* default /sys/fs/bpf/kgate */
+const char *kg_pin_dir(void);		/* default /sys/fs/bpf/kgate/<abi id> */
 const char *kg_state_dir(void);		/* default /run/kgate */
 const char *kg_audit_dir(void);		/* default /var/log/kgate */
 const char *kg_socket_path(void);	/* $state_dir/control.sock */

@@ -2,7 +2,8 @@
 /*
  * loader.h - load kgate's BPF objects, pin them, attach them.
  *
- * Pins live under kg_pin_dir() (default /sys/fs/bpf/kgate):
+ * Pins live under kg_pin_dir() (default /sys/fs/bpf/kgate/<abi id>, the id
+ * a hash of the map layout, so builds with different layouts never share):
  *   <pin>/kg_*                 maps (shared by every object, by name)
  *   <pin>/links/<obj>.<prog>   global LSM links (full mode)
  *   <pin>/jobs/<cgid>/<prog>   cgroup-BPF links of one job
