@@ -156,7 +156,9 @@ static void report(const char *verb, const char *id, int err, const struct kg_ap
 	}
 	switch (err) {
 	case 0:
-		if (!strcmp(verb, "approve"))
+		if (!strcmp(verb, "approve") && a->key.op == KG_OP_ADMISSION)
+			printf("approved %s: launch of %s\n", id, a->target);
+		else if (!strcmp(verb, "approve"))
 			printf("approved %s: %s %s, grant %s\n", id, kg_op_name(a->key.op), a->target,
 			       a->once ? "for one use" : "until its ttl");
 		else
