@@ -527,3 +527,39 @@ TEST(io_uring_is_refused_so_syscall_rules_cannot_be_sidestepped)
 		  "io_uring_setup refused with ENOSYS inside a job");
 	teardown();
 }
+
+TEST(status_lists_the_running_job_with_its_policy_and_counts)
+{
+	char policy[512], json[2048], *out;
+	char *argv[] = { (char *)kgate_bin(), "status", "--json", NULL };
+	pid_t pid;
+	int i, found = 0;
+
+	setup();
+	snprintf(json, sizeof(json), NET_POLICY("%d"), 9);
+	write_policy(json, policy, sizeof(policy));
+	pid = fork();
+	if (pid == 0) {
+		char *rargv[] = { (char *)kgate_bin(), "run", "-q", "--policy", policy, "--", "/bin/sh",
+				  "-c", "for i in 1 2 3; do " "$NP connect 127.0.0.2 80; done; sleep 4", NULL };
+		int devnull = open("/dev/null", O_WRONLY);
+
+		setenv("NP", helper("net_probe"), 1);
+		dup2(devnull, 1);
+		dup2(devnull, 2);
+		execv(rargv[0], rargv);
+		_exit(126);
+	}
+	for (i = 0; i < 40 && !found; i++) {
+		usleep(250 * 1000);
+		run_capture(argv, &out);
+		found = strstr(out, "\"refused\": 3") != NULL;
+	}
+	ASSERT_TRUE(found, "status shows the job's 3 refusals");
+	ASSERT_HAS_SUBSTR(out, "\"name\": \"net-test\"", "and its policy snapshot");
+	ASSERT_HAS_SUBSTR(out, "\"state\": \"governed\"", "and that the kernel governs it");
+	waitpid(pid, &i, 0);
+	run_capture(argv, &out);
+	ASSERT_HAS_SUBSTR(out, "\"jobs\": []", "the job is gone from the list when it ends");
+	teardown();
+}

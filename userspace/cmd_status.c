@@ -58,11 +58,16 @@ static void print_text(struct kg_loader *l, struct kg_job_record *jobs, size_t n
 	printf("%zu job(s)\n", n);
 	for (i = 0; i < n; i++) {
 		const struct kg_job_record *r = &jobs[i];
+		struct kg_job_tally t;
 
-		printf("  %s  %-8s  %s\n    policy %s sha256 %.12s (generation %u), %s mode, pid %d, cgroup %llu\n    %s\n",
+		kg_registry_tally(r->trace, &t);
+		printf("  %s  %-8s  %s\n    policy %s sha256 %.12s (generation %u), %s mode, pid %d, cgroup %llu\n"
+		       "    %llu refused, %llu audited, %llu escalations recorded\n    %s\n",
 		       r->trace, job_state(l, r), r->command, r->policy_name, r->policy_hash,
 		       r->policy_id, r->full ? "full" : "degraded", (int)r->pid,
-		       (unsigned long long)r->cgid, r->cgroup_path);
+		       (unsigned long long)r->cgid, (unsigned long long)t.refused,
+		       (unsigned long long)t.audited, (unsigned long long)t.escalations,
+		       r->cgroup_path);
 	}
 	if (!have_counters) {
 		printf("counters: unavailable (kgate's BPF objects are not loaded)\n");
@@ -112,13 +117,20 @@ int cmd_status(int argc, char **argv)
 		json_t *arr = json_array(), *out;
 		char *s;
 
-		for (i = 0; i < n; i++)
-			json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:I},s:s,s:i,s:I,s:s}",
+		for (i = 0; i < n; i++) {
+			struct kg_job_tally t;
+
+			kg_registry_tally(jobs[i].trace, &t);
+			json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:I},s:s,s:i,s:I,s:s,"
+							     "s:{s:I,s:I,s:I}}",
 				"trace", jobs[i].trace, "state", job_state(l, &jobs[i]),
 				"command", jobs[i].command, "policy", "name", jobs[i].policy_name,
 				"hash", jobs[i].policy_hash, "generation", (json_int_t)jobs[i].policy_id,
 				"mode", jobs[i].full ? "full" : "degraded", "pid", (int)jobs[i].pid,
-				"cgroup_id", (json_int_t)jobs[i].cgid, "cgroup", jobs[i].cgroup_path));
+				"cgroup_id", (json_int_t)jobs[i].cgid, "cgroup", jobs[i].cgroup_path,
+				"recorded", "refused", (json_int_t)t.refused, "audited",
+				(json_int_t)t.audited, "escalations", (json_int_t)t.escalations));
+		}
 		out = json_pack("{s:o,s:o*}", "jobs", arr, "counters",
 				have_counters ? counters_json(&c) : NULL);
 		s = json_dumps(out, JSON_INDENT(2));

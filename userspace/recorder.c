@@ -2,6 +2,7 @@
 /* recorder.c - turn kernel events into audit records. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -24,8 +25,20 @@ struct snapshot {
 	json_t *root;		/* {"name","version","hash","rules":[[id,reason],...]} */
 };
 
+/* Per-job tallies of recorded decisions, kept in <state>/jobs/<trace>.tally
+ * for `kgate status` (the kernel's own counters are system-wide). */
+#define TALLY_SLOTS 64
+
+struct tally {
+	uint64_t job_id;
+	uint64_t refused, audited, escalations;
+	bool dirty, used;
+};
+
 struct kg_recorder {
 	struct kg_audit *audit;
+	struct tally tallies[TALLY_SLOTS];
+	unsigned int next_tally;
 	/* the last uid's name: a storm is one uid, and getpwuid reads files */
 	uint32_t name_uid;
 	char name[64];
@@ -253,6 +266,74 @@ static void escalate(struct kg_recorder *r, const struct kg_event *e, json_t *sn
 		kg_warn("recorder: escalation of %s could not be queued: %s", trace, strerror(-err));
 }
 
+static int tally_path(uint64_t job_id, char *buf, size_t len)
+{
+	char trace[32];
+
+	kg_trace_id(job_id, trace, sizeof(trace));
+	return kg_snprintf(buf, len, "%s/jobs/%s.tally", kg_state_dir(), trace);
+}
+
+/* Continue from what an earlier consumer wrote. */
+static void tally_load(struct tally *t)
+{
+	char path[4200], *text;
+
+	if (tally_path(t->job_id, path, sizeof(path)))
+		return;
+	text = kg_read_file(path, 4096, NULL);
+	if (text && sscanf(text, "refused %" SCNu64 " audited %" SCNu64 " escalations %" SCNu64,
+			   &t->refused, &t->audited, &t->escalations) != 3)
+		t->refused = t->audited = t->escalations = 0;
+	free(text);
+}
+
+static void count_for_job(struct kg_recorder *r, const struct kg_event *e)
+{
+	struct tally *t = NULL;
+	int i;
+
+	for (i = 0; i < TALLY_SLOTS && !t; i++)
+		if (r->tallies[i].used && r->tallies[i].job_id == e->job_id)
+			t = &r->tallies[i];
+	if (!t) {
+		t = &r->tallies[r->next_tally++ % TALLY_SLOTS];
+		memset(t, 0, sizeof(*t));
+		t->used = true;
+		t->job_id = e->job_id;
+		tally_load(t);
+	}
+	if (!event_allowed(e))
+		t->refused += e->count;
+	else if (e->decision == KG_DEC_AUDIT)
+		t->audited += e->count;
+	if (e->kind == KG_EV_ESCALATION)
+		t->escalations++;
+	t->dirty = true;
+}
+
+static void tallies_save(struct kg_recorder *r)
+{
+	char path[4200], tmp[4300], text[160];
+	int i, fd, n;
+
+	for (i = 0; i < TALLY_SLOTS; i++) {
+		struct tally *t = &r->tallies[i];
+
+		if (!t->used || !t->dirty || tally_path(t->job_id, path, sizeof(path)) ||
+		    kg_snprintf(tmp, sizeof(tmp), "%s.tmp", path))
+			continue;
+		n = snprintf(text, sizeof(text), "refused %" PRIu64 " audited %" PRIu64
+			     " escalations %" PRIu64 "\n", t->refused, t->audited, t->escalations);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0)
+			continue;	/* the job's directory may be gone: it ended */
+		if (write(fd, text, n) == n && rename(tmp, path) == 0)
+			t->dirty = false;
+		close(fd);
+	}
+}
+
 static const char *user_name(struct kg_recorder *r, uint32_t uid)
 {
 	struct passwd *pw;
@@ -322,6 +403,7 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 
 	if (e->kind == KG_EV_ESCALATION)
 		escalate(r, e, snap, trace, rule_id, target);
+	count_for_job(r, e);
 	if (err)	/* keep consuming: the next records may still get through */
 		kg_warn("recorder: audit append failed: %s", strerror(-err));
 	return 0;
@@ -494,6 +576,7 @@ int kg_consumer_poll(struct kg_consumer *c)
 	if (c->rec->approvals)
 		kg_approvals_expire(c->rec->approvals, 0);
 	report_losses(c->rec, c->loader);
+	tallies_save(c->rec);
 	return n;
 }
 
@@ -503,6 +586,7 @@ int kg_consumer_drain(struct kg_consumer *c)
 
 	report_losses(c->rec, c->loader);
 	kg_audit_flush(c->rec->audit);
+	tallies_save(c->rec);
 	return n;
 }
 

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -119,8 +120,30 @@ void kg_registry_remove(const char *trace)
 {
 	char path[4200];
 
-	if (!job_path(trace, path, sizeof(path)))
-		unlink(path);
+	if (job_path(trace, path, sizeof(path)))
+		return;
+	unlink(path);
+	/* <trace>.json -> <trace>.tally (the consumer's per-job counts) */
+	strcpy(path + strlen(path) - strlen(".json"), ".tally");
+	unlink(path);
+}
+
+int kg_registry_tally(const char *trace, struct kg_job_tally *t)
+{
+	char path[4200], *text;
+	int ok;
+
+	memset(t, 0, sizeof(*t));
+	if (job_path(trace, path, sizeof(path)))
+		return -EINVAL;
+	strcpy(path + strlen(path) - strlen(".json"), ".tally");
+	text = kg_read_file(path, 4096, NULL);
+	if (!text)
+		return -ENOENT;
+	ok = sscanf(text, "refused %" SCNu64 " audited %" SCNu64 " escalations %" SCNu64,
+		    &t->refused, &t->audited, &t->escalations) == 3;
+	free(text);
+	return ok ? 0 : -EINVAL;
 }
 
 int kg_registry_list(struct kg_job_record **out, size_t *n)

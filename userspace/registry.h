@@ -46,6 +46,13 @@ int kg_registry_list(struct kg_job_record **out, size_t *n);
 /* A job whose controller and main process are both gone. */
 bool kg_registry_stale(const struct kg_job_record *r);
 
+/* Decisions recorded for a job so far (by whichever process consumed its
+ * events); all zero when none were. */
+struct kg_job_tally {
+	uint64_t refused, audited, escalations;
+};
+int kg_registry_tally(const char *trace, struct kg_job_tally *t);
+
 /* Try to become the consumer: an fd >= 0 that holds the lock (close it to
  * let go), or -1 when another process is the consumer. */
 int kg_consumer_try_lock(void);
