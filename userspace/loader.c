@@ -125,6 +125,35 @@ static bool kernel_has_lsm_hook(struct btf *vmlinux, const char *sec)
 
 /* Open one object with its maps bound to the pins; choose which programs
  * load.  Returns NULL (no error) when nothing in it is loadable here. */
+static int pin_path(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int pin_path(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+static int link_pin_path(char *buf, size_t len, const char *objname, const char *progname)
+{
+	/* "-", not ".": bpffs refuses dots in names (EPERM, reserved) */
+	return pin_path(buf, len, "%s/links/%s-%s", kg_pin_dir(), objname, progname);
+}
+
+/* An LSM program whose link is pinned is attached and enforcing already:
+ * loading (and verifying) it again would only be thrown away. */
+static bool lsm_link_pinned(const char *objname, const struct bpf_program *p)
+{
+	char path[4096];
+
+	return !link_pin_path(path, sizeof(path), objname, bpf_program__name(p)) &&
+	       access(path, F_OK) == 0;
+}
+
 static struct bpf_object *open_object(const struct kg_obj_desc *d, const char *pin_dir,
 				      bool want_lsm, struct btf *vmlinux)
 {
@@ -145,7 +174,8 @@ static struct bpf_object *open_object(const struct kg_obj_desc *d, const char *p
 		bool load = true;
 
 		if (is_lsm_prog(p))
-			load = want_lsm && kernel_has_lsm_hook(vmlinux, bpf_program__section_name(p));
+			load = want_lsm && kernel_has_lsm_hook(vmlinux, bpf_program__section_name(p)) &&
+			       !lsm_link_pinned(d->name, p);
 		bpf_program__set_autoload(p, load);
 		loadable += load;
 	}
@@ -167,18 +197,6 @@ static int obj_has_lsm(struct bpf_object *obj)
 	return 0;
 }
 
-static int pin_path(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int pin_path(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
-}
 
 /* Attach every LSM program of obj unless its pinned link already exists
  * (a previous controller attached it: it is enforcing right now). */
@@ -196,9 +214,7 @@ static int attach_lsm(struct bpf_object *obj, const char *objname)
 
 		if (!is_lsm_prog(p) || !bpf_program__autoload(p))
 			continue;
-		/* "-", not ".": bpffs refuses dots in names (EPERM, reserved) */
-		if (pin_path(path, sizeof(path), "%s/links/%s-%s", kg_pin_dir(), objname,
-			     bpf_program__name(p)))
+		if (link_pin_path(path, sizeof(path), objname, bpf_program__name(p)))
 			return -ENAMETOOLONG;
 		if (access(path, F_OK) == 0)
 			continue;
