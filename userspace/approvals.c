@@ -150,23 +150,12 @@ void kg_approvals_close(struct kg_approvals *q)
 
 /* ---- kernel maps: through the loader when we have one, else the pins ------- */
 
-static int open_pinned(const char *name)
-{
-	char path[4200];
-	int fd;
-
-	if (kg_snprintf(path, sizeof(path), "%s/%s", kg_pin_dir(), name))
-		return -ENAMETOOLONG;
-	fd = bpf_obj_get(path);
-	return fd < 0 ? -errno : fd;
-}
-
 static int job_lookup(struct kg_approvals *q, uint64_t cgid, struct kg_job *job)
 {
 	if (q->loader)
 		return kg_maps_get_job(q->loader, cgid, job);
 	if (q->jobs_fd < 0) {
-		q->jobs_fd = open_pinned("kg_jobs");
+		q->jobs_fd = kg_open_pinned_map("kg_jobs");
 		if (q->jobs_fd < 0) {
 			int err = q->jobs_fd;
 
@@ -183,7 +172,7 @@ static int grant_put(struct kg_approvals *q, const struct kg_grant_key *k, const
 	if (q->loader)
 		return kg_maps_put_grant(q->loader, k, g);
 	if (q->grants_fd < 0) {
-		q->grants_fd = open_pinned("kg_grants");
+		q->grants_fd = kg_open_pinned_map("kg_grants");
 		if (q->grants_fd < 0) {
 			int err = q->grants_fd;
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* cmd_status.c - 'kgate status': governed jobs, their policy, the counters. */
 #include <getopt.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,11 +26,11 @@ static void usage(FILE *f)
 		   "full (every loss is also an audit record).\n");
 }
 
-static const char *job_state(struct kg_loader *l, const struct kg_job_record *r)
+static const char *job_state(int jobs_fd, const struct kg_job_record *r)
 {
 	struct kg_job kj;
 
-	if (l && kg_maps_get_job(l, r->cgid, &kj) == 0)
+	if (jobs_fd >= 0 && bpf_map_lookup_elem(jobs_fd, &r->cgid, &kj) == 0)
 		return kj.policy_id == r->policy_id ? "governed" : "governed (policy changing)";
 	return kg_registry_stale(r) ? "ended" : "starting";
 }
@@ -48,7 +50,7 @@ static json_t *counters_json(const struct kg_counters *c)
 			 "events_lost", lost, "walk_incomplete", (json_int_t)c->walk_incomplete);
 }
 
-static void print_text(struct kg_loader *l, struct kg_job_record *jobs, size_t n,
+static void print_text(int jobs_fd, struct kg_job_record *jobs, size_t n,
 		       const struct kg_counters *c, bool have_counters)
 {
 	uint64_t lost = 0, sent = 0;
@@ -63,14 +65,14 @@ static void print_text(struct kg_loader *l, struct kg_job_record *jobs, size_t n
 		kg_registry_tally(r->trace, &t);
 		printf("  %s  %-8s  %s\n    policy %s sha256 %.12s (generation %u), %s mode, pid %d, cgroup %llu\n"
 		       "    %llu refused, %llu audited, %llu escalations recorded\n    %s\n",
-		       r->trace, job_state(l, r), r->command, r->policy_name, r->policy_hash,
+		       r->trace, job_state(jobs_fd, r), r->command, r->policy_name, r->policy_hash,
 		       r->policy_id, r->full ? "full" : "degraded", (int)r->pid,
 		       (unsigned long long)r->cgid, (unsigned long long)t.refused,
 		       (unsigned long long)t.audited, (unsigned long long)t.escalations,
 		       r->cgroup_path);
 	}
 	if (!have_counters) {
-		printf("counters: unavailable (kgate's BPF objects are not loaded)\n");
+		printf("counters: unavailable (no pinned kgate maps under %s)\n", kg_pin_dir());
 		return;
 	}
 	printf("decisions:");
@@ -92,10 +94,9 @@ int cmd_status(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct kg_loader_opts lo = { .want_lsm = false };
 	struct kg_job_record *jobs = NULL;
 	struct kg_counters c = {};
-	struct kg_loader *l;
+	int jobs_fd, counters_fd;
 	bool json = kg_env.json, have_counters;
 	size_t n = 0, i;
 	int ch;
@@ -110,9 +111,10 @@ int cmd_status(int argc, char **argv)
 	}
 	if (kg_registry_list(&jobs, &n))
 		return kg_err("status: cannot read %s/jobs", kg_state_dir()), KG_EXIT_FAIL;
-	/* the maps are pinned: opening them changes nothing */
-	l = kg_loader_open(&lo);
-	have_counters = l && kg_maps_read_counters(l, &c) == 0;
+	/* read the pinned maps: loading kgate's programs is not a status query */
+	jobs_fd = kg_open_pinned_map("kg_jobs");
+	counters_fd = kg_open_pinned_map("kg_counters");
+	have_counters = counters_fd >= 0 && kg_maps_read_counters_fd(counters_fd, &c) == 0;
 	if (json) {
 		json_t *arr = json_array(), *out;
 		char *s;
@@ -123,7 +125,7 @@ int cmd_status(int argc, char **argv)
 			kg_registry_tally(jobs[i].trace, &t);
 			json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:I},s:s,s:i,s:I,s:s,"
 							     "s:{s:I,s:I,s:I}}",
-				"trace", jobs[i].trace, "state", job_state(l, &jobs[i]),
+				"trace", jobs[i].trace, "state", job_state(jobs_fd, &jobs[i]),
 				"command", jobs[i].command, "policy", "name", jobs[i].policy_name,
 				"hash", jobs[i].policy_hash, "generation", (json_int_t)jobs[i].policy_id,
 				"mode", jobs[i].full ? "full" : "degraded", "pid", (int)jobs[i].pid,
@@ -138,9 +140,12 @@ int cmd_status(int argc, char **argv)
 		free(s);
 		json_decref(out);
 	} else {
-		print_text(l, jobs, n, &c, have_counters);
+		print_text(jobs_fd, jobs, n, &c, have_counters);
 	}
-	kg_loader_close(l);
+	if (jobs_fd >= 0)
+		close(jobs_fd);
+	if (counters_fd >= 0)
+		close(counters_fd);
 	free(jobs);
 	return KG_EXIT_OK;
 }

@@ -280,11 +280,8 @@ static bool grant_valid(struct kg_hold *h, const struct kg_grant_key *key)
 {
 	struct kg_grant g;
 	int fd = h->loader ? kg_loader_map_fd(h->loader, "kg_grants") : h->grants_fd;
-	char path[4200];
-
 	if (fd < 0 && !h->loader) {
-		if (!kg_snprintf(path, sizeof(path), "%s/kg_grants", kg_pin_dir()))
-			h->grants_fd = bpf_obj_get(path);
+		h->grants_fd = kg_open_pinned_map("kg_grants");
 		fd = h->grants_fd;
 	}
 	if (fd < 0 || bpf_map_lookup_elem(fd, key, &g))

@@ -351,6 +351,17 @@ int kg_loader_map_fd(const struct kg_loader *l, const char *name)
 	return -1;
 }
 
+int kg_open_pinned_map(const char *name)
+{
+	char path[4096];
+	int fd;
+
+	if (pin_path(path, sizeof(path), "%s/%s", kg_pin_dir(), name))
+		return -ENAMETOOLONG;
+	fd = bpf_obj_get(path);
+	return fd < 0 ? -errno : fd;
+}
+
 int kg_loader_attach_cgroup(struct kg_loader *l, int cgroup_fd, uint64_t cgid)
 {
 	char dir[4096], path[4200];

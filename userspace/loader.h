@@ -36,6 +36,11 @@ const char *kg_loader_lsm_error(const struct kg_loader *l);
 /* fd of a shared map by name ("kg_jobs"...), -1 if unknown. Owned by l. */
 int kg_loader_map_fd(const struct kg_loader *l, const char *name);
 
+/* A shared map straight from its pin ("kg_jobs"...), for tools that only
+ * read or update state (status, approvals): no object is loaded.  An fd the
+ * caller closes, or -errno (-ENOENT: kgate never ran here). */
+int kg_open_pinned_map(const char *name);
+
 /* Attach the cgroup-BPF programs to a job's cgroup and pin the links. */
 int kg_loader_attach_cgroup(struct kg_loader *l, int cgroup_fd, uint64_t cgid);
 /* Remove a job's pinned links (the cgroup going away detaches them too). */

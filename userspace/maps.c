@@ -745,7 +745,12 @@ int kg_maps_heartbeat(struct kg_loader *l)
 
 int kg_maps_read_counters(struct kg_loader *l, struct kg_counters *sum)
 {
-	int ncpu = libbpf_num_possible_cpus(), fd = map_fd(l, "kg_counters"), c;
+	return kg_maps_read_counters_fd(map_fd(l, "kg_counters"), sum);
+}
+
+int kg_maps_read_counters_fd(int fd, struct kg_counters *sum)
+{
+	int ncpu = libbpf_num_possible_cpus(), c;
 	struct kg_counters *per;
 	uint32_t zero = 0;
 	size_t k;

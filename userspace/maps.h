@@ -60,5 +60,6 @@ int kg_maps_heartbeat(struct kg_loader *l);
 
 /* Sum the per-CPU counters. */
 int kg_maps_read_counters(struct kg_loader *l, struct kg_counters *sum);
+int kg_maps_read_counters_fd(int counters_fd, struct kg_counters *sum);
 
 #endif

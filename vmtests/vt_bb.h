@@ -442,4 +442,23 @@ static inline void bb_dump(json_t *recs)
 	}
 }
 
+
+/* Wait until the file OUT contains needle (ms budget); true if it did. */
+static inline bool wait_for_output(const char *out, const char *needle, long ms)
+{
+	long long end = bb_now_ms() + ms;
+
+	for (;;) {
+		char *text = bb_slurp(out);
+		bool found = text && strstr(text, needle) != NULL;
+
+		free(text);
+		if (found)
+			return true;
+		if (bb_now_ms() >= end)
+			return false;
+		bb_sleep_ms(100);
+	}
+}
+
 #endif

@@ -17,24 +17,6 @@
 #include "loader.h"
 #include "maps.h"
 
-/* Wait until the file OUT contains needle (ms budget); true if it did. */
-static bool wait_for_output(const char *out, const char *needle, long ms)
-{
-	long long end = bb_now_ms() + ms;
-
-	for (;;) {
-		char *text = bb_slurp(out);
-		bool found = strstr(text, needle) != NULL;
-
-		free(text);
-		if (found)
-			return true;
-		if (bb_now_ms() >= end)
-			return false;
-		bb_sleep_ms(100);
-	}
-}
-
 /* Sum of the losses that events_lost records account for. */
 static long audited_losses(void)
 {

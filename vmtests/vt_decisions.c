@@ -17,23 +17,6 @@
 #include "testlib.h"
 #include "vt_bb.h"
 
-static bool wait_for_output(const char *out, const char *needle, long ms)
-{
-	long long end = bb_now_ms() + ms;
-
-	for (;;) {
-		char *text = bb_slurp(out);
-		bool found = strstr(text, needle) != NULL;
-
-		free(text);
-		if (found)
-			return true;
-		if (bb_now_ms() >= end)
-			return false;
-		bb_sleep_ms(100);
-	}
-}
-
 /* The id of the pending approval request whose target contains target_sub
  * ("" if none shows up within ms). */
 static const char *pending_request(const char *target_sub, long ms)
