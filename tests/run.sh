@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run every host test binary of a build and print one closing summary line.
+# Run every host test binary of a build, and every tests/test_*.sh script
+# (tests of the shell tooling), and print one closing summary line.
 # Usage: tests/run.sh BUILD_DIR   (the Makefile passes build-san)
 set -u
 build=${1:-build-san}
@@ -10,7 +11,7 @@ export KGATE_SRC="$PWD"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 tp=0 tf=0 ts=0 rc=0
-for t in "$build"/tests/test_*; do
+for t in "$build"/tests/test_* tests/test_*.sh; do
 	[ -x "$t" ] || continue
 	[ "${t%.d}" = "$t" ] || continue
 	echo "== $(basename "$t")"

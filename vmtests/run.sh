@@ -91,13 +91,22 @@ as_root() {
 # ---- the kernel ----------------------------------------------------------
 # Debian's own kernel package, fetched with apt-get download into the cache
 # and reused as long as it is there.  6.12 comes from bookworm-backports
-# through a private sources list, so the machine's apt setup is untouched.
+# through a private sources list, so the machine's apt setup is untouched;
+# the backports entry is derived from the Debian archive entry of the
+# machine's own apt sources (debian-mirror.sh): no mirror is named here.
+
+# shellcheck source=vmtests/debian-mirror.sh
+. "$here/debian-mirror.sh"
 
 apt_opts=()
 backports_setup() {
-	local dir=$cache/apt-backports
+	local dir=$cache/apt-backports paths line
+	mapfile -t paths < <(kg_apt_source_paths)
+	line=$(kg_backports_line "${paths[0]}" "${paths[1]}") ||
+		die "no Debian archive entry in ${paths[0]} or ${paths[1]}/*.{list,sources}: the 6.12 kernel comes from bookworm-backports on the mirror this machine's apt already uses (a 'deb' entry for a Debian suite with main); add one, or use --kernel 6.1"
+	log "backports: $line"
 	mkdir -p "$dir/lists/partial"
-	echo "deb http://deb.debian.org/debian bookworm-backports main" >"$dir/sources.list"
+	echo "$line" >"$dir/sources.list"
 	apt_opts=(-o "Dir::Etc::sourcelist=$dir/sources.list" -o "Dir::Etc::sourceparts=-"
 		-o "Dir::State::Lists=$dir/lists" -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=")
 	as_root apt-get -q "${apt_opts[@]}" update >&2
@@ -341,7 +350,7 @@ collect_binary() {	# collect_binary CONFIG NAME SECTION
 mapfile -t expected < <(cd "$build/vmtests" 2>/dev/null &&
 	for f in vt_*; do [ -f "$f" ] && [ -x "$f" ] && wanted_binary "$f" && echo "$f"; done)
 
-vmlinuz=$(fetch_kernel)
+vmlinuz=$(fetch_kernel) || exit 1	# it said why
 log "kernel $kernel: $(cat "$(dirname "$vmlinuz")/package" 2>/dev/null || echo "$vmlinuz")"
 build_initramfs
 choose_accel
