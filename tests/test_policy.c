@@ -435,6 +435,19 @@ static const struct bad_case bad_cases[] = {
 	  "expected true or false" },
 	{ "reason control char", R("{\"id\":\"r\",\"reason\":\"a\\u001b[31m\",\"decision\":\"deny\",\"exec\":{\"path\":\"/x\"}}"),
 	  3, 0, "r", "reason", "control character" },
+	{ "C1 control in path", R(FILE_RULE("{\"path\":\"/etc/pass\\u0085wd\",\"ops\":[\"read\"]}")),
+	  3, 0, "r", "file.path", "control character (U+0085)" },
+	{ "C1 control in unix path", R(NET_RULE("{\"unix\":\"/run/x\\u009b.sock\"}")), 3, 0, "r",
+	  "net.unix", "control character (U+009B)" },
+	{ "C1 control in abstract name", R(NET_RULE("{\"unix_abstract\":\"x\\u0085\"}")), 3, 0, "r",
+	  "net.unix_abstract", "control character (U+0085)" },
+	{ "C1 control in reason", R("{\"id\":\"r\",\"reason\":\"a\\u009b31m\",\"decision\":\"deny\",\"exec\":{\"path\":\"/x\"}}"),
+	  3, 0, "r", "reason", "control character (U+009B)" },
+	{ "C1 control in topic", A("{\"id\":\"a\",\"decision\":\"allow\",\"match\":{\"topics\":[\"job.\\u0085x\"]}}"),
+	  3, 0, "a", "match.topics[0]", "control character (U+0085)" },
+	{ "C1 control in description", T("\"description\":\"x\\u0085\""), 2, 0, "", "description",
+	  "control character (U+0085)" },
+	{ "$schema not a string", T("\"$schema\":5"), 2, 11, "", "$schema", "expected a string" },
 	{ "abstract too long", R(NET_RULE("{\"unix_abstract\":\"" A10 A10 A10 A10 A10 A10 A10 A10 A10 A10 A10 "\"}")),
 	  3, 0, "r", "net.unix_abstract", "1-107 bytes" },
 	{ "ports too many", R(NET_RULE("{\"cidr\":\"10.0.0.0/8\",\"ports\":[1,2,3,4,5,6,7,8,9]}")), 3, 0,
@@ -470,6 +483,30 @@ TEST(bad_inputs_are_rejected_precisely)
 		if (getenv("KGATE_TEST_VERBOSE"))
 			printf("  %-36s %s\n", b->name, error_text(&err));
 	}
+}
+
+TEST(error_messages_never_echo_control_characters)
+{
+	struct kg_policy_error err;
+	struct kg_policy_doc *doc;
+	size_t i;
+
+	/* the message quotes the unknown decision: its C1 and C0 bytes must
+	 * come out escaped, not as bytes a terminal would act on */
+	doc = load(R("{\"id\":\"r\",\"decision\":\"\\u009b31m\\u001b[2J\",\"exec\":{\"path\":\"/x\"}}"),
+		   &err);
+	ASSERT_TRUE(doc == NULL, "rejected");
+	kg_policy_free(doc);
+	ASSERT_HAS_SUBSTR(err.message, "unknown decision", "message");
+	for (i = 0; err.message[i]; i++) {
+		unsigned char ch = (unsigned char)err.message[i];
+
+		if (!ASSERT_FALSE(ch < 0x20 || ch == 0x7f ||
+				  (ch == 0xc2 && (unsigned char)err.message[i + 1] >= 0x80 &&
+				   (unsigned char)err.message[i + 1] <= 0x9f), "raw control character"))
+			break;
+	}
+	ASSERT_HAS_SUBSTR(err.message, "\\u009b31m\\x1b[2J", "escaped forms");
 }
 
 TEST(error_format_names_everything)
@@ -555,6 +592,58 @@ TEST(limits)
 	ASSERT_HAS_SUBSTR(err.message, "larger than the limit", "message");
 	ASSERT_STREQ(err.file, file, "file named");
 	unlink(file);
+
+	/* a valid policy of exactly KG_POLICY_MAX_BYTES is within the limit */
+	{
+		static const char head[] = "{\"version\":1,\"name\":\"exact\"}";
+		const size_t chunk = 1 << 20;
+		char *pad = malloc(chunk);
+		size_t left = KG_POLICY_MAX_BYTES - (sizeof(head) - 1);
+
+		fd = open(file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		ASSERT_TRUE(fd >= 0 && pad, "create exact-size file");
+		memset(pad, ' ', chunk);
+		ASSERT_EQ(write(fd, head, sizeof(head) - 1), (ssize_t)sizeof(head) - 1, "head");
+		while (left) {
+			size_t n = left < chunk ? left : chunk;
+
+			if (!ASSERT_EQ(write(fd, pad, n), (ssize_t)n, "padding"))
+				break;
+			left -= n;
+		}
+		close(fd);
+		free(pad);
+		doc = kg_policy_load_file(file, HOME, &err);
+		if (!ASSERT_TRUE(doc != NULL, "a policy of exactly 64 MiB loads"))
+			printf("  %s\n", error_text(&err));
+		kg_policy_free(doc);
+		unlink(file);
+	}
+	rmdir(tmpl);
+}
+
+/* A FIFO with no writer: open(2) alone would wait forever for one. */
+TEST(policy_path_that_is_not_a_regular_file_is_refused_at_once)
+{
+	char tmpl[] = "/tmp/kgate-test-fifo.XXXXXX", fifo[PATH_MAX];
+	struct kg_policy_error err;
+	struct kg_policy_doc *doc;
+
+	if (!ASSERT_TRUE(mkdtemp(tmpl) != NULL, "mkdtemp"))
+		return;
+	snprintf(fifo, sizeof(fifo), "%s/policy.json", tmpl);
+	ASSERT_OK(mkfifo(fifo, 0600), "mkfifo");
+	alarm(10);	/* a hang fails the test (SIGALRM) instead of the suite */
+	doc = kg_policy_load_file(fifo, HOME, &err);
+	alarm(0);
+	ASSERT_TRUE(doc == NULL, "FIFO refused");
+	ASSERT_HAS_SUBSTR(err.message, "not a regular file", "message");
+	ASSERT_STREQ(err.file, fifo, "file named");
+	doc = kg_policy_load_file(tmpl, HOME, &err);
+	ASSERT_TRUE(doc == NULL, "directory refused");
+	ASSERT_HAS_SUBSTR(err.message, "not a regular file", "directory message");
+	kg_policy_free(doc);
+	unlink(fifo);
 	rmdir(tmpl);
 }
 

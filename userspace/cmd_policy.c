@@ -443,7 +443,7 @@ static int policy_show(int argc, char **argv)
 static int push_via_daemon(const char *path, const char *trace)
 {
 	size_t len = 0;
-	char *text = kg_read_file(path, KG_POLICY_MAX_BYTES, &len);
+	char *text = kg_read_regular_file(path, KG_POLICY_MAX_BYTES, &len);
 	json_t *req, *reply;
 	int rc;
 

@@ -143,26 +143,31 @@ int kg_mkdir_p(const char *path, unsigned int mode)
 	return 0;
 }
 
-char *kg_read_file(const char *path, size_t max, size_t *len_out)
+/* Read all of fd (at most max bytes; a file of exactly max bytes is fine). */
+static char *read_fd(int fd, size_t max, size_t *len_out)
 {
-	size_t cap = 4096, len = 0;
+	size_t cap = max < 4096 ? max : 4096, len = 0;
 	char *buf, *nb;
 	ssize_t n;
-	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
 	buf = malloc(cap + 1);
 	if (!buf)
-		goto fail;
+		return NULL;
 	for (;;) {
 		if (len == cap) {
+			char probe;
+
 			if (cap >= max) {
-				errno = EFBIG;
+				/* full: only an end of file right here keeps it */
+				do
+					n = read(fd, &probe, 1);
+				while (n < 0 && errno == EINTR);
+				if (n == 0)
+					break;
+				errno = n < 0 ? errno : EFBIG;
 				goto fail;
 			}
-			cap *= 2;
+			cap = cap * 2 > max ? max : cap * 2;
 			nb = realloc(buf, cap + 1);
 			if (!nb)
 				goto fail;
@@ -177,11 +182,6 @@ char *kg_read_file(const char *path, size_t max, size_t *len_out)
 			break;
 		len += n;
 	}
-	if (len > max) {
-		errno = EFBIG;
-		goto fail;
-	}
-	close(fd);
 	buf[len] = '\0';
 	if (len_out)
 		*len_out = len;
@@ -191,10 +191,47 @@ fail:
 		int saved = errno;
 
 		free(buf);
-		close(fd);
 		errno = saved;
 	}
 	return NULL;
+}
+
+char *kg_read_file(const char *path, size_t max, size_t *len_out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), saved;
+	char *buf;
+
+	if (fd < 0)
+		return NULL;
+	buf = read_fd(fd, max, len_out);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return buf;
+}
+
+char *kg_read_regular_file(const char *path, size_t max, size_t *len_out)
+{
+	/* O_NONBLOCK: opening a FIFO without a writer must not wait for one */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), saved;
+	struct stat st;
+	char *buf = NULL;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) < 0) {
+		saved = errno;
+	} else if (!S_ISREG(st.st_mode)) {
+		saved = EINVAL;
+	} else if (fcntl(fd, F_SETFL, 0) < 0) {
+		saved = errno;
+	} else {
+		buf = read_fd(fd, max, len_out);
+		saved = errno;
+	}
+	close(fd);
+	errno = saved;
+	return buf;
 }
 
 int kg_write_file(const char *path, const char *s)

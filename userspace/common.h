@@ -41,6 +41,9 @@ int kg_mkdir_p(const char *path, unsigned int mode);
 
 /* Read a whole (small) file; NUL-terminated; caller frees. NULL + errno. */
 char *kg_read_file(const char *path, size_t max, size_t *len_out);
+/* Same for a regular file only: anything else (a FIFO, a device, a
+ * directory) is refused with EINVAL without blocking. */
+char *kg_read_regular_file(const char *path, size_t max, size_t *len_out);
 /* Write a string to an existing file (sysfs/cgroupfs); 0 or -errno. */
 int kg_write_file(const char *path, const char *s);
 

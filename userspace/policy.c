@@ -346,6 +346,30 @@ static void format_field(const struct ctx *c, int base, char *buf, size_t len)
 }
 
 /* Record an error at the current path; always returns -1. */
+/* Messages quote what the policy said ("unknown decision 'X'"): control
+ * characters in it (C0, DEL, C1) are shown as \xNN / \uNNNN, never sent
+ * to a terminal as they are. */
+static void defuse_controls(char *msg, size_t size)
+{
+	char out[sizeof(((struct kg_policy_error *)0)->message)];
+	const unsigned char *p = (const unsigned char *)msg;
+	size_t n = 0;
+
+	while (*p && n + 8 < sizeof(out)) {
+		if (*p < 0x20 || *p == 0x7f) {
+			n += snprintf(out + n, sizeof(out) - n, "\\x%02x", *p);
+			p++;
+		} else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			n += snprintf(out + n, sizeof(out) - n, "\\u%04x", p[1]);
+			p += 2;
+		} else {
+			out[n++] = (char)*p++;
+		}
+	}
+	out[n] = '\0';
+	kg_strlcpy(msg, out, size);
+}
+
 static int perr(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int perr(struct ctx *c, const char *fmt, ...)
 {
@@ -365,6 +389,7 @@ static int perr(struct ctx *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(e->message, sizeof(e->message), fmt, ap);
 	va_end(ap);
+	defuse_controls(e->message, sizeof(e->message));
 	return -1;
 }
 
@@ -450,12 +475,33 @@ static int require(struct ctx *c, json_t *obj, const char *key, json_t **out)
 	return -1;
 }
 
+/* The first control character of s as a code point (C0, DEL, or C1
+ * U+0080..U+009F, which terminals act on just like C0), 0 when none.
+ * Strings come from jansson, so they are valid UTF-8: a C1 control is the
+ * two bytes 0xc2 0x80..0x9f. */
+static unsigned int control_char(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			return *p;
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			return p[1];
+	}
+	return 0;
+}
+
 static bool has_control(const char *s)
 {
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return true;
-	return false;
+	return control_char(s) != 0;
+}
+
+/* "contains a control character (U+0085)" */
+static int perr_control(struct ctx *c, const char *what, const char *s)
+{
+	return perr(c, "%s a control character (U+%04X): control characters are not allowed",
+		    what, control_char(s));
 }
 
 /* optional string member; *out = NULL when absent */
@@ -474,7 +520,7 @@ static int get_string(struct ctx *c, json_t *obj, const char *key, const char **
 	else if (json_string_length(v) > maxlen)
 		r = perr(c, "longer than %zu bytes", maxlen);
 	else if (has_control(json_string_value(v)))
-		r = perr(c, "contains a control character");
+		r = perr_control(c, "contains", json_string_value(v));
 	else
 		*out = json_string_value(v);
 	pop(c);
@@ -646,8 +692,10 @@ static int value_path(struct ctx *c, json_t *v, char **out)
 	n = json_string_length(v);
 	if (n == 0)
 		return perr(c, "empty path");
-	if (strlen(s) != n || has_control(s))
-		return perr(c, "path contains a control character");
+	if (strlen(s) != n)
+		return perr(c, "path contains a NUL character");
+	if (has_control(s))
+		return perr_control(c, "path contains", s);
 	if (isspace((unsigned char)s[0]) || isspace((unsigned char)s[n - 1]))
 		return perr(c, "path has leading or trailing whitespace");
 	if (s[0] == '~') {
@@ -1054,7 +1102,7 @@ static int parse_str_list(struct ctx *c, json_t *obj, const char *key, char ***o
 		else if (json_string_length(v) == 0 || json_string_length(v) > 255)
 			r = perr(c, "must be 1-255 bytes long");
 		else if (has_control(json_string_value(v)))
-			r = perr(c, "contains a control character");
+			r = perr_control(c, "contains", json_string_value(v));
 		else if (!((*out)[*nout] = strdup(json_string_value(v))))
 			r = oom(c);
 		else
@@ -1271,6 +1319,10 @@ static int parse_net_unix(struct ctx *c, json_t *obj, struct kg_rule *rule)
 	else if ((name = json_string_value(abstract))[0] == '\0' ||
 		 json_string_length(abstract) >= KG_UNIX_NAME_MAX)
 		r = perr(c, "abstract socket name must be 1-%d bytes", KG_UNIX_NAME_MAX - 1);
+	else if (strlen(name) != json_string_length(abstract))
+		r = perr(c, "abstract socket name contains a NUL character");
+	else if (has_control(name))
+		r = perr_control(c, "abstract socket name contains", name);
 	else if (!(rule->unix_abstract = strdup(name)))
 		r = oom(c);
 	else
@@ -2033,7 +2085,8 @@ static int parse_document(struct ctx *c, json_t *root)
 
 	if (!json_is_object(root))
 		return perr(c, "a policy is a JSON object, got %s", json_type_name(root));
-	if (check_keys(c, root, keys) || require(c, root, "version", &v))
+	if (check_keys(c, root, keys) || get_string(c, root, "$schema", &s, 4096) ||
+	    require(c, root, "version", &v))
 		return -1;
 	push_key(c, "version");
 	r = expect_type(c, v, JSON_INTEGER, "an integer");
@@ -2185,13 +2238,17 @@ struct kg_policy_doc *kg_policy_load_file(const char *path, const char *home,
 	char *buf;
 
 	set_file(err, path);
-	buf = kg_read_file(path, KG_POLICY_MAX_BYTES, &len);
+	buf = kg_read_regular_file(path, KG_POLICY_MAX_BYTES, &len);
 	if (!buf) {
 		if (err) {
 			if (errno == EFBIG)
 				snprintf(err->message, sizeof(err->message),
-					 "policy file larger than the limit of %u bytes",
+					 "policy file larger than the limit of %u bytes (64 MiB)",
 					 KG_POLICY_MAX_BYTES);
+			else if (errno == EINVAL)
+				snprintf(err->message, sizeof(err->message),
+					 "not a regular file (a FIFO, device or directory is "
+					 "not read as a policy)");
 			else
 				snprintf(err->message, sizeof(err->message),
 					 "cannot read policy: %s", strerror(errno));
