@@ -617,6 +617,45 @@ TEST(tamper_removed_head_detected)
 	rm_tree(dir);
 }
 
+/* The whole one-segment trail and its head removed, the key kept: the key
+ * is only ever created with a trail's first record, so this is a removed
+ * trail, not an empty one; a later writer must not make it look fresh. */
+TEST(tamper_delete_whole_trail_key_kept)
+{
+	struct kg_audit_opts o = { .sync = KG_AUDIT_SYNC_NONE };
+	char dir[64], path[512];
+	struct kg_audit *a;
+
+	make_dir(dir);
+	ASSERT_OK(gen(dir, 10, &o), "generate");
+	snprintf(path, sizeof(path), "%s/audit.jsonl", dir);
+	ASSERT_OK(unlink(path), "remove the only segment");
+	snprintf(path, sizeof(path), "%s/audit.head", dir);
+	ASSERT_OK(unlink(path), "remove the head");
+	ASSERT_EQ(verify(dir), 1, "a key without its trail is a failure");
+	ASSERT_HAS_SUBSTR(vres.reason, "no records", "says what is missing");
+
+	/* the next writer starts over at seq 1 and says why; verify still fails */
+	ASSERT_OK(gen(dir, 5, &o), "a later writer");
+	ASSERT_EQ(verify(dir), 1, "the removal stays visible");
+	ASSERT_EQ(vres.bad_seq, 1, "at the record that says so");
+	ASSERT_HAS_SUBSTR(vres.reason, "removed", "reason");
+	rm_tree(dir);
+
+	/* opening a fresh dir creates no key: only the first record does */
+	make_dir(dir);
+	a = kg_audit_open(dir, &o);
+	ASSERT_TRUE(a != NULL, "open");
+	kg_audit_close(a);
+	snprintf(path, sizeof(path), "%s/audit.key", dir);
+	ASSERT_TRUE(access(path, F_OK) != 0, "no key without a record");
+	ASSERT_OK(gen(dir, 1, &o), "first record");
+	ASSERT_OK(access(path, F_OK), "key made with it");
+	ASSERT_EQ(verify(dir), 0, "a fresh trail verifies");
+	ASSERT_EQ(vres.records, 1, "one record");
+	rm_tree(dir);
+}
+
 /* a trail of several closed .gz segments and an active one */
 static int rotated_trail(char *dir, uint64_t n, char ***segs, int *nsegs)
 {

@@ -344,11 +344,14 @@ TEST(controller_kill9_during_flood_loses_nothing)
 		out = slurp("lost.json");
 		for (line = out ? strtok_r(out, "\n", &save) : NULL; line;
 		     line = strtok_r(NULL, "\n", &save)) {
+			json_t *lost;
+
 			rec = json_loads(line, 0, NULL);
-			lost_recorded += (long)json_integer_value(json_object_get(
-				json_object_get(rec, "extra"), "lost"));
-			if (!json_object_get(json_object_get(rec, "extra"), "lost"))
-				lost_recorded += (long)json_integer_value(json_object_get(rec, "lost"));
+			/* docs/audit-format.md: extra.counts.lost */
+			lost = json_object_get(json_object_get(json_object_get(rec, "extra"),
+							       "counts"), "lost");
+			ASSERT_TRUE(json_is_integer(lost), "events_lost record has extra.counts.lost");
+			lost_recorded += (long)json_integer_value(lost);
 			json_decref(rec);
 		}
 		free(out);

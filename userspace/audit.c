@@ -68,6 +68,11 @@ static const char *const record_types[] = {
 	"controller", "job_start", "job_exit", "recovery",
 };
 
+/* A recovery record an opener writes when the dir's key exists but its
+ * trail is gone (see queue_trail_missing); `verify` fails on it. */
+#define RECOVERY_TYPE		"\"type\":\"recovery\""
+#define TRAIL_MISSING_OP	"\"op\":\"trail_missing\""
+
 /* ------------------------------------------------------------------ */
 /* sealing: HMAC-SHA256 through OpenSSL's EVP_MAC (one context reused) */
 
@@ -848,6 +853,9 @@ struct kg_audit {
 	struct jbuf out;		/* the sealed lines of one commit */
 	struct syncer sync;
 	struct compressor *zip;		/* a closed segment being compressed */
+	char keypath[PATH_MAX + 32];
+	bool have_key;			/* sealer ready (the key is loaded) */
+	bool own_key;			/* the key is <dir>/audit.key */
 };
 
 static int path_in(char *buf, size_t size, const char *dir, const char *name)
@@ -2068,6 +2076,29 @@ static int sync_written(struct kg_audit *a)
 	}
 }
 
+/* The dir's own key is created with the trail's first record, under the
+ * lock, not when a handle is opened: so a key in the dir means records were
+ * written under it, and a key with no trail left is a trail that was
+ * removed (queue_trail_missing, and `verify` fails).  Loads the key once
+ * it exists; creates it when `create`. */
+static int ensure_key(struct kg_audit *a, bool create)
+{
+	unsigned char key[KEY_LEN];
+	int err;
+
+	if (a->have_key)
+		return 0;
+	if (!create && access(a->keypath, F_OK) && errno == ENOENT)
+		return 0;	/* no trail yet */
+	err = key_load(a->keypath, create, key);
+	if (!err)
+		err = sealer_init(&a->sealer, key);
+	OPENSSL_cleanse(key, sizeof(key));
+	if (!err)
+		a->have_key = true;
+	return err;
+}
+
 /* Under the lock: write the queued records as one append. */
 static int commit_locked(struct kg_audit *a)
 {
@@ -2076,6 +2107,9 @@ static int commit_locked(struct kg_audit *a)
 	uint64_t before;
 	int err, serr;
 
+	err = ensure_key(a, a->npending > 0);
+	if (err || !a->have_key)
+		return err;	/* without a key nothing was written or queued */
 	err = sync_tail(a);
 	if (err)
 		return err;
@@ -2146,10 +2180,44 @@ static void free_writer(struct kg_audit *a)
 	free(a);
 }
 
+/* Anything of a trail in a->dir: records in the active or a closed
+ * segment, or a head. */
+static bool trail_has_content(struct kg_audit *a)
+{
+	struct seg *segs = NULL;
+	struct stat st;
+	int n = 0;
+
+	if ((!stat(a->active, &st) && st.st_size) || (!stat(a->head, &st) && st.st_size))
+		return true;
+	if (list_closed(a->dir, &segs, &n))
+		return true;	/* cannot tell: do as if */
+	segs_free(segs, n);
+	return n > 0;
+}
+
+/* The dir's key exists but there is no record and no head: the trail
+ * written under it was removed.  Said at the first seq of what follows. */
+static int queue_trail_missing(struct kg_audit *a)
+{
+	struct kg_audit_rec r = {
+		.type = "recovery", .actor_uid = -1, .pid = getpid(), .tid = -1,
+		.op = "trail_missing", .target = KEY_NAME, .mechanism = "controller",
+		.reason = "the audit key existed but its trail had no records and no head: the "
+			  "records written under this key were removed",
+	};
+	struct head_info h;
+
+	if (!a->own_key || a->last_seq || !head_read(a->head, &a->sealer, &h))
+		return 0;
+	kg_warn("audit: %s has its key but no records: the trail was removed (`kgate audit "
+		"verify` reports it)", a->dir);
+	return queue_record(a, &r, true);
+}
+
 struct kg_audit *kg_audit_open(const char *dir, const struct kg_audit_opts *opts)
 {
-	unsigned char key[KEY_LEN];
-	char keypath[PATH_MAX + 32], lockpath[PATH_MAX + 32];
+	char lockpath[PATH_MAX + 32];
 	struct kg_audit *a;
 	int err;
 
@@ -2185,8 +2253,9 @@ struct kg_audit *kg_audit_open(const char *dir, const struct kg_audit_opts *opts
 		err = path_in(lockpath, sizeof(lockpath), dir, LOCK_NAME);
 	if (!err)
 		err = opts && opts->key_path ?
-			(kg_strlcpy(keypath, opts->key_path, sizeof(keypath)) ? -ENAMETOOLONG : 0) :
-			path_in(keypath, sizeof(keypath), dir, KEY_NAME);
+			(kg_strlcpy(a->keypath, opts->key_path, sizeof(a->keypath)) ? -ENAMETOOLONG : 0) :
+			path_in(a->keypath, sizeof(a->keypath), dir, KEY_NAME);
+	a->own_key = !opts || !opts->key_path;
 	if (err) {
 		kg_err("audit: path too long: %s", dir);
 		goto fail;
@@ -2196,31 +2265,36 @@ struct kg_audit *kg_audit_open(const char *dir, const struct kg_audit_opts *opts
 		kg_err("audit: cannot create %s: %s", dir, strerror(-err));
 		goto fail;
 	}
-	err = key_load(keypath, true, key);
-	if (err)
-		goto fail;
-	err = sealer_init(&a->sealer, key);
-	OPENSSL_cleanse(key, sizeof(key));
-	if (err)
-		goto fail;
 	a->lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (a->lockfd < 0) {
 		err = -errno;
 		kg_err("audit: cannot open %s: %s", lockpath, strerror(errno));
 		goto fail;
 	}
-	a->headfd = open(a->head, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (a->headfd < 0) {
-		err = -errno;
-		kg_err("audit: cannot open %s: %s", a->head, strerror(errno));
-		goto fail;
-	}
-	a->known_size = UINT64_MAX;
 	err = lock_trail(a);
 	if (err)
 		goto fail;
-	finish_rotations(a);
-	err = commit_locked(a);	/* repairs a torn tail and seals the recovery record */
+	/* a trail without its key, or a key given from elsewhere: as before,
+	 * load or create it now; an empty dir gets its key with its first
+	 * record (ensure_key) */
+	err = ensure_key(a, !a->own_key || trail_has_content(a));
+	if (!err) {
+		a->headfd = open(a->head, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (a->headfd < 0) {
+			err = -errno;
+			kg_err("audit: cannot open %s: %s", a->head, strerror(errno));
+		}
+	}
+	a->known_size = UINT64_MAX;
+	if (!err)
+		finish_rotations(a);
+	if (!err && a->have_key) {
+		err = sync_tail(a);
+		if (!err)
+			err = queue_trail_missing(a);
+		if (!err)	/* repairs a torn tail and seals the recovery record */
+			err = commit_locked(a);
+	}
 	unlock_trail(a);
 	if (err)
 		goto fail;
@@ -2436,6 +2510,13 @@ static bool verify_line(struct verifier *v, struct line_reader *lr)
 		vfail(v, lr->path, lr->lineno, sl.seq, "hash differs from the sealed head");
 		return false;
 	}
+	/* sealed, so authentic: an opener found the key without its trail */
+	if (memmem(lr->line, lr->len, RECOVERY_TYPE, sizeof(RECOVERY_TYPE) - 1) &&
+	    memmem(lr->line, lr->len, TRAIL_MISSING_OP, sizeof(TRAIL_MISSING_OP) - 1)) {
+		vfail(v, lr->path, lr->lineno, sl.seq, "the trail written before seq %" PRIu64
+		      " was removed (its key was found without records)", sl.seq);
+		return false;
+	}
 	memcpy(v->prev, sl.hash, HASH_LEN);
 	if (!v->res->records)
 		v->res->first_seq = sl.seq;
@@ -2590,6 +2671,11 @@ int kg_audit_verify_dir(const char *dir, const char *key_path,
 	v.have_head = !head_err;
 	if (verify_chain(&v, files, n))
 		verify_head(&v, headpath, head_err, files, n);
+	/* the dir's key is made with its first record: the key without a
+	 * record is a trail that was removed */
+	if (v.res->ok && !v.res->records && (!key_path || !strcmp(key_path, keypath)))
+		vfail(&v, n ? files[n - 1] : dir, 0, 1, "%s exists but the trail has no records: "
+		      "it was removed (a key is created with the first record)", KEY_NAME);
 	kg_audit_free_list(files, n);
 	sealer_free(&v.s);
 	return 0;
