@@ -2961,3 +2961,157 @@ int kg_audit_query(const char *dir, const struct kg_audit_filter *f,
 	kg_audit_free_list(files, n);
 	return err;
 }
+
+/* ------------------------------------------------------------------ */
+/* the newest matching record (consumers resuming after a crash) */
+
+struct last_match {
+	const char *needle;
+	kg_audit_match_fn match;
+	void *ctx;
+	json_t *found;
+};
+
+/* 1 = this line matched (lm->found set), 0 = not */
+static int try_line(struct last_match *lm, const char *line, size_t len)
+{
+	json_t *rec;
+
+	if (!len || (lm->needle && !memmem(line, len, lm->needle, strlen(lm->needle))))
+		return 0;
+	rec = json_loadb(line, len, 0, NULL);
+	if (!rec)
+		return 0;
+	if (!lm->match(rec, lm->ctx)) {
+		json_decref(rec);
+		return 0;
+	}
+	json_decref(lm->found);
+	lm->found = rec;
+	return 1;
+}
+
+/* The active segment is plain and may be large: read it from its end in
+ * chunks and stop at the first (newest) match. */
+static int scan_plain_backwards(struct last_match *lm, const char *path)
+{
+	const size_t chunk = 256u << 10;
+	char *work = NULL, *tail = NULL;
+	size_t taillen = 0;
+	uint64_t end;
+	struct stat st;
+	int fd, err = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &st)) {
+		err = -errno;
+		goto out;
+	}
+	for (end = (uint64_t)st.st_size; end > 0 && !lm->found;) {
+		size_t want = end > chunk ? chunk : (size_t)end, n, i, stop;
+		uint64_t lo = end - want;
+		char *nw;
+
+		nw = realloc(work, want + taillen);
+		if (!nw) {
+			err = -ENOMEM;
+			break;
+		}
+		work = nw;
+		if (pread(fd, work, want, (off_t)lo) != (ssize_t)want) {
+			err = -EIO;
+			break;
+		}
+		if (taillen)
+			memcpy(work + want, tail, taillen);
+		n = want + taillen;
+		/* complete lines are those after the first newline (or all of
+		 * them at the start of the file); newest first */
+		stop = 0;
+		if (lo) {
+			char *nl = memchr(work, '\n', n);
+
+			stop = nl ? (size_t)(nl - work) + 1 : n;
+		}
+		for (i = n; i > stop && !lm->found;) {
+			size_t e = i, s;
+
+			if (work[e - 1] == '\n')
+				e--;
+			for (s = e; s > stop && work[s - 1] != '\n'; s--)
+				;
+			try_line(lm, work + s, e - s);
+			i = s;
+		}
+		/* what precedes `stop` continues in the previous chunk */
+		free(tail);
+		tail = NULL;
+		taillen = 0;
+		if (lo && stop && stop <= KG_AUDIT_MAX_LINE + 1) {
+			tail = malloc(stop);
+			if (!tail) {
+				err = -ENOMEM;
+				break;
+			}
+			memcpy(tail, work, stop);
+			taillen = stop;
+		}
+		end = lo;
+	}
+out:
+	free(work);
+	free(tail);
+	close(fd);
+	return err;
+}
+
+/* A closed segment (gzip or plain) streams forward: the last match wins. */
+static int scan_closed(struct last_match *lm, const char *path)
+{
+	struct line_reader lr;
+	int r, err;
+
+	err = lr_open(&lr, path);
+	if (err)
+		return err;
+	while ((r = lr_next(&lr)) != 0) {
+		if (r == -EIO) {
+			err = r;
+			break;
+		}
+		if (r == 1)
+			try_line(lm, lr.line, lr.len);
+	}
+	lr_close(&lr);
+	return err;
+}
+
+int kg_audit_find_last(const char *dir, const char *needle, kg_audit_match_fn match, void *ctx,
+		       unsigned int max_segments, json_t **out)
+{
+	struct last_match lm = { .needle = needle, .match = match, .ctx = ctx };
+	char **paths = NULL, active[PATH_MAX + 32];
+	int n = 0, i, err;
+	unsigned int seen = 0;
+
+	*out = NULL;
+	if (!dir)
+		dir = kg_audit_dir();
+	if (path_in(active, sizeof(active), dir, ACTIVE_NAME))
+		return -ENAMETOOLONG;
+	err = kg_audit_list_segments(dir, &paths, &n);
+	if (err)
+		return err;
+	for (i = n - 1; i >= 0 && !lm.found && seen < max_segments && !err; i--, seen++)
+		err = strcmp(paths[i], active) ? scan_closed(&lm, paths[i])
+					       : scan_plain_backwards(&lm, paths[i]);
+	kg_audit_free_list(paths, n);
+	if (err) {
+		json_decref(lm.found);
+		return err;
+	}
+	*out = lm.found;
+	return 0;
+}

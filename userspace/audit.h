@@ -155,6 +155,17 @@ int kg_audit_query_files(char *const *files, int nfiles,
 			 const struct kg_audit_filter *f, kg_audit_visit_fn fn,
 			 void *ctx, bool quiet, struct kg_audit_qstats *st);
 
+/* The newest record for which match() is true: the active segment is read
+ * backwards from its end, then the closed segments (gzip or plain) from the
+ * newest, each streamed in full, at most max_segments segments in all.
+ * needle, when not NULL, is a substring every candidate line contains (a
+ * cheap filter before parsing).  *out is a new reference, NULL when nothing
+ * matched.  For consumers that resume where a predecessor stopped.
+ * 0 / -errno. */
+typedef bool (*kg_audit_match_fn)(json_t *rec, void *ctx);
+int kg_audit_find_last(const char *dir, const char *needle, kg_audit_match_fn match, void *ctx,
+		       unsigned int max_segments, json_t **out);
+
 /* Segment listing helper: ordered paths (closed segments by first seq, then
  * the active one). Caller frees with kg_audit_free_list. 0 / -errno. */
 int kg_audit_list_segments(const char *dir, char ***paths_out, int *n_out);

@@ -484,45 +484,37 @@ static int commit_batch(void *recorder)
 	return kg_audit_flush(r->audit);
 }
 
-/* Where the previous consumer of this ring got to: the ring position of the
- * last event record in the tail of the active audit segment (0 = none). */
-static uint64_t last_recorded_position(uint32_t ring_id)
+static bool is_ring_record(json_t *rec, void *ctx)
 {
-	char **paths = NULL, *buf = NULL, *line;
+	json_t *ring = json_object_get(json_object_get(rec, "extra"), "ring");
+
+	return ring && json_integer_value(json_object_get(ring, "id")) == *(const uint32_t *)ctx;
+}
+
+/* How far back a consumer looks for its predecessor's last record: the
+ * active segment and the two closed ones before it.  A predecessor's last
+ * committed batch is at most one ring buffer of records, far less than a
+ * segment, so it is in the newest segments unless more than a segment of
+ * other records followed it before anyone consumed again. */
+#define RESUME_SEGMENTS 3
+
+uint64_t kg_recorder_resume_position(uint32_t ring_id)
+{
+	char needle[64];
 	uint64_t pos = 0;
-	int n = 0;
-	size_t len;
-	FILE *f;
+	json_t *rec = NULL;
+	int err;
 
-	if (kg_audit_list_segments(kg_audit_dir(), &paths, &n) || n == 0)
-		goto out;
-	f = fopen(paths[n - 1], "r");
-	if (!f)
-		goto out;
-	fseek(f, 0, SEEK_END);
-	len = ftell(f) > (1 << 20) ? (1 << 20) : (size_t)ftell(f);
-	fseek(f, -(long)len, SEEK_END);
-	buf = malloc(len + 1);
-	if (buf && fread(buf, 1, len, f) == len) {
-		buf[len] = '\0';
-		/* newest last: walk lines from the end */
-		while ((line = strrchr(buf, '\n')) || buf[0]) {
-			char *start = line ? line + 1 : buf;
-			json_t *rec = *start ? json_loads(start, 0, NULL) : NULL;
-			json_t *ring = json_object_get(json_object_get(rec, "extra"), "ring");
-
-			if (ring && (uint32_t)json_integer_value(json_object_get(ring, "id")) == ring_id)
-				pos = (uint64_t)json_integer_value(json_object_get(ring, "pos"));
-			json_decref(rec);
-			if (pos || !line)
-				break;
-			*line = '\0';
-		}
-	}
-	fclose(f);
-out:
-	free(buf);
-	kg_audit_free_list(paths, n);
+	/* jansson's compact form of the extra member, as record_event wrote it */
+	snprintf(needle, sizeof(needle), "\"ring\":{\"id\":%u,", ring_id);
+	err = kg_audit_find_last(NULL, needle, is_ring_record, &ring_id, RESUME_SEGMENTS, &rec);
+	if (err)
+		kg_warn("recorder: cannot read the trail to resume the ring buffer: %s (events "
+			"the previous consumer recorded may be recorded again)", strerror(-err));
+	if (rec)
+		pos = (uint64_t)json_integer_value(json_object_get(
+			json_object_get(json_object_get(rec, "extra"), "ring"), "pos"));
+	json_decref(rec);
 	return pos;
 }
 
@@ -560,7 +552,7 @@ struct kg_consumer *kg_consumer_try(struct kg_loader *l, struct kg_audit *a)
 	c->rec->ring_id = kg_events_ring_id(c->events);
 	/* a previous consumer may have recorded events it could not yet
 	 * acknowledge in the ring before it died: do not record them twice */
-	kg_events_skip_to(c->events, last_recorded_position(c->rec->ring_id));
+	kg_events_skip_to(c->events, kg_recorder_resume_position(c->rec->ring_id));
 	return c;
 }
 

@@ -45,6 +45,12 @@ void kg_trace_id(uint64_t job_id, char *buf, size_t len);
  */
 struct kg_consumer;
 
+/* The ring position after the last event of ring `ring_id` that the trail
+ * holds (0 = none): where a new consumer resumes.  Reads the trail with
+ * kg_audit_find_last, so a rotation (a fresh active segment, a gzip'ed
+ * predecessor) does not hide it. */
+uint64_t kg_recorder_resume_position(uint32_t ring_id);
+
 /* NULL when another process is the consumer right now (errno EWOULDBLOCK)
  * or on error (reported). */
 struct kg_consumer *kg_consumer_try(struct kg_loader *l, struct kg_audit *a);
