@@ -365,6 +365,63 @@ TEST(controller_kill9_during_flood_loses_nothing)
 	teardown();
 }
 
+/* No daemon: a job whose `kgate run` was killed ends; the next `kgate run`
+ * finishes its clean-up (docs/design.md, "Fail closed"), so it is not
+ * called governed forever. */
+TEST(killed_run_is_cleaned_up_by_the_next_run_without_a_daemon)
+{
+	struct kg_loader_opts lo = { 0 };
+	struct kg_job_record *jobs = NULL, first;
+	char p1[512], cgdir[4200], links[4200];
+	struct kg_loader *l;
+	struct kg_job kj;
+	size_t n = 0;
+	pid_t run;
+
+	setup();
+	ASSERT_FALSE(kg_control_daemon_running(), "no daemon in this test");
+	write_file("p1.json", POLICY_BLOCK("127.0.0.2"), p1, sizeof(p1));
+	{
+		char *argv[] = { (char *)kgate_bin(), "run", "-q", "--policy", p1, "--", "/bin/sleep",
+				 "1.5", NULL };
+
+		run = spawn(argv, "run1.out");
+	}
+	ASSERT_TRUE(wait_for_job(), "the job started");
+	if (!ASSERT_OK(kg_registry_list(&jobs, &n), "registry") || !ASSERT_EQ(n, 1, "one job")) {
+		free(jobs);
+		teardown();
+		return;
+	}
+	first = jobs[0];
+	free(jobs);
+	kill(run, SIGKILL);		/* the controller, not the job */
+	ASSERT_EQ(wait_exit(run), 128 + SIGKILL, "controller killed");
+	sleep_ms(2500);			/* the job's sleep ends meanwhile */
+	snprintf(cgdir, sizeof(cgdir), "%s", first.cgroup_path);
+	snprintf(links, sizeof(links), "%s/jobs/%llu", pindir, (unsigned long long)first.cgid);
+	ASSERT_OK(access(links, F_OK), "its links are still pinned before the next run");
+
+	{
+		char *argv[] = { (char *)kgate_bin(), "run", "-q", "--policy", p1, "--", "/bin/true",
+				 NULL };
+
+		ASSERT_EQ(wait_exit(spawn(argv, "run2.out")), 0, "the next run");
+	}
+	jobs = NULL;
+	ASSERT_OK(kg_registry_list(&jobs, &n), "registry");
+	ASSERT_EQ(n, 0, "the orphan is no longer listed (kgate status)");
+	free(jobs);
+	ASSERT_TRUE(access(links, F_OK) != 0, "its cgroup links are unpinned");
+	ASSERT_TRUE(access(cgdir, F_OK) != 0, "its cgroup is removed");
+	l = kg_loader_open(&lo);
+	if (ASSERT_TRUE(l != NULL, "maps"))
+		ASSERT_TRUE(kg_maps_get_job(l, first.cgid, &kj) != 0, "no kg_jobs entry left");
+	kg_loader_close(l);
+	ASSERT_EQ(count_records("job_exit", NULL, first.trace), 1, "its end is recorded");
+	teardown();
+}
+
 /* fail_mode "open": once the controller is gone longer than the heartbeat
  * timeout (10 s), the kernel stops refusing; "closed" never does (the kill
  * -9 test above). */

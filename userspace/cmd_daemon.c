@@ -30,6 +30,7 @@
 #include "maps.h"
 #include "policy.h"
 #include "push.h"
+#include "reap.h"
 #include "recorder.h"
 #include "registry.h"
 
@@ -178,51 +179,6 @@ static void serve_one(struct daemon *d)
 	kg_control_reply(cfd, reply);
 }
 
-/* A job whose `kgate run` is gone keeps being enforced by the pinned
- * programs; once its cgroup is empty, finish what the run would have. */
-static void adopt_orphans(struct daemon *d)
-{
-	struct kg_job_record *jobs = NULL;
-	size_t n = 0, i;
-
-	if (kg_registry_list(&jobs, &n))
-		return;
-	for (i = 0; i < n; i++) {
-		struct kg_job_record *r = &jobs[i];
-		struct kg_cgroup cg;
-		json_t *extra;
-
-		if (r->controller_pid > 0 && kill(r->controller_pid, 0) == 0)
-			continue;
-		if (kg_cgroup_open(r->cgroup_path, &cg) == 0) {
-			bool busy = kg_cgroup_populated(&cg);
-
-			if (!busy)
-				kg_cgroup_destroy(&cg);
-			kg_cgroup_close(&cg);
-			if (busy)
-				continue;	/* still running, still enforced */
-		}
-		kg_loader_detach_cgroup(r->cgid);
-		kg_maps_remove_job(d->loader, r->cgid);
-		kg_push_release_generations(d->loader, r->trace, r->policy_id);
-		extra = json_pack("{s:s}", "note", "its kgate run had died; the daemon cleaned up");
-		{
-			struct kg_audit_rec rec = {
-				.type = "job_exit", .trace_id = r->trace, .actor_uid = getuid(),
-				.pid = -1, .tid = -1, .op = "exit", .target = r->command,
-				.reason = "ended while its controller was gone", .mechanism = "controller",
-				.extra = extra,
-			};
-
-			kg_audit_append(d->audit, &rec);
-		}
-		json_decref(extra);
-		kg_registry_remove(r->trace);
-	}
-	free(jobs);
-}
-
 /* A `kgate run` may be the consumer when the daemon starts: take over as
  * soon as it lets go. */
 static void try_consume(struct daemon *d)
@@ -274,7 +230,7 @@ static int run_daemon(struct daemon *d)
 			kg_consumer_poll(d->consumer);
 		kg_maps_heartbeat(d->loader);
 		try_consume(d);
-		adopt_orphans(d);
+		kg_reap_orphans(d->loader, d->audit, "the daemon");
 		kg_audit_flush_if_due(d->audit);
 	}
 	if (d->consumer)

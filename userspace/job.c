@@ -29,6 +29,7 @@
 #include "maps.h"
 #include "policy.h"
 #include "push.h"
+#include "reap.h"
 #include "recorder.h"
 #include "registry.h"
 #include "seccomp.h"
@@ -516,6 +517,8 @@ int kg_job_run(const struct kg_job_spec *spec)
 	rc = prepare_kernel(&j);
 	if (rc)
 		goto out_fail;
+	/* without a daemon, nobody else finishes jobs whose kgate run died */
+	kg_reap_orphans(j.loader, j.audit, "a later kgate run");
 	try_consume(&j);
 	rc = start_child(&j, &adm.constraints);
 	if (rc)
