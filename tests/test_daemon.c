@@ -5,8 +5,11 @@
  * operations (denials continue; a restarted controller accounts for every
  * event).  Runs on this host through the cgroup-BPF network programs.
  */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -221,6 +224,110 @@ TEST(policy_push_changes_decisions_of_a_running_job)
 			    "no 127.0.0.2 refusal after the first 127.0.0.3 refusal");
 	}
 	free(out);
+	teardown();
+}
+
+#define POLICY_HOLD(port, extra) \
+	"{\"version\":1,\"name\":\"hold-push\",\"default\":\"allow\"," \
+	"\"runtime_defaults\":{\"net\":\"allow\"}," \
+	"\"approvals\":{\"timeout_sec\":60,\"allow_self_approval\":true}," \
+	"\"runtime\":[{\"id\":\"prod\",\"net\":{\"cidr\":\"127.0.0.2/32\",\"ports\":[" port "]}," \
+	"\"decision\":\"require_approval\"}" extra "]}"
+
+/* The id of the one pending approval request, or "" */
+static void pending_request(char *id, size_t len)
+{
+	char *argv[] = { (char *)kgate_bin(), "approvals", "list", "--json", NULL };
+	json_t *arr;
+	char *out;
+
+	id[0] = '\0';
+	wait_exit(spawn(argv, "list.json"));
+	out = slurp("list.json");
+	arr = out ? json_loads(out, 0, NULL) : NULL;
+	if (json_array_size(arr) == 1)
+		snprintf(id, len, "%s", json_string_value(json_object_get(json_array_get(arr, 0), "id")) ?: "");
+	json_decref(arr);
+	free(out);
+}
+
+/* After a push, a call held under the new policy is approved under it:
+ * the job's hold must know the new generation, else every approval of the
+ * job is refused as stale. */
+TEST(held_call_after_a_push_is_approved_under_the_new_policy)
+{
+	char p1[512], p2[512], json[1024], go[512], result[600], env[3][700], id[64] = "";
+	char portstr[16], *out;
+	int lfd, port, i, rc;
+	pid_t d, job;
+
+	setup();
+	lfd = -1;
+	{
+		struct sockaddr_in in = { .sin_family = AF_INET };
+		socklen_t sl = sizeof(in);
+		int one = 1;
+
+		lfd = socket(AF_INET, SOCK_STREAM, 0);
+		setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		inet_pton(AF_INET, "127.0.0.2", &in.sin_addr);
+		if (lfd < 0 || bind(lfd, (struct sockaddr *)&in, sizeof(in)) || listen(lfd, 8) ||
+		    getsockname(lfd, (struct sockaddr *)&in, &sl))
+			SKIP("cannot listen on 127.0.0.2");
+		port = ntohs(in.sin_port);
+	}
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	snprintf(json, sizeof(json), POLICY_HOLD("%d", ""), port);
+	write_file("p1.json", json, p1, sizeof(p1));
+	snprintf(json, sizeof(json), POLICY_HOLD("%d", ",{\"id\":\"extra\",\"net\":"
+		 "{\"cidr\":\"192.0.2.0/24\"},\"decision\":\"deny\"}"), port);
+	write_file("p2.json", json, p2, sizeof(p2));
+	snprintf(go, sizeof(go), "%s/go", tmpdir);
+	snprintf(result, sizeof(result), "%s/result", tmpdir);
+	snprintf(env[0], sizeof(env[0]), "GO=%s", go);
+	snprintf(env[1], sizeof(env[1]), "RESULT=%s", result);
+	snprintf(env[2], sizeof(env[2]), "PROBE=%s/net_probe", getenv("KGATE_TEST_HELPERS") ?:
+		 "build-san/tests/helpers");
+	for (i = 0; i < 3; i++)
+		putenv(env[i]);
+	d = start_daemon();
+	ASSERT_TRUE(kg_control_daemon_running(), "daemon up");
+	{
+		char *argv[] = { (char *)kgate_bin(), "run", "--policy", p1, "--", "/bin/bash", "-c",
+				 "while [ ! -e $GO ]; do sleep 0.1; done; "
+				 "$PROBE connect 127.0.0.2 $1; echo $? > $RESULT", "sh", portstr, NULL };
+
+		job = spawn(argv, "run.out");
+	}
+	ASSERT_TRUE(wait_for_job(), "the job started");
+	{
+		char *argv[] = { (char *)kgate_bin(), "policy", "push", p2, NULL };
+
+		ASSERT_EQ(wait_exit(spawn(argv, "push.out")), 0, "push");
+	}
+	sleep_ms(600);			/* a couple of the controller's ticks */
+	close(open(go, O_WRONLY | O_CREAT, 0644));
+	for (i = 0; i < 100 && !id[0]; i++) {
+		sleep_ms(100);
+		pending_request(id, sizeof(id));
+	}
+	ASSERT_TRUE(id[0] != '\0', "the connect is held for approval");
+	{
+		char *argv[] = { (char *)kgate_bin(), "approvals", "approve", id, NULL };
+
+		rc = wait_exit(spawn(argv, "approve.out"));
+	}
+	out = slurp("approve.out");
+	printf("%s", out ? out : "");
+	ASSERT_EQ(rc, 0, "approved, not stale");
+	free(out);
+	ASSERT_EQ(wait_exit(job), 0, "the job ends");
+	out = slurp("result");
+	ASSERT_STREQ(out, "0\n", "the held connect went through once approved");
+	free(out);
+	kill(d, SIGTERM);
+	wait_exit(d);
+	close(lfd);
 	teardown();
 }
 

@@ -104,6 +104,8 @@ struct job {
 	bool in_registry;
 	struct kg_approvals *approvals;	/* this job's requests (launch, held calls) */
 	struct kg_hold *hold;		/* held connect/sendto/sendmsg, if any */
+	uint32_t hold_policy_id;	/* the generation the hold judges under */
+	struct kg_policy_doc *pushed;	/* that generation's document after a push */
 };
 
 static struct kg_approvals *job_approvals(struct job *j)
@@ -341,8 +343,47 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 		if (!j->hold)
 			return kg_err("run: cannot hold calls for approval: %s", strerror(errno));
 		kg_hold_set_live(j->hold, j->spec->live);
+		j->hold_policy_id = j->policy_id;
 	}
 	return 0;
+}
+
+/* `kgate policy push` flips the job's generation in the kernel; calls held
+ * from then on must be judged, requested and granted under the new one (a
+ * grant names its generation, and an approval of a request made under the
+ * old one is refused as stale). */
+static void follow_pushed_policy(struct job *j)
+{
+	struct kg_policy_doc *doc;
+	struct kg_job kj;
+
+	if (!j->hold || kg_maps_get_job(j->loader, j->cg.id, &kj) ||
+	    kj.policy_id == j->hold_policy_id)
+		return;
+	doc = kj.policy_id == j->policy_id ? NULL : kg_snapshot_load_doc(kj.policy_id);
+	if (kj.policy_id != j->policy_id && !doc) {
+		kg_warn("run: policy generation %u of job %s has no readable snapshot: held "
+			"calls stay judged under generation %u", kj.policy_id, j->trace,
+			j->hold_policy_id);
+		j->hold_policy_id = kj.policy_id;	/* said once */
+		return;
+	}
+	kg_hold_set_policy(j->hold, doc ? doc : j->doc, kj.policy_id);
+	if (j->approvals) {	/* approvers, timeout and queue size of the new policy */
+		struct kg_approvals_cfg cfg;
+
+		kg_approvals_cfg_from_doc(&cfg, doc ? doc : j->doc);
+		cfg.audit = j->audit;
+		cfg.loader = j->loader;
+		kg_approvals_set_cfg(j->approvals, &cfg);
+	}
+	kg_policy_free(j->pushed);
+	j->pushed = doc;
+	j->hold_policy_id = kj.policy_id;
+	if (j->spec->live)
+		fprintf(j->spec->live, "kgate: job %s now runs policy generation %u (%s sha256 "
+			"%.12s)\n", j->trace, kj.policy_id, (doc ? doc : j->doc)->name,
+			(doc ? doc : j->doc)->hash);
 }
 
 /* Record events while the main process runs; kill the job at max runtime;
@@ -371,6 +412,7 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 		if (now >= next_tick) {
 			kg_maps_heartbeat(j->loader);
 			try_consume(j);
+			follow_pushed_policy(j);
 			next_tick = now + KG_TICK_MS * 1000000ull;
 		}
 		pfd[1].fd = j->consumer ? kg_consumer_epoll_fd(j->consumer) : -1;
@@ -418,6 +460,7 @@ static void job_cleanup(struct job *j)
 	if (j->started && !j->jp.released)
 		kg_launch_abort(&j->jp);
 	kg_hold_free(j->hold);	/* anything still held is refused */
+	kg_policy_free(j->pushed);
 	if (j->started && j->jp.notify_fd >= 0)
 		close(j->jp.notify_fd);
 	if (j->have_cg)

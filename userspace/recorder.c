@@ -86,9 +86,10 @@ int kg_snapshot_save(uint32_t policy_id, const struct kg_policy_doc *doc)
 	if (err)
 		return kg_err("recorder: cannot create %s: %s", dir, strerror(-err));
 	rules = json_array();
-	root = json_pack("{s:I,s:s,s:i,s:s,s:o,s:o}", "policy_id", (json_int_t)policy_id,
+	root = json_pack("{s:I,s:s,s:i,s:s,s:o,s:o,s:s?}", "policy_id", (json_int_t)policy_id,
 			 "name", doc->name ? doc->name : "", "version", doc->version,
-			 "hash", doc->hash, "rules", rules, "approvals", approvals_json(doc));
+			 "hash", doc->hash, "rules", rules, "approvals", approvals_json(doc),
+			 "source", doc->canonical_json);
 	if (!root)
 		return -ENOMEM;
 	for (i = 0; i < doc->nrules; i++)
@@ -101,6 +102,33 @@ int kg_snapshot_save(uint32_t policy_id, const struct kg_policy_doc *doc)
 		return kg_err("recorder: cannot write policy snapshot %s", path);
 	}
 	return 0;
+}
+
+struct kg_policy_doc *kg_snapshot_load_doc(uint32_t policy_id)
+{
+	struct kg_policy_error perr;
+	struct kg_policy_doc *doc = NULL;
+	const char *src, *hash;
+	char path[4200], name[64];
+	json_t *root;
+
+	if (snapshot_path(policy_id, path, sizeof(path)))
+		return NULL;
+	root = json_load_file(path, 0, NULL);
+	src = json_string_value(json_object_get(root, "source"));
+	hash = json_string_value(json_object_get(root, "hash"));
+	snprintf(name, sizeof(name), "<policy snapshot %u>", policy_id);
+	/* '~' only matters to file rules, which a snapshot reader does not apply */
+	if (src && hash)
+		doc = kg_policy_load_buffer(src, strlen(src), name,
+					    getenv("HOME") && getenv("HOME")[0] == '/' ? getenv("HOME") : "/",
+					    &perr);
+	if (doc && strcmp(doc->hash, hash)) {
+		kg_policy_free(doc);	/* not what was installed */
+		doc = NULL;
+	}
+	json_decref(root);
+	return doc;
 }
 
 void kg_snapshot_remove(uint32_t policy_id)

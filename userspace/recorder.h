@@ -22,6 +22,10 @@
 /* Save what is needed to describe decisions made under policy_id. */
 int kg_snapshot_save(uint32_t policy_id, const struct kg_policy_doc *doc);
 void kg_snapshot_remove(uint32_t policy_id);
+/* The policy document installed as policy_id, rebuilt from its snapshot
+ * (which keeps the canonical JSON); NULL when there is none or its hash
+ * does not match.  '~' expands to $HOME: fine for anything but file rules. */
+struct kg_policy_doc *kg_snapshot_load_doc(uint32_t policy_id);
 
 /* A record of the controller's own (admission, job start/exit, policy
  * change): the caller's real identity, the policy snapshot, mechanism
