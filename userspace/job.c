@@ -513,6 +513,23 @@ static void report_exit(struct job *j, const struct kg_exit_info *xi)
 		"timeline: kgate audit timeline %s\n", j->trace, what, refused, audited, j->trace);
 }
 
+/* What a job needs from the machine before anything starts, each missing
+ * piece said in one line with its fix (chroots and containers often lack
+ * them). */
+static int preflight(void)
+{
+	if (access("/proc/self/mountinfo", R_OK))
+		return kg_err("run: /proc is not mounted (no /proc/self/mountinfo): mount it "
+			      "(mount -t proc proc /proc; in a chroot, bind the host's /proc)"),
+		       KG_EXIT_FAIL;
+	if (!kg_cgroup2_mount())
+		return kg_err("run: no cgroup2 mount is visible in /proc/self/mountinfo: mount one "
+			      "(mount -t cgroup2 none /sys/fs/cgroup), or in a chroot or container "
+			      "bind the host's /sys with its submounts (mount --rbind /sys ROOT/sys)"),
+		       KG_EXIT_FAIL;
+	return 0;
+}
+
 int kg_job_run(const struct kg_job_spec *spec)
 {
 	struct kg_admission_result adm = {};
@@ -534,6 +551,11 @@ int kg_job_run(const struct kg_job_spec *spec)
 		kg_policy_error_format(&perr, msg, sizeof(msg));
 		kg_err("%s", msg);
 		return KG_EXIT_POLICY;
+	}
+	rc = preflight();
+	if (rc) {
+		kg_policy_free(j.doc);
+		return rc;
 	}
 	j.unenforced = json_array();
 	if (getrandom(&j.job_id, sizeof(j.job_id), 0) != sizeof(j.job_id))

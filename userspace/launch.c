@@ -26,6 +26,7 @@
 
 #include "common.h"
 #include "launch.h"
+#include "mntns.h"
 
 struct child_msg {
 	int32_t stage;		/* enum kg_launch_stage */
@@ -151,13 +152,15 @@ static void pass_notify_fd(int status_fd, int go_fd, int notify_fd)
 static int protect_cgroupfs(void)
 {
 	const char *cg2 = kg_cgroup2_mount();
+	int ret;
 
 	if (!cg2)
 		return -ENOENT;
 	if (unshare(CLONE_NEWNS) < 0)
 		return -errno;
-	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-		return -errno;
+	ret = kg_mntns_make_slave();
+	if (ret < 0)
+		return ret;
 	if (mount(cg2, cg2, NULL, MS_BIND, NULL) < 0 ||
 	    mount(NULL, cg2, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV |
 		  MS_NOEXEC, NULL) < 0)

@@ -103,6 +103,41 @@ static long int80_getpid(void)
 #endif
 }
 
+/* Move ourselves to the root of the cgroup2 hierarchy (out of the job):
+ * write our pid to <cgroup2 mount>/cgroup.procs. */
+static int cgroup_escape(void)
+{
+	char line[8192], path[4200], pid[32];
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	int fd, n;
+	long r = -1;
+
+	errno = ENOENT;
+	while (f && fgets(line, sizeof(line), f)) {
+		char *sep = strstr(line, " - cgroup2 "), *mp = line;
+		int field;
+
+		if (!sep)
+			continue;
+		for (field = 1; field < 5 && mp; field++)
+			mp = strchr(mp, ' ') ? strchr(mp, ' ') + 1 : NULL;
+		if (!mp)
+			continue;
+		mp[strcspn(mp, " ")] = '\0';
+		snprintf(path, sizeof(path), "%s/cgroup.procs", mp);
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			break;
+		n = snprintf(pid, sizeof(pid), "%d", (int)getpid());
+		r = write(fd, pid, n) == n ? 0 : -1;
+		close(fd);
+		break;
+	}
+	if (f)
+		fclose(f);
+	return done("cgroup_escape", r);
+}
+
 int main(int argc, char **argv)
 {
 	const char *w = argc > 1 ? argv[1] : "";
@@ -110,6 +145,8 @@ int main(int argc, char **argv)
 
 	if (!strcmp(w, "cgroup"))
 		return cgroup_line();
+	if (!strcmp(w, "cgroup_escape"))
+		return cgroup_escape();
 	if (!strcmp(w, "exit"))
 		return atoi(arg);
 	if (!strcmp(w, "sigself"))
