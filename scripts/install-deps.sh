@@ -21,6 +21,10 @@ packages=(
 	# cpio (the kernel package itself is fetched by vmtests/run.sh through
 	# apt-get download; apt, dpkg, gzip, coreutils are essential packages)
 	qemu-system-x86 busybox-static cpio
+	# VM suite: xz for the kernel package's compressed modules (6.12), and
+	# the tools the guest's userland takes from this machine read-only
+	# (vmtests/README.md): the agent's day of vt_userland* runs them
+	xz-utils git python3 python3-venv python3-pip curl tar grep
 )
 
 force=0

@@ -22,7 +22,18 @@
 #   FILTER         words: one naming (part of) a vt_* binary runs that whole
 #                  binary, others select tests by name inside every binary
 #
-# Environment: KGATE_VM_TIMEOUT (whole-VM timeout in seconds, default 600),
+# The guest: busybox init (vmtests/init) runs each vt_* binary as root with
+# KGATE_VM_CONFIG, KGATE_BIN, KGATE_SRC (/opt/kgate: policies/, demo/,
+# vmtests/data/) and KGATE_TEST_HELPERS set.  Real tools: the host's /usr
+# and /etc (and /bin, /lib* where not merged-/usr links) are shared
+# read-only over virtio-9p (modules from the same kernel package) and
+# mounted under /userland; /opt/kgate/kg-userland CMD runs CMD there as on
+# an ordinary machine (cc, make, git, python3, curl...; the guest's /tmp,
+# /root, /home, /run shared; HOME=/root), vmtests/vt_userland.h wraps it
+# for C tests.  See vmtests/README.md.  A guest whose userland failed is a
+# failure ("userland"), never a skip.
+#
+# Environment: KGATE_VM_TIMEOUT (whole-VM timeout in seconds, default 900),
 # KGATE_VM_ACCEL (auto, the default: KVM if a probe boot works, else TCG;
 # or tcg, or kvm), KGATE_VM_CACHE (kernel cache
 # directory, default vmtests/cache), KGATE_VM_VERBOSE=1 (echo the serial log),
@@ -38,7 +49,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 [ $# -ge 1 ] || usage
 build=$(cd "$1" && pwd) || { echo "vmtest: no build directory $1" >&2; exit 2; }
@@ -68,7 +79,7 @@ done
 case "$kernel" in 6.1|6.12) ;; *) echo "vmtest: unknown --kernel $kernel" >&2; exit 2 ;; esac
 
 cache=${KGATE_VM_CACHE:-$here/cache}
-vm_timeout=${KGATE_VM_TIMEOUT:-600}
+vm_timeout=${KGATE_VM_TIMEOUT:-900}
 vm_mem=1024
 if [ "$bench" = 1 ]; then
 	vm_timeout=${KGATE_VM_TIMEOUT:-$((bin_timeout + 300))}
@@ -118,13 +129,90 @@ resolve_image_package() {
 		sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n 1
 }
 
+# The modules the guest loads to mount the host's userland (virtio-9p), and
+# (modules.dep is not in the package) whatever their "depends=" name.  One
+# that is not in the package is built into that kernel (virtio_pci in 6.12).
+userland_modules=(virtio_pci 9pnet_virtio 9p)
+
+# extract_modules DEB OUT: the userland modules of DEB, uncompressed, into
+# OUT, with OUT/order listing them dependencies first
+extract_modules() {
+	local deb=$1 out=$2 x f n
+	x=$(mktemp -d "$out.x.XXXXXX")
+	mkdir -p "$out"
+	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$x" --wildcards '*.ko*' 2>/dev/null ||
+		{ rm -rf "$x"; die "no kernel modules in $deb"; }
+	declare -gA module_file=() module_seen=()
+	module_order=()
+	while IFS= read -r f; do
+		n=${f##*/}; n=${n%%.ko*}; n=${n//-/_}
+		module_file[$n]=$f
+	done < <(find "$x" -type f -name '*.ko*')
+	for n in "${userland_modules[@]}"; do
+		add_module "$n" "$out" "" || { rm -rf "$x"; return 1; }
+	done
+	rm -rf "$x"
+	printf '%s\n' "${module_order[@]}" >"$out/order"
+	log "kernel $kernel: userland modules ${module_order[*]:-(all built in)}"
+}
+
+add_module() {	# add_module NAME OUT NEEDED-BY (depth first: dependencies first)
+	local n=$1 out=$2 by=$3 f dep deps
+	[ -z "${module_seen[$n]:-}" ] || return 0
+	module_seen[$n]=1
+	f=${module_file[$n]:-}
+	if [ -z "$f" ]; then
+		[ -z "$by" ] && return 0	# a wanted one: built in
+		log "module $n (needed by $by) is not in the kernel package"
+		return 1
+	fi
+	case "$f" in
+	*.ko) cp "$f" "$out/$n.ko" ;;
+	*.ko.xz) xz -dc "$f" >"$out/$n.ko" ;;
+	*.ko.zst) zstd -qdc "$f" >"$out/$n.ko" ;;
+	*.ko.gz) gzip -dc "$f" >"$out/$n.ko" ;;
+	*) log "module $f: unknown compression"; return 1 ;;
+	esac || { log "cannot decompress $f"; return 1; }
+	deps=$(tr '\0' '\n' <"$out/$n.ko" | sed -n 's/^depends=//p' | head -n 1)
+	for dep in ${deps//,/ }; do
+		add_module "$dep" "$out" "$n" || return 1
+	done
+	module_order+=("$n")
+}
+
+# download_package PKG DIR: the .deb of PKG into DIR (its path on stdout)
+download_package() {
+	log "downloading $1"
+	(cd "$2" && apt-get -q "${apt_opts[@]}" download "$1" >&2) ||
+		die "cannot download $1"
+	ls "$2"/*.deb
+}
+
+# The cache holds, per kernel: vmlinuz, package (its name) and modules/
+# (the userland modules and their load order).  Each piece is made in a
+# private temporary directory and renamed into place: concurrent runs
+# (several engineers share a cache) never see a half-extracted kernel.
 fetch_kernel() {
 	local dir=$cache/kernel-$kernel pkg deb tmp
-	if [ -s "$dir/vmlinuz" ]; then
+	if [ -s "$dir/vmlinuz" ] && [ -f "$dir/modules/order" ]; then
 		echo "$dir/vmlinuz"
 		return
 	fi
 	[ "$kernel" = 6.12 ] && backports_setup
+	if [ -s "$dir/vmlinuz" ]; then
+		# a cache from before the userland share: the modules of the
+		# same package (same kernel ABI, so they load into that vmlinuz)
+		pkg=$(cat "$dir/package" 2>/dev/null) || die "$dir has a vmlinuz but no package name: remove $dir"
+		tmp=$(mktemp -d "$cache/.modules-$kernel.XXXXXX") && chmod 755 "$tmp"
+		deb=$(download_package "$pkg" "$tmp")
+		extract_modules "$deb" "$tmp/modules" ||
+			{ rm -rf "$tmp"; die "cannot extract the userland modules of $pkg"; }
+		mv -T "$tmp/modules" "$dir/modules" 2>/dev/null || true	# lost the race: fine
+		rm -rf "$tmp"
+		[ -f "$dir/modules/order" ] || die "module extraction failed"
+		echo "$dir/vmlinuz"
+		return
+	fi
 	pkg=$(resolve_image_package)
 	if [ -z "$pkg" ] && [ "$kernel" = 6.1 ]; then
 		log "refreshing apt lists to resolve linux-image-amd64"
@@ -136,15 +224,12 @@ fetch_kernel() {
 	linux-image-"$kernel".*) ;;
 	*) die "linux-image-amd64 resolves to $pkg, not a $kernel kernel" ;;
 	esac
-	log "downloading $pkg"
-	# a private temporary directory, renamed into place: concurrent runs
-	# (several engineers share a tree) never see a half-extracted kernel
 	tmp=$(mktemp -d "$cache/.kernel-$kernel.XXXXXX") && chmod 755 "$tmp"
-	(cd "$tmp" && apt-get -q "${apt_opts[@]}" download "$pkg" >&2)
-	deb=$(ls "$tmp"/*.deb)
-	# only the kernel image is needed: everything the suite uses is built in
+	deb=$(download_package "$pkg" "$tmp")
 	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" --wildcards './boot/vmlinuz-*'
 	mv "$tmp"/boot/vmlinuz-* "$tmp/vmlinuz"
+	extract_modules "$deb" "$tmp/modules" ||
+		{ rm -rf "$tmp"; die "cannot extract the userland modules of $pkg"; }
 	echo "$pkg" >"$tmp/package"
 	rm -rf "$tmp/boot" "$deb"
 	mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"	# lost the race: fine
@@ -215,10 +300,46 @@ build_initramfs() {
 	for d in policies demo; do
 		[ -d "$repo/$d" ] && cp -rL "$repo/$d" "$root/opt/kgate/$d"
 	done
+	# scripts and fixtures of the tests (/opt/kgate/vmtests/data)
+	cp -rL "$here/data" "$root/opt/kgate/vmtests/data"
+	add_userland
 	cp "$here/init" "$root/init"
 	chmod 755 "$root/init"
 	(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$work/initrd.gz"
 	log "initramfs: $n test binaries, $(du -h "$work/initrd.gz" | cut -f1)"
+}
+
+# ---- the userland --------------------------------------------------------
+# The host's /usr and /etc (and /bin, /sbin, /lib* where they are real
+# directories rather than merged-/usr links) go to the guest read-only over
+# virtio-9p; init mounts them under /userland and kg-userland runs commands
+# there (vmtests/README.md).  The 9p modules come from the same kernel
+# package (fetch_kernel).
+userland_qemu=()
+add_userland() {
+	local d i=0 plan=$root/etc/kgate/userland moddir
+	moddir=$(dirname "$vmlinuz")/modules
+	[ -f "$moddir/order" ] || die "no userland modules in $moddir"
+	mkdir -p "$root/lib/modules/kgate" "$root/etc/kgate"
+	cp "$moddir/order" "$root/lib/modules/kgate/order"
+	while read -r d; do
+		cp "$moddir/$d.ko" "$root/lib/modules/kgate/" || die "$moddir/$d.ko is missing"
+	done <"$moddir/order"
+	: >"$plan"
+	for d in usr etc bin sbin lib lib32 lib64 libx32; do
+		if [ -L "/$d" ]; then
+			echo "link $d $(readlink "/$d")" >>"$plan"
+		elif [ -d "/$d" ]; then
+			echo "9p $d" >>"$plan"
+			userland_qemu+=(-fsdev "local,id=kg$i,path=/$d,security_model=none,readonly=on,multidevs=remap"
+				-device "virtio-9p-pci,fsdev=kg$i,mount_tag=kg-$d")
+			i=$((i + 1))
+		elif [ "$d" = usr ] || [ "$d" = etc ]; then
+			die "the host has no /$d to share with the guest"
+		fi
+	done
+	add_file "$here/kg-userland" /opt/kgate/kg-userland
+	chmod 755 "$root/opt/kgate/kg-userland"
 }
 
 # ---- boot and collect ----------------------------------------------------
@@ -278,12 +399,12 @@ boot() {	# boot CONFIG LOGFILE
 		timeout -s KILL "$vm_timeout" qemu-system-x86_64 "${accel_opts[@]}" \
 			-m "$vm_mem" -smp 2 -nodefaults -no-user-config -display none -no-reboot \
 			-serial stdio -kernel "$vmlinuz" -initrd "$work/initrd.gz" \
-			-append "$cmdline" </dev/null 2>&1 | tee "$logfile" >&2 || rc=$?
+			"${userland_qemu[@]}" -append "$cmdline" </dev/null 2>&1 | tee "$logfile" >&2 || rc=$?
 	else
 		timeout -s KILL "$vm_timeout" qemu-system-x86_64 "${accel_opts[@]}" \
 			-m "$vm_mem" -smp 2 -nodefaults -no-user-config -display none -no-reboot \
 			-serial stdio -kernel "$vmlinuz" -initrd "$work/initrd.gz" \
-			-append "$cmdline" </dev/null >"$logfile" 2>&1 || rc=$?
+			"${userland_qemu[@]}" -append "$cmdline" </dev/null >"$logfile" 2>&1 || rc=$?
 	fi
 	log "$config: VM ran $((SECONDS - start)) s (qemu exit $rc)"
 	return 0
@@ -298,6 +419,11 @@ collect() {	# collect CONFIG LOGFILE PUBLISHED-NAME
 	if ! grep -q '^KGATE-VT-BOOTED' "$clean"; then
 		result "$config" FAIL "boot" "the guest never reached /init (see $shown)"
 		grep -m 3 -E 'Kernel panic|BUG:|Oops' "$clean" >&2 || true
+	fi
+	# the userland is part of the harness: a guest without it fails
+	if grep -q '^KGATE-VT-BOOTED' "$clean" && ! grep -q '^KGATE-VT-USERLAND ok' "$clean"; then
+		result "$config" FAIL "userland" "$(grep -m 1 '^KGATE-VT-USERLAND' "$clean" ||
+			echo "no KGATE-VT-USERLAND line")"
 	fi
 	if grep -q -E 'Kernel panic|BUG: |Oops:|general protection fault' "$clean"; then
 		result "$config" FAIL "kernel" "$(grep -m 1 -E 'Kernel panic|BUG: |Oops:|general protection fault' "$clean")"
@@ -367,7 +493,7 @@ if [ "$shell" = 1 ]; then
 	[ "$accel" = kvm ] && qemu_accel=(-accel kvm -cpu host)
 	qemu-system-x86_64 "${qemu_accel[@]}" -m "$vm_mem" -smp 2 -nodefaults -no-user-config \
 		-display none -no-reboot -serial mon:stdio -kernel "$vmlinuz" \
-		-initrd "$work/initrd.gz" -append "$cmdline" || true
+		-initrd "$work/initrd.gz" "${userland_qemu[@]}" -append "$cmdline" || true
 	exit 0
 fi
 
