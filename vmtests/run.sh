@@ -435,6 +435,8 @@ collect() {	# collect CONFIG LOGFILE PUBLISHED-NAME
 			on { print }' "$clean")
 		collect_binary "$config" "$name" "$section"
 	done
+	# where the guest's time went (boot = kernel + init up to the tests)
+	log "$config: seconds: $(awk '$1 == "KGATE-VT-TIME" { printf "%s%s %s", sep, $2, $3; sep = ", " }' "$clean")"
 	if ! grep -q '^KGATE-VT-DONE' "$clean"; then
 		result "$config" FAIL "vm" "no KGATE-VT-DONE: the guest hung, crashed or hit the ${vm_timeout} s limit"
 	fi
