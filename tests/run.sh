@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.." || exit 2
 export KGATE_BIN="$PWD/$build/kgate"
 export KGATE_TEST_HELPERS="$PWD/$build/tests/helpers"
 export KGATE_SRC="$PWD"
+# `sudo make test`: kgate run would run every job as the invoking user
+# (see cmd_run.c); the tests run their jobs as root unless they say otherwise
+unset SUDO_UID SUDO_GID SUDO_USER SUDO_COMMAND PKEXEC_UID DOAS_USER
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 tp=0 tf=0 ts=0 rc=0

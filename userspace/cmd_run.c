@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmds.h"
 #include "common.h"
@@ -25,7 +26,9 @@ static void usage(FILE *f)
 		"  --topic T         admission topic, e.g. job.agent.exec.build\n"
 		"  --risk TAG        admission risk tag (repeatable)\n"
 		"  --tenant T        admission tenant\n"
-		"  --as USER         run COMMAND as USER (privileges dropped before exec)\n"
+		"  --as USER         run COMMAND as USER (privileges dropped before exec);\n"
+		"                    under sudo, pkexec or doas the default is the invoking\n"
+		"                    user: --as root runs COMMAND as root\n"
 		"  --require full    refuse to start unless every rule is enforced (BPF LSM)\n"
 		"  --degraded        do not use BPF LSM even if available\n"
 		"  -q, --quiet       do not print decisions as they happen\n"
@@ -33,6 +36,56 @@ static void usage(FILE *f)
 		"exit status: COMMAND's own; 128+N if killed by signal N; 127 if it could not\n"
 		"start; 2 usage, 3 invalid policy, 4 admission denied, 5 full enforcement\n"
 		"unavailable, 1 other kgate failure\n");
+}
+
+/* Under sudo, pkexec or doas, the user who asked: the agent runs as that
+ * user unless --as says otherwise (running agents as root is what most
+ * people would otherwise do without meaning to).  The variables are only
+ * believed when kgate runs as root: they can only lower privileges. */
+static int invoking_user(struct kg_job_spec *spec)
+{
+	static const char *const vars[] = { "SUDO_UID", "PKEXEC_UID", "DOAS_USER" };
+	struct passwd *pw = NULL;
+	const char *v = NULL;
+	size_t i;
+	char *end;
+
+	spec->invoker_uid = getuid();
+	if (getuid() != 0)
+		return 0;
+	for (i = 0; i < ARRAY_SIZE(vars) && !pw; i++) {
+		v = getenv(vars[i]);
+		if (!v || !*v)
+			continue;
+		if (i == 2) {
+			pw = getpwnam(v);
+		} else {
+			unsigned long uid = strtoul(v, &end, 10);
+
+			if (*end || uid > 0xfffffffful)
+				return kg_err("run: %s=%s is not a uid", vars[i], v), -1;
+			pw = getpwuid((uid_t)uid);
+		}
+		if (!pw)
+			return kg_err("run: %s=%s names no user of this machine; use --as USER",
+				      vars[i], v), -1;
+		spec->as_source = vars[i];
+	}
+	if (!pw)
+		return 0;
+	spec->have_as = true;
+	spec->as_uid = pw->pw_uid;
+	spec->as_gid = pw->pw_gid;
+	if (!strcmp(spec->as_source, "SUDO_UID") && (v = getenv("SUDO_GID")) && *v) {
+		unsigned long gid = strtoul(v, &end, 10);
+
+		if (*end || gid > 0xfffffffful)
+			return kg_err("run: SUDO_GID=%s is not a gid", v), -1;
+		spec->as_gid = (gid_t)gid;
+	}
+	spec->as_name = strdup(pw->pw_name);
+	spec->invoker_uid = pw->pw_uid;
+	return spec->as_name ? 0 : -1;
 }
 
 int cmd_run(int argc, char **argv)
@@ -51,8 +104,9 @@ int cmd_run(int argc, char **argv)
 	};
 	const char *risk[MAX_RISK_TAGS];
 	struct kg_job_spec spec = { .live = stderr };
+	struct kg_job_spec invoker = {};
 	struct passwd *pw;
-	int c;
+	int c, rc;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+qh", opts, NULL)) != -1) {
@@ -73,6 +127,7 @@ int cmd_run(int argc, char **argv)
 			spec.as_uid = pw->pw_uid;
 			spec.as_gid = pw->pw_gid;
 			spec.as_name = optarg;
+			spec.as_source = "--as";
 			break;
 		case 'R':
 			if (!strcmp(optarg, "full"))
@@ -96,5 +151,17 @@ int cmd_run(int argc, char **argv)
 	}
 	spec.argv = argv + optind;
 	spec.risk_tags = risk;
-	return kg_job_run(&spec);
+	if (invoking_user(&invoker))
+		return KG_EXIT_USAGE;
+	spec.invoker_uid = invoker.invoker_uid;
+	if (!spec.have_as && invoker.have_as) {
+		spec.have_as = true;
+		spec.as_uid = invoker.as_uid;
+		spec.as_gid = invoker.as_gid;
+		spec.as_name = invoker.as_name;
+		spec.as_source = invoker.as_source;
+	}
+	rc = kg_job_run(&spec);
+	free((char *)invoker.as_name);
+	return rc;
 }

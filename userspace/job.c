@@ -133,6 +133,8 @@ static void register_job(struct job *j)
 	struct kg_job_record r = {
 		.job_id = j->job_id, .cgid = j->cg.id, .policy_id = j->policy_id,
 		.pid = j->jp.pid, .controller_pid = getpid(), .uid = getuid(), .full = j->full,
+		.as_uid = j->spec->have_as ? j->spec->as_uid : getuid(),
+		.invoker_uid = j->spec->invoker_uid,
 		.started_real_ns = kg_now_real_ns(),
 	};
 	char *cmd = kg_join_argv(j->spec->argv);
@@ -253,22 +255,73 @@ static int prepare_kernel(struct job *j)
 	return 0;
 }
 
+/* The uid, gid and name the agent runs as, and why. */
+static void run_as(const struct job *j, uid_t *uid, gid_t *gid, const char **name,
+		   const char **why)
+{
+	struct passwd *pw;
+
+	if (j->spec->have_as) {
+		*uid = j->spec->as_uid;
+		*gid = j->spec->as_gid;
+		*name = j->spec->as_name;
+		*why = j->spec->as_source ? j->spec->as_source : "--as";
+		return;
+	}
+	*uid = getuid();
+	*gid = getgid();
+	pw = getpwuid(*uid);
+	*name = pw ? pw->pw_name : NULL;
+	*why = "kgate's own user";
+}
+
+static void say_run_as(const struct job *j)
+{
+	const char *name, *why;
+	uid_t uid;
+	gid_t gid;
+
+	if (!j->spec->live)
+		return;
+	run_as(j, &uid, &gid, &name, &why);
+	if (!strcmp(why, "--as"))
+		fprintf(j->spec->live, "kgate: the agent runs as %s (uid %u, gid %u: --as)\n",
+			name ? name : "?", uid, gid);
+	else if (strcmp(why, "kgate's own user"))
+		fprintf(j->spec->live, "kgate: the agent runs as %s (uid %u, gid %u), the user who "
+			"ran %s (from %s); --as root runs it as root\n", name ? name : "?", uid, gid,
+			!strcmp(why, "SUDO_UID") ? "sudo" : !strcmp(why, "PKEXEC_UID") ? "pkexec"
+								  : "doas", why);
+	else if (uid == 0)
+		fprintf(j->spec->live, "kgate: the agent runs as root (uid 0): --as USER runs it "
+			"unprivileged\n");
+	else
+		fprintf(j->spec->live, "kgate: the agent runs as %s (uid %u, gid %u)\n",
+			name ? name : "?", uid, gid);
+}
+
 static json_t *job_start_extra(struct job *j, const struct kg_constraints *c,
 			       const struct kg_limit_report *lim)
 {
 	json_t *argv = json_array();
+	const char *name, *why;
+	uid_t uid;
+	gid_t gid;
 	size_t i;
 
 	for (i = 0; j->spec->argv[i]; i++)
 		json_array_append_new(argv, json_string(j->spec->argv[i]));
-	return json_pack("{s:o,s:s,s:I,s:I,s:{s:I,s:I,s:I},s:{s:s,s:s},s:O,s:s}",
+	run_as(j, &uid, &gid, &name, &why);
+	return json_pack("{s:o,s:s,s:I,s:I,s:{s:I,s:I,s:I},s:{s:s,s:s},s:O,s:s,s:{s:I,s:I,s:s?,s:s}}",
 			 "argv", argv, "mode", j->full ? "full" : "degraded",
 			 "cgroup_id", (json_int_t)j->cg.id, "policy_id", (json_int_t)j->policy_id,
 			 "constraints", "max_runtime_sec", (json_int_t)c->max_runtime_sec,
 			 "max_procs", (json_int_t)c->max_procs, "memory_max", (json_int_t)c->memory_max,
 			 "limits", "procs", lim->procs_reason, "memory", lim->memory_reason,
 			 "unenforced_rules", j->unenforced,
-			 "file_mechanism", j->full ? "bpf-lsm" : "landlock");
+			 "file_mechanism", j->full ? "bpf-lsm" : "landlock",
+			 "run_as", "uid", (json_int_t)uid, "gid", (json_int_t)gid, "name", name,
+			 "source", why);
 }
 
 static int start_child(struct job *j, const struct kg_constraints *c)
@@ -303,6 +356,7 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 	if (err)
 		return kg_err("run: cannot apply limits: %s", strerror(-err));
 	o.limits = &lim;
+	say_run_as(j);
 	if (j->spec->live && lim.procs_how != KG_LIMIT_UNSET && lim.procs_how != KG_LIMIT_CGROUP)
 		fprintf(j->spec->live, "kgate: max_procs: %s\n", lim.procs_reason);
 	if (j->spec->live && lim.memory_how != KG_LIMIT_UNSET && lim.memory_how != KG_LIMIT_CGROUP)

@@ -23,10 +23,12 @@ struct kg_job_spec {
 	const char *topic, *tenant;
 	const char *const *risk_tags;
 	size_t nrisk_tags;
-	bool have_as;
+	bool have_as;		/* drop to as_uid/as_gid before exec */
 	uid_t as_uid;
 	gid_t as_gid;
 	const char *as_name;
+	const char *as_source;	/* why: "--as", "SUDO_UID", "PKEXEC_UID", "DOAS_USER" */
+	uid_t invoker_uid;	/* who ran kgate (the sudo/pkexec/doas caller, else getuid()) */
 	enum kg_require require;
 	FILE *live;		/* decisions as they happen (NULL = quiet) */
 	bool no_lsm;		/* force degraded mode (tests, comparisons) */

@@ -43,12 +43,13 @@ int kg_registry_save(const struct kg_job_record *r)
 	old = json_array();
 	for (i = 0; i < r->nold; i++)
 		json_array_append_new(old, json_integer(r->old_policy_ids[i]));
-	o = json_pack("{s:s,s:I,s:I,s:s,s:I,s:o,s:s,s:s,s:s,s:i,s:i,s:I,s:b,s:I,s:s}",
+	o = json_pack("{s:s,s:I,s:I,s:s,s:I,s:o,s:s,s:s,s:s,s:i,s:i,s:I,s:I,s:I,s:b,s:I,s:s}",
 		      "trace", r->trace, "job_id", (json_int_t)r->job_id, "cgroup_id",
 		      (json_int_t)r->cgid, "cgroup_path", r->cgroup_path, "policy_id",
 		      (json_int_t)r->policy_id, "old_policy_ids", old, "policy_name", r->policy_name,
 		      "policy_hash", r->policy_hash, "policy_path", r->policy_path, "pid", (int)r->pid,
 		      "controller_pid", (int)r->controller_pid, "uid", (json_int_t)r->uid,
+		      "as_uid", (json_int_t)r->as_uid, "invoker_uid", (json_int_t)r->invoker_uid,
 		      "full", r->full, "started_ns", (json_int_t)r->started_real_ns,
 		      "command", r->command);
 	if (!o)
@@ -92,6 +93,10 @@ static int parse_record(json_t *o, struct kg_job_record *r)
 	r->pid = (pid_t)get_u64(o, "pid");
 	r->controller_pid = (pid_t)get_u64(o, "controller_pid");
 	r->uid = (uint32_t)get_u64(o, "uid");
+	/* records of older builds: the job's user was kgate's */
+	r->as_uid = json_object_get(o, "as_uid") ? (uint32_t)get_u64(o, "as_uid") : r->uid;
+	r->invoker_uid = json_object_get(o, "invoker_uid") ? (uint32_t)get_u64(o, "invoker_uid")
+							    : r->uid;
 	r->full = json_is_true(json_object_get(o, "full"));
 	r->started_real_ns = get_u64(o, "started_ns");
 	for (i = 0; i < json_array_size(old) && i < KG_REGISTRY_MAX_POLICIES; i++)

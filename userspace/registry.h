@@ -32,7 +32,9 @@ struct kg_job_record {
 	char policy_path[4096];
 	pid_t pid;				/* main process of the job */
 	pid_t controller_pid;			/* the kgate run supervising it */
-	uint32_t uid;
+	uint32_t uid;				/* of the kgate run process */
+	uint32_t as_uid;			/* the agent's processes run as */
+	uint32_t invoker_uid;			/* who ran kgate (the sudo caller) */
 	bool full;				/* BPF LSM mode */
 	uint64_t started_real_ns;
 	char command[512];
