@@ -52,6 +52,8 @@ enum kg_op {
 	KG_OP_CGROUP_ESCAPE = 17,
 	KG_OP_SYSCALL = 18,	/* seccomp decisions (reported by userspace) */
 	KG_OP_ADMISSION = 19,	/* launch decisions (userspace only) */
+	KG_OP_KGATE_STATE = 20,	/* self-protection: kgate's own files, pins and control
+				 * socket; the event's aux is the op tried (read...) */
 	KG_OP_MAX,
 };
 
@@ -288,6 +290,27 @@ struct kg_grant {
 	__u32 policy_id;	/* grant valid only while the job runs this id */
 };
 
+/* ---- kgate's own state ------------------------------------------------------
+ * kg_protected: the identities (kernel dev, inode) of the directories that
+ * hold kgate's state (pin dir, state dir, audit dir) and of the directories
+ * that lead to them.  Whatever its policy says, and whether or not its
+ * controller is alive, no governed task may open, create, remove, rename,
+ * link, truncate, chmod or chown anything beneath a KG_PROT_F_TREE entry,
+ * nor connect to a socket there (the daemon's control socket), nor rename
+ * or remove a KG_PROT_F_TREE or KG_PROT_F_PATH directory itself.  An entry
+ * with ino 0 and KG_PROT_F_DEV marks a device holding any of them: one
+ * lookup sends every other file away before the walk.
+ */
+#define KG_PROT_F_TREE		(1u << 0)	/* kgate's directory: its contents */
+#define KG_PROT_F_PATH		(1u << 1)	/* a directory on the way to one */
+#define KG_PROT_F_DEV		(1u << 2)	/* ino 0: the device holds entries */
+#define KG_MAX_PROTECTED	256
+
+struct kg_prot_key {
+	__u64 dev;		/* kernel encoding, as in kg_file_key */
+	__u64 ino;		/* 0 = the device entry */
+};
+
 /* ---- control -------------------------------------------------------------- */
 struct kg_control {
 	__u64 heartbeat_ns;	/* controller liveness (bpf_ktime_get_ns clock) */
@@ -358,6 +381,7 @@ _Static_assert(sizeof(struct kg_rule_ent) == 12, "kg_rule_ent layout");
 _Static_assert(sizeof(struct kg_net_key) == 24, "kg_net_key layout");
 _Static_assert(sizeof(struct kg_net_ent) == 12, "kg_net_ent layout");
 _Static_assert(sizeof(struct kg_target) == 24, "kg_target layout");
+_Static_assert(sizeof(struct kg_prot_key) == 16, "kg_prot_key layout");
 _Static_assert(sizeof(struct kg_grant_key) == 40, "kg_grant_key layout");
 _Static_assert(sizeof(struct kg_event) == 104 + KG_PATH_MAX, "kg_event layout");
 #endif

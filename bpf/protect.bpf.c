@@ -29,6 +29,17 @@
  *                                        can make and enter children but not
  *                                        lift its own limits)
  *
+ *   file_open, path_*,     KG_OP_KGATE_STATE  anything beneath kgate's own
+ *   unix_stream_connect,                 directories (pins, state dir with
+ *   unix_may_send                        the approval queue and the control
+ *                                        socket, audit dir with the trail and
+ *                                        its key): open, create, unlink,
+ *                                        rename, link, truncate, chmod, chown,
+ *                                        connect; and renaming or removing
+ *                                        those directories or any directory
+ *                                        leading to them (kg_protected).
+ *                                        aux = the op tried.
+ *
  * clone3(CLONE_INTO_CGROUP) and cgroup namespaces are refused by the
  * seccomp baseline in userspace (a cgroup fd passed to clone3 is checked by
  * no LSM hook on 6.1).
@@ -284,4 +295,280 @@ int BPF_PROG(kg_cgroup_escape, struct file *file, int ret)
 		kg_event_submit(e);
 	}
 	return -EPERM;
+}
+
+/* ---- kgate's own state ------------------------------------------------------- */
+
+/* kg_protected flags of (dev, ino), 0 when absent. */
+static __always_inline __u32 kg_prot_flags(__u64 dev, __u64 ino)
+{
+	struct kg_prot_key key = { .dev = dev, .ino = ino };
+	__u32 *f = bpf_map_lookup_elem(&kg_protected, &key);
+
+	return f ? *f : 0;
+}
+
+struct kg_prot_walk {
+	struct dentry *d;
+	__u64 dev;
+	__u8 found;
+};
+
+static long kg_prot_step(__u32 i, void *arg)
+{
+	struct kg_prot_walk *w = arg;
+	struct dentry *d = w->d, *parent;
+	struct inode *inode;
+
+	if (!d)
+		return 1;
+	inode = BPF_CORE_READ(d, d_inode);
+	if (inode && (kg_prot_flags(w->dev, BPF_CORE_READ(inode, i_ino)) & KG_PROT_F_TREE)) {
+		w->found = 1;
+		return 1;
+	}
+	parent = BPF_CORE_READ(d, d_parent);
+	if (!parent || parent == d)
+		return 1;	/* the superblock's root: kgate's directories sit on it or not */
+	w->d = parent;
+	return 0;
+}
+
+/* Is d one of kgate's directories or beneath one?  The walk stays on d's
+ * superblock: a protected directory's contents live on its superblock, and
+ * the identities do not depend on the mount or the name used to reach them
+ * (bind mounts, /proc/PID/root, symlinks, renamed ancestors).  Deeper than
+ * KG_MAX_DEPTH is not kgate's (its files are shallow). */
+static __always_inline bool kg_in_kgate_state(struct dentry *d)
+{
+	struct kg_prot_walk w = {};
+	struct inode *inode;
+
+	if (!d)
+		return false;
+	inode = BPF_CORE_READ(d, d_inode);
+	if (!inode)
+		inode = BPF_CORE_READ(d, d_parent, d_inode);	/* a negative dentry */
+	if (!inode)
+		return false;
+	w.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	if (!(kg_prot_flags(w.dev, 0) & KG_PROT_F_DEV))
+		return false;	/* one lookup for every file elsewhere */
+	w.d = d;
+	bpf_loop(KG_MAX_DEPTH, kg_prot_step, &w, 0);
+	return w.found;
+}
+
+/* Is d itself one of kgate's directories or one that leads to them (which
+ * must not be renamed or removed, or the pins and files would move away
+ * from where kgate finds them)? */
+static __always_inline bool kg_leads_to_kgate_state(struct dentry *d)
+{
+	struct inode *inode = d ? BPF_CORE_READ(d, d_inode) : NULL;
+
+	if (!inode)
+		return false;
+	return kg_prot_flags(BPF_CORE_READ(inode, i_sb, s_dev), BPF_CORE_READ(inode, i_ino)) &
+	       (KG_PROT_F_TREE | KG_PROT_F_PATH);
+}
+
+/* Refuse, whatever the policy (never fail-open), and report op
+ * KG_OP_KGATE_STATE with the op tried in aux and the object's path. */
+static __always_inline int kg_state_deny(struct kg_ctx *c, __u8 tried, struct dentry *d,
+					 struct vfsmount *mnt)
+{
+	struct kg_event *e;
+
+	kg_target_of(&c->target, d);
+	kg_decide(c, KG_DEC_DENY, 0);
+	c->allow = false;
+	c->decision = KG_DEC_DENY;
+	c->flags &= ~KG_EVF_FAIL_OPEN;
+	if (c->kind != KG_EV_COOLDOWN_START)
+		c->kind = KG_EV_DECISION;
+	e = kg_event_begin(c);
+	if (e) {
+		e->aux = tried;
+		kg_fill_path_mnt(e, d, mnt);
+		kg_event_submit(e);
+	}
+	return -EPERM;
+}
+
+/* The common shape: a governed task doing `tried` on d. */
+static __always_inline int kg_state_check(struct dentry *d, struct vfsmount *mnt, __u8 tried)
+{
+	struct kg_ctx c;
+
+	if (!d || kg_ctx_init(&c, KG_OP_KGATE_STATE, KG_MECH_BPF_LSM))
+		return 0;
+	if (!kg_in_kgate_state(d))
+		return 0;
+	return kg_state_deny(&c, tried, d, mnt);
+}
+
+/* Removing or renaming d: refused beneath kgate's directories and for the
+ * directories themselves and those leading to them. */
+static __always_inline int kg_state_check_move(struct dentry *d, struct vfsmount *mnt, __u8 tried)
+{
+	struct kg_ctx c;
+
+	if (!d || kg_ctx_init(&c, KG_OP_KGATE_STATE, KG_MECH_BPF_LSM))
+		return 0;
+	if (!kg_leads_to_kgate_state(d) && !kg_in_kgate_state(d))
+		return 0;
+	return kg_state_deny(&c, tried, d, mnt);
+}
+
+SEC("lsm/file_open")
+int BPF_PROG(kg_state_file_open, struct file *file, int ret)
+{
+	unsigned int mode = BPF_CORE_READ(file, f_mode);
+
+	if (ret)
+		return ret;
+	return kg_state_check(BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
+			      (mode & KG_FMODE_WRITE) ? KG_OP_WRITE : KG_OP_READ);
+}
+
+SEC("lsm/path_truncate")
+int BPF_PROG(kg_state_path_truncate, const struct path *path, int ret)
+{
+	if (ret)
+		return ret;
+	return kg_state_check(BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt), KG_OP_WRITE);
+}
+
+SEC("lsm/path_unlink")
+int BPF_PROG(kg_state_path_unlink, const struct path *dir, struct dentry *dentry, int ret)
+{
+	if (ret)
+		return ret;
+	return kg_state_check_move(dentry, BPF_CORE_READ(dir, mnt), KG_OP_UNLINK);
+}
+
+SEC("lsm/path_rmdir")
+int BPF_PROG(kg_state_path_rmdir, const struct path *dir, struct dentry *dentry, int ret)
+{
+	if (ret)
+		return ret;
+	return kg_state_check_move(dentry, BPF_CORE_READ(dir, mnt), KG_OP_UNLINK);
+}
+
+/* A new name in a directory beneath kgate's (create, mkdir, mknod -- also
+ * open(O_CREAT) --, symlink): decided on the directory. */
+static __always_inline int kg_state_create(const struct path *dir, __u8 tried)
+{
+	return kg_state_check(BPF_CORE_READ(dir, dentry), BPF_CORE_READ(dir, mnt), tried);
+}
+
+SEC("lsm/path_mkdir")
+int BPF_PROG(kg_state_path_mkdir, const struct path *dir, struct dentry *dentry, umode_t mode,
+	     int ret)
+{
+	if (ret)
+		return ret;
+	return kg_state_create(dir, KG_OP_CREATE);
+}
+
+SEC("lsm/path_mknod")
+int BPF_PROG(kg_state_path_mknod, const struct path *dir, struct dentry *dentry, umode_t mode,
+	     unsigned int dev, int ret)
+{
+	if (ret)
+		return ret;
+	return kg_state_create(dir, KG_OP_CREATE);
+}
+
+SEC("lsm/path_symlink")
+int BPF_PROG(kg_state_path_symlink, const struct path *dir, struct dentry *dentry,
+	     const char *old_name, int ret)
+{
+	if (ret)
+		return ret;
+	return kg_state_create(dir, KG_OP_CREATE);
+}
+
+/* A hard link to kgate's file made elsewhere would be a second name that
+ * reads it; one made in kgate's directory would plant a file there. */
+SEC("lsm/path_link")
+int BPF_PROG(kg_state_path_link, struct dentry *old_dentry, const struct path *new_dir,
+	     struct dentry *new_dentry, int ret)
+{
+	struct vfsmount *mnt = BPF_CORE_READ(new_dir, mnt);
+	int err;
+
+	if (ret)
+		return ret;
+	err = kg_state_check(old_dentry, mnt, KG_OP_LINK);
+	if (err)
+		return err;
+	return kg_state_check(BPF_CORE_READ(new_dir, dentry), mnt, KG_OP_LINK);
+}
+
+SEC("lsm/path_rename")
+int BPF_PROG(kg_state_path_rename, const struct path *old_dir, struct dentry *old_dentry,
+	     const struct path *new_dir, struct dentry *new_dentry, unsigned int flags, int ret)
+{
+	struct vfsmount *new_mnt = BPF_CORE_READ(new_dir, mnt);
+	int err;
+
+	if (ret)
+		return ret;
+	err = kg_state_check_move(old_dentry, BPF_CORE_READ(old_dir, mnt), KG_OP_RENAME);
+	if (err)
+		return err;
+	err = kg_state_check(BPF_CORE_READ(new_dir, dentry), new_mnt, KG_OP_RENAME);
+	if (err)
+		return err;
+	/* a destination that exists is replaced (or, RENAME_EXCHANGE, moved) */
+	return kg_state_check_move(new_dentry, new_mnt, KG_OP_RENAME);
+}
+
+SEC("lsm/path_chmod")
+int BPF_PROG(kg_state_path_chmod, const struct path *path, umode_t mode, int ret)
+{
+	if (ret)
+		return ret;
+	return kg_state_check_move(BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt),
+				   KG_OP_WRITE);
+}
+
+SEC("lsm/path_chown")
+int BPF_PROG(kg_state_path_chown, const struct path *path, __u64 uid, __u64 gid, int ret)
+{
+	if (ret)
+		return ret;
+	return kg_state_check_move(BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt),
+				   KG_OP_WRITE);
+}
+
+/* The daemon's control socket (and any socket kgate binds in its state
+ * dir): a governed task may not be its client.  The daemon checks its
+ * peers' cgroups as well; this refuses before a byte is sent. */
+static __always_inline int kg_state_unix_peer(struct sock *peer)
+{
+	struct unix_sock *u = (struct unix_sock *)peer;
+
+	if (!peer)
+		return 0;
+	return kg_state_check(BPF_CORE_READ(u, path.dentry), BPF_CORE_READ(u, path.mnt),
+			      KG_OP_UNIX_CONNECT);
+}
+
+SEC("lsm/unix_stream_connect")
+int BPF_PROG(kg_state_unix_stream_connect, struct sock *sock, struct sock *other,
+	     struct sock *newsk, int ret)
+{
+	if (ret)
+		return ret;
+	return kg_state_unix_peer(other);
+}
+
+SEC("lsm/unix_may_send")
+int BPF_PROG(kg_state_unix_may_send, struct socket *sock, struct socket *other, int ret)
+{
+	if (ret)
+		return ret;
+	return kg_state_unix_peer(other ? BPF_CORE_READ(other, sk) : NULL);
 }

@@ -33,6 +33,7 @@
 #include "recorder.h"
 #include "registry.h"
 #include "seccomp.h"
+#include "selfprotect.h"
 
 #define KG_TICK_MS 250
 
@@ -91,6 +92,7 @@ struct job {
 	struct kg_loader *loader;
 	struct kg_consumer *consumer;	/* while we are the ring-buffer consumer */
 	struct kg_landlock_plan *ll;
+	struct kg_sp_dirs sp;		/* kgate's own directories */
 	struct kg_cgroup cg;
 	bool have_cg, job_registered, links_attached;
 	uint32_t policy_id;
@@ -213,6 +215,33 @@ static bool policy_holds_calls(const struct kg_policy_doc *doc)
 	return false;
 }
 
+/* No governed task may reach kgate's pins, state dir or audit dir (see
+ * selfprotect.h): the BPF LSM refuses them in full mode; in degraded mode
+ * the job's mount namespace hides them, and a Landlock domain keeps the
+ * job out of /proc/PID/root of the processes that still see them. */
+static int protect_kgate_state(struct job *j)
+{
+	bool domain;
+
+	if (kg_selfprotect_dirs(&j->sp))
+		return -1;
+	if (j->full)
+		return kg_selfprotect_register(j->loader, &j->sp) ? -1 : 0;
+	domain = kg_landlock_plan_ensure_domain(j->ll);
+	if (!j->spec->live)
+		return 0;
+	if (domain)
+		fprintf(j->spec->live, "kgate: kgate's pins, state and audit trail are hidden from "
+			"the job (its own mount namespace; a Landlock domain keeps /proc/PID/root of "
+			"processes outside the job closed)\n");
+	else
+		fprintf(j->spec->live, "kgate: kgate's pins, state and audit trail are hidden from "
+			"the job's mount namespace only: without a Landlock domain (%s) a root job "
+			"can still reach them through /proc/PID/root of a process outside the job\n",
+			j->ll && j->ll->abi ? "Landlock ABI 1" : "Landlock unavailable");
+	return 0;
+}
+
 static int prepare_kernel(struct job *j)
 {
 	struct kg_loader_opts lo = { .want_lsm = !j->spec->no_lsm };
@@ -234,6 +263,9 @@ static int prepare_kernel(struct job *j)
 		if (err)
 			return kg_err("run: landlock plan: %s", strerror(-err));
 	}
+	err = protect_kgate_state(j);
+	if (err)
+		return err;
 	plan_enforcement(j);
 	if ((j->spec->require == KG_REQUIRE_FULL || j->doc->require_full) &&
 	    (!j->full || json_array_size(j->unenforced)))
@@ -330,6 +362,7 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 		.argv = j->spec->argv, .doc = j->doc, .cg = &j->cg, .degraded = !j->full,
 		.have_as = j->spec->have_as, .as_uid = j->spec->as_uid, .as_gid = j->spec->as_gid,
 		.landlock = j->full ? NULL : j->ll,
+		.hide = j->full ? NULL : &j->sp,
 		.seccomp = { .degraded = !j->full, .hold_syscalls = policy_holds_calls(j->doc) },
 	};
 	struct kg_limit_report lim = {};

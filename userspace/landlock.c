@@ -554,3 +554,23 @@ int kg_landlock_apply(const struct kg_landlock_plan *plan)
 	close(fd);
 	return ret;
 }
+
+/* ---- a domain of its own ------------------------------------------------------ */
+
+bool kg_landlock_plan_ensure_domain(struct kg_landlock_plan *plan)
+{
+	if (!plan || !plan->abi)
+		return false;
+	if (plan->handled_fs || plan->scoped)
+		return true;	/* the plan makes a ruleset: the job gets a domain */
+	if (plan->abi < 2)
+		return false;
+	/* a ruleset must handle something to exist.  REFER, granted on the
+	 * whole tree, changes nothing: a layer that handles file rights but
+	 * not REFER would refuse every rename and link across directories
+	 * (EXDEV, Landlock's compatibility with ABI 1) */
+	if (add_grant(&(struct planner){ .plan = plan }, "/", LL_FS_REFER))
+		return false;
+	plan->handled_fs = LL_FS_REFER;
+	return true;
+}

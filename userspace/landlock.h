@@ -48,6 +48,15 @@ int kg_landlock_abi(void);
 int kg_landlock_plan(const struct kg_policy_doc *doc, struct kg_landlock_plan **out);
 void kg_landlock_plan_free(struct kg_landlock_plan *plan);
 
+/* Make applying plan put the job in a Landlock domain of its own, adding a
+ * right that restricts nothing when the policy gives Landlock nothing to do.
+ * In a domain, Landlock refuses the job ptrace-mode access to every process
+ * outside it, so /proc/PID/root, cwd, fd/N, mem and map_files of processes
+ * outside the job are out of reach (kgate's state, hidden in the job's
+ * mount namespace, stays hidden; see selfprotect.h).  False when no domain
+ * can be made here (no Landlock, or ABI 1): the caller says so. */
+bool kg_landlock_plan_ensure_domain(struct kg_landlock_plan *plan);
+
 /* Create the ruleset, add the grants, restrict the calling thread (no
  * allocations). Needs no_new_privs (set here) or CAP_SYS_ADMIN. A grant whose
  * path vanished since planning is skipped (its subtree stays refused).

@@ -37,6 +37,7 @@ const char *kg_launch_stage_name(enum kg_launch_stage s)
 {
 	static const char *const names[] = {
 		[KG_STAGE_NONE] = "none",		[KG_STAGE_CGROUP] = "cgroup",
+		[KG_STAGE_HIDE] = "hide kgate's state",
 		[KG_STAGE_FDS] = "close descriptors",	[KG_STAGE_SIGNALS] = "signals",
 		[KG_STAGE_RLIMITS] = "rlimits",		[KG_STAGE_CREDS] = "credentials",
 		[KG_STAGE_NO_NEW_PRIVS] = "no_new_privs", [KG_STAGE_LANDLOCK] = "landlock",
@@ -188,6 +189,9 @@ static __attribute__((noreturn)) void child_main(const struct kg_launch_opts *o,
 		child_fail(status_fd, KG_STAGE_RLIMITS, ret);
 	if (o->degraded && (ret = protect_cgroupfs()) < 0)
 		child_fail(status_fd, KG_STAGE_CGROUP, ret);
+	/* in that namespace kgate's own directories show nothing */
+	if (o->degraded && o->hide && (ret = kg_selfprotect_hide(o->hide)) < 0)
+		child_fail(status_fd, KG_STAGE_HIDE, ret);
 	if (o->have_as && (ret = drop_privileges(o->as_uid, o->as_gid)) < 0)
 		child_fail(status_fd, KG_STAGE_CREDS, ret);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

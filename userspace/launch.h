@@ -28,6 +28,7 @@
 #include "landlock.h"
 #include "policy.h"
 #include "seccomp.h"
+#include "selfprotect.h"
 
 struct kg_launch_opts {
 	char *const *argv;			/* argv[0] is looked up in PATH */
@@ -38,6 +39,9 @@ struct kg_launch_opts {
 	uid_t as_uid;
 	gid_t as_gid;
 	const struct kg_landlock_plan *landlock; /* NULL = no Landlock */
+	/* degraded mode: kgate's own directories, hidden in the job's mount
+	 * namespace (may be NULL) */
+	const struct kg_sp_dirs *hide;
 	struct kg_seccomp_opts seccomp;
 	bool no_seccomp;			/* tests only: skip the filter */
 	const struct kg_limit_report *limits;	/* rlimit fallbacks (may be NULL) */
@@ -47,6 +51,7 @@ struct kg_launch_opts {
 enum kg_launch_stage {
 	KG_STAGE_NONE = 0,
 	KG_STAGE_CGROUP,
+	KG_STAGE_HIDE,		/* kgate's directories in the job's mount namespace */
 	KG_STAGE_FDS,
 	KG_STAGE_SIGNALS,
 	KG_STAGE_RLIMITS,

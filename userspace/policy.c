@@ -83,6 +83,7 @@ static const char *const op_names[KG_OP_MAX] = {
 	[KG_OP_CGROUP_ESCAPE] = "cgroup_escape",
 	[KG_OP_SYSCALL] = "syscall",
 	[KG_OP_ADMISSION] = "admission",
+	[KG_OP_KGATE_STATE] = "kgate_state",
 };
 
 const char *kg_op_name(enum kg_op op)

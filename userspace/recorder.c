@@ -219,6 +219,11 @@ static void rule_of(json_t *snap, const struct kg_event *e, char *id, size_t idl
 	json_t *rule = NULL;
 
 	*reason = NULL;
+	if (e->op == KG_OP_KGATE_STATE) {
+		snprintf(id, idlen, "kgate:self-protection");
+		*reason = "governed processes may not reach kgate's pins, state, queue or audit trail";
+		return;
+	}
 	if (e->op >= KG_OP_BPF && e->op <= KG_OP_CGROUP_ESCAPE && !e->rule_id) {
 		snprintf(id, idlen, "kgate:self-protection");
 		*reason = "governed processes may not tamper with kgate or leave their job";
@@ -400,6 +405,8 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 		json_object_set_new(extra, "grant", json_true());
 	if (extra && (e->flags & KG_EVF_FAIL_OPEN))
 		json_object_set_new(extra, "fail_open", json_true());
+	if (extra && e->op == KG_OP_KGATE_STATE)	/* what the task tried on kgate's state */
+		json_object_set_new(extra, "tried", json_string(kg_op_name(e->aux)));
 	if (extra && (e->flags & KG_EVF_WALK_INCOMPLETE))
 		json_object_set_new(extra, "walk_incomplete", json_true());
 	if (extra)

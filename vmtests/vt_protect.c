@@ -3,8 +3,9 @@
  * vt_protect - self-protection through BPF LSM: a governed task cannot use
  * bpf(2) (so kgate's maps are out of reach), ptrace or read the memory of a
  * process outside its job, signal outside its job, mount, create a user
- * namespace, load a module, or move itself out of its cgroup; inside its
- * job it still may ptrace and signal, and create and enter child cgroups.
+ * namespace, load a module, or move itself out of its cgroup, or reach
+ * kgate's own pins, state and audit trail; inside its job it still may
+ * ptrace and signal, and create and enter child cgroups.
  */
 #include <fcntl.h>
 #include <sched.h>
@@ -12,10 +13,15 @@
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <linux/bpf.h>
 #include "testlib.h"
 #include "vt_lib.h"
+#include "selfprotect.h"
+#include <bpf/bpf.h>
 
 static const char *policy =
 	"{\"version\": 1, \"name\": \"vt-protect\","
@@ -301,5 +307,205 @@ TEST(cgroup_escape_refused_children_allowed)
 	expect(&v, KG_OP_CGROUP_ESCAPE);
 	ASSERT_TRUE(vt_refused(vt_run(&v, write_own_limit, NULL)), "the job's own limits");
 	ASSERT_OK(vt_run(&v, child_cgroup_then_read, NULL), "child cgroup inside the job");
+	vt_teardown(&v);
+}
+
+/* ---- kgate's own state -------------------------------------------------------- */
+
+struct state_act {
+	const char *what;	/* "read", "append", "create", "unlink", ... */
+	char path[256], path2[256];
+};
+
+static int do_state_act(struct vt *v, void *arg)
+{
+	const struct state_act *a = arg;
+	int fd;
+
+	(void)v;
+	if (!strcmp(a->what, "read"))
+		return (fd = open(a->path, O_RDONLY)) < 0 ? errno : (close(fd), 0);
+	if (!strcmp(a->what, "append"))
+		return (fd = open(a->path, O_WRONLY | O_APPEND)) < 0 ? errno : (close(fd), 0);
+	if (!strcmp(a->what, "create"))
+		return (fd = open(a->path, O_WRONLY | O_CREAT | O_EXCL, 0644)) < 0 ? errno
+										   : (close(fd), 0);
+	if (!strcmp(a->what, "list"))
+		return (fd = open(a->path, O_RDONLY | O_DIRECTORY)) < 0 ? errno : (close(fd), 0);
+	if (!strcmp(a->what, "unlink"))
+		return VT_RC(unlink(a->path));
+	if (!strcmp(a->what, "rmdir"))
+		return VT_RC(rmdir(a->path));
+	if (!strcmp(a->what, "mkdir"))
+		return VT_RC(mkdir(a->path, 0755));
+	if (!strcmp(a->what, "symlink"))
+		return VT_RC(symlink("/etc/passwd", a->path));
+	if (!strcmp(a->what, "mknod"))
+		return VT_RC(mknod(a->path, S_IFIFO | 0600, 0));
+	if (!strcmp(a->what, "truncate"))
+		return VT_RC(truncate(a->path, 0));
+	if (!strcmp(a->what, "chmod"))
+		return VT_RC(chmod(a->path, 0666));
+	if (!strcmp(a->what, "chown"))
+		return VT_RC(chown(a->path, 65534, 65534));
+	if (!strcmp(a->what, "rename"))
+		return VT_RC(rename(a->path, a->path2));
+	if (!strcmp(a->what, "link"))
+		return VT_RC(link(a->path, a->path2));
+	if (!strcmp(a->what, "connect")) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int s = socket(AF_UNIX, SOCK_STREAM, 0), rc;
+
+		if (kg_strlcpy(sa.sun_path, a->path, sizeof(sa.sun_path)))
+			return ENAMETOOLONG;
+		rc = VT_RC(connect(s, (struct sockaddr *)&sa, sizeof(sa)));
+		close(s);
+		return rc;
+	}
+	if (!strcmp(a->what, "sendto")) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int s = socket(AF_UNIX, SOCK_DGRAM, 0), rc;
+
+		if (kg_strlcpy(sa.sun_path, a->path, sizeof(sa.sun_path)))
+			return ENAMETOOLONG;
+		rc = VT_RC(sendto(s, "x", 1, 0, (struct sockaddr *)&sa, sizeof(sa)));
+		close(s);
+		return rc;
+	}
+	return 999;
+}
+
+static struct state_act act(const char *what, const char *dir, const char *rel, const char *dir2,
+			    const char *rel2)
+{
+	struct state_act a = { .what = what };
+
+	if (kg_snprintf(a.path, sizeof(a.path), "%s%s%s", dir, rel ? "/" : "", rel ? rel : "") ||
+	    (dir2 && kg_snprintf(a.path2, sizeof(a.path2), "%s%s%s", dir2, rel2 ? "/" : "",
+				 rel2 ? rel2 : "")))
+		a.what = "too long";
+	return a;
+}
+
+/* Issue 10 §1 (full mode): whatever its policy (here: allow everything but
+ * ~/.ssh), a governed task may not open, create, remove, rename, link,
+ * truncate, chmod or chown anything under kgate's pin, state and audit
+ * dirs, nor connect to a socket there, nor move the directories leading to
+ * them; each refusal is a kgate_state event saying what was tried.
+ * Outside the job all of it works; inside, the policy's own denial holds. */
+TEST(kgate_state_refused_to_governed_tasks)
+{
+	char top[64] = "/tmp/kgvt-state.XXXXXX", state[128], audit[128], p[512];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct kg_sp_dirs dirs;
+	struct state_act a;
+	struct vt v;
+	int srv = -1, dg = -1, rc;
+	size_t i;
+
+	if (setup(&v))
+		return;
+	ASSERT_TRUE(mkdtemp(top) != NULL, "mkdtemp");
+	snprintf(state, sizeof(state), "%s/state", top);
+	snprintf(audit, sizeof(audit), "%s/audit", top);
+	setenv("KGATE_STATE_DIR", state, 1);
+	setenv("KGATE_AUDIT_DIR", audit, 1);
+	ASSERT_OK(kg_selfprotect_dirs(&dirs), "kgate's dirs");
+	ASSERT_EQ(dirs.n, 3, "pins, state, audit");
+	ASSERT_OK(kg_selfprotect_register(v.l, &dirs), "registered in kg_protected");
+	snprintf(p, sizeof(p), "%s/plain", v.home);
+	ASSERT_OK(vt_write_file(p, "plain", 0644), "a file of the job's");
+	snprintf(p, sizeof(p), "%s/approvals/done", state);
+	kg_mkdir_p(p, 0700);
+	ASSERT_OK(mkdir(p, 0700) && errno != EEXIST ? -1 : 0, "queue");
+	snprintf(p, sizeof(p), "%s/audit.key", audit);
+	ASSERT_OK(vt_write_file(p, "secret key", 0600), "key");
+	snprintf(p, sizeof(p), "%s/audit.jsonl", audit);
+	ASSERT_OK(vt_write_file(p, "{}\n", 0600), "trail");
+	snprintf(p, sizeof(p), "%s/control.sock", state);
+	kg_strlcpy(sa.sun_path, p, sizeof(sa.sun_path));
+	srv = socket(AF_UNIX, SOCK_STREAM, 0);
+	ASSERT_OK(bind(srv, (struct sockaddr *)&sa, sizeof(sa)) || listen(srv, 4), "socket");
+	snprintf(p, sizeof(p), "%s/dgram.sock", state);
+	kg_strlcpy(sa.sun_path, p, sizeof(sa.sun_path));
+	dg = socket(AF_UNIX, SOCK_DGRAM, 0);
+	ASSERT_OK(bind(dg, (struct sockaddr *)&sa, sizeof(sa)), "datagram socket");
+	{
+		const struct state_act attacks[] = {
+			act("read", audit, "audit.key", NULL, NULL),
+			act("append", audit, "audit.jsonl", NULL, NULL),
+			act("truncate", audit, "audit.jsonl", NULL, NULL),
+			act("chmod", audit, "audit.key", NULL, NULL),
+			act("chown", audit, "audit.key", NULL, NULL),
+			act("unlink", audit, "audit.jsonl", NULL, NULL),
+			act("link", audit, "audit.key", v.home, "key"),
+			act("rename", audit, "audit.jsonl", v.home, "trail"),
+			act("list", state, NULL, NULL, NULL),
+			act("create", state, "approvals/done/0123456789ab.json", NULL, NULL),
+			act("mkdir", state, "approvals/x", NULL, NULL),
+			act("symlink", state, "approvals/done/0123456789ac.json", NULL, NULL),
+			act("mknod", state, "fifo", NULL, NULL),
+			act("rename", v.home, "plain", state, "approvals/y"),
+			act("connect", state, "control.sock", NULL, NULL),
+			act("sendto", state, "dgram.sock", NULL, NULL),
+			act("unlink", vt_g.pin, "kg_jobs", NULL, NULL),
+			act("rename", vt_g.pin, "kg_grants", vt_g.pin, "x"),
+			act("rmdir", vt_g.pin, "links", NULL, NULL),
+			act("rename", state, NULL, v.home, "state"),
+			act("rename", top, NULL, v.home, "top"),	/* a directory leading to them */
+			act("rmdir", top, NULL, NULL, NULL),
+		};
+
+		for (i = 0; i < ARRAY_SIZE(attacks); i++) {
+			char what[600];
+
+			a = attacks[i];
+			rc = vt_run(&v, do_state_act, &a);
+			snprintf(what, sizeof(what), "%s %s: refused (got %d)", a.what, a.path, rc);
+			ASSERT_EQ(rc, EPERM, what);
+		}
+	}
+	vt_drain(&v);
+	{
+		int n = 0, tried_read = 0;
+
+		for (i = 0; i < (size_t)v.nevents; i++)
+			if (v.events[i].op == KG_OP_KGATE_STATE && v.events[i].decision == KG_DEC_DENY) {
+				n++;
+				tried_read += v.events[i].aux == KG_OP_READ &&
+					      strstr(v.events[i].path, "audit.key") != NULL;
+			}
+		ASSERT_GE(n, 22, "one kgate_state event per refusal");
+		ASSERT_GE(tried_read, 1, "saying what was tried, on which file");
+		if (kt_failed_here)
+			vt_dump_events(&v);
+	}
+	/* the policy still decides the rest, its denial included */
+	snprintf(p, sizeof(p), "%s/.ssh/id_rsa", v.home);
+	a = act("read", p, NULL, NULL, NULL);
+	ASSERT_EQ(vt_run(&v, do_state_act, &a), EPERM, "the policy's own denial holds");
+	snprintf(p, sizeof(p), "%s/x", v.home);
+	a = act("create", p, NULL, NULL, NULL);
+	ASSERT_OK(vt_run(&v, do_state_act, &a), "and its allowances");
+	/* kgate itself, outside any job: unaffected */
+	a = act("read", audit, "audit.key", NULL, NULL);
+	ASSERT_OK(vt_run_outside(&v, do_state_act, &a), "ungoverned: reads the key");
+	a = act("connect", state, "control.sock", NULL, NULL);
+	ASSERT_OK(vt_run_outside(&v, do_state_act, &a), "ungoverned: connects");
+	close(srv);
+	close(dg);
+	{
+		/* forget this test's directories (the loader outlives the test) */
+		int fd = kg_loader_map_fd(v.l, "kg_protected");
+		struct stat st;
+
+		for (i = 1; i < dirs.n; i++)
+			if (stat(dirs.path[i], &st) == 0) {
+				struct kg_prot_key k = { kg_kernel_dev(st.st_dev), st.st_ino };
+
+				bpf_map_delete_elem(fd, &k);
+			}
+	}
+	nftw(top, vt_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	vt_teardown(&v);
 }

@@ -18,6 +18,7 @@
 
 #include "testlib.h"
 #include "vt_bb.h"
+#include "cgroup.h"
 
 static int listen_tcp(const char *addr, int *port)
 {
@@ -287,6 +288,142 @@ TEST(run_agent_cannot_ptrace_signal_kgate_or_leave_its_cgroup)
 	if (kt_failed_here)
 		bb_dump(recs);
 	json_decref(recs);
+	bb_teardown();
+}
+
+/* Issue 10 §1: a root job attacks kgate's own state -- its pins (the job's
+ * own cgroup links among them), the audit key and trail, the approval
+ * queue, the daemon's socket -- by their paths and through /proc/PID/root
+ * of processes outside the job.  Full mode: each is refused by the BPF LSM
+ * and audited as op kgate_state with what was tried.  nobpf (degraded):
+ * hidden by the job's mount namespace, /proc/PID/root closed by its
+ * Landlock domain.  Either way the job's denied read stays denied. */
+static const char state_attacks[] =
+	"at() { n=$1; shift; $A \"$@\" >/dev/null 2>&1; echo \"$n=$?\"; }\n"
+	"S=$KGATE_STATE_DIR; L=$KGATE_AUDIT_DIR; B=$KGATE_BPFFS; P=$PPID\n"
+	"at pin_unlink unlink $B/kg_jobs\n"
+	/* the job's own cgroup links: <pins>/jobs/<its cgroup id>/<program> */
+	"ID=$(stat -c %i $CG2$(sed -n 's/^0:://p' /proc/self/cgroup))\n"
+	"for l in kg_connect4 kg_connect6 kg_sendmsg4 kg_sendmsg6 kg_sock_create; do\n"
+	"  at link_unlink unlink $B/jobs/$ID/$l; done\n"
+	"at key_read read $L/audit.key\n"
+	"at key_link link $L/audit.key $HOME/key\n"
+	"at trail_append append $L/audit.jsonl\n"
+	"at trail_truncate truncate $L/audit.jsonl\n"
+	"at trail_chmod chmod $L/audit.jsonl\n"
+	"at queue_forge create $S/approvals/done/0123456789ab.json\n"
+	"at queue_mkdir mkdir $S/approvals/x\n"
+	"at state_rename rename $S $HOME/state\n"
+	"at ancestor_rename rename $(dirname $S) $(dirname $S).moved\n"
+	"at push unix-request $S/control.sock '{\"op\":\"push\",\"policy\":\"{}\"}'\n"
+	"for x in $P $D; do\n"
+	"  at proc_key_read_$x read /proc/$x/root$L/audit.key\n"
+	"  at proc_pin_unlink_$x unlink /proc/$x/root$B/kg_jobs\n"
+	"  at proc_link_unlink_$x unlink /proc/$x/root$B/jobs/$ID/kg_connect4\n"
+	"done\n"
+	"at secret_after read $HOME/secret/key\n"
+	"$N connect 127.0.0.2 9 >/dev/null 2>&1; echo connect_after=$?\n";
+
+TEST(run_root_agent_cannot_reach_kgate_state)
+{
+	static const char *const names[] = {
+		"pin_unlink", "key_read", "key_link", "trail_append", "trail_truncate", "trail_chmod",
+		"queue_forge", "queue_mkdir", "state_rename", "ancestor_rename", "push",
+	};
+	char policy[512], script[4096], dpid[16], label[64], *out;
+	const char *trace;
+	json_t *recs;
+	size_t i;
+	pid_t d;
+	int rc;
+
+	bb_setup(false);
+	ASSERT_OK(kg_mkdir_p(bb_home("secret"), 0700), "secret");
+	ASSERT_OK(bb_write(bb_home("secret/key"), "KEY\n", 0600), "key");
+	bb_policy("p.json", "{\"version\":1,\"name\":\"vt-state\",\"default\":\"allow\","
+		  "\"runtime_defaults\":{\"file\":\"allow\",\"exec\":\"allow\",\"net\":\"allow\"},"
+		  "\"runtime\":[{\"id\":\"no-secret\",\"file\":{\"prefix\":\"~/secret/\","
+		  "\"ops\":[\"read\"]},\"decision\":\"deny\"},{\"id\":\"no-net\",\"net\":"
+		  "{\"cidr\":\"127.0.0.2/32\"},\"decision\":\"deny\"}]}", policy, sizeof(policy));
+	{
+		char *argv[] = { (char *)bb_kgate(), "daemon", NULL };
+
+		d = bb_spawn("daemon.out", argv);
+	}
+	ASSERT_TRUE(wait_for_output("daemon.out", "ready", 60000), "the daemon started");
+	snprintf(dpid, sizeof(dpid), "%d", (int)d);
+	setenv("D", dpid, 1);
+	setenv("A", bb_helper("kg_attack"), 1);
+	setenv("N", bb_helper("net_probe"), 1);
+	setenv("CG2", kg_cgroup2_mount(), 1);
+	snprintf(script, sizeof(script), "%s", state_attacks);
+	rc = BB_KGATE("run.out", "run", "--policy", policy, "--", "/bin/sh", "-c", script);
+	ASSERT_EQ(rc, 0, "the job ran to its end");
+	for (i = 0; i < ARRAY_SIZE(names); i++) {
+		long e = bb_result("run.out", names[i], NULL);
+
+		if (!ASSERT_TRUE(e != 0 && e != -9999 && e != 200, names[i]))
+			printf("    %s=%ld\n", names[i], e);
+		if (bb_full())
+			ASSERT_EQ(e, EPERM, "refused by the BPF LSM");
+	}
+	snprintf(label, sizeof(label), "proc_key_read_%d", (int)d);
+	ASSERT_TRUE(bb_refused(bb_result("run.out", label, NULL)), "the key via /proc/DAEMON/root");
+	snprintf(label, sizeof(label), "proc_pin_unlink_%d", (int)d);
+	ASSERT_TRUE(bb_refused(bb_result("run.out", label, NULL)), "a pin via /proc/DAEMON/root");
+	snprintf(label, sizeof(label), "proc_link_unlink_%d", (int)d);
+	ASSERT_TRUE(bb_refused(bb_result("run.out", label, NULL)), "a link via /proc/DAEMON/root");
+	out = bb_slurp("run.out");
+	ASSERT_TRUE(strstr(out, "\nlink_unlink=") && !strstr(out, "\nlink_unlink=0"),
+		    "the job's own cgroup links stay pinned");
+	if (bb_full())
+		ASSERT_TRUE(!strstr(out, "\nlink_unlink=2"), "(found, and refused)");
+	free(out);
+	if (bb_full())
+		ASSERT_EQ(bb_result("run.out", "secret_after", NULL), EPERM,
+			  "afterwards the denied read is still refused");
+	ASSERT_EQ(bb_result("run.out", "connect_after", NULL), EPERM,
+		  "and so is the denied connect (its cgroup links held)");
+	kill(d, SIGTERM);
+	ASSERT_EQ(bb_wait(d), 0, "the daemon stops cleanly");
+	ASSERT_OK(access(bb_path("bpf/kgate/kg_jobs"), F_OK) == 0 ? 0 : -1, "pins in place");
+	ASSERT_TRUE(access(bb_path("state/approvals/done/0123456789ab.json"), F_OK) != 0,
+		    "nothing planted in the queue");
+	ASSERT_EQ(BB_KGATE("verify.out", "audit", "verify"), 0, "the trail verifies");
+	trace = bb_trace("run.out");
+	recs = bb_audit(trace);
+	if (bb_full()) {
+		ASSERT_GE(bb_count(recs, "decision", "kgate_state", "deny", "kgate:self-protection",
+				   "bpf-lsm"), 10, "each refusal is an audited self-protection denial");
+		ASSERT_GE(bb_count_target(recs, "decision", "kgate_state", "deny", NULL, NULL,
+					  "audit.key"), 2, "naming kgate's file");
+		ASSERT_GE(bb_count(recs, "decision", "read", "deny", "no-secret", "bpf-lsm"), 1,
+			  "and the policy's own refusal");
+	}
+	if (kt_failed_here)
+		bb_dump(recs);
+	json_decref(recs);
+	recs = bb_audit_query(NULL, "policy_change");
+	ASSERT_EQ(json_array_size(recs), 0, "no policy was pushed");
+	json_decref(recs);
+
+	/* a policy without file rules gives Landlock nothing to do: the job
+	 * still gets a domain of its own (on 6.1 no scoping would make one),
+	 * and renames across directories keep working in it */
+	bb_policy("open.json", "{\"version\":1,\"name\":\"open\",\"default\":\"allow\"}",
+		  policy, sizeof(policy));
+	ASSERT_OK(kg_mkdir_p(bb_home("a"), 0755) || kg_mkdir_p(bb_home("b"), 0755) ||
+		  bb_write(bb_home("a/f"), "f", 0644), "two directories");
+	snprintf(script, sizeof(script),
+		 "at() { n=$1; shift; $A \"$@\" >/dev/null 2>&1; echo \"$n=$?\"; }\n"
+		 "at proc_key_read read /proc/$PPID/root$KGATE_AUDIT_DIR/audit.key\n"
+		 "at move_across rename $HOME/a/f $HOME/b/f\n");
+	rc = BB_KGATE("open.out", "run", "--policy", policy, "--", "/bin/sh", "-c", script);
+	ASSERT_EQ(rc, 0, "the second job ran");
+	ASSERT_TRUE(bb_refused(bb_result("open.out", "proc_key_read", NULL)),
+		    "no file rules: /proc/KGATE-RUN/root is still closed");
+	ASSERT_EQ(bb_result("open.out", "move_across", NULL), 0,
+		  "a rename across directories works");
 	bb_teardown();
 }
 

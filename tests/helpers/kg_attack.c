@@ -2,7 +2,7 @@
 /*
  * kg_attack - small attacks a test runs inside a governed job.
  *
- *   kg_attack <what> [arg]
+ *   kg_attack <what> [arg [arg2]]
  *
  * Prints one line "<what> ret=<r> errno=<e>" and exits with the errno of the
  * attempt (0 = it worked), so a test asserts on the exit status. Attempts the
@@ -19,7 +19,10 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,6 +91,29 @@ static int count_fds(void)
 			n++;
 	printf("fds %d\n", n);
 	return n;
+}
+
+static int unix_request(const char *path, const char *line)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char reply[4096];
+	ssize_t n;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), e;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		e = done("unix-request", -1);
+		if (fd >= 0)
+			close(fd);
+		return e;
+	}
+	if (write(fd, line, strlen(line)) < 0 || write(fd, "\n", 1) < 0)
+		return done("unix-request", -1);
+	n = read(fd, reply, sizeof(reply) - 1);
+	reply[n > 0 ? n : 0] = '\0';
+	printf("reply %s", reply);
+	close(fd);
+	return done("unix-request", 0);
 }
 
 static long int80_getpid(void)
@@ -198,6 +224,39 @@ int main(int argc, char **argv)
 			close(fd);
 		return done(w, fd);
 	}
+	/* kgate's own state (and anything else) by path */
+	if (!strcmp(w, "append")) {
+		int fd = open(arg, O_WRONLY | O_APPEND | O_CLOEXEC);
+
+		if (fd >= 0 && write(fd, "forged\n", 7) != 7)
+			fd = -1;
+		if (fd >= 0)
+			close(fd);
+		return done(w, fd);
+	}
+	if (!strcmp(w, "create")) {
+		int fd = open(arg, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+
+		if (fd >= 0)
+			close(fd);
+		return done(w, fd);
+	}
+	if (!strcmp(w, "unlink"))
+		return done(w, unlink(arg));
+	if (!strcmp(w, "rmdir"))
+		return done(w, rmdir(arg));
+	if (!strcmp(w, "truncate"))
+		return done(w, truncate(arg, 0));
+	if (!strcmp(w, "chmod"))
+		return done(w, chmod(arg, 0666));
+	if (!strcmp(w, "rename"))
+		return done(w, rename(arg, argc > 3 ? argv[3] : ""));
+	if (!strcmp(w, "link"))
+		return done(w, link(arg, argc > 3 ? argv[3] : ""));
+	if (!strcmp(w, "mkdir"))
+		return done(w, mkdir(arg, 0755));
+	if (!strcmp(w, "unix-request"))	/* connect to a unix socket, send argv[3], print the reply */
+		return unix_request(arg, argc > 3 ? argv[3] : "");
 	if (!strcmp(w, "kill"))	/* signal 0 to a pid outside the job */
 		return done(w, kill((pid_t)atoi(arg), 0));
 	if (!strcmp(w, "killchild")) {
