@@ -7,12 +7,18 @@
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <signal.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
+
+#include <bpf/bpf.h>
 
 #include "testlib.h"
 #include "audit.h"
@@ -34,6 +40,11 @@ static void setup(void)
 	if (!mkdtemp(tmpdir))
 		SKIP("mkdtemp failed");
 	chmod(tmpdir, 0755);
+	/* what jobs write goes to work/: kgate's own directories (audit/,
+	 * state/) are refused to jobs, and so is creating entries next to them
+	 * in degraded mode (see kg_landlock_plan_protect) */
+	snprintf(path, sizeof(path), "%s/work", tmpdir);
+	mkdir(path, 0755);
 	snprintf(path, sizeof(path), "%s/audit", tmpdir);
 	setenv("KGATE_AUDIT_DIR", path, 1);
 	snprintf(path, sizeof(path), "%s/state", tmpdir);
@@ -173,7 +184,7 @@ TEST(policy_push_changes_decisions_of_a_running_job)
 	setup();
 	write_file("p1.json", POLICY_BLOCK("127.0.0.2"), p1, sizeof(p1));
 	write_file("p2.json", POLICY_BLOCK("127.0.0.3"), p2, sizeof(p2));
-	snprintf(log, sizeof(log), "%s/probe.log", tmpdir);
+	snprintf(log, sizeof(log), "%s/work/probe.log", tmpdir);
 	snprintf(env, sizeof(env), "LOG=%s", log);
 	putenv(env);
 	{
@@ -196,7 +207,7 @@ TEST(policy_push_changes_decisions_of_a_running_job)
 	ASSERT_HAS_SUBSTR(out, "block-127.0.0.3", "names the new policy");
 	free(out);
 	ASSERT_EQ(wait_exit(job), 0, "the job was never restarted and ends normally");
-	logtext = slurp("probe.log");
+	logtext = slurp("work/probe.log");
 	/* before: .2 refused (bash exit 1), .3 reached (connection refused: 1 too)
 	 * so read the audit trail instead: it says which rule refused what */
 	free(logtext);
@@ -342,7 +353,7 @@ TEST(invalid_push_changes_nothing)
 	write_file("p1.json", POLICY_BLOCK("127.0.0.2"), p1, sizeof(p1));
 	write_file("bad.json", "{\"version\":1,\"name\":\"bad\",\"runtime\":[{\"id\":\"b\","
 		   "\"net\":{\"cidr\":\"300.0.0.1/32\"},\"decision\":\"deny\"}]}", bad, sizeof(bad));
-	snprintf(log, sizeof(log), "%s/probe.log", tmpdir);
+	snprintf(log, sizeof(log), "%s/work/probe.log", tmpdir);
 	snprintf(env, sizeof(env), "LOG=%s", log);
 	putenv(env);
 	{
@@ -410,7 +421,7 @@ TEST(controller_kill9_during_flood_loses_nothing)
 
 	setup();
 	write_file("p1.json", POLICY_BLOCK("127.0.0.2"), p1, sizeof(p1));
-	snprintf(log, sizeof(log), "%s/flood.log", tmpdir);
+	snprintf(log, sizeof(log), "%s/work/flood.log", tmpdir);
 	snprintf(env, sizeof(env), "LOG=%s", log);
 	putenv(env);
 	{
@@ -426,7 +437,7 @@ TEST(controller_kill9_during_flood_loses_nothing)
 	kill(run, SIGKILL);		/* the controller, not the job */
 	ASSERT_EQ(wait_exit(run), 128 + SIGKILL, "controller killed");
 	sleep_ms(3500);			/* the orphaned job keeps flooding */
-	out = slurp("flood.log");
+	out = slurp("work/flood.log");
 	ASSERT_TRUE(out && strstr(out, "done "), "the job kept running after the kill");
 	ASSERT_TRUE(out && !strstr(out, "ALLOWED"), "no denied connect ever got through");
 	free(out);
@@ -542,7 +553,7 @@ TEST(fail_open_policy_stops_refusing_when_the_controller_is_gone)
 		   "\"default\":\"allow\",\"runtime_defaults\":{\"net\":\"allow\"},\"runtime\":["
 		   "{\"id\":\"block\",\"net\":{\"cidr\":\"127.0.0.2/32\"},\"decision\":\"deny\"}]}",
 		   p1, sizeof(p1));
-	snprintf(log, sizeof(log), "%s/open.log", tmpdir);
+	snprintf(log, sizeof(log), "%s/work/open.log", tmpdir);
 	snprintf(env, sizeof(env), "LOG=%s", log);
 	putenv(env);
 	{
@@ -559,7 +570,7 @@ TEST(fail_open_policy_stops_refusing_when_the_controller_is_gone)
 	kill(run, SIGKILL);
 	ASSERT_EQ(wait_exit(run), 128 + SIGKILL, "controller killed");
 	sleep_ms(14000);	/* past the 10 s heartbeat timeout */
-	out = slurp("open.log");
+	out = slurp("work/open.log");
 	printf("%s", out ? out : "");
 	before = out ? strstr(out, "refused") : NULL;
 	after = out ? strrchr(out, '\n') : NULL;
@@ -575,7 +586,7 @@ TEST(fail_open_policy_stops_refusing_when_the_controller_is_gone)
 			    "the newest probe was not refused");
 	}
 	free(out);
-	out = slurp("open.log.pid");
+	out = slurp("work/open.log.pid");
 	if (out)
 		job_pid = atoi(out);
 	free(out);
@@ -590,5 +601,152 @@ TEST(fail_open_policy_stops_refusing_when_the_controller_is_gone)
 		wait_exit(d);
 	}
 	ASSERT_EQ(count_records("job_exit", NULL, NULL), 1, "the daemon recorded the job's end");
+	teardown();
+}
+
+/* An unprivileged client that opens `nconn` connections and dribbles a byte
+ * on each every 200 ms for `secs` seconds (then exits). */
+static pid_t slow_loris(int nconn, int secs)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int fds[64], n = 0, i, round;
+
+		if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
+		    setresuid(65534, 65534, 65534))
+			_exit(3);
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", kg_socket_path());
+		for (i = 0; i < nconn && i < 64; i++) {
+			int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+			if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+				fds[n++] = fd;
+			else if (fd >= 0)
+				close(fd);
+		}
+		signal(SIGPIPE, SIG_IGN);
+		for (round = 0; round < secs * 5; round++) {
+			for (i = 0; i < n; i++)
+				(void)write(fds[i], "{", 1);	/* never a whole line */
+			sleep_ms(200);
+		}
+		_exit(0);
+	}
+	return pid;
+}
+
+static uint64_t heartbeat_age_ms(void)
+{
+	struct kg_control ctl = {};
+	uint32_t zero = 0;
+	int fd = kg_open_pinned_map("kg_control");
+	uint64_t now = kg_now_mono_ns();
+
+	if (fd < 0 || bpf_map_lookup_elem(fd, &zero, &ctl)) {
+		if (fd >= 0)
+			close(fd);
+		return UINT64_MAX;
+	}
+	close(fd);
+	return now > ctl.heartbeat_ns ? (now - ctl.heartbeat_ns) / 1000000 : 0;
+}
+
+/* Issue 10 §2: an unprivileged client dribbling bytes stalled the daemon
+ * (a root ping took 24 s) and a fail-open job whose `kgate run` had been
+ * killed stopped being enforced once the heartbeat went stale.  Now: while
+ * slow clients dribble for longer than the heartbeat timeout, root pings
+ * are answered, the heartbeat keeps beating and the job keeps refusing. */
+TEST(slow_clients_delay_neither_root_nor_the_heartbeat)
+{
+	char p1[512], env[600], log[512], *out;
+	pid_t run, d, loris, big, job_pid = 0;
+	int i, pings_ok = 0;
+	uint64_t worst_age = 0;
+
+	setup();
+	write_file("p1.json", "{\"version\":1,\"name\":\"open\",\"fail_mode\":\"open\","
+		   "\"default\":\"allow\",\"runtime_defaults\":{\"net\":\"allow\"},\"runtime\":["
+		   "{\"id\":\"block\",\"net\":{\"cidr\":\"127.0.0.2/32\"},\"decision\":\"deny\"}]}",
+		   p1, sizeof(p1));
+	snprintf(log, sizeof(log), "%s/work/open.log", tmpdir);
+	snprintf(env, sizeof(env), "LOG=%s", log);
+	putenv(env);
+	d = start_daemon();
+	ASSERT_TRUE(kg_control_daemon_running(), "daemon answers");
+	{
+		char *argv[] = { (char *)kgate_bin(), "run", "-q", "--policy", p1, "--", "/bin/bash", "-c",
+				 "echo $$ > $LOG.pid; for i in $(seq 1 80); do "
+				 "if (exec 3<>/dev/tcp/127.0.0.2/9) 2>&1 | grep -q 'not permitted'; "
+				 "then echo \"$SECONDS refused\"; else echo \"$SECONDS reached\"; fi >> $LOG; "
+				 "sleep 0.25; done", NULL };
+
+		run = spawn(argv, "run.out");
+	}
+	ASSERT_TRUE(wait_for_job(), "the job started");
+	sleep_ms(500);
+	kill(run, SIGKILL);	/* its controller: only the daemon beats now */
+	ASSERT_EQ(wait_exit(run), 128 + SIGKILL, "kgate run killed");
+	loris = slow_loris(40, 14);
+	/* and another user that sends a large request without a newline (the
+	 * slow one has used up its own user's share of connections) */
+	big = fork();
+	if (big == 0) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		static char junk[128 << 10], reply[512];
+		ssize_t n, off = 0;
+		int fd;
+
+		if (setgroups(0, NULL) || setresgid(65533, 65533, 65533) ||
+		    setresuid(65533, 65533, 65533))
+			_exit(3);
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", kg_socket_path());
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+			_exit(4);
+		memset(junk, ' ', sizeof(junk));
+		signal(SIGPIPE, SIG_IGN);
+		while (off < (ssize_t)sizeof(junk) && (n = write(fd, junk + off, sizeof(junk) - off)) > 0)
+			off += n;
+		n = read(fd, reply, sizeof(reply) - 1);
+		reply[n > 0 ? n : 0] = '\0';
+		printf("  oversized request -> %s", reply);
+		_exit(strstr(reply, "larger than") ? 0 : 1);
+	}
+	sleep_ms(500);
+	for (i = 0; i < 13; i++) {
+		json_t *req = json_pack("{s:s}", "op", "ping"), *r;
+		uint64_t age;
+
+		r = kg_control_call(req, 1000);
+		pings_ok += r && json_is_true(json_object_get(r, "ok"));
+		json_decref(r);
+		json_decref(req);
+		age = heartbeat_age_ms();
+		if (age > worst_age)
+			worst_age = age;
+		sleep_ms(1000);
+	}
+	printf("  pings answered within 1 s: %d of 13; oldest heartbeat seen: %llu ms\n", pings_ok,
+	       (unsigned long long)worst_age);
+	ASSERT_EQ(pings_ok, 13, "every root ping answered within 1 s");
+	ASSERT_TRUE(worst_age < 2000, "the heartbeat never went stale");
+	ASSERT_EQ(wait_exit(big), 0, "an oversized request is refused, not buffered");
+	ASSERT_EQ(wait_exit(loris), 0, "the slow client ran to its end");
+	out = slurp("work/open.log");
+	printf("%s", out ? out : "");
+	ASSERT_TRUE(out && strstr(out, "refused"), "the job's probes ran");
+	ASSERT_TRUE(out && !strstr(out, "reached"), "no denied connect went through (fail-open never opened)");
+	free(out);
+	out = slurp("work/open.log.pid");
+	if (out)
+		job_pid = atoi(out);
+	free(out);
+	if (job_pid > 0)
+		kill(job_pid, SIGKILL);
+	sleep_ms(700);		/* the daemon adopts the ended job */
+	kill(d, SIGTERM);
+	ASSERT_EQ(wait_exit(d), 0, "daemon stops cleanly");
 	teardown();
 }

@@ -247,3 +247,237 @@ TEST(root_job_cannot_reach_kgate_state_by_any_path)
 	unsetenv("D");
 	teardown();
 }
+
+/* The daemon's own check, for a client that reaches its socket from inside
+ * a job (in degraded mode nothing else stops it where Landlock is absent):
+ * its cgroup, read from the kernel, is in kg_jobs or under the jobs' root. */
+static int governed_request(struct kg_cgroup *cg, const char *req, char *reply, size_t len)
+{
+	int pipefd[2], st;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe(pipefd))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		json_t *r, *j = json_loads(req, 0, NULL);
+		char *s;
+
+		close(pipefd[0]);
+		if (kg_cgroup_add_pid(cg, getpid()))
+			_exit(3);
+		r = j ? kg_control_call(j, 5000) : NULL;
+		s = r ? json_dumps(r, JSON_COMPACT) : strdup("no reply");
+		if (write(pipefd[1], s, strlen(s)) < 0)
+			_exit(4);
+		_exit(0);
+	}
+	close(pipefd[1]);
+	n = read(pipefd[0], reply, len - 1);
+	reply[n > 0 ? n : 0] = '\0';
+	close(pipefd[0]);
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(daemon_decides_nothing_for_a_peer_inside_a_job)
+{
+	struct kg_loader_opts lo = { 0 };
+	struct kg_cgroup job, under_root;
+	struct kg_loader *l;
+	char reply[4096], name[64];
+	json_t *recs;
+	pid_t d;
+	size_t i;
+	int denied = 0;
+
+	setup();
+	d = start_daemon();
+	ASSERT_TRUE(kg_control_daemon_running(), "daemon answers");
+	l = kg_loader_open(&lo);
+	ASSERT_TRUE(l != NULL, "loader");
+	/* a job somewhere else, known by kg_jobs (its cgroup's id) */
+	snprintf(name, sizeof(name), "sp-%d", (int)getpid());
+	ASSERT_OK(kg_cgroup_create_job("kgate-test-sp", name, &job), "job cgroup");
+	ASSERT_OK(kg_maps_add_job(l, job.id, 42, 0, KG_JOB_F_DEGRADED), "registered in kg_jobs");
+	/* and one under the jobs' root that is not (yet) registered */
+	ASSERT_OK(kg_cgroup_create_job("kgate", name, &under_root), "cgroup under the jobs' root");
+
+	ASSERT_EQ(governed_request(&job, "{\"op\":\"ping\"}", reply, sizeof(reply)), 0, "child ran");
+	ASSERT_HAS_SUBSTR(reply, "\"ok\":true", "ping is answered");
+	ASSERT_EQ(governed_request(&job, "{\"op\":\"push\",\"policy\":\"" PERMISSIVE "\"}", reply,
+				   sizeof(reply)), 0, "child ran");
+	ASSERT_HAS_SUBSTR(reply, "inside a governed job", "a push from inside a job is refused");
+	ASSERT_EQ(governed_request(&job, "{\"op\":\"approve\",\"id\":\"0123456789ab\"}", reply,
+				   sizeof(reply)), 0, "child ran");
+	ASSERT_HAS_SUBSTR(reply, "inside a governed job", "so is an approval");
+	ASSERT_EQ(governed_request(&job, "{\"op\":\"status\"}", reply, sizeof(reply)), 0, "child ran");
+	ASSERT_HAS_SUBSTR(reply, "inside a governed job", "and a status query");
+	ASSERT_EQ(governed_request(&under_root, "{\"op\":\"push\",\"policy\":\"" PERMISSIVE "\"}", reply,
+				   sizeof(reply)), 0, "child ran");
+	ASSERT_HAS_SUBSTR(reply, "inside a governed job", "under the jobs' root: refused too");
+	{
+		json_t *r, *req = json_pack("{s:s}", "op", "status");
+
+		r = kg_control_call(req, 5000);
+		ASSERT_TRUE(r && json_is_true(json_object_get(r, "ok")), "outside a job: answered");
+		json_decref(r);
+		json_decref(req);
+	}
+	stop_daemon(d);
+	recs = query("decision");
+	for (i = 0; i < json_array_size(recs); i++) {
+		json_t *r = json_array_get(recs, i);
+
+		if (!strcmp(json_string_value(json_object_get(r, "op")) ?: "", "kgate_state") &&
+		    !strcmp(json_string_value(json_object_get(r, "decision")) ?: "", "deny") &&
+		    !strcmp(json_string_value(json_object_get(r, "rule")) ?: "", "kgate:self-protection"))
+			denied++;
+	}
+	ASSERT_EQ(denied, 4, "each refusal is an audited self-protection denial");
+	json_decref(recs);
+	recs = query("policy_change");
+	ASSERT_EQ(json_array_size(recs), 0, "nothing was pushed");
+	json_decref(recs);
+	kg_maps_remove_job(l, job.id);
+	kg_cgroup_destroy(&job);
+	kg_cgroup_destroy(&under_root);
+	kg_loader_close(l);
+	teardown();
+}
+
+/* `kgate approvals ARGS...` as uid (through the daemon unless root). */
+static int approvals_as(const char *uid, char **out, const char *a1, const char *a2,
+			const char *a3)
+{
+	char reuid[32], regid[32];
+	char *argv[] = { "/usr/bin/setpriv", reuid, regid, "--clear-groups", (char *)kgate_bin(),
+			 "approvals", (char *)a1, (char *)a2, (char *)a3, NULL };
+
+	snprintf(reuid, sizeof(reuid), "--reuid=%s", uid);
+	snprintf(regid, sizeof(regid), "--regid=%s", uid);
+	return run_capture(argv, out);
+}
+
+#define APPROVERS_POLICY \
+	"{\"version\":1,\"name\":\"approvers\",\"default\":\"allow\",\"runtime_defaults\":{\"net\":\"allow\"}," \
+	"\"approvals\":{\"timeout_sec\":60,\"approvers\":{\"uids\":[0,12345]}}," \
+	"\"runtime\":[{\"id\":\"needs-ok\",\"net\":{\"cidr\":\"127.0.0.9/32\",\"ports\":[%d]}," \
+	"\"decision\":\"require_approval\"}]}"
+
+/* Issue 10 §3: with approvers [0, 12345], uid 12345 got EACCES on the state
+ * dir.  Now it decides through the daemon, which takes its identity from
+ * the kernel; an uid that is not an approver is refused and sees nothing. */
+TEST(an_approver_who_is_not_root_approves_through_the_daemon)
+{
+	char policy[512], json[2048], script[256], bgout[512], id[32] = "", *out, *p;
+	int port, lfd, i, st;
+	json_t *recs;
+	pid_t d, job;
+	bool found = false;
+
+	setup();
+	chmod(tmpdir, 0755);	/* the approvers reach the daemon's socket inside it */
+	lfd = listen_tcp(AF_INET, "127.0.0.9", &port);
+	ASSERT_TRUE(lfd >= 0, "listener on 127.0.0.9");
+	snprintf(json, sizeof(json), APPROVERS_POLICY, port);
+	write_policy(json, policy, sizeof(policy));
+	d = start_daemon();
+	ASSERT_TRUE(kg_control_daemon_running(), "daemon answers");
+	snprintf(script, sizeof(script), "(exec 3<>/dev/tcp/127.0.0.9/%d) && echo HELD-CONNECT-OK",
+		 port);
+	snprintf(bgout, sizeof(bgout), "%s/job.out", tmpdir);
+	job = fork();
+	if (job == 0) {
+		int fd = open(bgout, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(kgate_bin(), kgate_bin(), "run", "--policy", policy, "--", "/bin/bash", "-c",
+		      script, (char *)NULL);
+		_exit(126);
+	}
+	for (i = 0; i < 150 && !id[0]; i++) {
+		sleep_ms(100);
+		approvals_as("12345", &out, "list", "--json", NULL);
+		p = strstr(out, "\"id\"");
+		if (p && sscanf(p, "\"id\": \"%31[0-9a-f]\"", id) != 1)
+			id[0] = '\0';
+	}
+	ASSERT_TRUE(id[0] != '\0', "the approver (uid 12345) lists the pending request");
+	ASSERT_EQ(approvals_as("12346", &out, "list", "--json", NULL), 0, "another user lists");
+	ASSERT_TRUE(!strstr(out, id), "and does not see a request it may not decide");
+	ASSERT_EQ(approvals_as("12346", &out, "approve", id, NULL), 4, "nor approve it: exit 4");
+	ASSERT_HAS_SUBSTR(out, "not an approver", "says why");
+	ASSERT_EQ(approvals_as("12345", &out, "approve", id, "--once"), 0, "the approver approves");
+	ASSERT_HAS_SUBSTR(out, "approved", "and is told so");
+	waitpid(job, &st, 0);
+	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the job ended well");
+	out = kg_read_file(bgout, 1 << 20, NULL);
+	printf("%s", out ? out : "");
+	ASSERT_HAS_SUBSTR(out, "HELD-CONNECT-OK", "the held connect went through after approval");
+	free(out);
+	stop_daemon(d);
+	recs = query("approval");
+	for (i = 0; i < (int)json_array_size(recs); i++) {
+		json_t *r = json_array_get(recs, i);
+
+		if (!strcmp(json_string_value(json_object_get(r, "decision")) ?: "", "approved") &&
+		    json_integer_value(json_object_get(json_object_get(r, "actor"), "uid")) == 12345)
+			found = true;
+	}
+	ASSERT_TRUE(found, "the trail says uid 12345 approved it");
+	json_decref(recs);
+	close(lfd);
+	teardown();
+}
+
+/* kgate status: root and the job's own user see its command line; other
+ * users see that it exists. */
+TEST(status_shows_a_job_in_full_only_to_root_and_its_own_user)
+{
+	char policy[512], bgout[512], *out;
+	char *argv_other[] = { "/usr/bin/setpriv", "--reuid=12346", "--regid=12346",
+			       "--clear-groups", (char *)kgate_bin(), "status", NULL };
+	char *argv_own[] = { "/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+			     "--clear-groups", (char *)kgate_bin(), "status", NULL };
+	char *argv_root[] = { (char *)kgate_bin(), "status", NULL };
+	int i, st;
+	pid_t d, job;
+
+	setup();
+	chmod(tmpdir, 0755);
+	write_policy(ALLOW_ALL, policy, sizeof(policy));
+	d = start_daemon();
+	ASSERT_TRUE(kg_control_daemon_running(), "daemon answers");
+	snprintf(bgout, sizeof(bgout), "%s/job.out", tmpdir);
+	setenv("SUDO_UID", "65534", 1);	/* started through sudo by uid 65534 */
+	job = fork();
+	if (job == 0) {
+		int fd = open(bgout, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(kgate_bin(), kgate_bin(), "run", "--policy", policy, "--", "/bin/bash", "-c",
+		      "sleep 4", "secret-argument-3", (char *)NULL);
+		_exit(126);
+	}
+	unsetenv("SUDO_UID");
+	for (i = 0; i < 100; i++) {
+		run_capture(argv_root, &out);
+		if (strstr(out, "secret-argument"))
+			break;
+		sleep_ms(100);
+	}
+	ASSERT_HAS_SUBSTR(out, "secret-argument-3", "root sees the command line");
+	ASSERT_EQ(run_capture(argv_own, &out), 0, "the job's user asks the daemon");
+	ASSERT_HAS_SUBSTR(out, "secret-argument-3", "and sees its job in full");
+	ASSERT_EQ(run_capture(argv_other, &out), 0, "another user asks");
+	ASSERT_HAS_SUBSTR(out, "1 job(s)", "sees that a job exists");
+	ASSERT_TRUE(!strstr(out, "secret-argument"), "but not its command line");
+	ASSERT_HAS_SUBSTR(out, "another user's job", "and is told why");
+	waitpid(job, &st, 0);
+	stop_daemon(d);
+	teardown();
+}

@@ -314,7 +314,7 @@ static void read_u32_array(json_t *arr, uint32_t *out, uint32_t *n)
 	}
 }
 
-static int approval_from_json(json_t *o, struct kg_approval *a)
+int kg_approval_from_json(json_t *o, struct kg_approval *a)
 {
 	json_t *g = json_object_get(o, "grant"), *ap = json_object_get(o, "approvers");
 
@@ -393,7 +393,7 @@ static int load_path(const char *path, struct kg_approval *a)
 
 	if (!o)
 		return access(path, F_OK) ? -ENOENT : -EINVAL;
-	err = approval_from_json(o, a);
+	err = kg_approval_from_json(o, a);
 	json_decref(o);
 	return err;
 }

@@ -180,5 +180,7 @@ int kg_approvals_expire_orphans(struct kg_approvals *q);
 const char *kg_appr_state_name(enum kg_appr_state s);
 /* The request as JSON (the on-disk and `--json` form); caller decrefs. */
 json_t *kg_approval_to_json(const struct kg_approval *a);
+/* And back (the action hash is recomputed, never taken from o). 0/-EINVAL. */
+int kg_approval_from_json(json_t *o, struct kg_approval *a);
 
 #endif

@@ -2,10 +2,11 @@
 /*
  * cmd_approvals.c - 'kgate approvals list|approve|deny'.
  *
- * Works on the shared queue in <state dir>/approvals directly; the caller's
- * identity is this process's real uid and groups (the kernel's view, not a
- * claim).  A daemon serving the same operations over its socket would pass
- * SO_PEERCRED's uid and groups to the same kg_approvals_* functions.
+ * As root, works on the shared queue in <state dir>/approvals directly, the
+ * caller's identity being this process's real uid and groups (the kernel's
+ * view, not a claim).  Anyone else asks kgate's daemon, which owns the
+ * queue and the kernel's grants and passes SO_PEERCRED's uid and
+ * SO_PEERGROUPS's groups to the same kg_approvals_* functions.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -13,10 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "approvals.h"
 #include "cmds.h"
 #include "common.h"
+#include "control.h"
 
 static void usage(FILE *f)
 {
@@ -32,7 +35,9 @@ static void usage(FILE *f)
 		   "installs a kernel grant: --once for a single use, --ttl SEC for a time\n"
 		   "(default: the policy's approval timeout).  Who may decide: the policy's\n"
 		   "approvers (uid 0 only when it lists none); the job's own user only with\n"
-		   "allow_self_approval.  Overdue requests are expired (denied) when listed.\n\n"
+		   "allow_self_approval.  Overdue requests are expired (denied) when listed.\n"
+		   "Users other than root go through kgate's daemon (`kgate daemon`), which\n"
+		   "shows them the requests they may decide or their jobs raised.\n\n"
 		   "exit status: 0 done, 4 not allowed / stale / expired / already decided,\n"
 		   "2 usage or no such request, 1 other failure\n");
 }
@@ -94,18 +99,12 @@ static void print_row(const struct kg_approval *a)
 	       a->rule_id, a->requester_uid, a->trace_id);
 }
 
-static int do_list(struct kg_approvals *q, const struct opts *o)
+static void print_list(const struct kg_approval *v, size_t n, const struct opts *o)
 {
-	struct kg_approval *v = NULL;
 	json_t *arr;
-	size_t n, i;
+	size_t i;
 	char *s;
-	int err;
 
-	kg_approvals_expire(q, 0);	/* a reviewer never sees an overdue request as pending */
-	err = kg_approvals_list(q, o->all, &v, &n);
-	if (err)
-		return kg_err("approvals: cannot read the queue: %s", strerror(-err)), KG_EXIT_FAIL;
 	if (o->json) {
 		arr = json_array();
 		for (i = 0; arr && i < n; i++)
@@ -122,6 +121,19 @@ static int do_list(struct kg_approvals *q, const struct opts *o)
 		for (i = 0; i < n; i++)
 			print_row(&v[i]);
 	}
+}
+
+static int do_list(struct kg_approvals *q, const struct opts *o)
+{
+	struct kg_approval *v = NULL;
+	size_t n;
+	int err;
+
+	kg_approvals_expire(q, 0);	/* a reviewer never sees an overdue request as pending */
+	err = kg_approvals_list(q, o->all, &v, &n);
+	if (err)
+		return kg_err("approvals: cannot read the queue: %s", strerror(-err)), KG_EXIT_FAIL;
+	print_list(v, n, o);
 	free(v);
 	return KG_EXIT_OK;
 }
@@ -203,6 +215,83 @@ static int do_decide(struct kg_approvals *q, const char *verb, const char *id, c
 	return exit_for(err);
 }
 
+/* ---- through the daemon (approvers who are not root) ----------------------------- */
+
+/* The queue and the kernel's grants are root's: anyone else asks the
+ * daemon, which takes the caller's identity from the kernel. */
+static json_t *ask_daemon(json_t *req)
+{
+	json_t *reply = req ? kg_control_call(req, 30000) : NULL;
+	int err = errno;
+
+	json_decref(req);
+	if (!reply && (err == ENOENT || err == ECONNREFUSED))
+		kg_err("approvals: as uid %u, decisions go through kgate's daemon (the queue and "
+		       "the kernel's grants are root's), and none answers on %s: ask root to run "
+		       "`kgate daemon`", (unsigned int)getuid(), kg_socket_path());
+	else if (!reply)
+		kg_err("approvals: kgate's daemon did not answer: %s", strerror(err));
+	return reply;
+}
+
+static int daemon_list(const struct opts *o)
+{
+	json_t *reply = ask_daemon(json_pack("{s:s,s:b}", "op", "approvals_list", "all", o->all));
+	json_t *reqs, *r;
+	struct kg_approval *v;
+	size_t n = 0, i;
+	int rc;
+
+	if (!reply)
+		return KG_EXIT_FAIL;
+	reqs = json_object_get(reply, "requests");
+	if (!json_is_true(json_object_get(reply, "ok")) || !json_is_array(reqs)) {
+		kg_err("%s", json_string_value(json_object_get(reply, "error")) ?: "approvals: refused");
+		rc = (int)json_integer_value(json_object_get(reply, "exit")) ?: KG_EXIT_FAIL;
+		json_decref(reply);
+		return rc;
+	}
+	v = calloc(json_array_size(reqs) + 1, sizeof(*v));
+	json_array_foreach(reqs, i, r)
+		if (v && kg_approval_from_json(r, &v[n]) == 0)
+			n++;
+	json_decref(reply);
+	if (!v)
+		return KG_EXIT_FAIL;
+	print_list(v, n, o);
+	free(v);
+	return KG_EXIT_OK;
+}
+
+static int daemon_decide(const char *verb, const char *id, const struct opts *o)
+{
+	json_t *req = json_pack("{s:s,s:s,s:s?,s:b}", "op", verb, "id", id, "note", o->note,
+				"once", o->once);
+	struct kg_approval a = {};
+	json_t *reply;
+	int err;
+
+	if (req && o->ttl)
+		json_object_set_new(req, "ttl", json_integer((json_int_t)o->ttl));
+	reply = ask_daemon(req);
+	if (!reply)
+		return KG_EXIT_FAIL;
+	if (!json_object_get(reply, "errno")) {	/* refused before deciding */
+		kg_err("%s", json_string_value(json_object_get(reply, "error")) ?: "approvals: refused");
+		err = (int)json_integer_value(json_object_get(reply, "exit")) ?: KG_EXIT_FAIL;
+		json_decref(reply);
+		return err;
+	}
+	err = -(int)json_integer_value(json_object_get(reply, "errno"));
+	if (json_object_get(reply, "request"))
+		kg_approval_from_json(json_object_get(reply, "request"), &a);
+	if (err == -EACCES)
+		kg_err("approvals: %s", json_string_value(json_object_get(reply, "error")) ?: "refused");
+	report(verb, id, err, &a, o);
+	json_decref(reply);
+	return exit_for(err);
+}
+
 int cmd_approvals(int argc, char **argv)
 {
 	struct kg_approvals *q;
@@ -236,6 +325,8 @@ int cmd_approvals(int argc, char **argv)
 		kg_err("approvals: --ttl and --once only apply to approve");
 		return KG_EXIT_USAGE;
 	}
+	if (getuid() != 0)
+		return !strcmp(sub, "list") ? daemon_list(&o) : daemon_decide(sub, argv[first], &o);
 	q = kg_approvals_open(NULL);
 	if (!q)
 		return kg_err("approvals: cannot open the queue in %s: %s", kg_state_dir(),

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "approvals.h"
 #include "audit.h"
 #include "cgroup.h"
 #include "cmds.h"
@@ -33,6 +34,7 @@
 #include "reap.h"
 #include "recorder.h"
 #include "registry.h"
+#include "selfprotect.h"
 
 #define TICK_MS 250
 
@@ -43,11 +45,15 @@ static void on_stop(int sig)
 	stop_signal = sig;
 }
 
+#define MAX_POLLFDS (KG_CONTROL_MAX_CLIENTS + 2)
+
 struct daemon {
 	struct kg_loader *loader;
 	struct kg_audit *audit;
 	struct kg_consumer *consumer;
-	int lfd;
+	struct kg_control_server *srv;
+	struct kg_heartbeat *heartbeat;
+	struct kg_approvals *approvals;	/* decisions of approvers who are not root */
 	struct kg_policy_doc *conf;	/* pushers etc.; NULL = root only */
 };
 
@@ -73,6 +79,18 @@ static void audit_controller(struct daemon *d, const char *op, json_t *extra)
 	kg_audit_flush(d->audit);
 }
 
+static bool in_groups(const struct kg_peer *peer, uint32_t gid)
+{
+	size_t i;
+
+	if (peer->gid == gid)
+		return true;
+	for (i = 0; i < peer->ngroups; i++)
+		if (peer->groups[i] == gid)
+			return true;
+	return false;
+}
+
 static bool principal_allowed(const struct kg_principals *p, const struct kg_peer *peer)
 {
 	size_t i;
@@ -81,7 +99,7 @@ static bool principal_allowed(const struct kg_principals *p, const struct kg_pee
 		if (p->uids[i] == peer->uid)
 			return true;
 	for (i = 0; i < p->ngids; i++)
-		if (p->gids[i] == peer->gid)
+		if (in_groups(peer, p->gids[i]))
 			return true;
 	return false;
 }
@@ -91,6 +109,23 @@ static bool may_push(const struct daemon *d, const struct kg_peer *peer)
 	if (!d->conf || (!d->conf->pushers.nuids && !d->conf->pushers.ngids))
 		return peer->uid == 0;
 	return principal_allowed(&d->conf->pushers, peer);
+}
+
+/* Pushers may send a policy; everyone else a small request. */
+static size_t request_limit(void *ctx, const struct kg_peer *peer)
+{
+	return may_push(ctx, peer) ? KG_CONTROL_MAX_REQUEST : KG_CONTROL_SMALL_REQUEST;
+}
+
+static void approver_of(const struct kg_peer *peer, struct kg_approver *who)
+{
+	size_t i;
+
+	memset(who, 0, sizeof(*who));
+	who->uid = peer->uid;
+	who->gids[who->ngids++] = peer->gid;
+	for (i = 0; i < peer->ngroups && who->ngids < ARRAY_SIZE(who->gids); i++)
+		who->gids[who->ngids++] = peer->groups[i];
 }
 
 static json_t *error_reply(const char *msg, int exit_code)
@@ -137,46 +172,167 @@ static json_t *handle_push(struct daemon *d, const struct kg_peer *peer, json_t 
 	return reply;
 }
 
-static json_t *handle_status(void)
+/* Who sees what of a job: root, the user the job runs as and whoever
+ * started it see everything; anyone else only that it exists. */
+static bool may_see_job(const struct kg_peer *peer, const struct kg_job_record *r)
+{
+	return peer->uid == 0 || peer->uid == r->as_uid || peer->uid == r->invoker_uid ||
+	       peer->uid == r->uid;
+}
+
+static json_t *handle_status(const struct kg_peer *peer)
 {
 	struct kg_job_record *jobs = NULL;
 	json_t *arr = json_array();
 	size_t n = 0, i;
 
 	kg_registry_list(&jobs, &n);
-	for (i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:I}", "trace", jobs[i].trace,
-						     "command", jobs[i].command, "policy_hash",
-						     jobs[i].policy_hash, "cgroup_id",
-						     (json_int_t)jobs[i].cgid));
+	for (i = 0; i < n; i++) {
+		if (may_see_job(peer, &jobs[i]))
+			json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:i,s:I}",
+				"trace", jobs[i].trace, "command", jobs[i].command,
+				"policy_name", jobs[i].policy_name, "policy_hash", jobs[i].policy_hash,
+				"cgroup_id", (json_int_t)jobs[i].cgid,
+				"mode", jobs[i].full ? "full" : "degraded", "pid", (int)jobs[i].pid,
+				"as_uid", (json_int_t)jobs[i].as_uid));
+		else
+			json_array_append_new(arr, json_pack("{s:s,s:s,s:b}", "trace", jobs[i].trace,
+				"mode", jobs[i].full ? "full" : "degraded", "hidden", 1));
+	}
 	free(jobs);
 	return json_pack("{s:b,s:o}", "ok", 1, "jobs", arr);
 }
 
-static void serve_one(struct daemon *d)
-{
-	struct kg_peer peer;
-	json_t *req = NULL, *reply;
-	const char *op;
-	int cfd;
+/* ---- approvals for approvers who are not root ----------------------------------- */
 
-	cfd = kg_control_accept(d->lfd, &peer, &req);
-	if (cfd < 0)
-		return;
-	op = json_string_value(json_object_get(req, "op"));
+static json_t *handle_approvals_list(struct daemon *d, const struct kg_peer *peer, json_t *req)
+{
+	bool all = json_is_true(json_object_get(req, "all"));
+	struct kg_approval *v = NULL;
+	struct kg_approver who;
+	json_t *arr;
+	size_t n = 0, i;
+	char why[256];
+
+	approver_of(peer, &who);
+	kg_approvals_expire(d->approvals, 0);
+	if (kg_approvals_list(d->approvals, all, &v, &n))
+		return error_reply("approvals: cannot read the queue", KG_EXIT_FAIL);
+	/* the requests this peer may decide, and those of its own jobs */
+	arr = json_array();
+	for (i = 0; arr && i < n; i++)
+		if (peer->uid == 0 || v[i].requester_uid == peer->uid ||
+		    kg_approvals_authorize(&v[i], &who, why, sizeof(why)) == 0)
+			json_array_append_new(arr, kg_approval_to_json(&v[i]));
+	free(v);
+	return json_pack("{s:b,s:o}", "ok", 1, "requests", arr);
+}
+
+static json_t *decision_reply(int err, const struct kg_approval *a, const char *why)
+{
+	json_t *j = json_pack("{s:b,s:i,s:s}", "ok", err == 0, "errno", -err, "error",
+			      err ? (why && *why ? why : strerror(-err)) : "");
+
+	if (j && a->id[0])
+		json_object_set_new(j, "request", kg_approval_to_json(a));
+	return j;
+}
+
+static json_t *handle_decision(struct daemon *d, const struct kg_peer *peer, json_t *req,
+			       bool approve)
+{
+	const char *id = json_string_value(json_object_get(req, "id"));
+	const char *note = json_string_value(json_object_get(req, "note"));
+	json_int_t ttl = json_integer_value(json_object_get(req, "ttl"));
+	struct kg_grant_opts g = { .once = json_is_true(json_object_get(req, "once")),
+				   .note = note };
+	struct kg_approval a = {};
+	struct kg_approver who;
+	char why[256] = "";
+	int err;
+
+	if (!id)
+		return error_reply("approvals: request has no id", KG_EXIT_USAGE);
+	if (ttl < 0 || ttl > 7 * 86400)
+		return error_reply("approvals: ttl needs 1..604800 seconds", KG_EXIT_USAGE);
+	g.ttl_sec = (uint64_t)ttl;
+	approver_of(peer, &who);
+	/* the reason of a refusal goes back to the client (the decision
+	 * itself checks again under the queue lock) */
+	if (kg_approvals_get(d->approvals, id, &a) == 0 &&
+	    kg_approvals_authorize(&a, &who, why, sizeof(why)))
+		return decision_reply(-EACCES, &a, why);
+	memset(&a, 0, sizeof(a));
+	err = approve ? kg_approvals_approve(d->approvals, id, &who, &g, &a)
+		      : kg_approvals_deny(d->approvals, id, &who, note, &a);
+	return decision_reply(err, &a, why);
+}
+
+/* ---- requests -------------------------------------------------------------------- */
+
+/* A peer inside a governed job, or one whose cgroup could not be
+ * established, drives nothing: refused, and audited as self-protection. */
+static bool refuse_governed(struct daemon *d, const struct kg_peer *peer, const char *op)
+{
+	struct kg_job_record *jobs = NULL;
+	const char *trace = NULL;
+	struct passwd *pw;
+	uint64_t cgid = 0;
+	json_t *extra;
+	size_t n = 0, i;
+
+	if (peer->cgroup_known && !kg_selfprotect_cgroup_governed(d->loader, peer->cgroup, &cgid))
+		return false;
+	if (cgid && !kg_registry_list(&jobs, &n))
+		for (i = 0; i < n && !trace; i++)
+			if (jobs[i].cgid == cgid)
+				trace = jobs[i].trace;
+	extra = json_pack("{s:s,s:s,s:s,s:s}", "kind", "decision", "outcome", "refused",
+			  "tried", op, "cgroup", peer->cgroup_known ? peer->cgroup : "unknown");
+	pw = getpwuid(peer->uid);
+	{
+		struct kg_audit_rec r = {
+			.type = "decision", .trace_id = trace, .actor_uid = peer->uid,
+			.actor_name = pw ? pw->pw_name : NULL, .pid = peer->pid, .tid = -1,
+			.op = kg_op_name(KG_OP_KGATE_STATE), .target = kg_socket_path(),
+			.decision = "deny", .rule_id = "kgate:self-protection",
+			.reason = peer->cgroup_known ? "a governed process may not drive kgate's daemon"
+						     : "the caller's cgroup could not be established",
+			.policy_version = -1, .mechanism = "controller", .extra = extra,
+		};
+
+		kg_audit_append(d->audit, &r);
+		kg_audit_flush(d->audit);
+	}
+	json_decref(extra);
+	free(jobs);
+	return true;
+}
+
+static json_t *handle_request(void *ctx, const struct kg_peer *peer, json_t *req)
+{
+	struct daemon *d = ctx;
+	const char *op = json_string_value(json_object_get(req, "op"));
+
 	if (!req || !op)
-		reply = error_reply("malformed request: one JSON object with an \"op\" per line",
-				    KG_EXIT_USAGE);
-	else if (!strcmp(op, "ping"))
-		reply = json_pack("{s:b,s:i}", "ok", 1, "pid", (int)getpid());
-	else if (!strcmp(op, "status"))
-		reply = handle_status();
-	else if (!strcmp(op, "push"))
-		reply = handle_push(d, &peer, req);
-	else
-		reply = error_reply("unknown op", KG_EXIT_USAGE);
-	json_decref(req);
-	kg_control_reply(cfd, reply);
+		return error_reply("malformed request: one JSON object with an \"op\" per line",
+				   KG_EXIT_USAGE);
+	if (!strcmp(op, "ping"))
+		return json_pack("{s:b,s:i}", "ok", 1, "pid", (int)getpid());
+	if (refuse_governed(d, peer, op))
+		return error_reply(peer->cgroup_known ?
+				   "refused: the caller runs inside a governed job" :
+				   "refused: the caller's cgroup could not be established",
+				   KG_EXIT_DENIED);
+	if (!strcmp(op, "status"))
+		return handle_status(peer);
+	if (!strcmp(op, "push"))
+		return handle_push(d, peer, req);
+	if (!strcmp(op, "approvals_list"))
+		return handle_approvals_list(d, peer, req);
+	if (!strcmp(op, "approve") || !strcmp(op, "deny"))
+		return handle_decision(d, peer, req, !strcmp(op, "approve"));
+	return error_reply("unknown op", KG_EXIT_USAGE);
 }
 
 /* A `kgate run` may be the consumer when the daemon starts: take over as
@@ -191,6 +347,9 @@ static int run_daemon(struct daemon *d)
 {
 	struct kg_loader_opts lo = { .want_lsm = true };
 	struct sigaction sa = { .sa_handler = on_stop };
+	struct kg_approvals_cfg acfg = {};
+	struct kg_sp_dirs sp;
+	uint64_t next_tick = 0;
 	json_t *extra;
 
 	if (kg_control_daemon_running())
@@ -201,10 +360,23 @@ static int run_daemon(struct daemon *d)
 	d->audit = kg_audit_open(NULL, NULL);
 	if (!d->audit)
 		return KG_EXIT_FAIL;
-	d->lfd = kg_control_listen();
-	if (d->lfd < 0)
+	if (kg_selfprotect_dirs(&sp) ||
+	    (kg_loader_lsm_active(d->loader) && kg_selfprotect_register(d->loader, &sp)))
+		return KG_EXIT_FAIL;
+	/* before any client can connect: fail-open jobs stay enforced
+	 * whatever the clients do */
+	d->heartbeat = kg_heartbeat_start(d->loader, TICK_MS);
+	if (!d->heartbeat)
+		return kg_err("daemon: heartbeat thread: %s", strerror(errno)), KG_EXIT_FAIL;
+	acfg.audit = d->audit;
+	acfg.loader = d->loader;
+	d->approvals = kg_approvals_open(&acfg);
+	if (!d->approvals)
+		return KG_EXIT_FAIL;
+	d->srv = kg_control_server_open(handle_request, request_limit, d);
+	if (!d->srv)
 		return kg_err("daemon: cannot listen on %s: %s", kg_socket_path(),
-			      strerror(-d->lfd)), KG_EXIT_FAIL;
+			      strerror(errno)), KG_EXIT_FAIL;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
@@ -218,19 +390,29 @@ static int run_daemon(struct daemon *d)
 	kg_info("daemon: ready on %s (%s mode)", kg_socket_path(),
 		kg_loader_lsm_active(d->loader) ? "full" : "degraded");
 	while (!stop_signal) {
-		struct pollfd pfd[2] = {
-			{ .fd = d->lfd, .events = POLLIN },
-			{ .fd = d->consumer ? kg_consumer_epoll_fd(d->consumer) : -1, .events = POLLIN },
-		};
+		struct pollfd pfd[MAX_POLLFDS];
+		uint64_t now = kg_now_mono_ns();
+		int timeout = TICK_MS, t;
+		size_t n;
 
-		poll(pfd, 2, TICK_MS);
-		if (pfd[0].revents & POLLIN)
-			serve_one(d);
+		pfd[0] = (struct pollfd){ .fd = d->consumer ? kg_consumer_epoll_fd(d->consumer) : -1,
+					  .events = POLLIN };
+		n = 1 + kg_control_server_pollfds(d->srv, pfd + 1, MAX_POLLFDS - 1);
+		t = kg_control_server_timeout_ms(d->srv);
+		if (t >= 0 && t < timeout)
+			timeout = t;
+		if (next_tick > now && (next_tick - now) / 1000000 < (uint64_t)timeout)
+			timeout = (int)((next_tick - now) / 1000000) + 1;
+		poll(pfd, n, timeout);
+		kg_control_server_service(d->srv, pfd + 1, n - 1);
 		if (d->consumer)
 			kg_consumer_poll(d->consumer);
-		kg_maps_heartbeat(d->loader);
-		try_consume(d);
-		kg_reap_orphans(d->loader, d->audit, "the daemon");
+		now = kg_now_mono_ns();
+		if (now >= next_tick) {	/* housekeeping at its own pace, not per client */
+			try_consume(d);
+			kg_reap_orphans(d->loader, d->audit, "the daemon");
+			next_tick = now + TICK_MS * 1000000ull;
+		}
 		kg_audit_flush_if_due(d->audit);
 	}
 	if (d->consumer)
@@ -238,7 +420,6 @@ static int run_daemon(struct daemon *d)
 	extra = json_pack("{s:i}", "signal", (int)stop_signal);
 	audit_controller(d, "stop", extra);
 	json_decref(extra);
-	unlink(kg_socket_path());
 	return KG_EXIT_OK;
 }
 
@@ -249,7 +430,7 @@ int cmd_daemon(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct daemon d = { .lfd = -1 };
+	struct daemon d = { 0 };
 	struct kg_policy_error perr = {};
 	char msg[1024];
 	int c, rc;
@@ -269,8 +450,9 @@ int cmd_daemon(int argc, char **argv)
 		}
 	}
 	rc = run_daemon(&d);
-	if (d.lfd >= 0)
-		close(d.lfd);
+	kg_control_server_close(d.srv);		/* unlinks the socket */
+	kg_heartbeat_stop(d.heartbeat);
+	kg_approvals_close(d.approvals);
 	kg_consumer_close(d.consumer);
 	kg_audit_close(d.audit);
 	kg_loader_close(d.loader);

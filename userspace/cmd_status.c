@@ -11,6 +11,7 @@
 
 #include "cmds.h"
 #include "common.h"
+#include "control.h"
 #include "events.h"
 #include "loader.h"
 #include "maps.h"
@@ -23,7 +24,10 @@ static void usage(FILE *f)
 		   "List governed jobs (trace id, command, policy snapshot, mode, whether the\n"
 		   "kernel still governs them) and kgate's kernel counters: decisions by\n"
 		   "outcome, events delivered, and events lost because the ring buffer was\n"
-		   "full (every loss is also an audit record).\n");
+		   "full (every loss is also an audit record).\n\n"
+		   "Root sees everything.  Other users ask kgate's daemon, which shows them\n"
+		   "their own jobs (run as them, or started by them) and only the trace id\n"
+		   "and mode of the others.\n");
 }
 
 static const char *job_state(int jobs_fd, const struct kg_job_record *r)
@@ -87,6 +91,53 @@ static void print_text(int jobs_fd, struct kg_job_record *jobs, size_t n,
 	       (unsigned long long)sent, (unsigned long long)lost);
 }
 
+/* Users other than root: the registry is root's; kgate's daemon shows each
+ * one the jobs they run or started in full and only the existence of the
+ * others (see may_see_job in cmd_daemon.c). */
+static int status_via_daemon(bool json)
+{
+	json_t *req = json_pack("{s:s}", "op", "status"), *reply, *jobs, *j;
+	size_t i;
+	char *s;
+	int rc = KG_EXIT_OK;
+
+	reply = req ? kg_control_call(req, 10000) : NULL;
+	json_decref(req);
+	if (!reply)
+		return kg_err("status: as uid %u, jobs are listed by kgate's daemon, and none answers "
+			      "on %s", (unsigned int)getuid(), kg_socket_path()), KG_EXIT_FAIL;
+	jobs = json_object_get(reply, "jobs");
+	if (!json_is_true(json_object_get(reply, "ok")) || !json_is_array(jobs)) {
+		kg_err("%s", json_string_value(json_object_get(reply, "error")) ?: "status: refused");
+		rc = (int)json_integer_value(json_object_get(reply, "exit")) ?: KG_EXIT_FAIL;
+	} else if (json) {
+		json_t *out = json_pack("{s:O}", "jobs", jobs);
+
+		s = out ? json_dumps(out, JSON_INDENT(2)) : NULL;
+		printf("%s\n", s ? s : "{}");
+		free(s);
+		json_decref(out);
+	} else {
+		printf("%zu job(s)\n", json_array_size(jobs));
+		json_array_foreach(jobs, i, j) {
+			if (json_is_true(json_object_get(j, "hidden")))
+				printf("  %s  %s mode (another user's job)\n",
+				       json_string_value(json_object_get(j, "trace")),
+				       json_string_value(json_object_get(j, "mode")));
+			else
+				printf("  %s  %s\n    policy %s sha256 %.12s, %s mode, pid %d\n",
+				       json_string_value(json_object_get(j, "trace")),
+				       json_string_value(json_object_get(j, "command")),
+				       json_string_value(json_object_get(j, "policy_name")),
+				       json_string_value(json_object_get(j, "policy_hash")),
+				       json_string_value(json_object_get(j, "mode")),
+				       (int)json_integer_value(json_object_get(j, "pid")));
+		}
+	}
+	json_decref(reply);
+	return rc;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -109,6 +160,8 @@ int cmd_status(int argc, char **argv)
 		default: usage(stderr); return KG_EXIT_USAGE;
 		}
 	}
+	if (getuid() != 0)
+		return status_via_daemon(json);
 	if (kg_registry_list(&jobs, &n))
 		return kg_err("status: cannot read %s/jobs", kg_state_dir()), KG_EXIT_FAIL;
 	/* read the pinned maps: loading kgate's programs is not a status query */

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include <stddef.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -741,6 +743,74 @@ int kg_maps_heartbeat(struct kg_loader *l)
 	ctl.heartbeat_ns = kg_now_mono_ns();
 	ctl.lsm_active = kg_loader_lsm_active(l);
 	return bpf_map_update_elem(fd, &zero, &ctl, BPF_ANY) ? -errno : 0;
+}
+
+struct kg_heartbeat {
+	struct kg_loader *l;
+	unsigned int period_ms;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	/* CLOCK_MONOTONIC */
+	bool stop;
+};
+
+static void *heartbeat_main(void *arg)
+{
+	struct kg_heartbeat *h = arg;
+	struct timespec next;
+
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	pthread_mutex_lock(&h->lock);
+	while (!h->stop) {
+		kg_maps_heartbeat(h->l);	/* a map update: no loader state changes */
+		next.tv_nsec += (long)(h->period_ms % 1000) * 1000000L;
+		next.tv_sec += h->period_ms / 1000 + next.tv_nsec / 1000000000L;
+		next.tv_nsec %= 1000000000L;
+		while (!h->stop && pthread_cond_timedwait(&h->cond, &h->lock, &next) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+struct kg_heartbeat *kg_heartbeat_start(struct kg_loader *l, unsigned int period_ms)
+{
+	struct kg_heartbeat *h = calloc(1, sizeof(*h));
+	pthread_condattr_t ca;
+	int err;
+
+	if (!h)
+		return NULL;
+	h->l = l;
+	h->period_ms = period_ms ? period_ms : 250;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&h->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	err = pthread_create(&h->thread, NULL, heartbeat_main, h);
+	if (err) {
+		pthread_cond_destroy(&h->cond);
+		pthread_mutex_destroy(&h->lock);
+		free(h);
+		errno = err;
+		return NULL;
+	}
+	return h;
+}
+
+void kg_heartbeat_stop(struct kg_heartbeat *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->stop = true;
+	pthread_cond_signal(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	pthread_join(h->thread, NULL);
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
 }
 
 int kg_maps_read_counters(struct kg_loader *l, struct kg_counters *sum)

@@ -58,6 +58,13 @@ int kg_maps_del_grant(struct kg_loader *l, const struct kg_grant_key *key);
 /* Controller liveness for fail-open policies. */
 int kg_maps_heartbeat(struct kg_loader *l);
 
+/* The same from a thread of its own, every period_ms, so that nothing the
+ * controller waits for (clients, the disk, a long push) can make a
+ * fail-open policy stop being enforced.  NULL + errno. */
+struct kg_heartbeat;
+struct kg_heartbeat *kg_heartbeat_start(struct kg_loader *l, unsigned int period_ms);
+void kg_heartbeat_stop(struct kg_heartbeat *h);
+
 /* Sum the per-CPU counters. */
 int kg_maps_read_counters(struct kg_loader *l, struct kg_counters *sum);
 int kg_maps_read_counters_fd(int counters_fd, struct kg_counters *sum);
