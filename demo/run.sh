@@ -16,6 +16,10 @@ mkdir -p "$home/workspace" "$home/.ssh"
 echo "notes of the demo agent" > "$home/workspace/notes.txt"
 echo "-----BEGIN DEMO PRIVATE KEY-----" > "$home/.ssh/id_demo"
 chmod 700 "$home/.ssh"
+# under sudo, kgate run runs the agent as the user who ran sudo: its world is theirs
+if [ "$(id -u)" = 0 ] && [ -n "${SUDO_UID:-}" ]; then
+	chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$home"
+fi
 
 echo "== kgate run --policy policies/demo.json -- demo/agent.sh"
 set +e

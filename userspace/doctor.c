@@ -496,7 +496,8 @@ static void matrix_full(struct kg_doctor_report *r)
 	row(r, KG_RT_SOCKET, KG_ENF_FULL, r->cgroup_bpf ? "BPF LSM socket_create + cgroup-BPF sock_create"
 					   : "BPF LSM socket_create", "");
 	row(r, KG_RT_SELF_PROTECTION, KG_ENF_FULL,
-	    "BPF LSM (bpf, ptrace_access_check, task_kill, sb_mount, userns_create, cgroupfs) + seccomp", "");
+	    "BPF LSM (bpf, ptrace, task_kill, mounts, userns, cgroupfs, kgate's pins/state/trail) "
+	    "+ seccomp", "");
 }
 
 static void matrix_degraded(struct kg_doctor_report *r)
@@ -529,15 +530,26 @@ static void matrix_degraded(struct kg_doctor_report *r)
 		row(r, KG_RT_SOCKET, KG_ENF_PARTIAL, "seccomp (socket family and type)", "");
 	else
 		row(r, KG_RT_SOCKET, KG_ENF_NONE, "none", "socket creation rules are not enforced");
-	if (r->seccomp_filter)
-		row(r, KG_RT_SELF_PROTECTION, KG_ENF_PARTIAL, r->landlock_abi >= 6 ?
-		    "seccomp (bpf, ptrace, mount, namespaces, modules...), read-only cgroupfs, "
-		    "Landlock signal scoping" :
-		    "seccomp (bpf, ptrace, mount, namespaces, modules...), read-only cgroupfs",
-		    r->landlock_abi >= 6 ?
-		    "ptrace refused wholesale (not scoped to the job); no child cgroups" :
-		    "ptrace refused wholesale; signals to processes outside the job are not "
-		    "refused (Landlock scoping needs ABI 6)");
+	/* kgate's own state: hidden in the job's mount namespace; a Landlock
+	 * domain keeps /proc/PID/root of the processes outside closed */
+	if (r->seccomp_filter && r->landlock_abi >= 6)
+		row(r, KG_RT_SELF_PROTECTION, KG_ENF_PARTIAL,
+		    "seccomp (bpf, ptrace, mount, ns...), read-only cgroupfs, kgate's state hidden "
+		    "(mount ns), Landlock domain + signal scoping",
+		    "ptrace refused wholesale (not scoped to the job); no child cgroups; refusals "
+		    "of kgate's state are not recorded");
+	else if (r->seccomp_filter && r->landlock_abi >= 2)
+		row(r, KG_RT_SELF_PROTECTION, KG_ENF_PARTIAL,
+		    "seccomp (bpf, ptrace, mount, ns...), read-only cgroupfs, kgate's state hidden "
+		    "(mount ns), Landlock domain",
+		    "ptrace refused wholesale; signals outside the job not refused (Landlock ABI 6); "
+		    "refusals of kgate's state are not recorded");
+	else if (r->seccomp_filter)
+		row(r, KG_RT_SELF_PROTECTION, KG_ENF_PARTIAL,
+		    "seccomp (bpf, ptrace, mount, ns...), read-only cgroupfs, kgate's state hidden "
+		    "(mount ns)",
+		    "no Landlock domain (ABI 0 or 1): a root job reaches kgate's state and "
+		    "cgroupfs through /proc/PID/root; signals outside the job not refused");
 	else
 		row(r, KG_RT_SELF_PROTECTION, KG_ENF_NONE, "none", "self-protection is not enforced");
 }
