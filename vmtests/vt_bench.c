@@ -43,6 +43,7 @@
 #include "testlib.h"
 #include "../bench/bench.h"
 #include "../bench/loops.h"
+#include "selfprotect.h"
 
 #define NSIZES 3
 #define SIZE_MAIN 1		/* index of the 1,000-rule policy */
@@ -364,6 +365,23 @@ static int vb_load(struct vb_state *s, int cycle)
 	err = kg_maps_add_job(b->l, b->job.id, 1, s->policy_id[SIZE_MAIN], 0);
 	if (err)
 		return err;
+	{
+		/* kgate's own directories, as `kgate run` registers them: every
+		 * governed open on their device (here: the one the loops' files
+		 * are on) walks its dentries once more */
+		struct kg_sp_dirs dirs;
+		char dir[sizeof(b->tmp) + 16];
+
+		snprintf(dir, sizeof(dir), "%s/state", b->tmp);
+		setenv("KGATE_STATE_DIR", dir, 1);
+		snprintf(dir, sizeof(dir), "%s/audit", b->tmp);
+		setenv("KGATE_AUDIT_DIR", dir, 1);
+		err = kg_selfprotect_dirs(&dirs);
+		if (!err)
+			err = kg_selfprotect_register(b->l, &dirs);
+		if (err)
+			return err;
+	}
 	/* as `kgate run` does with <cgroup2>/kgate: tasks outside it (the
 	 * ungoverned worker's sibling cgroup) leave the LSM hooks at once */
 	err = kg_maps_set_jobs_root(b->l, b->job.path);
