@@ -525,22 +525,23 @@ int BPF_PROG(kg_state_path_rename, const struct path *old_dir, struct dentry *ol
 	return kg_state_check_move(new_dentry, new_mnt, KG_OP_RENAME);
 }
 
+/* chmod/chown of kgate's files and directories (not of the directories
+ * leading to them: /tmp or /var/log stay the job's to change) */
 SEC("lsm/path_chmod")
 int BPF_PROG(kg_state_path_chmod, const struct path *path, umode_t mode, int ret)
 {
 	if (ret)
 		return ret;
-	return kg_state_check_move(BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt),
-				   KG_OP_WRITE);
+	return kg_state_check(BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt), KG_OP_WRITE);
 }
 
+/* (kuid_t and kgid_t come by value, one u64 slot each) */
 SEC("lsm/path_chown")
 int BPF_PROG(kg_state_path_chown, const struct path *path, __u64 uid, __u64 gid, int ret)
 {
 	if (ret)
 		return ret;
-	return kg_state_check_move(BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt),
-				   KG_OP_WRITE);
+	return kg_state_check(BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt), KG_OP_WRITE);
 }
 
 /* The daemon's control socket (and any socket kgate binds in its state

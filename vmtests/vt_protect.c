@@ -487,6 +487,8 @@ TEST(kgate_state_refused_to_governed_tasks)
 	snprintf(p, sizeof(p), "%s/x", v.home);
 	a = act("create", p, NULL, NULL, NULL);
 	ASSERT_OK(vt_run(&v, do_state_act, &a), "and its allowances");
+	a = act("chmod", top, NULL, NULL, NULL);
+	ASSERT_OK(vt_run(&v, do_state_act, &a), "a directory leading to kgate's may be chmod'ed");
 	/* kgate itself, outside any job: unaffected */
 	a = act("read", audit, "audit.key", NULL, NULL);
 	ASSERT_OK(vt_run_outside(&v, do_state_act, &a), "ungoverned: reads the key");
