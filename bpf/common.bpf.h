@@ -182,7 +182,9 @@ static __always_inline bool kg_note_denial(struct kg_ctx *c, __u64 now)
 }
 
 /* A grant is the exact (job, op, target) tuple, valid for the policy id it
- * was approved under, until it expires or its uses are spent. */
+ * was approved under, until it expires or its uses are spent.  A grant that
+ * is found expired, or whose last use this call takes, is deleted here, so
+ * spent grants never fill the map (the controller sweeps the rest). */
 static __always_inline bool kg_consume_grant(struct kg_ctx *c, __u64 now)
 {
 	struct kg_grant_key key = {};
@@ -195,8 +197,10 @@ static __always_inline bool kg_consume_grant(struct kg_ctx *c, __u64 now)
 	g = bpf_map_lookup_elem(&kg_grants, &key);
 	if (!g || g->policy_id != c->policy_id)
 		return false;
-	if (g->expires_ns && g->expires_ns < now)
+	if (g->expires_ns && g->expires_ns < now) {
+		bpf_map_delete_elem(&kg_grants, &key);
 		return false;
+	}
 	for (i = 0; i < 4; i++) {
 		__u32 left = g->uses_left;
 
@@ -204,8 +208,11 @@ static __always_inline bool kg_consume_grant(struct kg_ctx *c, __u64 now)
 			return true;
 		if (left == 0)
 			return false;
-		if (__sync_val_compare_and_swap(&g->uses_left, left, left - 1) == left)
+		if (__sync_val_compare_and_swap(&g->uses_left, left, left - 1) == left) {
+			if (left == 1)
+				bpf_map_delete_elem(&kg_grants, &key);
 			return true;
+		}
 	}
 	return false;	/* heavy contention on a counted grant: refuse */
 }
@@ -264,8 +271,13 @@ static __always_inline bool kg_throttle_take(struct kg_ctx *c, __u32 rule_id, __
 		return true;
 	}
 	b->tokens_milli = tokens;
-	/* aggregate: report the refusals of the last second in one event */
+	/* aggregate: report the refusals of the last second in one event; the
+	 * ones after the last report are reported when the job ends */
 	b->refused++;
+	b->policy_id = c->policy_id;
+	b->uid = (__u32)bpf_get_current_uid_gid();
+	b->op = c->op;
+	b->mechanism = c->mechanism;
 	if (now - b->last_report_ns >= 1000000000ULL) {
 		c->count = b->refused;
 		b->refused = 0;

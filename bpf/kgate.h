@@ -253,17 +253,29 @@ struct kg_throttle_state {
 	__u64 last_ns;
 	__u64 refused;		/* refusals since the last reported one */
 	__u64 last_report_ns;	/* throttle events are aggregated per second */
+	/* of the last refusal: what the controller reports for refusals still
+	 * unreported when the job ends (kg_record_throttle_residue) */
+	__u32 policy_id;
+	__u32 uid;
+	__u8 op;
+	__u8 mechanism;
+	__u16 _pad0;
+	__u32 _pad1;
 };
 
 /* ---- grants ----------------------------------------------------------------
  * kg_grants: the exact action (job, op, target) -> grant.  Keyed by the full
- * tuple, never by a hash, so a grant cannot be stretched to another target.
+ * tuple, so a grant cannot be stretched to another target.  A creation's
+ * target is the directory *and* the new name (name_hash, FNV-1a of the
+ * component; 0 for an existing object), so approving "create /w/out/a.txt"
+ * lets exactly that name be created, not any name in /w/out.
  */
 struct kg_target {
 	union {
 		struct {
 			__u64 dev;
 			__u64 ino;
+			__u64 name_hash;	/* creations only */
 		} file;
 		struct {
 			__u8 addr[16];	/* IPv4 as IPv4-mapped IPv6 */
@@ -335,6 +347,9 @@ enum kg_event_kind {
 #define KG_EVF_GRANT_USED	(1u << 2)
 #define KG_EVF_FAIL_OPEN	(1u << 3)
 #define KG_EVF_PATH_REVERSED	(1u << 4)	/* path is "leaf/parent/.../top/" */
+#define KG_EVF_RESIDUE		(1u << 5)	/* userspace: throttle refusals after the
+						 * last report, counted at job end; no
+						 * single target (path holds a note) */
 
 struct kg_event {
 	__u64 ts_ns;		/* bpf_ktime_get_ns */

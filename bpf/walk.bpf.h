@@ -221,22 +221,15 @@ static __always_inline void kg_dir_decide(struct kg_ctx *c, struct dentry *dir,
 	kg_walk_run(c, dir, mnt, opbit, true, decision, rule_id);
 }
 
-/* A rule on a name that did not exist when the policy was compiled:
- * (policy, parent dev, parent ino, FNV-1a of the new name). */
-static __always_inline bool kg_name_decide(struct kg_ctx *c, struct dentry *dir,
-					   struct dentry *newd, __u8 *decision,
-					   __u32 *rule_id)
+/* FNV-1a of the last component of newd (the name being created); false
+ * when it cannot be read. */
+static __always_inline bool kg_dentry_name_hash(struct dentry *newd, __u64 *hash)
 {
-	struct kg_name_key key = {};
-	struct kg_walk_buf *buf;
-	struct kg_rule_ent *ent;
+	struct kg_walk_buf *buf = kg_walk_buf_get();
 	const unsigned char *name;
-	struct inode *inode;
 	__u32 len;
 
-	inode = BPF_CORE_READ(dir, d_inode);
-	buf = kg_walk_buf_get();
-	if (!inode || !buf)
+	if (!buf)
 		return false;
 	len = BPF_CORE_READ(newd, d_name.len);
 	name = BPF_CORE_READ(newd, d_name.name);
@@ -244,10 +237,26 @@ static __always_inline bool kg_name_decide(struct kg_ctx *c, struct dentry *dir,
 		len = KG_NAME_BUF - 1;
 	if (bpf_probe_read_kernel(buf->name, len & (KG_NAME_BUF - 1), name))
 		return false;
+	*hash = kg_hash_buf(buf->name, len);
+	return true;
+}
+
+/* A rule on a name that did not exist when the policy was compiled:
+ * (policy, parent dev, parent ino, FNV-1a of the new name). */
+static __always_inline bool kg_name_decide(struct kg_ctx *c, struct dentry *dir,
+					   __u64 name_hash, __u8 *decision, __u32 *rule_id)
+{
+	struct kg_name_key key = {};
+	struct kg_rule_ent *ent;
+	struct inode *inode;
+
+	inode = BPF_CORE_READ(dir, d_inode);
+	if (!inode)
+		return false;
 	key.policy_id = c->policy_id;
 	key.dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	key.ino = BPF_CORE_READ(inode, i_ino);
-	key.name_hash = kg_hash_buf(buf->name, len);
+	key.name_hash = name_hash;
 	ent = bpf_map_lookup_elem(&kg_name_rules, &key);
 	if (!ent || !ent->rule_id)
 		return false;
@@ -379,19 +388,26 @@ static __always_inline int kg_file_check(struct dentry *d, struct vfsmount *mnt,
 /* Decide the creation of `newd` in `dir` (op create, or the target side of
  * link/rename, reported as `op`, matched against rules carrying any op of
  * `opbit`): a name rule first (most specific), then the directory's subtree
- * rules. */
+ * rules.  The target (grant key) is the directory and the new name. */
 static __always_inline int kg_create_check(struct dentry *dir, struct vfsmount *mnt,
 					   struct dentry *newd, __u8 op, __u32 opbit)
 {
 	__u8 decision = KG_DEC_NONE;
 	__u32 rule_id = 0;
+	__u64 name_hash;
 	struct kg_ctx c;
 
 	if (!dir || !newd || kg_ctx_init(&c, op, KG_MECH_BPF_LSM))
 		return 0;
 	kg_target_of(&c.target, dir);
-	if (!kg_name_decide(&c, dir, newd, &decision, &rule_id))
+	if (!kg_dentry_name_hash(newd, &name_hash)) {
+		/* an unreadable name matches no name rule and no grant */
+		name_hash = 0;
 		kg_dir_decide(&c, dir, mnt, opbit, &decision, &rule_id);
+	} else if (!kg_name_decide(&c, dir, name_hash, &decision, &rule_id)) {
+		kg_dir_decide(&c, dir, mnt, opbit, &decision, &rule_id);
+	}
+	c.target.file.name_hash = name_hash;
 	kg_decide(&c, decision, rule_id);
 	return kg_verdict(&c, newd, mnt);
 }

@@ -463,3 +463,76 @@ TEST(approving_the_request_of_a_finished_job_expires_it)
 	ASSERT_EQ(b.state, KG_APPR_EXPIRED, "expired");
 	fx_teardown(&f);
 }
+
+static int grants_count(struct fx *f)
+{
+	struct kg_grant_key cur, next;
+	bool first = true;
+	int n = 0;
+
+	while (bpf_map_get_next_key(kg_loader_map_fd(f->l, "kg_grants"), first ? NULL : &cur,
+				    &next) == 0) {
+		first = false;
+		cur = next;
+		n++;
+	}
+	return n;
+}
+
+TEST(spent_and_ended_grants_leave_the_map)
+{
+	struct kg_grant_opts once = { .once = true };
+	struct kg_approval a;
+	struct kg_grant g;
+	struct fx_job *j;
+	struct fx f;
+	int lfd, lfd2, port, port2, gfd;
+
+	kernel_setup(&f, &lfd, &port, &port2, &lfd2);
+	gfd = kg_loader_map_fd(f.l, "kg_grants");
+	j = fx_job(&f);
+	ASSERT_OK(escalate_and_approve(&f, j, port, &once, &a), "escalate + approve --once");
+	ASSERT_OK(bpf_map_lookup_elem(gfd, &a.key, &g), "the grant is in the map");
+	ASSERT_EQ(fx_do(&f, j, FX_TCP, "127.0.0.1", port), 0, "its one use");
+	ASSERT_NEQ(bpf_map_lookup_elem(gfd, &a.key, &g), 0,
+		   "the kernel deleted the spent one-shot grant");
+	ASSERT_OK(escalate_and_approve(&f, j, port2, NULL, &a), "a ttl grant on the other port");
+	ASSERT_EQ(grants_count(&f), 1, "one grant left");
+	ASSERT_OK(kg_maps_remove_job(f.l, j->cg.id), "the job ends");
+	ASSERT_EQ(grants_count(&f), 0, "its grants went with it");
+	fx_teardown(&f);
+}
+
+/* 16,384 dead grants (jobs gone, expired) in the map: a new approval still
+ * installs (the full map is swept of what nobody can use) and works. */
+TEST(a_full_grant_map_is_swept_for_new_approvals)
+{
+	struct kg_grant g = { .expires_ns = kg_now_mono_ns() + 3600ull * 1000000000ull,
+			      .uses_left = KG_GRANT_UNLIMITED };
+	struct kg_grant_key k = { .op = KG_OP_NET_CONNECT };
+	struct kg_approval a;
+	struct fx_job *j;
+	struct fx f;
+	int lfd, lfd2, port, port2, gfd, i, put = 0;
+
+	kernel_setup(&f, &lfd, &port, &port2, &lfd2);
+	gfd = kg_loader_map_fd(f.l, "kg_grants");
+	j = fx_job(&f);
+	g.policy_id = f.policy_id;
+	for (i = 0; i < KG_MAX_GRANTS; i++) {
+		k.cgid = 1000000 + i;	/* no such job */
+		if (i % 2) {
+			k.cgid = j->cg.id;	/* this job, long expired */
+			g.expires_ns = 1;
+		}
+		k.target.net.port = (uint16_t)i;
+		k.target.net.addr[0] = (uint8_t)(i >> 16);
+		if (bpf_map_update_elem(gfd, &k, &g, BPF_NOEXIST) == 0)
+			put++;
+	}
+	ASSERT_EQ(put, KG_MAX_GRANTS, "the map is full of dead grants");
+	ASSERT_OK(escalate_and_approve(&f, j, port, NULL, &a), "a new approval installs");
+	ASSERT_EQ(fx_do(&f, j, FX_TCP, "127.0.0.1", port), 0, "and its grant works");
+	ASSERT_EQ(grants_count(&f), 1, "only the live grant is left");
+	fx_teardown(&f);
+}

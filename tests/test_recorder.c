@@ -36,12 +36,14 @@ static void remove_trail_dir(void)
 	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* A decision record as record_event writes it: extra.ring = {id, pos}. */
-static int append_event(struct kg_audit *a, uint32_t ring_id, uint64_t pos)
+#define BOOT "0b793afb-36b2-4309-8a78-3421fd19dc42"
+
+/* A decision record as record_event writes it: extra.ring = {id, boot, pos}. */
+static int append_event_boot(struct kg_audit *a, uint32_t ring_id, const char *boot, uint64_t pos)
 {
-	json_t *extra = json_pack("{s:s,s:s,s:I,s:{s:I,s:I}}", "kind", "decision", "outcome",
+	json_t *extra = json_pack("{s:s,s:s,s:I,s:{s:I,s:s,s:I}}", "kind", "decision", "outcome",
 				  "refused", "count", (json_int_t)1, "ring", "id", (json_int_t)ring_id,
-				  "pos", (json_int_t)pos);
+				  "boot", boot, "pos", (json_int_t)pos);
 	struct kg_audit_rec r = {
 		.type = "decision", .trace_id = "job-00000000000000aa", .actor_uid = 0, .pid = 1,
 		.tid = 1, .op = "connect", .target = "127.0.0.2:9/tcp", .decision = "deny",
@@ -51,6 +53,11 @@ static int append_event(struct kg_audit *a, uint32_t ring_id, uint64_t pos)
 
 	json_decref(extra);
 	return err;
+}
+
+static int append_event(struct kg_audit *a, uint32_t ring_id, uint64_t pos)
+{
+	return append_event_boot(a, ring_id, BOOT, pos);
 }
 
 static int append_controller(struct kg_audit *a)
@@ -100,9 +107,9 @@ TEST(resume_position_found_behind_a_rotation)
 		ASSERT_OK(append_controller(a), "other records after the batch");
 	kg_audit_close(a);	/* waits for the compression */
 	ASSERT_EQ(nsegments(), 2, "a closed segment and a fresh active one");
-	ASSERT_EQ(kg_recorder_resume_position(7), pos, "resumes after the last recorded event");
-	ASSERT_EQ(kg_recorder_resume_position(9), 999999, "per ring");
-	ASSERT_EQ(kg_recorder_resume_position(5), 0, "a ring with nothing recorded");
+	ASSERT_EQ(kg_recorder_resume_position(7, BOOT), pos, "resumes after the last recorded event");
+	ASSERT_EQ(kg_recorder_resume_position(9, BOOT), 999999, "per ring");
+	ASSERT_EQ(kg_recorder_resume_position(5, BOOT), 0, "a ring with nothing recorded");
 	remove_trail_dir();
 }
 
@@ -128,7 +135,7 @@ TEST(resume_position_found_when_only_gzip_segments_exist)
 	}
 	kg_audit_close(a);
 	ASSERT_TRUE(access(active, F_OK) != 0, "no active segment after the rotation");
-	ASSERT_EQ(kg_recorder_resume_position(7), pos, "found in the gzip segment");
+	ASSERT_EQ(kg_recorder_resume_position(7, BOOT), pos, "found in the gzip segment");
 	remove_trail_dir();
 }
 
@@ -149,6 +156,28 @@ TEST(resume_position_found_far_back_in_the_active_segment)
 			break;
 	kg_audit_close(a);
 	ASSERT_EQ(nsegments(), 1, "one segment");
-	ASSERT_EQ(kg_recorder_resume_position(7), 4242, "found");
+	ASSERT_EQ(kg_recorder_resume_position(7, BOOT), 4242, "found");
+	remove_trail_dir();
+}
+
+/* Map ids start over at every boot: a record of ring 7 from another boot
+ * (or one that does not say its boot) must not make this boot's consumer of
+ * ring 7 skip anything. */
+TEST(resume_position_is_per_boot)
+{
+	struct kg_audit_opts o = { .sync = KG_AUDIT_SYNC_RECORD };
+	struct kg_audit *a;
+
+	make_trail_dir();
+	a = kg_audit_open(dir, &o);
+	ASSERT_TRUE(a != NULL, "open");
+	ASSERT_OK(append_event(a, 7, 368), "this boot's record");
+	ASSERT_OK(append_event_boot(a, 7, "00000000-0000-4000-8000-000000000000", 99999),
+		  "a later record of ring 7 from another boot");
+	kg_audit_close(a);
+	ASSERT_EQ(kg_recorder_resume_position(7, BOOT), 368, "this boot's position");
+	ASSERT_EQ(kg_recorder_resume_position(7, "11111111-0000-4000-8000-000000000000"), 0,
+		  "a third boot resumes nowhere");
+	ASSERT_EQ(kg_recorder_resume_position(7, ""), 0, "an unknown boot trusts nothing");
 	remove_trail_dir();
 }

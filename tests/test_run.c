@@ -563,3 +563,55 @@ TEST(status_lists_the_running_job_with_its_policy_and_counts)
 	ASSERT_HAS_SUBSTR(out, "\"jobs\": []", "the job is gone from the list when it ends");
 	teardown();
 }
+
+/* Sum of extra.count over throttle decision records in a JSON-lines query. */
+static long throttle_count_sum(const char *q)
+{
+	const char *p = q;
+	long sum = 0;
+
+	while ((p = strstr(p, "\"decision\":\"throttle\""))) {
+		const char *eol = strchr(p, '\n'), *c = strstr(p, "\"count\":");
+
+		/* records are one line each; count belongs to this one */
+		if (c && (!eol || c < eol))
+			sum += strtol(c + 8, NULL, 10);
+		p += 10;
+	}
+	return sum;
+}
+
+/* Refusals after the kernel's last once-a-second throttle report are
+ * recorded when the job ends: the trail's counts add up to every refusal. */
+TEST(throttle_refusals_after_the_last_report_are_recorded)
+{
+	char policy[512], json[1024], portstr[16], *out;
+	const char *q;
+	int port, lfd, refused = 0;
+	char *p;
+
+	setup();
+	lfd = listen_tcp(AF_INET, "127.0.0.1", &port);
+	ASSERT_TRUE(lfd >= 0, "listener");
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	snprintf(json, sizeof(json),
+		 "{\"version\":1,\"name\":\"throttle-end\",\"default\":\"allow\","
+		 "\"runtime_defaults\":{\"net\":\"allow\"},\"runtime\":["
+		 "{\"id\":\"slow\",\"net\":{\"cidr\":\"127.0.0.1/32\",\"ports\":[%d]},"
+		 "\"decision\":\"throttle\",\"throttle\":{\"rate_per_sec\":1,\"burst\":1}}]}", port);
+	write_policy(json, policy, sizeof(policy));
+	setenv("NP", helper("net_probe"), 1);
+	setenv("NP_PORT", portstr, 1);
+	/* ten connects within well under a second: 1 allowed, 9 refused; the
+	 * kernel reports the first refusal at once and aggregates the rest */
+	ASSERT_EQ(KGATE_RUN(policy, &out, "/bin/sh", "-c",
+			    "for i in 1 2 3 4 5 6 7 8 9 10; do $NP connect 127.0.0.1 $NP_PORT; done; "
+			    "exit 0"), 0, "the job ran");
+	for (p = out; (p = strstr(p, "errno 1 ")); p++)
+		refused++;
+	ASSERT_GE(refused, 8, "the burst of one, then refusals (a slow host may refill one)");
+	q = audit_query("--type=decision");
+	ASSERT_EQ(throttle_count_sum(q), refused, "the trail counts every refusal, the last ones too");
+	close(lfd);
+	teardown();
+}

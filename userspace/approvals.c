@@ -180,7 +180,11 @@ static int grant_put(struct kg_approvals *q, const struct kg_grant_key *k, const
 			return err;
 		}
 	}
-	return bpf_map_update_elem(q->grants_fd, k, g, BPF_ANY) ? -errno : 0;
+	if (q->jobs_fd < 0)
+		q->jobs_fd = kg_open_pinned_map("kg_jobs");
+	if (q->jobs_fd < 0)
+		q->jobs_fd = -1;
+	return kg_grants_put_fd(q->grants_fd, q->jobs_fd, k, g);
 }
 
 /* ---- encoding ------------------------------------------------------------------ */

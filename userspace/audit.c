@@ -856,6 +856,7 @@ struct kg_audit {
 	char keypath[PATH_MAX + 32];
 	bool have_key;			/* sealer ready (the key is loaded) */
 	bool own_key;			/* the key is <dir>/audit.key */
+	int write_err;			/* the last commit's write error (said once) */
 };
 
 static int path_in(char *buf, size_t size, const char *dir, const char *name)
@@ -2128,8 +2129,14 @@ static int commit_locked(struct kg_audit *a)
 		/* leave no partial line behind; the records stay queued */
 		if (ftruncate(a->fd, (off_t)a->known_size))
 			kg_warn("audit: cannot undo a partial write to %s", a->active);
-		return kg_err("audit: cannot write %s: %s", a->active, strerror(-err)), err;
+		/* a full disk fails every retry the same way: say it once */
+		if (err != a->write_err)
+			kg_err("audit: cannot write %s: %s (records stay queued)", a->active,
+			       strerror(-err));
+		a->write_err = err;
+		return err;
 	}
+	a->write_err = 0;
 	a->last_seq = before + a->npending;
 	memcpy(a->last_hash, last, HASH_LEN);
 	a->known_size += (uint64_t)a->out.len;
@@ -2326,6 +2333,13 @@ int kg_audit_append(struct kg_audit *a, const struct kg_audit_rec *r)
 	if (err)
 		return err;
 	return due(a) ? commit(a) : 0;
+}
+
+int kg_audit_queue(struct kg_audit *a, const struct kg_audit_rec *r)
+{
+	if (!a || !r)
+		return -EINVAL;
+	return queue_record(a, r, false);
 }
 
 int kg_audit_flush(struct kg_audit *a)

@@ -53,6 +53,10 @@ struct kg_audit *kg_audit_open(const char *dir, const struct kg_audit_opts *opts
 /* Queues one record; commits it at once (SYNC_RECORD) or when the group is
  * full or due. Strings are escaped (see kg_audit_escape). 0 / -errno. */
 int kg_audit_append(struct kg_audit *a, const struct kg_audit_rec *r);
+/* Queues one record and never commits (the caller commits a batch with
+ * kg_audit_flush): 0 = queued, -errno = not queued (nothing of it stays).
+ * A failed commit keeps every queued record queued, in order. */
+int kg_audit_queue(struct kg_audit *a, const struct kg_audit_rec *r);
 /* Commits every queued record (assigning seq and hash): when it returns 0
  * they are in the file (written with write(2)), so a kill -9 of the process
  * cannot lose them. On disk: at once with SYNC_RECORD, within about

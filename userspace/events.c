@@ -24,6 +24,12 @@ struct kg_events {
 	volatile uint64_t *producer_pos;	/* page 1, read-only */
 	const uint8_t *data;			/* data area, mapped twice */
 	size_t data_len;
+	/* a delivered batch whose commit failed (disk full): it stays with the
+	 * sink, nothing more is delivered, and the ring advances to held_pos
+	 * once a commit succeeds; meanwhile the kernel counts what does not
+	 * fit in the ring as lost */
+	bool held;
+	uint64_t held_pos;
 };
 
 /* The BPF ring buffer layout (kernel/bpf/ringbuf.c): a consumer page, a
@@ -83,6 +89,14 @@ static int consume(struct kg_events *ev)
 	uint64_t prod = __atomic_load_n(ev->producer_pos, __ATOMIC_ACQUIRE);
 	int n = 0;
 
+	if (ev->held) {
+		/* the batch is already with the sink: commit it, never re-deliver */
+		if (ev->sink.commit && ev->sink.commit(ev->sink.ctx))
+			return -EIO;
+		__atomic_store_n(ev->consumer_pos, ev->held_pos, __ATOMIC_RELEASE);
+		ev->held = false;
+		cons = ev->held_pos;
+	}
 	while (cons < prod) {
 		const uint32_t *hdr = (const uint32_t *)(ev->data + (cons & ev->mask));
 		uint32_t len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
@@ -92,7 +106,10 @@ static int consume(struct kg_events *ev)
 			break;		/* still being written: next time */
 		next = cons + ((RB_HDR_SZ + (len & ~RB_DISCARD_BIT) + 7) & ~7ull);
 		if (!(len & RB_DISCARD_BIT) && len >= sizeof(struct kg_event)) {
-			ev->sink.event(ev->sink.ctx, (const struct kg_event *)(hdr + 2), next);
+			/* a sink that cannot take a record (out of memory) gets it
+			 * again next time: the ring stops before it */
+			if (ev->sink.event(ev->sink.ctx, (const struct kg_event *)(hdr + 2), next))
+				break;
 			n++;
 		}
 		cons = next;
@@ -100,10 +117,18 @@ static int consume(struct kg_events *ev)
 	if (cons == *ev->consumer_pos)
 		return 0;
 	/* durable first, then advance: a crash in between re-delivers */
-	if (n && ev->sink.commit && ev->sink.commit(ev->sink.ctx))
+	if (n && ev->sink.commit && ev->sink.commit(ev->sink.ctx)) {
+		ev->held = true;
+		ev->held_pos = cons;
 		return -EIO;
+	}
 	__atomic_store_n(ev->consumer_pos, cons, __ATOMIC_RELEASE);
 	return n;
+}
+
+bool kg_events_held(const struct kg_events *ev)
+{
+	return ev->held;
 }
 
 int kg_events_poll(struct kg_events *ev, int timeout_ms)
@@ -199,6 +224,10 @@ void kg_event_target(const struct kg_event *e, char *buf, size_t len)
 	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 	const char *proto;
 
+	if (e->flags & KG_EVF_RESIDUE) {
+		snprintf(buf, len, "%.*s", KG_PATH_MAX, e->path);
+		return;
+	}
 	switch (e->op) {
 	case KG_OP_NET_CONNECT:
 	case KG_OP_NET_SEND:

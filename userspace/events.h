@@ -9,6 +9,7 @@
 #ifndef KGATE_EVENTS_H
 #define KGATE_EVENTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <linux/types.h>
@@ -25,9 +26,16 @@
  * libbpf's ring_buffer, which advances after every record.
  */
 struct kg_event_sink {
-	/* one record; pos is the ring position just after it (unique, increasing) */
+	/* one record; pos is the ring position just after it (unique,
+	 * increasing).  Non-zero = not taken (out of memory): the batch stops
+	 * before it and it is delivered again next time. */
 	int (*event)(void *ctx, const struct kg_event *e, uint64_t pos);
-	/* make the batch delivered so far durable; non-zero = do not advance */
+	/* make the batch delivered so far durable; non-zero = do not advance.
+	 * The batch then stays with the sink (it is not delivered again):
+	 * every later poll retries this commit first and delivers nothing
+	 * new until it succeeds, so a full disk costs no memory beyond one
+	 * batch and no duplicates; the kernel counts what the ring cannot
+	 * hold meanwhile as lost. */
 	int (*commit)(void *ctx);
 	void *ctx;
 };
@@ -40,6 +48,8 @@ int kg_events_poll(struct kg_events *ev, int timeout_ms);
 /* Deliver everything already in the buffer without waiting. */
 int kg_events_drain(struct kg_events *ev);
 int kg_events_epoll_fd(const struct kg_events *ev);
+/* A delivered batch is waiting for its commit (see kg_event_sink). */
+bool kg_events_held(const struct kg_events *ev);
 /* Identity of the ring (its BPF map id) and the consumer position. */
 uint32_t kg_events_ring_id(const struct kg_events *ev);
 uint64_t kg_events_position(const struct kg_events *ev);

@@ -417,6 +417,13 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 	register_job(j);
 	/* the live view starts at the current end of the trail */
 	j->follow = kg_follow_open(NULL, j->trace, j->spec->live);
+	/* beat before the child runs anything: under fail_mode open a heartbeat
+	 * older than the policy's timeout (none yet, or a machine where no
+	 * controller ran for a while) would decide the command's own exec
+	 * fail-open */
+	err = kg_maps_heartbeat(j->loader);
+	if (err)
+		return kg_err("run: cannot write the controller heartbeat: %s", strerror(-err));
 	err = kg_launch_go(&j->jp);
 	if (err) {
 		kg_err("run: %s: %s (at %s)", j->spec->argv[0], strerror(j->jp.failed_errno),
@@ -688,6 +695,8 @@ int kg_job_run(const struct kg_job_spec *spec)
 	kg_cgroup_kill(&j.cg);
 	if (j.consumer)
 		kg_consumer_drain(j.consumer);
+	/* throttle refusals after the kernel's last once-a-second report */
+	kg_record_throttle_residue(j.audit, j.loader, j.cg.id, j.job_id);
 	finish_live_view(&j);
 	report_exit(&j, &xi);
 	rc = xi.exit_code;

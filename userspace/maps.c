@@ -567,6 +567,38 @@ int kg_maps_install(struct kg_loader *l, const struct kg_policy_doc *doc,
 	return 0;
 }
 
+/* Delete every key of one map whose field at id_off equals id (id_len bytes). */
+static void delete_matching(struct kg_loader *l, const char *name, size_t key_size,
+			    size_t id_off, const void *id, size_t id_len)
+{
+	int fd = kg_loader_map_fd(l, name);
+	unsigned char *keys = NULL, *prev = NULL, cur[64], next[64];
+	size_t n = 0, cap = 0, i;
+
+	if (fd < 0 || key_size > sizeof(cur))
+		return;
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		if (!memcmp(next + id_off, id, id_len)) {
+			if (n == cap) {
+				unsigned char *nk;
+
+				cap = cap ? cap * 2 : 256;
+				nk = realloc(keys, cap * key_size);
+				if (!nk)
+					break;
+				keys = nk;
+			}
+			memcpy(keys + n * key_size, next, key_size);
+			n++;
+		}
+		memcpy(cur, next, key_size);
+		prev = cur;
+	}
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, keys + i * key_size);
+	free(keys);
+}
+
 int kg_maps_add_job(struct kg_loader *l, uint64_t cgid, uint64_t job_id,
 		    uint32_t policy_id, uint32_t flags)
 {
@@ -621,6 +653,10 @@ int kg_maps_remove_job(struct kg_loader *l, uint64_t cgid)
 		bpf_map_delete_elem(sfd, &cgid);
 	if (bpf_map_delete_elem(fd, &cgid) && errno != ENOENT)
 		return -errno;
+	/* its grants can never be used again: they must not fill the map */
+	kg_maps_sweep_grants(l, cgid);
+	delete_matching(l, "kg_throttle", sizeof(struct kg_throttle_key),
+			offsetof(struct kg_throttle_key, cgid), &cgid, sizeof(cgid));
 	return 0;
 }
 
@@ -642,58 +678,55 @@ int kg_maps_policy_in_use(struct kg_loader *l, uint32_t policy_id)
 	return 0;
 }
 
-/* Delete every key of one map whose policy id field matches. */
-static void delete_matching(struct kg_loader *l, const char *name, size_t key_size,
-			    size_t id_off, uint32_t id_value)
+int kg_maps_wait_readers(void)
 {
-	int fd = kg_loader_map_fd(l, name);
-	unsigned char *keys = NULL, *prev = NULL, cur[64], next[64];
-	size_t n = 0, cap = 0, i;
+	LIBBPF_OPTS(bpf_map_create_opts, o);
+	int inner, outer, err = 0;
+	uint32_t zero = 0;
 
-	if (fd < 0 || key_size > sizeof(cur))
-		return;
-	while (bpf_map_get_next_key(fd, prev, next) == 0) {
-		uint32_t v;
-
-		memcpy(&v, next + id_off, sizeof(v));
-		if (v == id_value) {
-			if (n == cap) {
-				unsigned char *nk;
-
-				cap = cap ? cap * 2 : 256;
-				nk = realloc(keys, cap * key_size);
-				if (!nk)
-					break;
-				keys = nk;
-			}
-			memcpy(keys + n * key_size, next, key_size);
-			n++;
-		}
-		memcpy(cur, next, key_size);
-		prev = cur;
+	inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "kg_rcu_inner", 4, 4, 1, NULL);
+	o.inner_map_fd = inner;
+	outer = inner < 0 ? -1 : bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "kg_rcu_sync", 4, 4,
+						  1, &o);
+	/* the kernel answers an update of a map-in-map only after
+	 * synchronize_rcu() (maybe_wait_bpf_programs): every BPF program that
+	 * was running when we asked has returned */
+	if (outer < 0 || bpf_map_update_elem(outer, &zero, &inner, BPF_ANY))
+		err = -errno;
+	if (outer >= 0)
+		close(outer);
+	if (inner >= 0)
+		close(inner);
+	if (err) {
+		/* no map-in-map here: a hook runs for microseconds; wait far longer */
+		usleep(200 * 1000);
 	}
-	for (i = 0; i < n; i++)
-		bpf_map_delete_elem(fd, keys + i * key_size);
-	free(keys);
+	return err;
 }
 
 int kg_maps_remove_policy(struct kg_loader *l, uint32_t policy_id)
 {
 	int pol_fd = kg_loader_map_fd(l, "kg_policies");
+	uint32_t be_id = htonl(policy_id);
 
+	/* a hook that read this id from a job entry before the job was
+	 * switched may still be matching against it: let every running
+	 * program finish first, or it could find its rules half deleted and
+	 * fall back to the class default */
+	kg_maps_wait_readers();
 	/* the policy entry first: a job still pointing here now fails closed */
 	if (pol_fd >= 0)
 		bpf_map_delete_elem(pol_fd, &policy_id);
 	delete_matching(l, "kg_file_rules", sizeof(struct kg_file_key),
-			offsetof(struct kg_file_key, policy_id), policy_id);
+			offsetof(struct kg_file_key, policy_id), &policy_id, sizeof(policy_id));
 	delete_matching(l, "kg_name_rules", sizeof(struct kg_name_key),
-			offsetof(struct kg_name_key, policy_id), policy_id);
+			offsetof(struct kg_name_key, policy_id), &policy_id, sizeof(policy_id));
 	delete_matching(l, "kg_net_rules", sizeof(struct kg_net_key),
-			offsetof(struct kg_net_key, policy_id), htonl(policy_id));
+			offsetof(struct kg_net_key, policy_id), &be_id, sizeof(be_id));
 	delete_matching(l, "kg_unix_abstract", sizeof(struct kg_unix_key),
-			offsetof(struct kg_unix_key, policy_id), policy_id);
+			offsetof(struct kg_unix_key, policy_id), &policy_id, sizeof(policy_id));
 	delete_matching(l, "kg_rule_params", sizeof(struct kg_rule_key),
-			offsetof(struct kg_rule_key, policy_id), policy_id);
+			offsetof(struct kg_rule_key, policy_id), &policy_id, sizeof(policy_id));
 	return 0;
 }
 
@@ -713,13 +746,26 @@ int kg_maps_set_jobs_root(struct kg_loader *l, const char *cgroup_dir)
 	return err;
 }
 
+int kg_grants_put_fd(int grants_fd, int jobs_fd, const struct kg_grant_key *key,
+		     const struct kg_grant *g)
+{
+	if (bpf_map_update_elem(grants_fd, key, g, BPF_ANY) == 0)
+		return 0;
+	if (errno != E2BIG && errno != ENOMEM)
+		return -errno;
+	/* full: make room from grants nobody can use any more, then retry */
+	if (kg_grants_sweep_fd(grants_fd, jobs_fd, 0) <= 0)
+		return -E2BIG;
+	return bpf_map_update_elem(grants_fd, key, g, BPF_ANY) ? -errno : 0;
+}
+
 int kg_maps_put_grant(struct kg_loader *l, const struct kg_grant_key *key, const struct kg_grant *g)
 {
 	int fd = map_fd(l, "kg_grants");
 
 	if (fd < 0)
 		return -ENOENT;
-	return bpf_map_update_elem(fd, key, g, BPF_ANY) ? -errno : 0;
+	return kg_grants_put_fd(fd, kg_loader_map_fd(l, "kg_jobs"), key, g);
 }
 
 int kg_maps_del_grant(struct kg_loader *l, const struct kg_grant_key *key)
@@ -729,6 +775,67 @@ int kg_maps_del_grant(struct kg_loader *l, const struct kg_grant_key *key)
 	if (fd < 0)
 		return -ENOENT;
 	return bpf_map_delete_elem(fd, key) && errno != ENOENT ? -errno : 0;
+}
+
+static bool grant_dead(int jobs_fd, const struct kg_grant_key *k, const struct kg_grant *g,
+		       uint64_t now, uint64_t only_cgid)
+{
+	struct kg_job job;
+
+	if (only_cgid)
+		return k->cgid == only_cgid;
+	if (!g->uses_left || (g->expires_ns && g->expires_ns < now))
+		return true;
+	if (jobs_fd < 0)
+		return false;
+	if (bpf_map_lookup_elem(jobs_fd, &k->cgid, &job))
+		return errno == ENOENT;		/* the job is gone */
+	return job.policy_id != g->policy_id;	/* a grant never outlives its generation */
+}
+
+int kg_grants_sweep_fd(int grants_fd, int jobs_fd, uint64_t only_cgid)
+{
+	struct kg_grant_key cur, next, *dead = NULL;
+	uint64_t now = kg_now_mono_ns();
+	size_t n = 0, cap = 0, i;
+	struct kg_grant g;
+	bool first = true;
+	int deleted = 0;
+
+	if (grants_fd < 0)
+		return -EBADF;
+	/* collect first: deleting while iterating a hash map restarts the walk */
+	while (bpf_map_get_next_key(grants_fd, first ? NULL : &cur, &next) == 0) {
+		first = false;
+		cur = next;
+		if (bpf_map_lookup_elem(grants_fd, &cur, &g) ||
+		    !grant_dead(jobs_fd, &cur, &g, now, only_cgid))
+			continue;
+		if (n == cap) {
+			struct kg_grant_key *nd;
+
+			cap = cap ? cap * 2 : 64;
+			nd = realloc(dead, cap * sizeof(*nd));
+			if (!nd)
+				break;
+			dead = nd;
+		}
+		dead[n++] = cur;
+	}
+	for (i = 0; i < n; i++)
+		if (bpf_map_delete_elem(grants_fd, &dead[i]) == 0)
+			deleted++;
+	free(dead);
+	return deleted;
+}
+
+int kg_maps_sweep_grants(struct kg_loader *l, uint64_t only_cgid)
+{
+	int fd = map_fd(l, "kg_grants");
+
+	if (fd < 0)
+		return -ENOENT;
+	return kg_grants_sweep_fd(fd, kg_loader_map_fd(l, "kg_jobs"), only_cgid);
 }
 
 int kg_maps_heartbeat(struct kg_loader *l)

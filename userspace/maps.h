@@ -41,7 +41,11 @@ int kg_maps_switch_job(struct kg_loader *l, uint64_t cgid, uint32_t new_policy_i
 		       uint32_t *old_policy_id);
 int kg_maps_get_job(struct kg_loader *l, uint64_t cgid, struct kg_job *out);
 int kg_maps_remove_job(struct kg_loader *l, uint64_t cgid);
-/* Delete every entry of a generation (after no job uses it). */
+/* Wait for an RCU grace period: every BPF program running now has
+ * returned when this does (0, or -errno after a long sleep instead). */
+int kg_maps_wait_readers(void);
+/* Delete every entry of a generation (after no job uses it); first waits
+ * for the hooks that may still be reading it (kg_maps_wait_readers). */
 int kg_maps_remove_policy(struct kg_loader *l, uint32_t policy_id);
 /* Is any job still running this policy id? */
 int kg_maps_policy_in_use(struct kg_loader *l, uint32_t policy_id);
@@ -54,6 +58,17 @@ int kg_maps_set_jobs_root(struct kg_loader *l, const char *cgroup_dir);
 int kg_maps_put_grant(struct kg_loader *l, const struct kg_grant_key *key,
 		      const struct kg_grant *g);
 int kg_maps_del_grant(struct kg_loader *l, const struct kg_grant_key *key);
+/* Delete the grants nobody can use again: spent, expired, of a job that is
+ * gone or runs another policy generation now; with only_cgid != 0, every
+ * grant of that job (it ended).  The kernel deletes a one-shot grant when
+ * it takes its last use; this catches the rest, so approvals never fill
+ * kg_grants.  Number deleted, or -errno.  The _fd form works on the pinned
+ * maps (jobs_fd < 0: job checks skipped). */
+int kg_maps_sweep_grants(struct kg_loader *l, uint64_t only_cgid);
+int kg_grants_sweep_fd(int grants_fd, int jobs_fd, uint64_t only_cgid);
+/* kg_maps_put_grant on the pinned maps (sweeps when the map is full). */
+int kg_grants_put_fd(int grants_fd, int jobs_fd, const struct kg_grant_key *key,
+		     const struct kg_grant *g);
 
 /* Controller liveness for fail-open policies. */
 int kg_maps_heartbeat(struct kg_loader *l);

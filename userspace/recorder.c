@@ -11,6 +11,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+
 #include "approvals.h"
 #include "common.h"
 #include "events.h"
@@ -46,6 +48,10 @@ struct kg_recorder {
 	struct kg_approvals *approvals;	/* escalations become requests */
 	struct kg_loader *loader;
 	uint32_t ring_id;
+	char boot_id[40];		/* the ring is this boot's: ids repeat across boots */
+	bool warned_queue;
+	bool warned_commit;
+	uint64_t loss_queued;		/* a loss record up to this count waits for a commit */
 	struct snapshot cache[SNAP_CACHE];
 	unsigned int next_slot;
 };
@@ -397,7 +403,9 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 	rule_of(snap, e, rule_id, sizeof(rule_id), &reason);
 	memcpy(comm, e->comm, KG_COMM_LEN);
 	comm[KG_COMM_LEN] = '\0';
-	exe_of(e->pid, exe, sizeof(exe));
+	exe[0] = '\0';
+	if (!(e->flags & KG_EVF_RESIDUE))
+		exe_of(e->pid, exe, sizeof(exe));
 	extra = json_pack("{s:s,s:s,s:I,s:I,s:I}", "kind", kg_event_kind_name(e->kind),
 			  "outcome", event_allowed(e) ? "allowed" : "refused", "count", (json_int_t)e->count,
 			  "policy_id", (json_int_t)e->policy_id, "cgroup_id", (json_int_t)e->job_cgid);
@@ -409,8 +417,12 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 		json_object_set_new(extra, "tried", json_string(kg_op_name(e->aux)));
 	if (extra && (e->flags & KG_EVF_WALK_INCOMPLETE))
 		json_object_set_new(extra, "walk_incomplete", json_true());
-	if (extra)
-		json_object_set_new(extra, "ring", json_pack("{s:I,s:I}", "id", (json_int_t)r->ring_id,
+	if (extra && (e->flags & KG_EVF_RESIDUE))
+		json_object_set_new(extra, "at_job_end", json_true());
+	if (extra && ring_pos)	/* 0: not from the ring (see kg_record_throttle_residue) */
+		json_object_set_new(extra, "ring", json_pack("{s:I,s:s,s:I}",
+							     "id", (json_int_t)r->ring_id,
+							     "boot", r->boot_id,
 							     "pos", (json_int_t)ring_pos));
 
 	rec.type = "decision";
@@ -419,9 +431,9 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 	rec.ts_real_ns = now_real - (now_mono > e->ts_ns ? now_mono - e->ts_ns : 0);
 	rec.actor_uid = e->uid;
 	rec.actor_name = user_name(r, e->uid);
-	rec.pid = e->pid;
-	rec.tid = e->tid;
-	rec.comm = comm;
+	rec.pid = e->flags & KG_EVF_RESIDUE ? -1 : (long)e->pid;
+	rec.tid = e->flags & KG_EVF_RESIDUE ? -1 : (long)e->tid;
+	rec.comm = comm[0] ? comm : NULL;
 	rec.exe = exe[0] ? exe : NULL;
 	rec.op = kg_op_name(e->op);
 	rec.target = target;
@@ -433,36 +445,84 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 	rec.policy_version = snap ? (long)json_integer_value(json_object_get(snap, "version")) : -1;
 	rec.mechanism = kg_mechanism_name(e->mechanism);
 	rec.extra = extra;
-	err = r->audit ? kg_audit_append(r->audit, &rec) : 0;
+	/* queued only: the consumer commits the batch (commit_batch) and the
+	 * ring moves on only then; a failed commit keeps it queued */
+	err = !extra ? -ENOMEM : r->audit ? kg_audit_queue(r->audit, &rec) : 0;
 	json_decref(extra);
+	if (err) {
+		/* not queued (out of memory): the ring stops before this event
+		 * and delivers it again; nothing is dropped */
+		if (!r->warned_queue)
+			kg_warn("recorder: cannot queue an audit record (%s): will retry",
+				strerror(-err));
+		r->warned_queue = true;
+		return err;
+	}
+	r->warned_queue = false;
 
 	if (e->kind == KG_EV_ESCALATION)
 		escalate(r, e, snap, trace, rule_id, target);
 	count_for_job(r, e);
-	if (err)	/* keep consuming: the next records may still get through */
-		kg_warn("recorder: audit append failed: %s", strerror(-err));
 	return 0;
 }
 
-/* The lost count already reported lives in <state>/lost.reported so that
- * concurrent and restarted controllers report each loss exactly once. */
-static int report_losses(struct kg_recorder *r, struct kg_loader *l)
+int kg_record_throttle_residue(struct kg_audit *a, struct kg_loader *l, uint64_t cgid,
+			       uint64_t job_id)
 {
-	struct kg_counters c;
-	uint64_t lost = 0, sent = 0, decided = 0, reported = 0;
-	char path[4200], buf[64];
-	json_t *by_kind;
-	ssize_t n;
-	int fd, k, err = 0;
+	int fd = kg_loader_map_fd(l, "kg_throttle");
+	struct kg_throttle_key cur, next;
+	struct kg_throttle_state st;
+	struct kg_recorder *r;
+	bool first = true;
+	int n = 0;
 
-	if (kg_maps_read_counters(l, &c))
-		return -EIO;
-	for (k = 0; k < KG_EV_MAX; k++) {
-		lost += c.events_lost[k];
-		sent += c.events_sent[k];
+	if (fd < 0)
+		return -ENOENT;
+	r = recorder_new(a);
+	if (!r)
+		return -ENOMEM;
+	while (bpf_map_get_next_key(fd, first ? NULL : &cur, &next) == 0) {
+		struct kg_event e = {};
+
+		first = false;
+		cur = next;
+		if (cur.cgid != cgid || bpf_map_lookup_elem(fd, &cur, &st) || !st.refused)
+			continue;
+		e.ts_ns = kg_now_mono_ns();
+		e.job_cgid = cgid;
+		e.job_id = job_id;
+		e.uid = st.uid;
+		e.policy_id = st.policy_id;
+		e.rule_id = cur.rule_id;
+		e.kind = KG_EV_THROTTLE;
+		e.op = st.op;
+		e.decision = KG_DEC_THROTTLE;
+		e.mechanism = st.mechanism;
+		e.count = st.refused > UINT32_MAX ? UINT32_MAX : (uint32_t)st.refused;
+		e.flags = KG_EVF_RESIDUE;
+		snprintf(e.path, sizeof(e.path), "(throttled actions after the last report)");
+		if (record_event(r, &e, 0) == 0)
+			n++;
 	}
-	for (k = 0; k < KG_DEC_MAX; k++)
-		decided += c.decisions[k];
+	recorder_free(r);
+	if (n && a)
+		kg_audit_flush(a);
+	return n;
+}
+
+/* The lost count already reported lives in <state>/lost.reported so that
+ * concurrent and restarted controllers report each loss exactly once.  It
+ * is overwritten in place at a fixed width: on a full disk a truncate and
+ * rewrite could fail after the record went into the trail. */
+#define LOST_WIDTH 20
+
+static int lost_reported_open(uint64_t *reported)
+{
+	char path[4200], buf[64];
+	ssize_t n;
+	int fd;
+
+	*reported = 0;
 	if (kg_snprintf(path, sizeof(path), "%s/lost.reported", kg_state_dir()))
 		return -ENAMETOOLONG;
 	kg_mkdir_p(kg_state_dir(), 0700);
@@ -473,8 +533,70 @@ static int report_losses(struct kg_recorder *r, struct kg_loader *l)
 	n = pread(fd, buf, sizeof(buf) - 1, 0);
 	if (n > 0) {
 		buf[n] = '\0';
-		reported = strtoull(buf, NULL, 10);
+		*reported = strtoull(buf, NULL, 10);
 	}
+	return fd;
+}
+
+static int lost_reported_set(int fd, uint64_t lost)
+{
+	char buf[64];
+	int n = snprintf(buf, sizeof(buf), "%0*llu\n", LOST_WIDTH, (unsigned long long)lost);
+
+	return pwrite(fd, buf, n, 0) == n ? 0 : -errno;
+}
+
+static void lost_reported_close(int fd)
+{
+	flock(fd, LOCK_UN);
+	close(fd);
+}
+
+/* A loss record queued earlier whose commit failed: written now?  0 when
+ * nothing waits any more. */
+static int settle_queued_loss(struct kg_recorder *r)
+{
+	uint64_t reported;
+	int fd, err;
+
+	if (!r->loss_queued)
+		return 0;
+	err = r->audit ? kg_audit_flush(r->audit) : 0;
+	if (err)
+		return err;
+	fd = lost_reported_open(&reported);
+	if (fd < 0)
+		return fd;
+	if (r->loss_queued > reported)
+		err = lost_reported_set(fd, r->loss_queued);
+	lost_reported_close(fd);
+	if (!err)
+		r->loss_queued = 0;
+	return err;
+}
+
+static int report_losses(struct kg_recorder *r, struct kg_loader *l)
+{
+	struct kg_counters c;
+	uint64_t lost = 0, sent = 0, decided = 0, reported = 0;
+	json_t *by_kind;
+	int fd, k, err;
+
+	/* one loss record at a time: a queued one is never queued again */
+	err = settle_queued_loss(r);
+	if (err || r->loss_queued)
+		return err;
+	if (kg_maps_read_counters(l, &c))
+		return -EIO;
+	for (k = 0; k < KG_EV_MAX; k++) {
+		lost += c.events_lost[k];
+		sent += c.events_sent[k];
+	}
+	for (k = 0; k < KG_DEC_MAX; k++)
+		decided += c.decisions[k];
+	fd = lost_reported_open(&reported);
+	if (fd < 0)
+		return fd;
 	if (lost > reported) {
 		struct kg_audit_loss loss = {
 			.mechanism = "ring-buffer", .decided = decided, .delivered = sent,
@@ -488,18 +610,18 @@ static int report_losses(struct kg_recorder *r, struct kg_loader *l)
 		loss.by_kind = by_kind;
 		/* the record must be in the trail before lost.reported says so:
 		 * a crash in between would otherwise drop the loss from both */
+		unsigned before = kg_audit_pending(r->audit);
+
 		err = r->audit ? kg_audit_append_lost(r->audit, &loss) : 0;
+		json_decref(by_kind);
 		if (!err && r->audit)
 			err = kg_audit_flush(r->audit);
-		json_decref(by_kind);
-		if (!err) {
-			n = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)lost);
-			if (ftruncate(fd, 0) || pwrite(fd, buf, n, 0) != n)
-				err = -errno;
-		}
+		if (!err)
+			err = lost_reported_set(fd, lost);
+		else if (r->audit && kg_audit_pending(r->audit) > before)
+			r->loss_queued = lost;	/* queued, not written: settle it later */
 	}
-	flock(fd, LOCK_UN);
-	close(fd);
+	lost_reported_close(fd);
 	return err;
 }
 
@@ -515,15 +637,44 @@ struct kg_consumer {
 static int commit_batch(void *recorder)
 {
 	struct kg_recorder *r = recorder;
+	int err = r->audit ? kg_audit_flush(r->audit) : 0;
 
-	return kg_audit_flush(r->audit);
+	/* said once per outage, not once per poll */
+	if (err && !r->warned_commit)
+		kg_warn("recorder: cannot write the audit trail (%s): events wait in the ring "
+			"buffer; what does not fit is counted as lost and recorded when the "
+			"trail can be written again", strerror(-err));
+	else if (!err && r->warned_commit)
+		kg_warn("recorder: the audit trail can be written again");
+	r->warned_commit = err != 0;
+	return err;
 }
 
+void kg_boot_id(char *buf, size_t len)
+{
+	char *text = kg_read_file("/proc/sys/kernel/random/boot_id", 128, NULL);
+
+	snprintf(buf, len, "%s", text ? text : "");
+	buf[strcspn(buf, "\n")] = '\0';
+	free(text);
+}
+
+struct ring_match {
+	uint32_t id;
+	const char *boot;
+};
+
+/* The same ring: the same map id *and* the same boot (map ids start over
+ * at every boot).  A record without a boot id cannot prove it and is not
+ * trusted: at worst a batch is recorded twice, never skipped. */
 static bool is_ring_record(json_t *rec, void *ctx)
 {
+	const struct ring_match *m = ctx;
 	json_t *ring = json_object_get(json_object_get(rec, "extra"), "ring");
+	const char *boot = json_string_value(json_object_get(ring, "boot"));
 
-	return ring && json_integer_value(json_object_get(ring, "id")) == *(const uint32_t *)ctx;
+	return ring && json_integer_value(json_object_get(ring, "id")) == m->id &&
+	       boot && m->boot[0] && !strcmp(boot, m->boot);
 }
 
 /* How far back a consumer looks for its predecessor's last record: the
@@ -533,8 +684,9 @@ static bool is_ring_record(json_t *rec, void *ctx)
  * other records followed it before anyone consumed again. */
 #define RESUME_SEGMENTS 3
 
-uint64_t kg_recorder_resume_position(uint32_t ring_id)
+uint64_t kg_recorder_resume_position(uint32_t ring_id, const char *boot_id)
 {
+	struct ring_match m = { .id = ring_id, .boot = boot_id ? boot_id : "" };
 	char needle[64];
 	uint64_t pos = 0;
 	json_t *rec = NULL;
@@ -542,7 +694,7 @@ uint64_t kg_recorder_resume_position(uint32_t ring_id)
 
 	/* jansson's compact form of the extra member, as record_event wrote it */
 	snprintf(needle, sizeof(needle), "\"ring\":{\"id\":%u,", ring_id);
-	err = kg_audit_find_last(NULL, needle, is_ring_record, &ring_id, RESUME_SEGMENTS, &rec);
+	err = kg_audit_find_last(NULL, needle, is_ring_record, &m, RESUME_SEGMENTS, &rec);
 	if (err)
 		kg_warn("recorder: cannot read the trail to resume the ring buffer: %s (events "
 			"the previous consumer recorded may be recorded again)", strerror(-err));
@@ -585,9 +737,10 @@ struct kg_consumer *kg_consumer_try(struct kg_loader *l, struct kg_audit *a)
 		return NULL;
 	}
 	c->rec->ring_id = kg_events_ring_id(c->events);
+	kg_boot_id(c->rec->boot_id, sizeof(c->rec->boot_id));
 	/* a previous consumer may have recorded events it could not yet
 	 * acknowledge in the ring before it died: do not record them twice */
-	kg_events_skip_to(c->events, kg_recorder_resume_position(c->rec->ring_id));
+	kg_events_skip_to(c->events, kg_recorder_resume_position(c->rec->ring_id, c->rec->boot_id));
 	return c;
 }
 
@@ -602,7 +755,9 @@ int kg_consumer_poll(struct kg_consumer *c)
 
 	if (c->rec->approvals)
 		kg_approvals_expire(c->rec->approvals, 0);
-	report_losses(c->rec, c->loader);
+	/* losses after the events before them: not while a batch waits */
+	if (!kg_events_held(c->events))
+		report_losses(c->rec, c->loader);
 	tallies_save(c->rec);
 	return n;
 }
@@ -611,7 +766,8 @@ int kg_consumer_drain(struct kg_consumer *c)
 {
 	int n = kg_events_drain(c->events);
 
-	report_losses(c->rec, c->loader);
+	if (!kg_events_held(c->events))
+		report_losses(c->rec, c->loader);
 	kg_audit_flush(c->rec->audit);
 	tallies_save(c->rec);
 	return n;

@@ -34,6 +34,14 @@ void kg_record_controller(struct kg_audit *a, const struct kg_policy_doc *doc, c
 			  const char *type, const char *op, const char *target, const char *decision,
 			  const char *rule_id, const char *reason, json_t *extra);
 
+/* Throttle refusals the kernel counted after its last once-a-second report
+ * (kg_throttle_state.refused) of the job whose cgroup is cgid: one throttle
+ * record per rule, with the count.  Call when the job has ended, before its
+ * state is removed (kg_maps_remove_job deletes its buckets).  Records
+ * written, or -errno. */
+int kg_record_throttle_residue(struct kg_audit *a, struct kg_loader *l, uint64_t cgid,
+			       uint64_t job_id);
+
 /* "job-00000000deadbeef" */
 void kg_trace_id(uint64_t job_id, char *buf, size_t len);
 
@@ -49,11 +57,15 @@ void kg_trace_id(uint64_t job_id, char *buf, size_t len);
  */
 struct kg_consumer;
 
-/* The ring position after the last event of ring `ring_id` that the trail
- * holds (0 = none): where a new consumer resumes.  Reads the trail with
- * kg_audit_find_last, so a rotation (a fresh active segment, a gzip'ed
- * predecessor) does not hide it. */
-uint64_t kg_recorder_resume_position(uint32_t ring_id);
+/* The ring position after the last event of ring `ring_id` of boot
+ * `boot_id` that the trail holds (0 = none): where a new consumer resumes.
+ * Map ids start over at every boot, so a record of another boot (or one
+ * without a boot id) never counts.  Reads the trail with kg_audit_find_last,
+ * so a rotation (a fresh active segment, a gzip'ed predecessor) does not
+ * hide it. */
+uint64_t kg_recorder_resume_position(uint32_t ring_id, const char *boot_id);
+/* This boot's id (/proc/sys/kernel/random/boot_id), "" if unknown. */
+void kg_boot_id(char *buf, size_t len);
 
 /* NULL when another process is the consumer right now (errno EWOULDBLOCK)
  * or on error (reported). */

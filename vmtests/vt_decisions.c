@@ -277,3 +277,85 @@ TEST(cooldown_refuses_everything_then_expires)
 	json_decref(recs);
 	bb_teardown();
 }
+
+/* A fail-open policy is enforced from the first instruction: the launched
+ * command's own exec is decided while the controller is alive, never in
+ * the fail-open state of a heartbeat nobody has written yet (a fresh pin
+ * directory has none; neither has a machine where no kgate ran for 10 s). */
+TEST(fail_open_policy_enforces_the_command_itself)
+{
+	char json[1024], policy[512];
+	struct timespec ts;
+	int rc;
+
+	bb_setup(true);
+	/* the kernel compares the heartbeat with CLOCK_MONOTONIC: make sure an
+	 * unwritten one (0) is older than the policy's 10 s */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (ts.tv_sec < 12)
+		bb_sleep_ms((12 - ts.tv_sec) * 1000);
+	snprintf(json, sizeof(json),
+		 "{\"version\":1,\"name\":\"vt-failopen\",\"default\":\"allow\",\"fail_mode\":\"open\","
+		 "\"runtime\":[{\"id\":\"no-exit42\",\"exec\":{\"path\":\"%s\"},\"decision\":\"deny\"}]}",
+		 bb_helper("lsm_exit42"));
+	bb_policy("p.json", json, policy, sizeof(policy));
+	rc = BB_KGATE("run.out", "run", "--policy", policy, "--", (char *)bb_helper("lsm_exit42"));
+	ASSERT_TRUE(rc == 126 || rc == 127, "the denied command is refused, not run (42)");
+	rc = BB_KGATE("run2.out", "run", "--policy", policy, "--", "/bin/true");
+	ASSERT_EQ(rc, 0, "an allowed command runs");
+	bb_teardown();
+}
+
+/* Approving "create ~/out/a.txt" lets the job create a.txt, not any name
+ * in ~/out: the grant is for the directory and the name asked. */
+TEST(create_grant_is_for_the_name_asked)
+{
+	char policy[512], s1[640], s2[640], s3[640], go[640];
+	const char *id;
+	pid_t run;
+	int rc;
+
+	bb_setup(true);
+	ASSERT_OK(kg_mkdir_p(bb_home("out"), 0755), "out dir");
+	bb_policy("p.json",
+		  "{\"version\":1,\"name\":\"vt-create\",\"default\":\"allow\","
+		  "\"approvals\":{\"timeout_sec\":120,\"approvers\":{\"uids\":[0]},"
+		  "\"allow_self_approval\":true},\"runtime\":["
+		  "{\"id\":\"gated-out\",\"file\":{\"prefix\":\"~/out/\",\"ops\":[\"create\"]},"
+		  "\"decision\":\"require_approval\"}]}", policy, sizeof(policy));
+	snprintf(s1, sizeof(s1), "first=create:%s", bb_home("out/a.txt"));
+	snprintf(go, sizeof(go), "go=wait:%s:60000", bb_path("go"));
+	snprintf(s2, sizeof(s2), "asked=create:%s", bb_home("out/a.txt"));
+	snprintf(s3, sizeof(s3), "other=create:%s", bb_home("out/b.txt"));
+	{
+		char *argv[] = { (char *)bb_kgate(), "run", "--policy", policy, "--",
+				 (char *)bb_helper("vt_agent"), s1, go, s2, s3, NULL };
+
+		run = bb_spawn("run.out", argv);
+	}
+	ASSERT_TRUE(wait_for_output("run.out", "first errno=", 30000), "the agent tried");
+	id = pending_request("a.txt", 20000);
+	ASSERT_TRUE(id[0], "the refused create became a pending request for out/a.txt");
+	if (id[0]) {
+		char idbuf[64];
+
+		snprintf(idbuf, sizeof(idbuf), "%s", id);
+		ASSERT_EQ(BB_KGATE("approve.out", "approvals", "approve", idbuf, "--ttl", "60"), 0,
+			  "approve it (not one-shot: the name stays creatable for 60 s)");
+	}
+	bb_write(bb_path("go"), "", 0644);
+	rc = bb_wait(run);
+	{
+		char *out = bb_slurp("run.out");
+
+		bb_show("kgate run", out);
+		free(out);
+	}
+	ASSERT_TRUE(bb_refused(bb_result("run.out", "first", "errno")), "refused before approval");
+	ASSERT_EQ(bb_result("run.out", "asked", "errno"), 0, "the approved name is created");
+	ASSERT_TRUE(bb_refused(bb_result("run.out", "other", "errno")),
+		    "another name in the same directory is still refused");
+	ASSERT_TRUE(bb_refused(rc), "the job ended with the refused step");
+	ASSERT_TRUE(access(bb_home("out/b.txt"), F_OK) < 0, "out/b.txt does not exist");
+	bb_teardown();
+}
