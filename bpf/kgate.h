@@ -160,6 +160,11 @@ struct kg_job_state {
  * Devices are the kernel's internal encoding (MAJOR << 20 | MINOR).
  */
 #define KG_FILE_F_SUBTREE	(1u << 0)
+/* An ancestor of what a deny/require_approval rule names (its path, or a
+ * name rule's anchor): renaming or removing it would change what the rule's
+ * path means, so rename and unlink of the directory itself are refused.
+ * Exact (never matches descendants); one per inode; reported as the rule. */
+#define KG_FILE_F_GUARD		(1u << 1)
 
 struct kg_file_key {
 	__u32 policy_id;
@@ -327,8 +332,13 @@ struct kg_prot_key {
 struct kg_control {
 	__u64 heartbeat_ns;	/* controller liveness (bpf_ktime_get_ns clock) */
 	__u32 lsm_active;	/* set by the LSM object once attached */
-	__u32 _pad0;
+	__u32 fs_flags;		/* KG_CTL_FS_*: set by the loader that loaded the file hooks */
 };
+
+/* The file hooks were loaded with btrfs's BTF at hand: they key a btrfs inode
+ * by its subvolume's device (what stat(2) reports), not the superblock's.
+ * Without it, rules on btrfs paths cannot be compiled (maps.c says so). */
+#define KG_CTL_FS_BTRFS		(1u << 0)
 
 /* ---- events ----------------------------------------------------------------
  * One ring buffer.  The decision is always made first; an event that cannot

@@ -76,13 +76,50 @@ static __always_inline struct mount *kg_real_mount(struct vfsmount *mnt)
 	return (struct mount *)((char *)mnt - bpf_core_field_offset(struct mount, mnt));
 }
 
+/* btrfs: each subvolume numbers its inodes from 256 and stat(2) reports the
+ * subvolume's anonymous device (BTRFS_I(inode)->root->anon_dev), not the
+ * superblock's.  Local "flavours" of the btrfs types: CO-RE resolves them
+ * in vmlinux or in the btrfs module's BTF at load time; where btrfs is
+ * unknown the branch is dead code and s_dev is used (the loader records
+ * which in kg_control.fs_flags, and maps.c refuses rules on btrfs then). */
+#define KG_BTRFS_SUPER_MAGIC	0x9123683E
+
+struct btrfs_root___kg {
+	dev_t anon_dev;
+} __attribute__((preserve_access_index));
+
+struct btrfs_inode___kg {
+	struct btrfs_root___kg *root;
+	struct inode vfs_inode;
+} __attribute__((preserve_access_index));
+
+/* The device of an inode as rules key it: stat(2)'s st_dev where that
+ * differs from the superblock's (btrfs subvolumes), else s_dev. */
+static __always_inline __u64 kg_inode_dev(struct inode *inode)
+{
+	struct super_block *sb = BPF_CORE_READ(inode, i_sb);
+	__u64 dev = BPF_CORE_READ(sb, s_dev);
+
+	if (bpf_core_type_exists(struct btrfs_inode___kg) &&
+	    BPF_CORE_READ(sb, s_magic) == KG_BTRFS_SUPER_MAGIC) {
+		struct btrfs_inode___kg *bi = (void *)((char *)inode -
+				bpf_core_field_offset(struct btrfs_inode___kg, vfs_inode));
+		struct btrfs_root___kg *root = BPF_CORE_READ(bi, root);
+		__u32 anon = root ? BPF_CORE_READ(root, anon_dev) : 0;
+
+		if (anon)
+			dev = anon;
+	}
+	return dev;
+}
+
 static __always_inline void kg_target_of(struct kg_target *t, struct dentry *d)
 {
 	struct inode *inode = BPF_CORE_READ(d, d_inode);
 
 	if (!inode)
 		return;
-	t->file.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	t->file.dev = kg_inode_dev(inode);
 	t->file.ino = BPF_CORE_READ(inode, i_ino);
 }
 
@@ -135,7 +172,7 @@ static long kg_walk_step(__u32 i, void *arg)
 	inode = BPF_CORE_READ(d, d_inode);
 	if (inode) {
 		key.policy_id = w->policy_id;
-		key.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		key.dev = kg_inode_dev(inode);
 		key.ino = BPF_CORE_READ(inode, i_ino);
 		r = bpf_map_lookup_elem(&kg_file_rules, &key);
 		if (r && kg_rule_match(w, r)) {
@@ -254,7 +291,7 @@ static __always_inline bool kg_name_decide(struct kg_ctx *c, struct dentry *dir,
 	if (!inode)
 		return false;
 	key.policy_id = c->policy_id;
-	key.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	key.dev = kg_inode_dev(inode);
 	key.ino = BPF_CORE_READ(inode, i_ino);
 	key.name_hash = name_hash;
 	ent = bpf_map_lookup_elem(&kg_name_rules, &key);

@@ -25,6 +25,8 @@ packages=(
 	# the tools the guest's userland takes from this machine read-only
 	# (vmtests/README.md): the agent's day of vt_userland* runs them
 	xz-utils git python3 python3-venv python3-pip curl tar grep
+	# VM suite: mkfs.btrfs/btrfs for the btrfs subvolume tests (vt_fs)
+	btrfs-progs
 )
 
 force=0

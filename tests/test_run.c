@@ -615,3 +615,35 @@ TEST(throttle_refusals_after_the_last_report_are_recorded)
 	close(lfd);
 	teardown();
 }
+
+/* Degraded mode: Landlock's grants are bound to the directories that
+ * existed when the job started and it refuses a rename that would move the
+ * protected subtree's parent, so "mv .git .g0; cp -r .g0 .git" gives no
+ * writable .git/hooks here either (full mode: vt_file guards). */
+TEST(degraded_renaming_an_ancestor_of_a_protected_subtree_gains_nothing)
+{
+	char policy[512], json[2048], dir[512], *out;
+	int fd;
+
+	setup();
+	snprintf(dir, sizeof(dir), "%s/w/.git/hooks", tmpdir);
+	ASSERT_OK(kg_mkdir_p(dir, 0755), "w/.git/hooks");
+	snprintf(dir, sizeof(dir), "%s/w/.git/hooks/pre-commit", tmpdir);
+	fd = open(dir, O_WRONLY | O_CREAT, 0755);
+	close(fd);
+	snprintf(json, sizeof(json), "{\"version\":1,\"name\":\"t\",\"default\":\"allow\",\"runtime\":["
+		 "{\"id\":\"hooks\",\"file\":{\"prefix\":\"%s/w/.git/hooks/\",\"ops\":[\"write\",\"create\"]},"
+		 "\"decision\":\"deny\"}]}", tmpdir);
+	write_policy(json, policy, sizeof(policy));
+	snprintf(dir, sizeof(dir), "%s/w", tmpdir);
+	setenv("W", dir, 1);
+	KGATE_RUN(policy, &out, "/bin/sh", "-c",
+		  "cd \"$W\"; mv .git .g0; echo mv=$?; cp -r .g0 .git 2>/dev/null; "
+		  "echo x >> .git/hooks/pre-commit; echo hook=$?; echo x > .git/hooks/new; echo new=$?");
+	ASSERT_HAS_SUBSTR(out, "mv=1", "mv .git .g0 refused");
+	ASSERT_HAS_SUBSTR(out, "hook=2", "the hook stays unwritable");
+	ASSERT_HAS_SUBSTR(out, "new=2", "nothing can be created in hooks/");
+	snprintf(dir, sizeof(dir), "%s/w/.git/hooks/pre-commit", tmpdir);
+	ASSERT_OK(access(dir, F_OK), "the hooks are where the policy says");
+	teardown();
+}

@@ -508,7 +508,9 @@ static void matrix_degraded(struct kg_doctor_report *r)
 		snprintf(mech, sizeof(mech), "Landlock ABI %d (deny rules expressed as allow-lists)",
 			 r->landlock_abi);
 		row(r, KG_RT_FILE, KG_ENF_PARTIAL, mech,
-		    "no per-inode deny; audit-only file rules are not reported");
+		    "no per-inode deny; audit-only file rules are not reported; opens only: "
+		    "chmod/chown/utimes/xattrs and descriptors opened before the job are not "
+		    "governed");
 		row(r, KG_RT_EXEC, KG_ENF_PARTIAL, "Landlock (execute right on allowed paths)",
 		    "mmap(PROT_EXEC) of a denied file is not covered");
 	} else {

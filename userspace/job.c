@@ -256,8 +256,9 @@ static int prepare_kernel(struct job *j)
 	if (!j->full) {
 		if (j->spec->live)
 			fprintf(j->spec->live, "kgate: degraded mode (BPF LSM unavailable: %s): "
-				"files by Landlock (its refusals are not recorded one by one), network by "
-				"cgroup-BPF, syscalls by seccomp\n",
+				"files by Landlock (its refusals are not recorded one by one; it decides "
+				"opens only, not chmod/chown/utimes/xattrs or descriptors opened before "
+				"the job), network by cgroup-BPF, syscalls by seccomp\n",
 				kg_loader_lsm_error(j->loader));
 		err = kg_landlock_plan(j->doc, &j->ll);
 		if (err)

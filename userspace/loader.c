@@ -15,7 +15,9 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include <linux/types.h>
 #include "common.h"
+#include "kgate.h"
 #include "loader.h"
 #include "kg_objects.h"
 
@@ -37,6 +39,7 @@ struct kg_loader {
 	struct bpf_object *objs[KG_MAX_OBJECTS];
 	int nobjs;
 	bool lsm_active;
+	bool file_hooks_loaded;	/* by this process (not reused from pins) */
 	char lsm_error[256];
 };
 
@@ -110,17 +113,28 @@ static bool is_cgroup_prog(const struct bpf_program *p)
 }
 
 /* Does the running kernel have the LSM hook?  (file_truncate is 6.2+, for
- * example; the 6.1 guest lacks it.)  Looks for bpf_lsm_<hook> in BTF. */
-static bool kernel_has_lsm_hook(struct btf *vmlinux, const char *sec)
+ * example; the 6.1 guest lacks it.)  Looks for bpf_lsm_<hook> in BTF.  A
+ * program named "..._argsN" is for a kernel whose hook takes N arguments
+ * (inode_setattr gained one in 6.3): it loads only there. */
+static bool kernel_has_lsm_hook(struct btf *vmlinux, const char *sec, const char *prog)
 {
-	const char *hook = strchr(sec, '/');
+	const char *hook = strchr(sec, '/'), *args = strstr(prog, "__args");
+	const struct btf_type *fn_t, *proto;
 	char fn[128];
+	int id;
 
 	if (!vmlinux || !hook)
 		return false;
 	if (kg_snprintf(fn, sizeof(fn), "bpf_lsm_%s", hook + 1))
 		return false;
-	return btf__find_by_name_kind(vmlinux, fn, BTF_KIND_FUNC) >= 0;
+	id = btf__find_by_name_kind(vmlinux, fn, BTF_KIND_FUNC);
+	if (id < 0)
+		return false;
+	if (!args)
+		return true;
+	fn_t = btf__type_by_id(vmlinux, id);
+	proto = fn_t ? btf__type_by_id(vmlinux, fn_t->type) : NULL;
+	return proto && btf_is_func_proto(proto) && btf_vlen(proto) == atoi(args + 6);
 }
 
 /* Open one object with its maps bound to the pins; choose which programs
@@ -174,7 +188,8 @@ static struct bpf_object *open_object(const struct kg_obj_desc *d, const char *p
 		bool load = true;
 
 		if (is_lsm_prog(p))
-			load = want_lsm && kernel_has_lsm_hook(vmlinux, bpf_program__section_name(p)) &&
+			load = want_lsm && kernel_has_lsm_hook(vmlinux, bpf_program__section_name(p),
+							       bpf_program__name(p)) &&
 			       !lsm_link_pinned(d->name, p);
 		bpf_program__set_autoload(p, load);
 		loadable += load;
@@ -271,9 +286,49 @@ static int load_one(struct kg_loader *l, const struct kg_obj_desc *d, const char
 			bpf_object__close(obj);
 			return err;
 		}
+		if (!strcmp(d->name, "file"))
+			l->file_hooks_loaded = true;
 	}
 	l->objs[l->nobjs++] = obj;
 	return 0;
+}
+
+/* Did CO-RE find struct btrfs_inode (built in, or the btrfs module's BTF)
+ * when the file hooks were loaded?  Then they key btrfs inodes by
+ * subvolume (see kg_inode_dev in bpf/walk.bpf.h). */
+static bool btrfs_btf_present(struct btf *vmlinux)
+{
+	struct btf *mod;
+	bool found;
+
+	if (!vmlinux)
+		return false;
+	if (btf__find_by_name_kind(vmlinux, "btrfs_inode", BTF_KIND_STRUCT) >= 0)
+		return true;
+	mod = btf__parse_split("/sys/kernel/btf/btrfs", vmlinux);
+	if (!mod)
+		return false;
+	found = btf__find_by_name_kind(mod, "btrfs_inode", BTF_KIND_STRUCT) >= 0;
+	btf__free(mod);
+	return found;
+}
+
+/* Record in kg_control what the file hooks loaded here can tell apart; a
+ * process that reuses pinned hooks leaves what their loader recorded. */
+static void note_fs_support(struct kg_loader *l, struct btf *vmlinux)
+{
+	struct kg_control ctl = {};
+	uint32_t zero = 0;
+	int fd;
+
+	if (!l->file_hooks_loaded)
+		return;
+	fd = kg_loader_map_fd(l, "kg_control");
+	if (fd < 0)
+		return;
+	bpf_map_lookup_elem(fd, &zero, &ctl);
+	ctl.fs_flags = btrfs_btf_present(vmlinux) ? KG_CTL_FS_BTRFS : 0;
+	bpf_map_update_elem(fd, &zero, &ctl, BPF_ANY);
 }
 
 struct kg_loader *kg_loader_open(const struct kg_loader_opts *opts)
@@ -304,6 +359,7 @@ struct kg_loader *kg_loader_open(const struct kg_loader_opts *opts)
 	for (i = 0; i < ARRAY_SIZE(kg_obj_table) && l->nobjs < KG_MAX_OBJECTS; i++)
 		if (load_one(l, &kg_obj_table[i], pin_dir, l->lsm_active, vmlinux))
 			goto fail;
+	note_fs_support(l, vmlinux);
 	btf__free(vmlinux);
 	if (kg_loader_map_fd(l, "kg_jobs") < 0) {
 		kg_err("loader: no object provides the kg_jobs map");

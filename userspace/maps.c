@@ -24,6 +24,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -73,8 +74,8 @@ static int file_list_add(struct file_list *fl, const struct kg_file_key *key,
 	return 0;
 }
 
-/* Same inode together; on one inode an exact rule is more specific than a
- * subtree rule; then policy order. */
+/* Same inode together; on one inode an ancestor guard first, then an exact
+ * rule (more specific than a subtree rule); then policy order. */
 static int file_acc_cmp(const void *a, const void *b)
 {
 	const struct file_acc *x = a, *y = b;
@@ -82,6 +83,9 @@ static int file_acc_cmp(const void *a, const void *b)
 
 	if (c)
 		return c;
+	/* an ancestor guard first: it protects what a rule below means */
+	if ((x->ent.flags & KG_FILE_F_GUARD) != (y->ent.flags & KG_FILE_F_GUARD))
+		return (x->ent.flags & KG_FILE_F_GUARD) ? -1 : 1;
 	if ((x->ent.flags & KG_FILE_F_SUBTREE) != (y->ent.flags & KG_FILE_F_SUBTREE))
 		return (x->ent.flags & KG_FILE_F_SUBTREE) ? 1 : -1;
 	return x->ent.rule_id < y->ent.rule_id ? -1 : x->ent.rule_id > y->ent.rule_id;
@@ -116,6 +120,284 @@ void kg_compile_report_free(struct kg_compile_report *rep)
 	rep->nnotes = 0;
 }
 
+/* ---- identities as the hooks see them ------------------------------------
+ * A hook keys an inode by (device, inode number) read from the kernel
+ * (kg_inode_dev in bpf/walk.bpf.h): the superblock's device, except on
+ * btrfs, where it is the subvolume's (what stat(2) reports).  stat(2)'s
+ * st_dev is not always the superblock's: on a btrfs subvolume it is the
+ * subvolume's, and on overlayfs a file reports the underlying file's
+ * device.  So the superblock's device comes from the mount: statx's mount
+ * id, looked up in /proc/self/mountinfo, whose major:minor is the
+ * superblock's s_dev.  On overlayfs both identities are keyed: the overlay
+ * inode (what the hooks see through the overlay) and the underlying file
+ * (reached directly, or through a mapping's backing file).
+ */
+#define KG_BTRFS_MAGIC		0x9123683EUL
+#define KG_OVERLAYFS_MAGIC	0x794c7630UL
+
+#define KG_IDENT_MAX	8
+
+struct ident {
+	struct { uint64_t dev, ino; } k[KG_IDENT_MAX];	/* every key of the object */
+	int n;
+	mode_t mode;
+	nlink_t nlink;
+};
+
+/* One compile at a time (single-threaded): mountinfo read once per compile,
+ * and whether the loaded hooks resolve btrfs subvolumes. */
+struct mnt_ent {
+	int id;
+	uint64_t dev;		/* the superblock's (major:minor) */
+	char *point, *root;	/* mount point; the file system's directory mounted there */
+	char *layers;		/* overlayfs: "upper\nlower1\nlower2..." (malloc'd), else NULL */
+};
+
+static struct {
+	struct mnt_ent *mnt;
+	size_t nmnt;
+	bool mnt_loaded;
+	int btrfs_ok;		/* -1: not asked yet */
+	struct kg_loader *l;
+} ident_state = { .btrfs_ok = -1 };
+
+static void ident_begin(struct kg_loader *l)
+{
+	size_t i;
+
+	for (i = 0; i < ident_state.nmnt; i++) {
+		free(ident_state.mnt[i].point);
+		free(ident_state.mnt[i].root);
+		free(ident_state.mnt[i].layers);
+	}
+	free(ident_state.mnt);
+	memset(&ident_state, 0, sizeof(ident_state));
+	ident_state.btrfs_ok = -1;
+	ident_state.l = l;
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo */
+static char *unescape_dup(const char *in, size_t len)
+{
+	char *out = malloc(len + 1), *o = out;
+	size_t i;
+
+	if (!out)
+		return NULL;
+	for (i = 0; i < len; i++) {
+		if (in[i] == '\\' && i + 3 < len + 1 && in[i + 1] >= '0' && in[i + 1] <= '3') {
+			*o++ = (char)((in[i + 1] - '0') * 64 + (in[i + 2] - '0') * 8 + (in[i + 3] - '0'));
+			i += 3;
+		} else {
+			*o++ = in[i];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* "upperdir=U,lowerdir=A:B,..." -> "U\nA\nB" (upper first: it hides the
+ * lowers).  Paths holding ',' or ':' are not split correctly: such a layer
+ * is simply not found (the overlay identity is keyed regardless). */
+static char *overlay_layers(const char *opts)
+{
+	const char *keys[] = { "upperdir=", "lowerdir=" };
+	char *out = calloc(1, strlen(opts) + 2), *o = out;
+	int k;
+
+	if (!out)
+		return NULL;
+	for (k = 0; k < 2; k++) {
+		const char *p = strstr(opts, keys[k]);
+		size_t len;
+
+		if (!p || (p != opts && p[-1] != ','))
+			continue;
+		p += strlen(keys[k]);
+		len = strcspn(p, ",");
+		for (; len; p++, len--)
+			*o++ = *p == ':' ? '\n' : *p;
+		*o++ = '\n';
+	}
+	*o = '\0';
+	return out;
+}
+
+static void mounts_load(void)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+
+	ident_state.mnt_loaded = true;
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char root[4096], point[4096], fstype[64], opts[4096], *dash;
+		unsigned int maj, min;
+		int id, parent;
+		struct mnt_ent *e;
+		void *nv;
+
+		if (sscanf(line, "%d %d %u:%u %4095s %4095s", &id, &parent, &maj, &min, root,
+			   point) != 6)
+			continue;
+		nv = realloc(ident_state.mnt, (ident_state.nmnt + 1) * sizeof(*ident_state.mnt));
+		if (!nv)
+			break;
+		ident_state.mnt = nv;
+		e = &ident_state.mnt[ident_state.nmnt++];
+		memset(e, 0, sizeof(*e));
+		e->id = id;
+		e->dev = ((uint64_t)maj << 20) | min;
+		e->root = unescape_dup(root, strlen(root));
+		e->point = unescape_dup(point, strlen(point));
+		dash = strstr(line, " - ");
+		if (dash && sscanf(dash + 3, "%63s %*s %4095s", fstype, opts) == 2 &&
+		    !strcmp(fstype, "overlay")) {
+			char *u = unescape_dup(opts, strlen(opts));
+
+			e->layers = u ? overlay_layers(u) : NULL;
+			free(u);
+		}
+	}
+	fclose(f);
+}
+
+static struct mnt_ent *mount_by_id(int id)
+{
+	size_t i;
+
+	if (!ident_state.mnt_loaded)
+		mounts_load();
+	for (i = 0; i < ident_state.nmnt; i++)
+		if (ident_state.mnt[i].id == id)
+			return &ident_state.mnt[i];
+	return NULL;
+}
+
+static bool btrfs_hooks_ok(void)
+{
+	struct kg_control ctl = {};
+	uint32_t zero = 0;
+	int fd;
+
+	if (ident_state.btrfs_ok >= 0)
+		return ident_state.btrfs_ok;
+	ident_state.btrfs_ok = 1;
+	/* only the BPF LSM hooks key inodes (Landlock works on paths) */
+	if (!ident_state.l || !kg_loader_lsm_active(ident_state.l))
+		return true;
+	fd = kg_loader_map_fd(ident_state.l, "kg_control");
+	if (fd >= 0 && bpf_map_lookup_elem(fd, &zero, &ctl) == 0)
+		ident_state.btrfs_ok = !!(ctl.fs_flags & KG_CTL_FS_BTRFS);
+	return ident_state.btrfs_ok;
+}
+
+static int ident_of(const char *path, bool follow, struct ident *id);
+
+static void ident_add(struct ident *id, uint64_t dev, uint64_t ino)
+{
+	int i;
+
+	for (i = 0; i < id->n; i++)
+		if (id->k[i].dev == dev && id->k[i].ino == ino)
+			return;
+	if (id->n < KG_IDENT_MAX) {
+		id->k[id->n].dev = dev;
+		id->k[id->n].ino = ino;
+		id->n++;
+	}
+}
+
+/* The same object in the layers of the overlay mount m: the topmost copy
+ * of a file (the one the overlay shows), every copy of a directory (the
+ * overlay merges them).  Keyed too, so the object is matched when reached
+ * in its layer directly or through a mapping's backing file. */
+static void overlay_layer_idents(const char *path, bool follow, const struct mnt_ent *m,
+				 struct ident *id)
+{
+	char real[PATH_MAX], cand[PATH_MAX * 2], dir[PATH_MAX], *slash;
+	const char *rel, *layer, *end;
+	size_t plen = strlen(m->point);
+	struct ident lid;
+	int k;
+
+	if (follow) {
+		if (!realpath(path, real))
+			return;
+	} else {
+		/* the last component itself, in its resolved directory */
+		if (kg_strlcpy(dir, path, sizeof(dir)))
+			return;
+		slash = strrchr(dir, '/');
+		if (!slash)
+			return;
+		*slash = '\0';
+		if (!realpath(dir[0] ? dir : "/", real) ||
+		    strlen(real) + strlen(slash + 1) + 2 >= sizeof(real))
+			return;
+		strcat(real, "/");
+		strcat(real, slash + 1);
+	}
+	if (strncmp(real, m->point, plen) || (real[plen] && real[plen] != '/' && plen > 1))
+		return;
+	rel = plen > 1 ? real + plen : real;
+	for (layer = m->layers; layer && *layer; layer = *end ? end + 1 : end) {
+		end = strchr(layer, '\n');
+		if (!end)
+			end = layer + strlen(layer);
+		if (snprintf(cand, sizeof(cand), "%.*s%s%s", (int)(end - layer), layer,
+			     strcmp(m->root, "/") ? m->root : "", rel) >= (int)sizeof(cand))
+			continue;
+		if (ident_of(cand, false, &lid))
+			continue;
+		for (k = 0; k < lid.n; k++)
+			ident_add(id, lid.k[k].dev, lid.k[k].ino);
+		if (!S_ISDIR(lid.mode))
+			break;	/* a file: the topmost copy is the one shown */
+	}
+}
+
+/* The identity of path (following a last symlink or not) as the hooks
+ * key it.  0 or -errno (-EOPNOTSUPP: on btrfs, but the loaded hooks cannot
+ * tell its subvolumes apart). */
+static int ident_of(const char *path, bool follow, struct ident *id)
+{
+	struct statx stx;
+	struct statfs sfs;
+	struct mnt_ent *m = NULL;
+	uint64_t st_dev, sb_dev;
+	int fd, err = 0;
+
+	memset(id, 0, sizeof(*id));
+	fd = open(path, O_PATH | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
+	if (fd < 0)
+		return -errno;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_INO | STATX_NLINK | STATX_MNT_ID,
+		  &stx) || fstatfs(fd, &sfs))
+		err = -errno;
+	close(fd);
+	if (err)
+		return err;
+	id->mode = stx.stx_mode;
+	id->nlink = stx.stx_nlink;
+	st_dev = ((uint64_t)stx.stx_dev_major << 20) | stx.stx_dev_minor;
+	if ((unsigned long)sfs.f_type == KG_BTRFS_MAGIC) {
+		/* the hooks read the subvolume's device: what stat says */
+		if (!btrfs_hooks_ok())
+			return -EOPNOTSUPP;
+		ident_add(id, st_dev, stx.stx_ino);
+		return 0;
+	}
+	if (stx.stx_mask & STATX_MNT_ID)
+		m = mount_by_id((int)stx.stx_mnt_id);
+	sb_dev = m ? m->dev : st_dev;
+	ident_add(id, sb_dev, stx.stx_ino);
+	if ((unsigned long)sfs.f_type == KG_OVERLAYFS_MAGIC && m && m->layers)
+		overlay_layer_idents(path, follow, m, id);
+	return 0;
+}
+
 /* nftw has no user pointer: the scan state lives here (single-threaded). */
 static struct {
 	struct file_list *fl;
@@ -127,16 +409,22 @@ static struct {
 
 static int hardlink_visit(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
-	(void)path;
 	(void)ftw;
 	if (++hl_scan.visited > KG_HARDLINK_SCAN_MAX)
 		return 1;
 	if (type == FTW_F && S_ISREG(st->st_mode) && st->st_nlink > 1) {
-		hl_scan.key.dev = kg_kernel_dev(st->st_dev);
-		hl_scan.key.ino = st->st_ino;
-		hl_scan.err = file_list_add(hl_scan.fl, &hl_scan.key, &hl_scan.ent);
-		if (hl_scan.err)
-			return 1;
+		struct ident id;
+		int k;
+
+		if (ident_of(path, false, &id))
+			return 0;	/* gone meanwhile */
+		for (k = 0; k < id.n; k++) {
+			hl_scan.key.dev = id.k[k].dev;
+			hl_scan.key.ino = id.k[k].ino;
+			hl_scan.err = file_list_add(hl_scan.fl, &hl_scan.key, &hl_scan.ent);
+			if (hl_scan.err)
+				return 1;
+		}
 	}
 	return 0;
 }
@@ -167,7 +455,8 @@ static int add_name_rule(int fd, const char *path, uint32_t policy_id,
 	char buf[PATH_MAX], *slash, *missing = NULL;
 	struct kg_name_key key = { .policy_id = policy_id };
 	struct kg_rule_ent v = *ent;
-	struct stat st;
+	struct ident id;
+	int err = -ENOENT, k;
 
 	if (kg_strlcpy(buf, path, sizeof(buf)))
 		return -ENAMETOOLONG;
@@ -175,26 +464,103 @@ static int add_name_rule(int fd, const char *path, uint32_t policy_id,
 		if (slash[1])
 			missing = slash + 1;
 		if (slash == buf) {
-			if (stat("/", &st))
-				return -errno;
+			err = ident_of("/", true, &id);
 			break;
 		}
 		*slash = '\0';
-		if (stat(buf, &st) == 0)
+		err = ident_of(buf, true, &id);
+		if (err != -ENOENT && err != -ENOTDIR)
 			break;
-		if (errno != ENOENT && errno != ENOTDIR)
-			return -errno;
 	}
+	if (err)
+		return err;
 	if (!missing)
 		return -ENOENT;
-	key.dev = kg_kernel_dev(st.st_dev);
-	key.ino = st.st_ino;
 	key.name_hash = kg_hash_bytes(missing, strcspn(missing, "/"));
 	v.ops = KG_OP_BIT(KG_OP_CREATE) | KG_OP_BIT(KG_OP_RENAME) | KG_OP_BIT(KG_OP_LINK);
-	if (bpf_map_update_elem(fd, &key, &v, BPF_ANY))
-		return -errno;
+	for (k = 0; k < id.n; k++) {
+		key.dev = id.k[k].dev;
+		key.ino = id.k[k].ino;
+		if (bpf_map_update_elem(fd, &key, &v, BPF_ANY))
+			return -errno;
+	}
 	note(rep, ent->rule_id, "%s does not exist: creating it is refused (decision %s)",
 	     path, kg_decision_name(ent->decision));
+	return 0;
+}
+
+/* The identity of path itself (lstat: a symlink is its own object), added
+ * as an ancestor guard when it exists. */
+static int add_guard(struct file_list *fl, const char *path, uint32_t policy_id,
+		     uint32_t rule_id)
+{
+	struct kg_file_key key = { .policy_id = policy_id };
+	struct kg_rule_ent ent = {
+		.rule_id = rule_id,
+		.ops = KG_OP_BIT(KG_OP_RENAME) | KG_OP_BIT(KG_OP_UNLINK),
+		.decision = KG_DEC_DENY,
+		.flags = KG_FILE_F_GUARD,
+	};
+	struct ident id;
+	int err = ident_of(path, false, &id), k;
+
+	if (err)
+		return err == -ENOENT || err == -ENOTDIR || err == -EACCES ? 0 : err;
+	for (k = 0; k < id.n; k++) {
+		key.dev = id.k[k].dev;
+		key.ino = id.k[k].ino;
+		if (file_list_add(fl, &key, &ent))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Guard every proper prefix of buf ("/a/b/c": /a/b and /a); buf is cut. */
+static int guard_prefixes(struct file_list *fl, char *buf, uint32_t policy_id, uint32_t rule_id)
+{
+	char *slash;
+	int err = 0;
+
+	while (!err && (slash = strrchr(buf, '/')) && slash != buf) {
+		*slash = '\0';
+		err = add_guard(fl, buf, policy_id, rule_id);
+	}
+	return err;
+}
+
+/* Every directory above what a deny/require_approval rule names, as
+ * written (symlinks in the path, and the path itself when it is one,
+ * included) and as resolved: renaming one of them, or removing and
+ * recreating it, would leave the protected object where it is under another
+ * name and let the rule's path name something new ("mv .git .g0; cp -r .g0
+ * .git"; "mv ~/.config ~/.c; mkdir -p ~/.config/autostart"). */
+static int add_ancestor_guards(struct file_list *fl, const char *path, uint32_t policy_id,
+			       uint32_t rule_id)
+{
+	char buf[PATH_MAX], real[PATH_MAX], *slash;
+	struct stat st;
+	int err;
+
+	if (kg_strlcpy(buf, path, sizeof(buf)))
+		return -ENAMETOOLONG;
+	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+		err = add_guard(fl, path, policy_id, rule_id);
+		if (err)
+			return err;
+	}
+	err = guard_prefixes(fl, buf, policy_id, rule_id);
+	if (err)
+		return err;
+	/* the deepest existing ancestor, resolved, and everything above it */
+	if (kg_strlcpy(buf, path, sizeof(buf)))
+		return -ENAMETOOLONG;
+	while ((slash = strrchr(buf, '/')) && slash != buf) {
+		*slash = '\0';
+		if (realpath(buf, real)) {
+			err = add_guard(fl, real, policy_id, rule_id);
+			return err ? err : guard_prefixes(fl, real, policy_id, rule_id);
+		}
+	}
 	return 0;
 }
 
@@ -202,6 +568,13 @@ static bool restricts(enum kg_decision d)
 {
 	return d == KG_DEC_DENY || d == KG_DEC_REQUIRE_APPROVAL || d == KG_DEC_AUDIT ||
 	       d == KG_DEC_THROTTLE;
+}
+
+/* the decisions that protect their object's identity (policy.c adds
+ * rename, link and unlink to their ops) also protect its place */
+static bool guards_ancestors(enum kg_decision d)
+{
+	return d == KG_DEC_DENY || d == KG_DEC_REQUIRE_APPROVAL;
 }
 
 static int compile_file_rule(struct kg_loader *l, struct file_list *fl, const struct kg_rule *r,
@@ -214,13 +587,27 @@ static int compile_file_rule(struct kg_loader *l, struct file_list *fl, const st
 		.decision = r->decision,
 		.flags = r->prefix ? KG_FILE_F_SUBTREE : 0,
 	};
-	struct stat st;
-	int fd;
+	struct ident id;
+	int fd, err, k;
 
-	if (stat(r->path, &st)) {
-		if (errno != ENOENT && errno != ENOTDIR)
+	if (guards_ancestors(r->decision)) {
+		int err = add_ancestor_guards(fl, r->path, policy_id, r->num);
+
+		if (err)
+			return kg_err("maps: rule '%s': cannot resolve the directories above %s: %s",
+				      r->id, r->path, strerror(-err));
+	}
+	err = ident_of(r->path, true, &id);
+	if (err == -EOPNOTSUPP)
+		return kg_err("maps: rule '%s': %s is on btrfs, but kgate's file hooks were loaded "
+			      "without btrfs's type information (the btrfs module was not loaded "
+			      "then) and cannot tell its subvolumes apart: stop every kgate job "
+			      "and the daemon, remove the pins (%s), and start again", r->id,
+			      r->path, kg_pin_dir());
+	if (err) {
+		if (err != -ENOENT && err != -ENOTDIR)
 			return kg_err("maps: rule '%s': cannot resolve %s: %s", r->id, r->path,
-				      strerror(errno));
+				      strerror(-err));
 		if (!restricts(r->decision)) {
 			note(rep, r->num, "%s does not exist: rule has no effect until it does",
 			     r->path);
@@ -233,11 +620,13 @@ static int compile_file_rule(struct kg_loader *l, struct file_list *fl, const st
 			rep->name_entries++;
 		return add_name_rule(fd, r->path, policy_id, &ent, rep);
 	}
-	key.dev = kg_kernel_dev(st.st_dev);
-	key.ino = st.st_ino;
-	if (file_list_add(fl, &key, &ent))
-		return -ENOMEM;
-	if (r->prefix && S_ISDIR(st.st_mode) && restricts(r->decision))
+	for (k = 0; k < id.n; k++) {
+		key.dev = id.k[k].dev;
+		key.ino = id.k[k].ino;
+		if (file_list_add(fl, &key, &ent))
+			return -ENOMEM;
+	}
+	if (r->prefix && S_ISDIR(id.mode) && restricts(r->decision))
 		return add_hardlinked_files(fl, r->path, policy_id, &ent, rep);
 	return 0;
 }
@@ -261,6 +650,8 @@ static int flush_file_rules(struct kg_loader *l, struct file_list *fl,
 			if (k > 0 && val.ent[k - 1].rule_id == fl->v[j].ent.rule_id &&
 			    val.ent[k - 1].flags == fl->v[j].ent.flags)
 				continue;	/* same rule reached twice (hardlink scan) */
+			if (k > 0 && (fl->v[j].ent.flags & KG_FILE_F_GUARD))
+				continue;	/* one guard per directory is enough */
 			if (k == KG_FILE_ENTS)
 				return kg_err("maps: more than %d rules on one file (rule '%u' and "
 					      "earlier): merge them", KG_FILE_ENTS,
@@ -530,6 +921,7 @@ int kg_maps_install(struct kg_loader *l, const struct kg_policy_doc *doc,
 	err = new_policy_id(pol_fd, &id);
 	if (err)
 		return kg_err("maps: cannot allocate a policy id: %s", strerror(-err));
+	ident_begin(l);
 	for (i = 0; i < doc->nrules && !err; i++) {
 		const struct kg_rule *r = &doc->rules[i];
 
@@ -553,6 +945,7 @@ int kg_maps_install(struct kg_loader *l, const struct kg_policy_doc *doc,
 	if (!err)
 		err = compile_net_rules(l, doc, id, rep);
 	free(fl.v);
+	ident_begin(NULL);	/* (frees the mount table) */
 	if (!err) {
 		/* last: the generation becomes usable only once it is complete */
 		fill_policy_entry(doc, &pol);

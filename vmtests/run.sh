@@ -237,6 +237,49 @@ fetch_kernel() {
 	echo "$dir/vmlinuz"
 }
 
+# ---- kernel modules -------------------------------------------------------
+# Debian builds loop, btrfs and overlayfs as modules: the file system tests
+# (vt_fs) need them.  They come from the same kernel package, resolved with
+# their dependencies (the "depends=" of each module's .modinfo) into a load
+# order, and are cached next to the kernel (KERNEL_DIR/fsmodules/load.list).
+vm_modules="crc32c_generic loop btrfs overlay"
+
+fetch_modules() {	# fetch_modules KERNEL_DIR
+	local kdir=$1 dir=$1/fsmodules pkg tmp deb root m
+	if [ -s "$dir/load.list" ]; then
+		return 0
+	fi
+	pkg=$(cat "$kdir/package" 2>/dev/null) || return 1
+	[ "$kernel" = 6.12 ] && backports_setup
+	log "downloading $pkg for its modules ($vm_modules)"
+	tmp=$(mktemp -d "$kdir/.fsmodules.XXXXXX") && chmod 755 "$tmp"
+	if ! (cd "$tmp" && apt-get -q "${apt_opts[@]}" download "$pkg" >&2); then
+		rm -rf "$tmp"
+		return 1
+	fi
+	deb=$(ls "$tmp"/*.deb)
+	mkdir -p "$tmp/x"
+	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" --wildcards './lib/modules/*'
+	root=$(ls -d "$tmp"/x/lib/modules/*/kernel)
+	: >"$tmp/load.list"
+	resolve() {	# depth first: dependencies before the module
+		local name=$1 ko deps d
+		grep -qx "$name" "$tmp/load.list" && return 0
+		ko=$(find "$root" \( -name "$name.ko" -o -name "${name//_/-}.ko" \) -print -quit)
+		[ -n "$ko" ] || { log "module $name not in $pkg"; return 1; }
+		deps=$(tr '\0' '\n' <"$ko" | sed -n 's/^depends=//p' | tr ',' ' ' || true)
+		for d in $deps; do resolve "${d//-/_}" || return 1; done
+		cp "$ko" "$tmp/$name.ko"
+		echo "$name" >>"$tmp/load.list"
+	}
+	for m in $vm_modules; do
+		resolve "$m" || { rm -rf "$tmp"; return 1; }
+	done
+	rm -rf "$tmp/x" "$deb"
+	mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"	# lost the race: fine
+	[ -s "$dir/load.list" ]
+}
+
 # ---- the initramfs -------------------------------------------------------
 root=$work/root
 
@@ -303,6 +346,14 @@ build_initramfs() {
 	# scripts and fixtures of the tests (/opt/kgate/vmtests/data)
 	cp -rL "$here/data" "$root/opt/kgate/vmtests/data"
 	add_userland
+	# file system modules and tools for vt_fs (it SKIPs without them)
+	if [ -s "$kdir/fsmodules/load.list" ]; then
+		mkdir -p "$root/lib/modules/kgate-fs"
+		cp "$kdir"/fsmodules/*.ko "$kdir/fsmodules/load.list" "$root/lib/modules/kgate-fs/"
+	fi
+	for f in mkfs.btrfs btrfs; do
+		f=$(command -v "$f" 2>/dev/null) && add_file "$f" "/usr/sbin/${f##*/}"
+	done
 	cp "$here/init" "$root/init"
 	chmod 755 "$root/init"
 	(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$work/initrd.gz"
@@ -481,7 +532,9 @@ mapfile -t expected < <(cd "$build/vmtests" 2>/dev/null &&
 	for f in vt_*; do [ -f "$f" ] && [ -x "$f" ] && wanted_binary "$f" && echo "$f"; done)
 
 vmlinuz=$(fetch_kernel) || exit 1	# it said why
-log "kernel $kernel: $(cat "$(dirname "$vmlinuz")/package" 2>/dev/null || echo "$vmlinuz")"
+kdir=$(dirname "$vmlinuz")
+log "kernel $kernel: $(cat "$kdir/package" 2>/dev/null || echo "$vmlinuz")"
+fetch_modules "$kdir" || log "no file system modules: vt_fs will skip its btrfs and overlayfs tests"
 build_initramfs
 choose_accel
 log "accelerator: $accel"

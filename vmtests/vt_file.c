@@ -11,7 +11,9 @@
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <linux/openat2.h>
 #include "testlib.h"
 #include "vt_lib.h"
@@ -399,17 +401,25 @@ TEST(write_open_trunc_truncate)
 	vt_teardown(&v);
 }
 
-/* A writable fd opened before joining (the job inherits it): the write
- * itself is not refused (the open check is the gate), but turning it into
- * a truncation or a shared writable mapping is. */
+/* A writable fd opened before joining (the job inherits it): writing
+ * through it is decided like an open for writing (file_permission), and so
+ * are a truncation and a shared writable mapping; reading it stays allowed
+ * (the rule denies writes only). */
 static int inherited_fd(struct vt *v, void *arg)
 {
 	int fd = *(int *)arg;
+	char c;
 	void *m;
 
 	(void)v;
 	if (kg_cgroup_add_pid(&v->cg, getpid()))
 		return 900;
+	if (write(fd, "x", 1) == 1)
+		return 908;
+	if (!vt_refused(errno))
+		return 909;
+	if (pread(fd, &c, 1, 0) != 1)
+		return 910;
 	m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m != MAP_FAILED)
 		return 901;
@@ -440,7 +450,8 @@ TEST(shared_writable_mmap_mprotect_ftruncate)
 		return;
 	fd = open(vt_path(&v, "ro/f", p, sizeof(p)), O_RDWR);
 	if (ASSERT_TRUE(fd >= 0, "open ro/f outside the job")) {
-		ASSERT_OK(vt_run_outside(&v, inherited_fd, &fd), "mmap/mprotect/ftruncate refused");
+		ASSERT_OK(vt_run_outside(&v, inherited_fd, &fd),
+			  "write/mmap/mprotect/ftruncate refused, read allowed");
 		expect_event(&v, KG_OP_WRITE, "ro", NULL);
 		close(fd);
 	}
@@ -501,5 +512,353 @@ TEST(name_rule_for_path_that_did_not_exist)
 	ASSERT_OK(vt_run(&v, do_mkdir, "work/d2"), "mkdir work/d2");
 	ASSERT_TRUE(vt_refused(vt_run(&v, do_rename, to_aws)), "rename a dir to ~/.aws");
 	ASSERT_OK(vt_run(&v, do_mkdir, ".azure"), "a sibling name is fine");
+	vt_teardown(&v);
+}
+
+/* A generation is deleted only after the hooks that may still be reading it
+ * have returned (kg_maps_wait_readers): a job that opens a file every
+ * generation denies, while generations are swapped under it as fast as the
+ * controller can, is never let through by a lookup that found its rules half
+ * deleted (the class default here is allow). */
+TEST(generation_swap_never_lets_a_denied_open_through)
+{
+	struct vt v;
+	char p[512];
+	int i, status, swaps = 0, opened;
+	long long attempts = 0;
+	pid_t pid;
+
+	if (setup(&v))
+		return;
+	vt_path(&v, "secret", p, sizeof(p));
+	v.shared[0] = 0;
+	v.shared[1] = 0;
+	v.shared[2] = 0;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		if (kg_cgroup_add_pid(&v.cg, getpid()))
+			_exit(3);
+		while (!__atomic_load_n(&v.shared[2], __ATOMIC_ACQUIRE)) {
+			int fd = open(p, O_RDONLY);
+
+			if (fd >= 0) {
+				__atomic_add_fetch(&v.shared[0], 1, __ATOMIC_RELAXED);
+				close(fd);
+			}
+			__atomic_add_fetch(&v.shared[1], 1, __ATOMIC_RELAXED);
+		}
+		_exit(0);
+	}
+	for (i = 0; i < 60; i++) {
+		uint32_t id, old;
+
+		if (kg_maps_install(v.l, v.doc, &id, NULL) ||
+		    kg_maps_switch_job(v.l, v.cg.id, id, &old))
+			break;
+		kg_maps_remove_policy(v.l, old);
+		v.policy_id = id;
+		swaps++;
+	}
+	__atomic_store_n(&v.shared[2], 1, __ATOMIC_RELEASE);
+	waitpid(pid, &status, 0);
+	opened = v.shared[0];
+	attempts = v.shared[1];
+	printf("  %d generation swaps, %lld opens attempted, %d got through\n", swaps, attempts,
+	       opened);
+	ASSERT_EQ(swaps, 60, "every swap worked");
+	ASSERT_GE(attempts, 100, "the job kept trying during the swaps");
+	ASSERT_EQ(opened, 0, "no open of the denied file got through");
+	vt_teardown(&v);
+}
+
+/* ---- the place of a protected object: renames of its ancestors ---------- */
+
+static const char *guard_policy =
+	"{\"version\": 1, \"name\": \"vt-guards\","
+	" \"runtime_defaults\": {\"file\": \"allow\", \"exec\": \"allow\", \"net\": \"allow\", \"unix\": \"allow\"},"
+	" \"runtime\": ["
+	"  {\"id\": \"hooks\", \"file\": {\"prefix\": \"~/w/.git/hooks/\", \"ops\": [\"write\", \"create\"]}, \"decision\": \"deny\"},"
+	"  {\"id\": \"autostart\", \"file\": {\"prefix\": \"~/.config/autostart/\", \"ops\": [\"write\", \"create\"]}, \"decision\": \"deny\"},"
+	"  {\"id\": \"via-link\", \"file\": {\"path\": \"~/lnk/key\", \"ops\": [\"read\"]}, \"decision\": \"deny\"}"
+	" ]}";
+
+/* home: w/.git/hooks/pre-commit, w/src, .config/ (empty: autostart does not
+ * exist, so its rule is a name rule anchored at .config), real/key and
+ * lnk -> real */
+static int guard_setup(struct vt *v)
+{
+	char a[512];
+
+	if (vt_setup(v, guard_policy))
+		return -1;
+	if (!ASSERT_OK(vt_mkdirs(v, "w/.git/hooks") || vt_mkdirs(v, "w/src") ||
+		       vt_mkdirs(v, ".config") || vt_mkdirs(v, "real") ||
+		       vt_write_file(vt_path(v, "w/.git/hooks/pre-commit", a, sizeof(a)), "#!/bin/sh\n",
+				     0755) ||
+		       vt_write_file(vt_path(v, "real/key", a, sizeof(a)), "K\n", 0600) ||
+		       symlink("real", vt_path(v, "lnk", a, sizeof(a))), "guard tree") ||
+	    vt_install(v)) {
+		vt_teardown(v);
+		return -1;
+	}
+	return 0;
+}
+
+static int do_rmdir(struct vt *v, void *rel) { char p[512]; return VT_RC(rmdir(vt_path(v, rel, p, sizeof(p)))); }
+
+TEST(renaming_an_ancestor_of_a_protected_subtree_is_refused)
+{
+	const char *git_away[] = { "w/.git", "w/.g0" };
+	const char *w_away[] = { "w", "w2" };
+	const char *over_git[] = { "w/src", "w/.git" };
+	const char *src_away[] = { "w/src", "w/src2" };
+	struct vt v;
+	char p[512];
+
+	if (guard_setup(&v))
+		return;
+	/* mv .git .g0; cp -r .g0 .git would give a writable .git/hooks */
+	ASSERT_TRUE(vt_refused(vt_run(&v, do_rename, git_away)), "mv w/.git w/.g0");
+	expect_event(&v, KG_OP_RENAME, "hooks", ".git/w/");
+	ASSERT_TRUE(vt_refused(vt_run(&v, do_rename, w_away)), "mv w w2 (further up)");
+	ASSERT_TRUE(vt_refused(vt_run(&v, do_rename, over_git)), "rename another dir over w/.git");
+	ASSERT_TRUE(access(vt_path(&v, "w/.git/hooks/pre-commit", p, sizeof(p)), F_OK) == 0,
+		    "the hooks are where the policy says");
+	ASSERT_TRUE(vt_refused(vt_run(&v, open_wr, "w/.git/hooks/pre-commit")), "still not writable");
+	/* what is not above a protected object moves freely */
+	ASSERT_OK(vt_run(&v, do_rename, src_away), "mv w/src w/src2");
+	ASSERT_OK(vt_run(&v, do_creat, "w/.git/config"), "files next to hooks/ are writable");
+	vt_teardown(&v);
+}
+
+TEST(the_anchor_of_a_name_rule_cannot_be_moved_or_removed)
+{
+	const char *config_away[] = { ".config", ".c" };
+	struct vt v;
+
+	if (guard_setup(&v))
+		return;
+	/* mv ~/.config ~/.c; mkdir -p ~/.config/autostart would escape */
+	ASSERT_TRUE(vt_refused(vt_run(&v, do_rename, config_away)), "mv ~/.config ~/.c");
+	expect_event(&v, KG_OP_RENAME, "autostart", ".config/");
+	ASSERT_TRUE(vt_refused(vt_run(&v, do_rmdir, ".config")), "rmdir ~/.config (empty)");
+	ASSERT_TRUE(vt_refused(vt_run(&v, do_mkdir, ".config/autostart")), "the name stays refused");
+	ASSERT_OK(vt_run(&v, do_mkdir, ".config/other"), "other names under ~/.config are fine");
+	vt_teardown(&v);
+}
+
+TEST(a_symlink_in_a_protected_path_cannot_be_replaced)
+{
+	const char *lnk_away[] = { "lnk", "lnk2" };
+	struct vt v;
+
+	if (guard_setup(&v))
+		return;
+	ASSERT_TRUE(vt_refused(vt_run(&v, open_rd, "lnk/key")), "the file is denied");
+	ASSERT_TRUE(vt_refused(vt_run(&v, do_unlink, "lnk")), "rm lnk (the symlink in the path)");
+	ASSERT_TRUE(vt_refused(vt_run(&v, do_rename, lnk_away)), "mv lnk lnk2");
+	ASSERT_TRUE(vt_refused(vt_run(&v, do_rename, (const char *[]){ "real", "real2" })),
+		    "mv real real2 (the directory it resolves to)");
+	vt_teardown(&v);
+}
+
+/* ---- metadata and descriptors ------------------------------------------- */
+
+struct meta_case {
+	const char *what;
+	int (*fn)(const char *path);
+};
+
+static int m_chmod(const char *p) { return VT_RC(chmod(p, 0600)); }
+static int m_chown(const char *p) { return VT_RC(chown(p, 0, 0)); }
+static int m_utimes(const char *p) { return VT_RC(utimensat(AT_FDCWD, p, NULL, 0)); }
+static int m_setxattr(const char *p) { return VT_RC(setxattr(p, "trusted.kgtest", "1", 1, 0)); }
+static int m_removexattr(const char *p) { return VT_RC(removexattr(p, "trusted.kgpre")); }
+static int m_fchmod(const char *p)
+{
+	int fd = open(p, O_RDONLY), r;
+
+	if (fd < 0)
+		return errno + 1000;
+	r = VT_RC(fchmod(fd, 0600));
+	close(fd);
+	return r;
+}
+static int m_futimens(const char *p)
+{
+	int fd = open(p, O_RDONLY), r;
+
+	if (fd < 0)
+		return errno + 1000;
+	r = VT_RC(futimens(fd, NULL));
+	close(fd);
+	return r;
+}
+/* an access ACL (the xattr form: what setfacl does on 6.1) */
+static int m_acl(const char *p)
+{
+	static const unsigned char acl[] = {
+		2, 0, 0, 0,				/* version */
+		1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,	/* USER_OBJ rw- */
+		4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,	/* GROUP_OBJ r-- */
+		0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,	/* OTHER r-- */
+	};
+
+	return VT_RC(setxattr(p, "system.posix_acl_access", acl, sizeof(acl), 0));
+}
+
+static const struct meta_case meta_cases[] = {
+	{ "chmod", m_chmod }, { "fchmod", m_fchmod }, { "chown", m_chown },
+	{ "utimensat", m_utimes }, { "futimens", m_futimens }, { "setxattr", m_setxattr },
+	{ "removexattr", m_removexattr }, { "posix ACL", m_acl },
+};
+
+static int meta_one(struct vt *v, void *arg)
+{
+	const int *ix = arg;
+	char p[512];
+
+	return meta_cases[ix[0]].fn(vt_path(v, ix[1] ? "work/ok" : "ro/f", p, sizeof(p)));
+}
+
+TEST(metadata_of_a_write_denied_file_is_refused)
+{
+	struct vt v;
+	char p[512];
+	size_t i;
+
+	if (setup(&v))
+		return;
+	/* an xattr for removexattr to remove, on both files */
+	setxattr(vt_path(&v, "ro/f", p, sizeof(p)), "trusted.kgpre", "1", 1, 0);
+	setxattr(vt_path(&v, "work/ok", p, sizeof(p)), "trusted.kgpre", "1", 1, 0);
+	for (i = 0; i < ARRAY_SIZE(meta_cases); i++) {
+		int denied[2] = { (int)i, 0 }, allowed[2] = { (int)i, 1 }, rc;
+		char what[96];
+
+		rc = vt_run(&v, meta_one, denied);
+		snprintf(what, sizeof(what), "%s on ro/f (write denied): rc %d", meta_cases[i].what, rc);
+		ASSERT_TRUE(vt_refused(rc), what);
+		rc = vt_run(&v, meta_one, allowed);
+		snprintf(what, sizeof(what), "%s on work/ok (allowed): rc %d", meta_cases[i].what, rc);
+		ASSERT_EQ(rc, 0, what);
+	}
+	expect_event(&v, KG_OP_WRITE, "ro", "f/ro/");
+	vt_teardown(&v);
+}
+
+/* An fd of a read-denied file, opened outside the job and sent in over
+ * SCM_RIGHTS: reading it is refused like opening it would be. */
+static int recv_and_read(struct vt *v, void *arg)
+{
+	int sock = *(int *)arg, fd;
+	char c, cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm;
+
+	(void)v;
+	if (recvmsg(sock, &m, 0) != 1)
+		return 900;
+	cm = CMSG_FIRSTHDR(&m);
+	if (!cm || cm->cmsg_type != SCM_RIGHTS)
+		return 901;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+	return VT_RC(read(fd, &c, 1));
+}
+
+TEST(descriptor_received_over_scm_rights_is_rechecked)
+{
+	struct vt v;
+	int sv[2], fd;
+	char p[512], cbuf[CMSG_SPACE(sizeof(int))], c = 'x';
+	struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm;
+
+	if (setup(&v))
+		return;
+	ASSERT_OK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), "socketpair");
+	fd = open(vt_path(&v, ".ssh/id_rsa", p, sizeof(p)), O_RDONLY);
+	ASSERT_TRUE(fd >= 0, "open id_rsa outside the job");
+	cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(fd));
+	ASSERT_EQ(sendmsg(sv[0], &m, 0), 1, "send the fd");
+	ASSERT_TRUE(vt_refused(vt_run(&v, recv_and_read, &sv[1])), "read through it refused");
+	expect_event(&v, KG_OP_READ, "no-ssh", "id_rsa");
+	close(fd);
+	close(sv[0]);
+	close(sv[1]);
+	vt_teardown(&v);
+}
+
+/* Descriptors opened before a push: the new policy decides their reads. */
+static int read_after_push(struct vt *v, void *arg)
+{
+	int fd = open(vt_path(v, "work/ok", (char[512]){ 0 }, 512), O_RDONLY), r1, r2;
+	char c;
+
+	(void)arg;
+	if (fd < 0)
+		return 900;
+	r1 = VT_RC(pread(fd, &c, 1, 0));
+	/* tell the parent to push, wait for it */
+	__atomic_store_n(&v->shared[1], 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&v->shared[1], __ATOMIC_ACQUIRE) != 2)
+		usleep(1000);
+	r2 = VT_RC(pread(fd, &c, 1, 0));
+	close(fd);
+	return r1 ? 1000 + r1 : r2;
+}
+
+static const char *push_policy =
+	"{\"version\": 1, \"name\": \"vt-file-2\","
+	" \"runtime_defaults\": {\"file\": \"allow\", \"exec\": \"allow\"},"
+	" \"runtime\": [{\"id\": \"no-work\", \"file\": {\"prefix\": \"~/work/\","
+	" \"ops\": [\"read\"]}, \"decision\": \"deny\"}]}";
+
+TEST(descriptor_opened_before_a_push_follows_the_new_policy)
+{
+	struct kg_policy_error perr;
+	struct kg_policy_doc *doc2;
+	struct vt v;
+	uint32_t id2, old;
+	int status, rc;
+	pid_t pid;
+
+	if (setup(&v))
+		return;
+	doc2 = kg_policy_load_buffer(push_policy, strlen(push_policy), "vt-policy-2", v.home, &perr);
+	if (!ASSERT_TRUE(doc2 != NULL, "second policy")) {
+		vt_teardown(&v);
+		return;
+	}
+	v.shared[1] = 0;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		if (kg_cgroup_add_pid(&v.cg, getpid()))
+			_exit(3);
+		v.shared[0] = read_after_push(&v, NULL);
+		_exit(0);
+	}
+	while (__atomic_load_n(&v.shared[1], __ATOMIC_ACQUIRE) != 1)
+		usleep(1000);
+	ASSERT_OK(kg_maps_install(v.l, doc2, &id2, NULL), "install the new policy");
+	ASSERT_OK(kg_maps_switch_job(v.l, v.cg.id, id2, &old), "push: switch the job");
+	kg_maps_remove_policy(v.l, old);
+	v.policy_id = id2;
+	__atomic_store_n(&v.shared[1], 2, __ATOMIC_RELEASE);
+	waitpid(pid, &status, 0);
+	rc = v.shared[0];
+	ASSERT_TRUE(rc < 1000, "the read before the push worked");
+	ASSERT_TRUE(vt_refused(rc), "the read after the push is refused by the new policy");
+	kg_policy_free(doc2);
 	vt_teardown(&v);
 }
