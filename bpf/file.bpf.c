@@ -199,6 +199,14 @@ int BPF_PROG(kg_file_permission, struct file *file, int mask, int ret)
 	 * job got that at open) */
 	if (decision == KG_DEC_NONE && imode != KG_S_IFREG && imode != KG_S_IFDIR)
 		decision = KG_DEC_ALLOW;
+	if (decision == KG_DEC_NONE)
+		kg_default_for(&c, &decision, &rule_id);
+	/* a plain allow is not a new action: it is remembered, not decided
+	 * (no cooldown here: a job in cooldown can still write to its pipes) */
+	if (decision == KG_DEC_ALLOW) {
+		kg_fd_remember(&c, file, KG_OP_BIT(op));
+		return 0;
+	}
 	kg_decide(&c, decision, rule_id);
 	if (c.allow)
 		kg_fd_remember(&c, file, KG_OP_BIT(op));

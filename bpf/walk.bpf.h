@@ -132,11 +132,13 @@ struct kg_walk {
 	__u32 opbit;
 	__u32 rule_id;
 	__u8 decision;
-	__u8 subtree_only;	/* set after the object itself */
+	__u8 dir_walk;		/* the walk starts at a directory whose contents are meant:
+				 * SUBTREE entries only, from the first step */
 	__u8 done;		/* matched, or reached the root */
 };
 
-static __always_inline bool kg_rule_match(struct kg_walk *w, struct kg_file_rule *r)
+static __always_inline bool kg_rule_match(struct kg_walk *w, struct kg_file_rule *r,
+					  bool subtree_only)
 {
 	int k;
 
@@ -147,7 +149,7 @@ static __always_inline bool kg_rule_match(struct kg_walk *w, struct kg_file_rule
 			break;
 		if (!(e->ops & w->opbit))
 			continue;
-		if (w->subtree_only && !(e->flags & KG_FILE_F_SUBTREE))
+		if (subtree_only && !(e->flags & KG_FILE_F_SUBTREE))
 			continue;
 		w->decision = e->decision;
 		w->rule_id = e->rule_id;
@@ -175,12 +177,17 @@ static long kg_walk_step(__u32 i, void *arg)
 		key.dev = kg_inode_dev(inode);
 		key.ino = BPF_CORE_READ(inode, i_ino);
 		r = bpf_map_lookup_elem(&kg_file_rules, &key);
-		if (r && kg_rule_match(w, r)) {
+		/* past the object only SUBTREE entries match.  Derived from the
+		 * step index, not from state stored in *w: a 6.1 verifier checks
+		 * a bpf_loop callback once, with *w as the first call leaves it,
+		 * and drops branches that state makes look dead (a "subtree
+		 * only" flag written by the first step was taken as constant 0,
+		 * so every ancestor's exact entry matched) */
+		if (r && kg_rule_match(w, r, w->dir_walk || i > 0)) {
 			w->done = 1;
 			return 1;
 		}
 	}
-	w->subtree_only = 1;
 	parent = BPF_CORE_READ(d, d_parent);
 	if (parent && parent != d) {
 		w->d = parent;
@@ -224,7 +231,7 @@ static __always_inline void kg_walk_run(struct kg_ctx *c, struct dentry *d,
 	w.mnt = kg_real_mount(mnt);
 	w.policy_id = c->policy_id;
 	w.opbit = opbit;
-	w.subtree_only = subtree_only;
+	w.dir_walk = subtree_only;
 	*decision = KG_DEC_NONE;
 	*rule_id = 0;
 	if (c->pol && !(c->pol->file_ops_ruled & opbit))
