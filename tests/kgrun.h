@@ -2,8 +2,9 @@
 /*
  * kgrun.h - host integration tests that drive the real `kgate` binary.
  * Include after testlib.h.  Each test calls kt_setup() first: it makes a
- * mkdtemp directory and points KGATE_AUDIT_DIR, KGATE_STATE_DIR and
- * KGATE_BPFFS (a private pin dir) into it; kt_teardown() unpins.
+ * mkdtemp directory and points KGATE_AUDIT_DIR, KGATE_STATE_DIR,
+ * KGATE_DATA_DIR and KGATE_BPFFS (a private pin dir) into it; kt_teardown()
+ * unpins.
  */
 #ifndef KGATE_KGRUN_H
 #define KGATE_KGRUN_H
@@ -31,6 +32,8 @@ static inline void setup(void)
 	setenv("KGATE_AUDIT_DIR", path, 1);
 	snprintf(path, sizeof(path), "%s/state", tmpdir);
 	setenv("KGATE_STATE_DIR", path, 1);
+	snprintf(path, sizeof(path), "%s/data", tmpdir);
+	setenv("KGATE_DATA_DIR", path, 1);
 	snprintf(pindir, sizeof(pindir), "/sys/fs/bpf/kgate-test-%d", getpid());
 	setenv("KGATE_BPFFS", pindir, 1);
 	if (getuid() != 0)

@@ -156,6 +156,7 @@ static int run_in_chroot(char *const argv[], bool flat_sys, char **out)
 			_exit(122);
 		setenv("KGATE_AUDIT_DIR", "/tmp/audit", 1);
 		setenv("KGATE_STATE_DIR", "/tmp/state", 1);
+		setenv("KGATE_DATA_DIR", "/tmp/data", 1);
 		execv(argv[0], argv);
 		_exit(126);
 	}

@@ -49,6 +49,8 @@ static void setup(void)
 	setenv("KGATE_AUDIT_DIR", path, 1);
 	snprintf(path, sizeof(path), "%s/state", tmpdir);
 	setenv("KGATE_STATE_DIR", path, 1);
+	snprintf(path, sizeof(path), "%s/data", tmpdir);
+	setenv("KGATE_DATA_DIR", path, 1);
 	snprintf(pindir, sizeof(pindir), "/sys/fs/bpf/kgate-test-d%d", getpid());
 	setenv("KGATE_BPFFS", pindir, 1);
 }

@@ -128,7 +128,7 @@ TEST(under_sudo_the_agent_runs_as_the_invoking_user)
  * worked).  $A is kg_attack, $D the daemon's pid, $P kgate run's pid. */
 static const char attacks[] =
 	"at() { n=$1; shift; $A \"$@\" >/dev/null 2>&1; echo \"$n=$?\"; }\n"
-	"S=$KGATE_STATE_DIR; L=$KGATE_AUDIT_DIR; B=$KGATE_BPFFS; P=$PPID\n"
+	"S=$KGATE_STATE_DIR; L=$KGATE_AUDIT_DIR; B=$KGATE_BPFFS; T=$KGATE_DATA_DIR; P=$PPID\n"
 	/* by their paths */
 	"at pin_unlink unlink $B/kg_jobs\n"
 	/* the job's own cgroup links: <pins>/jobs/<its cgroup id>/<program> */
@@ -141,6 +141,9 @@ static const char attacks[] =
 	"at trail_truncate truncate $L/audit.jsonl\n"
 	"at head_unlink unlink $L/audit.head\n"
 	"at queue_forge create $S/approvals/done/0123456789ab.json\n"
+	/* a token of its own would let it approve its own requests over HTTP */
+	"at token_forge append $T/api-tokens.json\n"
+	"at token_plant create $T/api-tokens.new\n"
 	"at registry_write append $S/jobs/$TRACE.json\n"
 	"at state_rename rename $S $S.moved\n"
 	"at ancestor_rename rename $(dirname $S) $(dirname $S).moved\n"
@@ -181,7 +184,8 @@ TEST(root_job_cannot_reach_kgate_state_by_any_path)
 	char keypath[512], pin[512], forged[512];
 	const char *names[] = {
 		"pin_unlink", "pins_rmdir", "key_read", "trail_append", "trail_truncate",
-		"head_unlink", "queue_forge", "state_rename", "ancestor_rename", "push",
+		"head_unlink", "queue_forge", "token_forge", "token_plant", "state_rename",
+		"ancestor_rename", "push",
 	};
 	const char *proc_names[] = {
 		"proc_pin_unlink", "proc_link_unlink", "proc_key_read", "proc_trail_append", "proc_queue_forge",
@@ -198,6 +202,15 @@ TEST(root_job_cannot_reach_kgate_state_by_any_path)
 	ASSERT_TRUE(kg_control_daemon_running(), "daemon answers");
 	snprintf(keypath, sizeof(keypath), "%s/audit/audit.key", tmpdir);
 	before_key = kg_read_file(keypath, 4096, NULL);
+	/* a token file for the job to try to append to (the daemon made the dir) */
+	snprintf(forged, sizeof(forged), "%s/data/api-tokens.json", tmpdir);
+	{
+		int fd = open(forged, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		ASSERT_TRUE(fd >= 0 && write(fd, "{\"tokens\":[]}\n", 14) == 14, "a token file");
+		if (fd >= 0)
+			close(fd);
+	}
 	snprintf(env, sizeof(env), "%d", (int)d);
 	setenv("D", env, 1);
 	setenv("A", helper("kg_attack"), 1);
@@ -232,6 +245,8 @@ TEST(root_job_cannot_reach_kgate_state_by_any_path)
 	ASSERT_OK(access(pin, F_OK), "the pinned kg_jobs map is still there");
 	snprintf(forged, sizeof(forged), "%s/state/approvals/done/0123456789ab.json", tmpdir);
 	ASSERT_TRUE(access(forged, F_OK) != 0, "no approval was planted in the queue");
+	snprintf(forged, sizeof(forged), "%s/data/api-tokens.new", tmpdir);
+	ASSERT_TRUE(access(forged, F_OK) != 0, "no token file was planted");
 	after_key = kg_read_file(keypath, 4096, NULL);
 	ASSERT_TRUE(before_key && after_key && !strcmp(before_key, after_key), "the key is unchanged");
 	free(before_key);

@@ -88,6 +88,7 @@ static const char *env_or(const char *name, const char *fallback)
 const char *kg_pin_dir(void) { return env_or("KGATE_BPFFS", KG_PIN_DEFAULT "/" KG_ABI_ID); }
 const char *kg_state_dir(void) { return env_or("KGATE_STATE_DIR", "/run/kgate"); }
 const char *kg_audit_dir(void) { return env_or("KGATE_AUDIT_DIR", "/var/log/kgate"); }
+const char *kg_data_dir(void) { return env_or("KGATE_DATA_DIR", "/var/lib/kgate"); }
 
 const char *kg_socket_path(void)
 {

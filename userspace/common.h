@@ -25,10 +25,13 @@ void kg_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void kg_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Locations; each can be overridden by an environment variable so tests run
- * in directories they created (KGATE_BPFFS, KGATE_STATE_DIR, KGATE_AUDIT_DIR). */
+ * in directories they created (KGATE_BPFFS, KGATE_STATE_DIR, KGATE_AUDIT_DIR,
+ * KGATE_DATA_DIR). */
 const char *kg_pin_dir(void);		/* default /sys/fs/bpf/kgate/<abi id> */
 const char *kg_state_dir(void);		/* default /run/kgate */
 const char *kg_audit_dir(void);		/* default /var/log/kgate */
+const char *kg_data_dir(void);		/* default /var/lib/kgate: what outlives a
+					 * reboot (the HTTP API's tokens) */
 const char *kg_socket_path(void);	/* $state_dir/control.sock */
 
 /* Safe string helpers. */

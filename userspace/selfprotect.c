@@ -56,6 +56,13 @@ int kg_selfprotect_dirs(struct kg_sp_dirs *out)
 		err = add_dir(out, kg_audit_dir());
 	if (err)
 		return kg_err("selfprotect: audit dir %s: %s", kg_audit_dir(), strerror(-err)), err;
+	/* the HTTP API's tokens: created here too, so that no job can make
+	 * the directory first and fill it with tokens of its own */
+	err = kg_mkdir_p(kg_data_dir(), 0700);
+	if (!err)
+		err = add_dir(out, kg_data_dir());
+	if (err)
+		return kg_err("selfprotect: data dir %s: %s", kg_data_dir(), strerror(-err)), err;
 	return 0;
 }
 

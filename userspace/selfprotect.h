@@ -7,7 +7,8 @@
  * audit key and rewrite the trail, or push itself a permissive policy
  * through the daemon.  kgate's own directories are the pin root, the state
  * dir (registry, approval queue, control socket) and the audit dir (trail
- * and key); whatever a job's policy says:
+ * and key) and the data dir (the HTTP API's tokens); whatever a job's
+ * policy says:
  *
  *   full mode      the BPF LSM refuses every open, create, unlink, rename,
  *                  link, truncate, chmod and chown beneath them and every
@@ -38,7 +39,7 @@
 
 #include "loader.h"
 
-#define KG_SP_MAX_DIRS 4
+#define KG_SP_MAX_DIRS 5
 
 struct kg_sp_dirs {
 	char path[KG_SP_MAX_DIRS][PATH_MAX];	/* canonical (realpath) */
@@ -46,8 +47,8 @@ struct kg_sp_dirs {
 };
 
 /* kgate's own directories as this process sees them: the pin root (the
- * parent of every ABI's pin dir, or KGATE_BPFFS), the state dir and the
- * audit dir.  The state and audit dirs are created when missing. 0/-errno. */
+ * parent of every ABI's pin dir, or KGATE_BPFFS), the state dir, the audit
+ * dir and the data dir.  The last three are created when missing. 0/-errno. */
 int kg_selfprotect_dirs(struct kg_sp_dirs *out);
 
 /* Full mode: put their identities, those of the directories leading to

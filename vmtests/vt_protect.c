@@ -395,7 +395,7 @@ static struct state_act act(const char *what, const char *dir, const char *rel, 
  * Outside the job all of it works; inside, the policy's own denial holds. */
 TEST(kgate_state_refused_to_governed_tasks)
 {
-	char top[64] = "/tmp/kgvt-state.XXXXXX", state[128], audit[128], p[512];
+	char top[64] = "/tmp/kgvt-state.XXXXXX", state[128], audit[128], data[128], p[512];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct kg_sp_dirs dirs;
 	struct state_act a;
@@ -408,10 +408,12 @@ TEST(kgate_state_refused_to_governed_tasks)
 	ASSERT_TRUE(mkdtemp(top) != NULL, "mkdtemp");
 	snprintf(state, sizeof(state), "%s/state", top);
 	snprintf(audit, sizeof(audit), "%s/audit", top);
+	snprintf(data, sizeof(data), "%s/data", top);
 	setenv("KGATE_STATE_DIR", state, 1);
 	setenv("KGATE_AUDIT_DIR", audit, 1);
+	setenv("KGATE_DATA_DIR", data, 1);
 	ASSERT_OK(kg_selfprotect_dirs(&dirs), "kgate's dirs");
-	ASSERT_EQ(dirs.n, 3, "pins, state, audit");
+	ASSERT_EQ(dirs.n, 4, "pins, state, audit, data");
 	ASSERT_OK(kg_selfprotect_register(v.l, &dirs), "registered in kg_protected");
 	snprintf(p, sizeof(p), "%s/plain", v.home);
 	ASSERT_OK(vt_write_file(p, "plain", 0644), "a file of the job's");
@@ -422,6 +424,8 @@ TEST(kgate_state_refused_to_governed_tasks)
 	ASSERT_OK(vt_write_file(p, "secret key", 0600), "key");
 	snprintf(p, sizeof(p), "%s/audit.jsonl", audit);
 	ASSERT_OK(vt_write_file(p, "{}\n", 0600), "trail");
+	snprintf(p, sizeof(p), "%s/api-tokens.json", data);
+	ASSERT_OK(vt_write_file(p, "{\"tokens\":[]}\n", 0600), "the HTTP API's tokens");
 	snprintf(p, sizeof(p), "%s/control.sock", state);
 	kg_strlcpy(sa.sun_path, p, sizeof(sa.sun_path));
 	srv = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -452,6 +456,11 @@ TEST(kgate_state_refused_to_governed_tasks)
 			act("rename", vt_g.pin, "kg_grants", vt_g.pin, "x"),
 			act("rmdir", vt_g.pin, "links", NULL, NULL),
 			act("rename", state, NULL, v.home, "state"),
+			/* a token of its own would let the agent approve its requests */
+			act("append", data, "api-tokens.json", NULL, NULL),
+			act("read", data, "api-tokens.json", NULL, NULL),
+			act("create", data, "api-tokens.json.tmp", NULL, NULL),
+			act("rename", v.home, "plain", data, "api-tokens.json"),
 			act("rename", top, NULL, v.home, "top"),	/* a directory leading to them */
 			act("rmdir", top, NULL, NULL, NULL),
 		};
@@ -475,7 +484,7 @@ TEST(kgate_state_refused_to_governed_tasks)
 				tried_read += v.events[i].aux == KG_OP_READ &&
 					      strstr(v.events[i].path, "audit.key") != NULL;
 			}
-		ASSERT_GE(n, 22, "one kgate_state event per refusal");
+		ASSERT_GE(n, 26, "one kgate_state event per refusal");
 		ASSERT_GE(tried_read, 1, "saying what was tried, on which file");
 		if (kt_failed_here)
 			vt_dump_events(&v);
