@@ -58,7 +58,9 @@ BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/bpf/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
 
-USER_SRCS := $(wildcard userspace/*.c)
+# userspace/ and its module folders (userspace/api/http.c ->
+# $(OUTPUT)/userspace/api/http.o; headers are included as "api/http.h")
+USER_SRCS := $(wildcard userspace/*.c) $(wildcard userspace/*/*.c)
 USER_OBJS := $(patsubst userspace/%.c,$(OUTPUT)/userspace/%.o,$(USER_SRCS))
 LIB_OBJS := $(filter-out $(OUTPUT)/userspace/main.o,$(USER_OBJS))
 LIBKGATE := $(OUTPUT)/libkgate.a
@@ -120,6 +122,7 @@ $(OUTPUT)/kg_abi.h: bpf/kgate.h bpf/maps.bpf.h | $(OUTPUT)
 # only with BPF code), then real header dependencies come from -MMD -MP.
 $(OUTPUT)/userspace/%.o: userspace/%.c $(SKELS) $(OUTPUT)/kg_objects.h $(OUTPUT)/kg_abi.h | $(OUTPUT)/userspace
 	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIBKGATE): $(LIB_OBJS)
@@ -188,7 +191,7 @@ clean:
 	$(call msg,CLEAN,build build-san)
 	$(Q)rm -rf build build-san
 
--include $(wildcard $(OUTPUT)/bpf/*.d $(OUTPUT)/userspace/*.d $(OUTPUT)/tests/*.d $(OUTPUT)/tests/helpers/*.d $(OUTPUT)/vmtests/*.d $(OUTPUT)/bench/*.d)
+-include $(wildcard $(OUTPUT)/bpf/*.d $(OUTPUT)/userspace/*.d $(OUTPUT)/userspace/*/*.d $(OUTPUT)/tests/*.d $(OUTPUT)/tests/helpers/*.d $(OUTPUT)/vmtests/*.d $(OUTPUT)/bench/*.d)
 
 .DELETE_ON_ERROR:
 .SECONDARY:

@@ -269,7 +269,7 @@ json_t *kg_approval_to_json(const struct kg_approval *a)
 	kg_audit_format_time(a->expires_ns, expires, sizeof(expires));
 	kg_audit_format_time(a->decided_ns, decided, sizeof(decided));
 	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:s,s:s,s:s,s:I,s:s,s:s,s:I,s:I,s:I,"
-			 "s:s,s:I,s:s,s:I,s:I,s:b,s:s,s:I,s:s?,s:s,s:s,"
+			 "s:s,s:I,s:s,s:I,s:I,s:b,s:s,s:I,s:s?,s:s?,s:s,s:s,"
 			 "s:{s:b,s:I,s:I},s:{s:o,s:o},s:b}",
 			 "id", a->id, "state", kg_appr_state_name(a->state),
 			 "action_hash", a->action_hash, "grant_key", key_hex,
@@ -285,6 +285,7 @@ json_t *kg_approval_to_json(const struct kg_approval *a)
 			 "count", (json_int_t)a->count, "held", a->held,
 			 "rule_id", a->rule_id,
 			 "decided_by", (json_int_t)a->decided_by,
+			 "decided_via", a->decided_via[0] ? a->decided_via : NULL,
 			 "decided", a->decided_ns ? decided : NULL,
 			 "note", a->note, "reason", a->reason,
 			 "grant", "once", a->once, "ttl_sec", (json_int_t)a->ttl_sec,
@@ -334,6 +335,7 @@ int kg_approval_from_json(json_t *o, struct kg_approval *a)
 	kg_strlcpy(a->policy_hash, jstr(o, "policy_hash"), sizeof(a->policy_hash));
 	kg_strlcpy(a->policy_name, jstr(o, "policy_name"), sizeof(a->policy_name));
 	kg_strlcpy(a->note, jstr(o, "note"), sizeof(a->note));
+	kg_strlcpy(a->decided_via, jstr(o, "decided_via"), sizeof(a->decided_via));
 	kg_strlcpy(a->reason, jstr(o, "reason"), sizeof(a->reason));
 	a->policy_id = (uint32_t)jint(o, "policy_id");
 	a->policy_version = (long)json_integer_value(json_object_get(o, "policy_version"));
@@ -485,6 +487,9 @@ static int audit_approval(struct kg_approvals *q, const struct kg_approval *a, c
 	struct kg_audit_rec r = {
 		.type = "approval", .trace_id = a->trace_id, .actor_uid = actor_uid,
 		.actor_name = pw ? pw->pw_name : NULL, .pid = -1, .tid = -1,
+		/* a decision made with a token names it next to its principal */
+		.actor_role = actor_uid >= 0 && a->decided_via[0] && a->state != KG_APPR_PENDING
+			      ? a->decided_via : NULL,
 		.op = kg_op_name(a->key.op), .target = a->target, .decision = decision,
 		.rule_id = a->rule_id, .reason = reason,
 		.policy_name = a->policy_name[0] ? a->policy_name : NULL,
@@ -531,6 +536,8 @@ static int settle(struct kg_approvals *q, struct kg_approval *a, enum kg_appr_st
 
 	a->state = st;
 	a->decided_by = by;
+	if (by < 0)
+		a->decided_via[0] = '\0';	/* nobody decided: it timed out */
 	a->decided_ns = kg_now_real_ns();
 	if (reason)
 		kg_strlcpy(a->reason, reason, sizeof(a->reason));
@@ -598,6 +605,7 @@ static void fill_new(struct kg_approvals *q, struct kg_approval *a, uint64_t now
 	a->count = 1;
 	a->decided_by = -1;
 	a->decided_ns = 0;
+	a->decided_via[0] = '\0';
 	a->note[0] = a->reason[0] = '\0';
 	a->once = false;
 	a->ttl_sec = 0;
@@ -879,6 +887,8 @@ static int begin_decision(struct kg_approvals *q, const char *id, const struct k
 		err = kg_approvals_authorize(a, who, why, sizeof(why));
 		if (err)
 			kg_err("approvals: %s", why);
+		else	/* whatever this attempt settles names who made it */
+			kg_strlcpy(a->decided_via, who->via, sizeof(a->decided_via));
 	}
 	*a_out = a;
 	*lock_out = lock;

@@ -68,6 +68,8 @@ struct kg_approval {
 	bool held;				/* a syscall is held for it (hold mode) */
 	enum kg_appr_state state;
 	long decided_by;			/* uid, -1 = nobody (expiry) */
+	char decided_via[96];			/* how the approver was identified, when not
+						 * by the kernel: "token:NAME" (HTTP API) */
 	uint64_t decided_ns;
 	char note[256];
 	char reason[160];			/* why expired / stale */
@@ -136,11 +138,15 @@ int kg_approvals_get(struct kg_approvals *q, const char *id, struct kg_approval 
 /* Requests, oldest first; all = include decided ones.  Free with free(). */
 int kg_approvals_list(struct kg_approvals *q, bool all, struct kg_approval **out, size_t *n);
 
-/* The caller's identity, as the kernel knows it (uid + groups). */
+/* The caller's identity: uid + groups as the kernel knows them (the CLI,
+ * the control socket's SO_PEERCRED), or the principal a bearer token maps
+ * to (the HTTP API), whose name then goes into `via` and from there into
+ * the request (decided_via) and the audit record (actor.role). */
 struct kg_approver {
 	uint32_t uid;
 	uint32_t gids[KG_APPR_MAX_PRINCIPALS * 4];
 	size_t ngids;
+	char via[96];		/* "" = the kernel's view of the caller */
 };
 /* getuid() + getgid() + getgroups() of this process. */
 void kg_approver_self(struct kg_approver *who);

@@ -26,6 +26,7 @@
 #include "cmds.h"
 #include "common.h"
 #include "control.h"
+#include "daemon/service.h"
 #include "events.h"
 #include "loader.h"
 #include "maps.h"
@@ -117,15 +118,9 @@ static size_t request_limit(void *ctx, const struct kg_peer *peer)
 	return may_push(ctx, peer) ? KG_CONTROL_MAX_REQUEST : KG_CONTROL_SMALL_REQUEST;
 }
 
-static void approver_of(const struct kg_peer *peer, struct kg_approver *who)
+static void principal_of(const struct kg_peer *peer, struct kg_principal *p)
 {
-	size_t i;
-
-	memset(who, 0, sizeof(*who));
-	who->uid = peer->uid;
-	who->gids[who->ngids++] = peer->gid;
-	for (i = 0; i < peer->ngroups && who->ngids < ARRAY_SIZE(who->gids); i++)
-		who->gids[who->ngids++] = peer->groups[i];
+	kg_principal_from_creds(p, peer->uid, peer->gid, peer->groups, peer->ngroups);
 }
 
 static json_t *error_reply(const char *msg, int exit_code)
@@ -172,59 +167,38 @@ static json_t *handle_push(struct daemon *d, const struct kg_peer *peer, json_t 
 	return reply;
 }
 
-/* Who sees what of a job: root, the user the job runs as and whoever
- * started it see everything; anyone else only that it exists. */
-static bool may_see_job(const struct kg_peer *peer, const struct kg_job_record *r)
+/* ---- status and approvals: the same functions as the HTTP API's -------------------- */
+
+static json_t *handle_status(struct daemon *d, const struct kg_peer *peer)
 {
-	return peer->uid == 0 || peer->uid == r->as_uid || peer->uid == r->invoker_uid ||
-	       peer->uid == r->uid;
+	struct kg_principal p;
+	struct kg_view v;
+	json_t *jobs;
+
+	principal_of(peer, &p);
+	if (kg_view_init(&v, d->approvals, &p))
+		return error_reply("status: cannot read the registry", KG_EXIT_FAIL);
+	jobs = kg_svc_jobs(&v);
+	kg_view_free(&v);
+	return json_pack("{s:b,s:o}", "ok", 1, "jobs", jobs);
 }
 
-static json_t *handle_status(const struct kg_peer *peer)
-{
-	struct kg_job_record *jobs = NULL;
-	json_t *arr = json_array();
-	size_t n = 0, i;
-
-	kg_registry_list(&jobs, &n);
-	for (i = 0; i < n; i++) {
-		if (may_see_job(peer, &jobs[i]))
-			json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:i,s:I}",
-				"trace", jobs[i].trace, "command", jobs[i].command,
-				"policy_name", jobs[i].policy_name, "policy_hash", jobs[i].policy_hash,
-				"cgroup_id", (json_int_t)jobs[i].cgid,
-				"mode", jobs[i].full ? "full" : "degraded", "pid", (int)jobs[i].pid,
-				"as_uid", (json_int_t)jobs[i].as_uid));
-		else
-			json_array_append_new(arr, json_pack("{s:s,s:s,s:b}", "trace", jobs[i].trace,
-				"mode", jobs[i].full ? "full" : "degraded", "hidden", 1));
-	}
-	free(jobs);
-	return json_pack("{s:b,s:o}", "ok", 1, "jobs", arr);
-}
-
-/* ---- approvals for approvers who are not root ----------------------------------- */
-
+/* the requests this peer may decide, and those of its own jobs */
 static json_t *handle_approvals_list(struct daemon *d, const struct kg_peer *peer, json_t *req)
 {
 	bool all = json_is_true(json_object_get(req, "all"));
-	struct kg_approval *v = NULL;
-	struct kg_approver who;
-	json_t *arr;
-	size_t n = 0, i;
-	char why[256];
+	struct kg_principal p;
+	struct kg_view v;
+	json_t *arr = NULL;
+	int err;
 
-	approver_of(peer, &who);
-	kg_approvals_expire(d->approvals, 0);
-	if (kg_approvals_list(d->approvals, all, &v, &n))
+	principal_of(peer, &p);
+	err = kg_view_init(&v, d->approvals, &p);
+	if (!err)
+		err = kg_svc_requests(d->approvals, &v, all ? KG_SVC_ALL : KG_SVC_PENDING, 0, &arr);
+	kg_view_free(&v);
+	if (err)
 		return error_reply("approvals: cannot read the queue", KG_EXIT_FAIL);
-	/* the requests this peer may decide, and those of its own jobs */
-	arr = json_array();
-	for (i = 0; arr && i < n; i++)
-		if (peer->uid == 0 || v[i].requester_uid == peer->uid ||
-		    kg_approvals_authorize(&v[i], &who, why, sizeof(why)) == 0)
-			json_array_append_new(arr, kg_approval_to_json(&v[i]));
-	free(v);
 	return json_pack("{s:b,s:o}", "ok", 1, "requests", arr);
 }
 
@@ -246,9 +220,9 @@ static json_t *handle_decision(struct daemon *d, const struct kg_peer *peer, jso
 	json_int_t ttl = json_integer_value(json_object_get(req, "ttl"));
 	struct kg_grant_opts g = { .once = json_is_true(json_object_get(req, "once")),
 				   .note = note };
-	struct kg_approval a = {};
-	struct kg_approver who;
-	char why[256] = "";
+	struct kg_approval a;
+	struct kg_principal p;
+	char why[256];
 	int err;
 
 	if (!id)
@@ -256,15 +230,8 @@ static json_t *handle_decision(struct daemon *d, const struct kg_peer *peer, jso
 	if (ttl < 0 || ttl > 7 * 86400)
 		return error_reply("approvals: ttl needs 1..604800 seconds", KG_EXIT_USAGE);
 	g.ttl_sec = (uint64_t)ttl;
-	approver_of(peer, &who);
-	/* the reason of a refusal goes back to the client (the decision
-	 * itself checks again under the queue lock) */
-	if (kg_approvals_get(d->approvals, id, &a) == 0 &&
-	    kg_approvals_authorize(&a, &who, why, sizeof(why)))
-		return decision_reply(-EACCES, &a, why);
-	memset(&a, 0, sizeof(a));
-	err = approve ? kg_approvals_approve(d->approvals, id, &who, &g, &a)
-		      : kg_approvals_deny(d->approvals, id, &who, note, &a);
+	principal_of(peer, &p);
+	err = kg_svc_decide(d->approvals, &p, id, approve, &g, &a, why, sizeof(why));
 	return decision_reply(err, &a, why);
 }
 
@@ -325,7 +292,7 @@ static json_t *handle_request(void *ctx, const struct kg_peer *peer, json_t *req
 				   "refused: the caller's cgroup could not be established",
 				   KG_EXIT_DENIED);
 	if (!strcmp(op, "status"))
-		return handle_status(peer);
+		return handle_status(d, peer);
 	if (!strcmp(op, "push"))
 		return handle_push(d, peer, req);
 	if (!strcmp(op, "approvals_list"))
