@@ -20,5 +20,6 @@ int cmd_approvals(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_token(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ static const struct command commands[] = {
 	{ "audit",	cmd_audit,	"verify and query the audit trail" },
 	{ "doctor",	cmd_doctor,	"probe the kernel and print the enforcement matrix" },
 	{ "status",	cmd_status,	"list governed jobs and counters" },
+	{ "token",	cmd_token,	"issue, list and revoke HTTP API tokens" },
 };
 
 static void usage(FILE *f)
