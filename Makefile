@@ -42,7 +42,7 @@ endif
 WARN := -Wall -Wextra -Werror
 CFLAGS ?= -g -O2
 CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -I$(OUTPUT) -Iuserspace -Ibpf
-LDLIBS += -lbpf -lelf -lz -ljansson -lseccomp -lcrypto
+LDLIBS += -lbpf -lelf -lz -ljansson -lseccomp -lcrypto -lmicrohttpd
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -125,6 +125,11 @@ $(OUTPUT)/userspace/%.o: userspace/%.c $(SKELS) $(OUTPUT)/kg_objects.h $(OUTPUT)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# The approvals page is embedded in the binary (.incbin in api/web.c), which
+# the compiler's dependency tracking does not see.
+WEB_FILES := $(wildcard web/*.html web/*.css web/*.js web/*.svg)
+$(OUTPUT)/userspace/api/web.o: $(WEB_FILES)
+
 $(LIBKGATE): $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -136,6 +141,9 @@ $(OUTPUT)/kgate: $(OUTPUT)/userspace/main.o $(LIBKGATE)
 $(OUTPUT)/tests/%: tests/%.c $(LIBKGATE) tests/testlib.h | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests -MMD -MP $< $(LIBKGATE) $(LDFLAGS) $(LDLIBS) -o $@
+
+# the HTTP API's tests are HTTP clients (libcurl), the daemon is not
+$(OUTPUT)/tests/test_api $(OUTPUT)/tests/test_web: LDLIBS += -lcurl
 
 # Helpers are the programs a test runs *inside* a governed job: built without
 # sanitizers, whose runtimes (LeakSanitizer's ptrace-based stop-the-world)

@@ -11,10 +11,15 @@ packages=(
 	make gcc clang llvm pkg-config linux-libc-dev
 	libbpf-dev libelf-dev zlib1g-dev libjansson-dev libseccomp-dev libssl-dev
 	bpftool
+	# the HTTP API (kgate daemon --http): libmicrohttpd, built with GnuTLS
+	libmicrohttpd-dev
 	# sanitizer build (ASan/UBSan runtime for gcc)
 	libasan8 libubsan1
 	# host tests and scripts
 	iproute2 procps netcat-openbsd
+	# HTTP API tests: libcurl as the client, openssl to make a test
+	# certificate
+	libcurl4-openssl-dev openssl
 	# make bench (report assembly)
 	jq
 	# VM suite: QEMU and a static busybox for the initramfs, packed with

@@ -27,6 +27,7 @@
 #include "common.h"
 #include "control.h"
 #include "daemon/service.h"
+#include "api/http.h"
 #include "events.h"
 #include "loader.h"
 #include "maps.h"
@@ -56,17 +57,30 @@ struct daemon {
 	struct kg_heartbeat *heartbeat;
 	struct kg_approvals *approvals;	/* decisions of approvers who are not root */
 	struct kg_policy_doc *conf;	/* pushers etc.; NULL = root only */
+	struct kg_api_cfg http;		/* listen == NULL: no HTTP API */
+	struct kg_api *api;
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: kgate daemon [--policy FILE]\n\n"
+	fprintf(f, "usage: kgate daemon [--policy FILE] [--http [ADDR:PORT] [HTTP OPTIONS]]\n\n"
 		   "Run the long-lived controller: keep kgate's BPF programs loaded and pinned,\n"
 		   "record kernel events in the audit trail, serve the control socket\n"
 		   "(%s), and clean up after jobs whose `kgate run` died.\n\n"
-		   "  --policy FILE   whose \"pushers\" may push policies through the daemon\n"
-		   "                  (default: root only)\n\n"
-		   "Stop it with SIGTERM; the pinned programs keep enforcing.\n", kg_socket_path());
+		   "  --policy FILE         whose \"pushers\" may push policies through the daemon\n"
+		   "                        (default: root only)\n"
+		   "  --http [ADDR:PORT]    serve the HTTP API and the approvals page (default\n"
+		   "                        %s; [::1]:PORT for IPv6; port 0 = any free one,\n"
+		   "                        see %s/http.json); docs/api.md\n"
+		   "  --http-cert FILE      HTTPS with this PEM certificate (chain) ...\n"
+		   "  --http-key FILE       ... and its PEM private key\n"
+		   "  --http-read-anonymous answer GET requests without a token (everything they\n"
+		   "                        show is then visible to whoever reaches the port);\n"
+		   "                        decisions always need a token (`kgate token`)\n"
+		   "  --http-plaintext      allow plain HTTP on an address that is not loopback\n"
+		   "  --http-max-connections N   at once (default %d; more wait their turn)\n\n"
+		   "Stop it with SIGTERM; the pinned programs keep enforcing.\n", kg_socket_path(),
+		KG_API_DEFAULT_ADDR, kg_state_dir(), KG_API_MAX_CONNECTIONS);
 }
 
 static void audit_controller(struct daemon *d, const char *op, json_t *extra)
@@ -348,6 +362,10 @@ static int run_daemon(struct daemon *d)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* in threads of its own: whatever its clients do, this loop, the
+	 * consumer and the heartbeat go on */
+	if (d->http.listen && !(d->api = kg_api_start(&d->http)))
+		return KG_EXIT_FAIL;
 	try_consume(d);
 	extra = json_pack("{s:i,s:s,s:s,s:b}", "pid", (int)getpid(), "mode",
 			  kg_loader_lsm_active(d->loader) ? "full" : "degraded", "pins", kg_pin_dir(),
@@ -382,6 +400,8 @@ static int run_daemon(struct daemon *d)
 		}
 		kg_audit_flush_if_due(d->audit);
 	}
+	kg_api_stop(d->api);	/* its last decisions are in before the drain */
+	d->api = NULL;
 	if (d->consumer)
 		kg_consumer_drain(d->consumer);
 	extra = json_pack("{s:i}", "signal", (int)stop_signal);
@@ -392,11 +412,20 @@ static int run_daemon(struct daemon *d)
 
 int cmd_daemon(int argc, char **argv)
 {
+	enum { OPT_HTTP = 256, OPT_CERT, OPT_KEY, OPT_ANON, OPT_PLAIN, OPT_MAXCONN };
 	static const struct option opts[] = {
 		{ "policy", required_argument, NULL, 'p' },
+		{ "http", optional_argument, NULL, OPT_HTTP },
+		{ "http-cert", required_argument, NULL, OPT_CERT },
+		{ "http-key", required_argument, NULL, OPT_KEY },
+		{ "http-read-anonymous", no_argument, NULL, OPT_ANON },
+		{ "http-plaintext", no_argument, NULL, OPT_PLAIN },
+		{ "http-max-connections", required_argument, NULL, OPT_MAXCONN },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	bool http_opts = false;
+	char *end;
 	struct daemon d = { 0 };
 	struct kg_policy_error perr = {};
 	char msg[1024];
@@ -412,11 +441,39 @@ int cmd_daemon(int argc, char **argv)
 				return kg_err("%s", msg), KG_EXIT_POLICY;
 			}
 			break;
+		case OPT_HTTP:
+			/* "--http ADDR:PORT" as well as "--http=ADDR:PORT" */
+			if (!optarg && optind < argc && argv[optind][0] != '-')
+				optarg = argv[optind++];
+			d.http.listen = optarg ? optarg : KG_API_DEFAULT_ADDR;
+			break;
+		case OPT_CERT: d.http.cert_path = optarg; http_opts = true; break;
+		case OPT_KEY: d.http.key_path = optarg; http_opts = true; break;
+		case OPT_ANON: d.http.read_anonymous = true; http_opts = true; break;
+		case OPT_PLAIN: d.http.plaintext_ok = true; http_opts = true; break;
+		case OPT_MAXCONN:
+			errno = 0;
+			d.http.max_connections = (unsigned int)strtoul(optarg, &end, 10);
+			if (errno || *end || d.http.max_connections < 4 || d.http.max_connections > 1024) {
+				kg_err("daemon: --http-max-connections needs 4..1024");
+				return KG_EXIT_USAGE;
+			}
+			http_opts = true;
+			break;
 		case 'h': usage(stdout); return KG_EXIT_OK;
 		default: usage(stderr); return KG_EXIT_USAGE;
 		}
 	}
+	if (optind < argc) {
+		kg_err("daemon: unexpected argument '%s'", argv[optind]);
+		return KG_EXIT_USAGE;
+	}
+	if (http_opts && !d.http.listen) {
+		kg_err("daemon: the --http-* options need --http");
+		return KG_EXIT_USAGE;
+	}
 	rc = run_daemon(&d);
+	kg_api_stop(d.api);			/* when the loop never ran */
 	kg_control_server_close(d.srv);		/* unlinks the socket */
 	kg_heartbeat_stop(d.heartbeat);
 	kg_approvals_close(d.approvals);
