@@ -18,8 +18,9 @@ packages=(
 	# host tests and scripts
 	iproute2 procps netcat-openbsd
 	# HTTP API tests: libcurl as the client, openssl to make a test
-	# certificate
-	libcurl4-openssl-dev openssl
+	# certificate; the approvals page in a real browser (test_web): headless
+	# Chromium through chromedriver, a font for readable screenshots
+	libcurl4-openssl-dev openssl chromium chromium-driver fonts-dejavu-core
 	# make bench (report assembly)
 	jq
 	# VM suite: QEMU and a static busybox for the initramfs, packed with
