@@ -8,7 +8,10 @@
 #   make test       unit + host integration tests (sanitizer build)
 #   make vmtest     the VM suite (BPF LSM under QEMU)
 #   make check      install dependencies, then test + vmtest
-#   make deps       install build/test dependencies (Debian/Ubuntu, apt)
+#   make check-fresh  README's two commands on a fresh minimal Debian root (slow)
+#   make deps       install build/test dependencies (Debian/Ubuntu, apt;
+#                   DEPS=GROUP... picks groups of scripts/install-deps.sh)
+#   ./kgate-dev T   the same targets on a machine without make (installs it)
 #   make bench      benchmarks (report in $(OUTPUT)/bench/)
 #   V=1             show full commands
 
@@ -74,7 +77,7 @@ VMTEST_BINS := $(patsubst vmtests/%.c,$(OUTPUT)/vmtests/%,$(VMTEST_SRCS))
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(OUTPUT)/bench/%,$(BENCH_SRCS))
 
-.PHONY: all demo deps test vmtest check bench clean vmlinux tests-build vmtests-build bench-build
+.PHONY: all demo deps test vmtest check check-fresh bench clean vmlinux tests-build vmtests-build bench-build
 all: $(OUTPUT)/kgate
 
 $(OUTPUT) $(OUTPUT)/bpf $(OUTPUT)/userspace $(OUTPUT)/tests $(OUTPUT)/tests/helpers $(OUTPUT)/vmtests $(OUTPUT)/bench:
@@ -178,10 +181,14 @@ vmtest:
 need_root = @if [ "$$(id -u)" != 0 ]; then \
 	echo "kgate: 'make $@' needs root (BPF programs, cgroups): run 'sudo make $@'" >&2; exit 1; fi
 
+# the dependency groups a target needs (target-specific: `make demo`
+# installs the build group only, `make check` everything)
+DEPS ?= all
 deps:
 	$(need_root)
-	$(Q)scripts/install-deps.sh
+	$(Q)scripts/install-deps.sh $(DEPS)
 
+demo: DEPS = demo
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)demo/run.sh $(OUTPUT)
@@ -190,6 +197,13 @@ demo: deps
 check: deps
 	$(Q)rc=0; $(MAKE) --no-print-directory test || rc=1; \
 	$(MAKE) --no-print-directory vmtest || rc=1; exit $$rc
+
+# README's two commands in a fresh debootstrap root (tests/fresh/run.sh):
+# slow (a first run downloads a root and the build dependencies), so not
+# part of `make check`
+check-fresh: DEPS = fresh
+check-fresh: deps
+	$(Q)tests/fresh/run.sh
 
 bench:
 	$(Q)$(MAKE) --no-print-directory bench-build

@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# Install everything kgate's build, host tests and VM suite need (Debian 12).
-# Idempotent: when every package is already installed, apt is not touched at
-# all (no network, no lock) unless --force is given.
+# Install what kgate's build, demo, tests, VM suite and packaging need
+# (Debian 12 / Ubuntu, apt).  Idempotent: when every package of the chosen
+# groups is already installed, apt is not touched at all (no network, no
+# lock) unless --force is given.
 #
-# Usage: scripts/install-deps.sh [--force]
+# Usage: scripts/install-deps.sh [--force] [GROUP...]
+#   build    compilers and libraries: `make`
+#   demo     what `make demo` needs (= build)
+#   test     the host tests (`make test`)
+#   vm       the VM suite (`make vmtest`)
+#   package  the Debian package (`make deb`)
+#   fresh    the fresh-machine test (`make check-fresh`)
+#   all      every group (the default; what `make check` and CI install)
 set -euo pipefail
 
-packages=(
-	# build
+build=(
 	make gcc clang llvm pkg-config linux-libc-dev
 	libbpf-dev libelf-dev zlib1g-dev libjansson-dev libseccomp-dev libssl-dev
 	bpftool
 	# the HTTP API (kgate daemon --http): libmicrohttpd, built with GnuTLS
 	libmicrohttpd-dev
+)
+test=(
 	# sanitizer build (ASan/UBSan runtime for gcc)
 	libasan8 libubsan1
 	# host tests and scripts
@@ -23,6 +32,8 @@ packages=(
 	libcurl4-openssl-dev openssl chromium chromium-driver fonts-dejavu-core
 	# make bench (report assembly)
 	jq
+)
+vm=(
 	# VM suite: QEMU and a static busybox for the initramfs, packed with
 	# cpio (the kernel package itself is fetched by vmtests/run.sh through
 	# apt-get download; apt, dpkg, gzip, coreutils are essential packages)
@@ -34,15 +45,41 @@ packages=(
 	# VM suite: mkfs.btrfs/btrfs for the btrfs subvolume tests (vt_fs)
 	btrfs-progs
 )
+package=(
+	# dpkg-buildpackage with debhelper (debian/), run under fakeroot
+	dpkg-dev debhelper fakeroot
+)
+fresh=(
+	# a minimal Debian root for the fresh-machine and package tests
+	debootstrap
+)
 
 force=0
+groups=()
 for arg in "$@"; do
 	case "$arg" in
 	--force) force=1 ;;
-	-h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-	*) echo "install-deps: unknown argument: $arg" >&2; exit 2 ;;
+	-h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+	build|demo|test|vm|package|fresh|all) groups+=("$arg") ;;
+	*) echo "install-deps: unknown argument: $arg (groups: build demo test vm package fresh all)" >&2
+	   exit 2 ;;
 	esac
 done
+[ ${#groups[@]} -gt 0 ] || groups=(all)
+
+packages=()
+for g in "${groups[@]}"; do
+	case "$g" in
+	build|demo) packages+=("${build[@]}") ;;
+	test) packages+=("${build[@]}" "${test[@]}") ;;
+	vm) packages+=("${build[@]}" "${vm[@]}") ;;
+	package) packages+=("${build[@]}" "${package[@]}") ;;
+	fresh) packages+=("${fresh[@]}") ;;
+	all) packages+=("${build[@]}" "${test[@]}" "${vm[@]}" "${package[@]}" "${fresh[@]}") ;;
+	esac
+done
+# each package once, in order
+mapfile -t packages < <(printf '%s\n' "${packages[@]}" | awk '!seen[$0]++')
 
 missing_packages() {
 	local p status
@@ -52,9 +89,14 @@ missing_packages() {
 	done
 }
 
+command -v dpkg-query >/dev/null && command -v apt-get >/dev/null || {
+	echo "install-deps: this installs with apt (Debian 12, Ubuntu); elsewhere install the" \
+	     "equivalents of: ${packages[*]}" >&2
+	exit 1
+}
 missing=$(missing_packages)
 if [ "$force" -eq 0 ] && [ -z "$missing" ]; then
-	echo "install-deps: all ${#packages[@]} packages already installed"
+	echo "install-deps: all ${#packages[@]} packages (${groups[*]}) already installed"
 	exit 0
 fi
 [ -n "$missing" ] && echo "install-deps: missing:" $missing
