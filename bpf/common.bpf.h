@@ -77,13 +77,41 @@ static __always_inline struct kg_job *kg_current_job(__u64 *cgid_out)
 	return NULL;
 }
 
+static long kg_root_slot_cb(__u32 slot, void *ctx)
+{
+	/* 1 = under that slot's cgroup; 0 = not; < 0 = empty slot */
+	if (bpf_current_task_under_cgroup(&kg_jobs_root, slot) == 1) {
+		*(bool *)ctx = true;
+		return 1;	/* stop */
+	}
+	return 0;
+}
+
+/* Might the current task be governed?  Under kgate run's jobs root (slot
+ * 0), or under a cgroup `kgate govern` put in a slot of its own; slot 0
+ * unset means "unknown": walk kg_jobs. */
+static __always_inline bool kg_maybe_governed(void)
+{
+	__u32 zero = 0, *used;
+	bool under = false;
+	long r = bpf_current_task_under_cgroup(&kg_jobs_root, 0);
+
+	if (r != 0)
+		return true;	/* 1 = under it; < 0 = root not set */
+	used = bpf_map_lookup_elem(&kg_roots_used, &zero);
+	if (!used || *used <= 1)
+		return false;
+	bpf_loop(*used < KG_MAX_ROOTS ? *used : KG_MAX_ROOTS, kg_root_slot_cb, &under, 0);
+	return under;
+}
+
 /* 0 when the current task is governed (c is filled), -1 otherwise.  LSM
  * hooks (mechanism is a constant, so this folds away elsewhere) first ask
- * whether the task is under the jobs' root cgroup at all. */
+ * whether the task is under one of the jobs' root cgroups at all. */
 static __always_inline int kg_ctx_init(struct kg_ctx *c, __u8 op, __u8 mechanism)
 {
-	if (mechanism == KG_MECH_BPF_LSM && bpf_current_task_under_cgroup(&kg_jobs_root, 0) == 0)
-		return -1;	/* 0 = not under it; 1 = under; < 0 = root not set */
+	if (mechanism == KG_MECH_BPF_LSM && !kg_maybe_governed())
+		return -1;
 	__builtin_memset(c, 0, sizeof(*c));
 	c->job = kg_current_job(&c->cgid);
 	if (!c->job)

@@ -93,6 +93,7 @@ enum kg_mechanism {
 #define KG_UNIX_NAME_MAX	108
 
 #define KG_MAX_JOBS		4096
+#define KG_MAX_ROOTS		64	/* kg_jobs_root slots: kgate's + governed cgroups */
 #define KG_MAX_FILE_RULES	131072
 #define KG_MAX_NET_RULES	131072
 #define KG_MAX_NAME_RULES	16384

@@ -22,18 +22,31 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kg_jobs SEC(".maps");
 
-/* The cgroup every `kgate run` job lives under (<cgroup2>/kgate), set by
- * the controller.  LSM hooks run for every task on the system: one
- * bpf_current_task_under_cgroup() (an O(1) ancestor check) sends the
- * ungoverned ones away before any hash lookup.  Left empty (e.g. by tests
- * that place jobs elsewhere), the hooks fall back to the kg_jobs walk. */
+/* The cgroups governed jobs live under.  LSM hooks run for every task on
+ * the system: bpf_current_task_under_cgroup() (an O(1) ancestor check)
+ * sends the ungoverned ones away before any hash lookup.  Slot 0 is where
+ * every `kgate run` job lives (<cgroup2>/kgate), set by the controller;
+ * each cgroup `kgate govern` put under a policy elsewhere has a slot of its
+ * own (1 .. kg_roots_used - 1), so a task outside all of them costs one
+ * check plus one per governed cgroup.  Slot 0 left empty (e.g. by tests
+ * that place jobs elsewhere): the hooks fall back to the kg_jobs walk. */
 struct {
 	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, KG_MAX_ROOTS);
 	__type(key, __u32);
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kg_jobs_root SEC(".maps");
+
+/* How many kg_jobs_root slots may be in use (the highest one + 1): written
+ * by `kgate govern` and `kgate release` under the state dir's roots lock. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_roots_used SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -28,6 +28,10 @@
  *                                        cgroup.subtree_control (so the job
  *                                        can make and enter children but not
  *                                        lift its own limits)
+ *   file_permission on     KG_OP_CGROUP_ESCAPE  the same, for each write on a
+ *   cgroupfs                             descriptor opened before the task
+ *                                        was governed (kgate govern)
+ *   task_alloc             KG_OP_CGROUP_ESCAPE  clone3(CLONE_INTO_CGROUP)
  *
  *   file_open, path_*,     KG_OP_KGATE_STATE  anything beneath kgate's own
  *   unix_stream_connect,                 directories (pins, state dir with
@@ -57,6 +61,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define KG_PTRACE_MODE_NOAUDIT	0x04
 #define KG_CGROUP2_SUPER_MAGIC	0x63677270
 #define KG_FMODE_WRITE		0x2
+#define KG_MAY_WRITE		0x2
+#define KG_CLONE_INTO_CGROUP	0x200000000ULL
 
 /* A refusal that no policy can turn into an allow.  Even a fail-open policy
  * whose controller is gone keeps these: they protect kgate itself. */
@@ -260,18 +266,15 @@ static __always_inline int kg_cgroup_dir_relation(struct dentry *dir, __u64 cgid
 	return 0;
 }
 
-SEC("lsm/file_open")
-int BPF_PROG(kg_cgroup_escape, struct file *file, int ret)
+/* A write to a cgroupfs file by a governed task: refused unless it stays
+ * within the job (see kg_cgroup_file_ok_at_job_root). */
+static __always_inline int kg_cgroup_write_check(struct file *file)
 {
 	struct dentry *d, *dir;
 	struct kg_ctx c;
 	struct kg_event *e;
 	int rel;
 
-	if (ret)
-		return ret;
-	if (!(BPF_CORE_READ(file, f_mode) & KG_FMODE_WRITE))
-		return 0;
 	if (BPF_CORE_READ(file, f_path.dentry, d_sb, s_magic) != KG_CGROUP2_SUPER_MAGIC)
 		return 0;
 	if (kg_ctx_init(&c, KG_OP_CGROUP_ESCAPE, KG_MECH_BPF_LSM))
@@ -295,6 +298,47 @@ int BPF_PROG(kg_cgroup_escape, struct file *file, int ret)
 		kg_event_submit(e);
 	}
 	return -EPERM;
+}
+
+SEC("lsm/file_open")
+int BPF_PROG(kg_cgroup_escape, struct file *file, int ret)
+{
+	if (ret)
+		return ret;
+	if (!(BPF_CORE_READ(file, f_mode) & KG_FMODE_WRITE))
+		return 0;
+	return kg_cgroup_write_check(file);
+}
+
+/* A descriptor opened for writing before the task was governed (`kgate
+ * govern` puts running processes under a policy: one may already hold an
+ * ancestor's cgroup.procs open): each write is checked as an open would
+ * be.  vfs_write() asks security_file_permission() before every write. */
+SEC("lsm/file_permission")
+int BPF_PROG(kg_cgroup_escape_write, struct file *file, int mask, int ret)
+{
+	if (ret)
+		return ret;
+	if (!(mask & KG_MAY_WRITE))
+		return 0;
+	return kg_cgroup_write_check(file);
+}
+
+/* clone3(CLONE_INTO_CGROUP) places the child in the cgroup of a directory
+ * fd without opening any cgroupfs file for writing, and no LSM hook sees
+ * that cgroup on 6.1: refused to every governed task.  (kgate run's jobs
+ * cannot call clone3 at all, their seccomp baseline answers ENOSYS; a
+ * cgroup put under a policy by `kgate govern` has no seccomp filter of
+ * kgate's.)  security_task_alloc() runs in the parent, before the child is
+ * placed, with clone3's 64-bit flags. */
+SEC("lsm/task_alloc")
+int BPF_PROG(kg_clone_into_cgroup, struct task_struct *task, unsigned long clone_flags, int ret)
+{
+	if (ret)
+		return ret;
+	if (!(clone_flags & KG_CLONE_INTO_CGROUP))
+		return 0;
+	return kg_protect(KG_OP_CGROUP_ESCAPE, 0);
 }
 
 /* ---- kgate's own state ------------------------------------------------------- */

@@ -21,5 +21,7 @@ int cmd_audit(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_token(int argc, char **argv);
+int cmd_govern(int argc, char **argv);
+int cmd_release(int argc, char **argv);
 
 #endif

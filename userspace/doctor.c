@@ -488,6 +488,49 @@ static void matrix_common(struct kg_doctor_report *r)
 	matrix_hold(r);
 }
 
+static void grow(struct kg_doctor_report *r, enum kg_rule_type t, enum kg_enf_level level,
+		 const char *mechanism, const char *missing)
+{
+	r->govern[t].level = level;
+	kg_strlcpy(r->govern[t].mechanism, mechanism, sizeof(r->govern[t].mechanism));
+	kg_strlcpy(r->govern[t].missing, missing, sizeof(r->govern[t].missing));
+}
+
+/* A cgroup governed in place (job/govern.h): the BPF LSM and cgroup-BPF
+ * programs reach processes kgate did not start; seccomp, Landlock,
+ * no_new_privs and a mount namespace must be applied by a process to
+ * itself, so they are not. */
+static void matrix_govern(struct kg_doctor_report *r)
+{
+	size_t t;
+
+	for (t = 0; t < KG_RT_MAX; t++)
+		r->govern[t] = r->matrix[t];
+	grow(r, KG_RT_SYSCALL, KG_ENF_NONE, "none",
+	     "syscall rules need a seccomp filter, which only a process kgate starts can be given");
+	grow(r, KG_RT_ESCALATION_HOLD, KG_ENF_PARTIAL, "refused instead of held",
+	     "holding needs seccomp user notification: approval lets a later attempt through");
+	r->govern_needs_force = !r->full;
+	if (r->full) {
+		grow(r, KG_RT_SELF_PROTECTION, KG_ENF_PARTIAL,
+		     "BPF LSM (bpf, ptrace, task_kill, mounts, userns, cgroupfs incl. descriptors "
+		     "held from before, clone3 into a cgroup, kgate's pins/state/trail)",
+		     "no seccomp baseline (reboot, keyctl, perf_event_open... not refused), no "
+		     "no_new_privs");
+		return;
+	}
+	grow(r, KG_RT_FILE, KG_ENF_NONE, "none", "needs BPF LSM (Landlock must be applied by "
+	     "the process itself)");
+	grow(r, KG_RT_EXEC, KG_ENF_NONE, "none", "needs BPF LSM");
+	grow(r, KG_RT_UNIX, KG_ENF_NONE, "none", "needs BPF LSM");
+	grow(r, KG_RT_SOCKET, r->cgroup_bpf ? KG_ENF_PARTIAL : KG_ENF_NONE,
+	     r->cgroup_bpf ? "cgroup-BPF (sock_create: inet, raw)" : "none",
+	     "other families need BPF LSM or seccomp");
+	grow(r, KG_RT_SELF_PROTECTION, KG_ENF_NONE, "none",
+	     "nothing keeps the processes in their cgroup or away from kgate's state: "
+	     "kgate govern refuses unless --force");
+}
+
 static void matrix_full(struct kg_doctor_report *r)
 {
 	row(r, KG_RT_FILE, KG_ENF_FULL, "BPF LSM (file_open, path_*/inode_* hooks, by inode identity)", "");
@@ -611,6 +654,7 @@ static void conclude(struct kg_doctor_report *r)
 	else
 		matrix_degraded(r);
 	matrix_common(r);
+	matrix_govern(r);
 	suggest_fixes(r);
 }
 
@@ -743,6 +787,14 @@ void kg_doctor_print(const struct kg_doctor_report *r)
 		if (r->matrix[i].missing[0])
 			printf("  %-16s %-9s missing: %s\n", "", "", r->matrix[i].missing);
 	}
+	printf("\nkgate govern (a cgroup kgate did not start)%s\n", r->govern_needs_force ?
+	       ": refused unless --force in this mode" : "");
+	for (i = 0; i < KG_RT_MAX; i++) {
+		printf("  %-16s %-9s %s\n", kg_rule_type_name(i), kg_enf_level_name(r->govern[i].level),
+		       r->govern[i].mechanism);
+		if (r->govern[i].missing[0])
+			printf("  %-16s %-9s missing: %s\n", "", "", r->govern[i].missing);
+	}
 	for (i = 0; i < ARRAY_SIZE(r->fix); i++)
 		if (r->fix[i][0])
 			printf("%s %s\n", i ? "    " : "\nfix:", r->fix[i]);
@@ -782,15 +834,17 @@ static json_t *report_checks_json(const struct kg_doctor_report *r)
 
 int kg_doctor_print_json(const struct kg_doctor_report *r)
 {
-	json_t *root, *matrix, *fixes;
+	json_t *root, *matrix, *fixes, *govern;
 	size_t i;
 	int ret = -1;
 
 	matrix = json_array();
 	fixes = json_array();
-	root = json_pack("{s:s, s:i, s:o, s:o, s:o}", "enforcement", mode_name(r),
+	govern = json_array();
+	root = json_pack("{s:s, s:i, s:o, s:o, s:{s:b, s:o}, s:o}", "enforcement", mode_name(r),
 			 "exit_code", kg_doctor_exit_code(r), "checks", report_checks_json(r),
-			 "matrix", matrix, "fixes", fixes);
+			 "matrix", matrix, "govern", "needs_force", r->govern_needs_force,
+			 "matrix", govern, "fixes", fixes);
 	if (!root)
 		return kg_err("doctor: cannot build json");
 	for (i = 0; i < KG_RT_MAX; i++)
@@ -798,6 +852,12 @@ int kg_doctor_print_json(const struct kg_doctor_report *r)
 				"rule", kg_rule_type_name(i), "level", kg_enf_level_name(r->matrix[i].level),
 				"mechanism", r->matrix[i].mechanism,
 				"missing", r->matrix[i].missing[0] ? r->matrix[i].missing : NULL)))
+			goto out;
+	for (i = 0; i < KG_RT_MAX; i++)
+		if (json_array_append_new(govern, json_pack("{s:s, s:s, s:s, s:s?}",
+				"rule", kg_rule_type_name(i), "level", kg_enf_level_name(r->govern[i].level),
+				"mechanism", r->govern[i].mechanism,
+				"missing", r->govern[i].missing[0] ? r->govern[i].missing : NULL)))
 			goto out;
 	for (i = 0; i < ARRAY_SIZE(r->fix); i++)
 		if (r->fix[i][0] && json_array_append_new(fixes, json_string(r->fix[i])))

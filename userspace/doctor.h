@@ -98,6 +98,10 @@ struct kg_doctor_report {
 	bool full;			/* BPF LSM + cgroup-BPF + seccomp all work */
 	bool degraded_possible;		/* cgroup2 + seccomp: something is enforced */
 	struct kg_matrix_row matrix[KG_RT_MAX];
+	/* the same for a cgroup kgate did not start (`kgate govern`): what a
+	 * running process cannot be given from outside is missing here */
+	bool govern_needs_force;		/* degraded: refused unless --force */
+	struct kg_matrix_row govern[KG_RT_MAX];
 	char fix[4][256];		/* one-line fixes, "" when none */
 };
 

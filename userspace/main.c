@@ -14,6 +14,8 @@ struct command {
 
 static const struct command commands[] = {
 	{ "run",	cmd_run,	"launch a command as a governed job" },
+	{ "govern",	cmd_govern,	"put an existing cgroup under a policy" },
+	{ "release",	cmd_release,	"end a job kgate govern started" },
 	{ "daemon",	cmd_daemon,	"run the long-lived controller" },
 	{ "policy",	cmd_policy,	"check, push and show policies" },
 	{ "approvals",	cmd_approvals,	"list, approve and deny escalations" },

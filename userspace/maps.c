@@ -1139,6 +1139,32 @@ int kg_maps_set_jobs_root(struct kg_loader *l, const char *cgroup_dir)
 	return err;
 }
 
+int kg_maps_set_root_slot(struct kg_loader *l, uint32_t slot, int cgroup_fd)
+{
+	int fd = map_fd(l, "kg_jobs_root");
+
+	if (fd < 0)
+		return -ENOENT;
+	if (slot == 0 || slot >= KG_MAX_ROOTS)
+		return -EINVAL;
+	if (cgroup_fd >= 0 ? bpf_map_update_elem(fd, &slot, &cgroup_fd, BPF_ANY) :
+			     bpf_map_delete_elem(fd, &slot) && errno != ENOENT)
+		return kg_err("maps: kg_jobs_root slot %u: %s", slot, strerror(errno)), -errno;
+	return 0;
+}
+
+int kg_maps_set_roots_used(struct kg_loader *l, uint32_t used)
+{
+	int fd = map_fd(l, "kg_roots_used");
+	uint32_t zero = 0;
+
+	if (fd < 0)
+		return -ENOENT;
+	if (bpf_map_update_elem(fd, &zero, &used, BPF_ANY))
+		return kg_err("maps: kg_roots_used: %s", strerror(errno)), -errno;
+	return 0;
+}
+
 int kg_grants_put_fd(int grants_fd, int jobs_fd, const struct kg_grant_key *key,
 		     const struct kg_grant *g)
 {

@@ -53,6 +53,11 @@ int kg_maps_policy_in_use(struct kg_loader *l, uint32_t policy_id);
 /* The cgroup all jobs live under: LSM hooks dismiss tasks outside it with
  * one O(1) check (see kg_jobs_root in bpf/maps.bpf.h). */
 int kg_maps_set_jobs_root(struct kg_loader *l, const char *cgroup_dir);
+/* A cgroup governed in place (`kgate govern`) gets a slot of its own
+ * (1 .. KG_MAX_ROOTS - 1): cgroup_fd >= 0 sets it, < 0 empties it.  used =
+ * the highest slot in use + 1 (the hooks check that many). 0 / -errno. */
+int kg_maps_set_root_slot(struct kg_loader *l, uint32_t slot, int cgroup_fd);
+int kg_maps_set_roots_used(struct kg_loader *l, uint32_t used);
 
 /* Install or revoke a grant (approvals). */
 int kg_maps_put_grant(struct kg_loader *l, const struct kg_grant_key *key,

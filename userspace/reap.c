@@ -13,6 +13,7 @@
 
 #include "cgroup.h"
 #include "common.h"
+#include "job/govern.h"
 #include "maps.h"
 #include "push.h"
 #include "reap.h"
@@ -132,6 +133,15 @@ int kg_reap_orphans(struct kg_loader *l, struct kg_audit *a, const char *who)
 		struct kg_job_record *r = &jobs[i];
 		struct kg_cgroup cg;
 
+		/* a cgroup governed in place is not ours: never killed or
+		 * removed, released once whoever owns it has removed it */
+		if (r->governed) {
+			if (kg_govern_cgroup_alive(r))
+				continue;
+			kg_govern_end(l, a, r, "exit", "its cgroup was removed");
+			reaped++;
+			continue;
+		}
 		if (kg_reap_controller_alive(r))
 			continue;
 		if (kg_cgroup_open(r->cgroup_path, &cg) == 0) {

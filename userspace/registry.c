@@ -54,6 +54,11 @@ int kg_registry_save(const struct kg_job_record *r)
 		      "command", r->command);
 	if (!o)
 		return -ENOMEM;
+	if (r->governed && (json_object_set_new(o, "governed", json_true()) ||
+			    json_object_set_new(o, "root_slot", json_integer(r->root_slot)))) {
+		json_decref(o);
+		return -ENOMEM;
+	}
 	err = json_dump_file(o, tmp, JSON_COMPACT);
 	json_decref(o);
 	if (err || rename(tmp, path)) {
@@ -98,6 +103,8 @@ static int parse_record(json_t *o, struct kg_job_record *r)
 	r->invoker_uid = json_object_get(o, "invoker_uid") ? (uint32_t)get_u64(o, "invoker_uid")
 							    : r->uid;
 	r->full = json_is_true(json_object_get(o, "full"));
+	r->governed = json_is_true(json_object_get(o, "governed"));
+	r->root_slot = (uint32_t)get_u64(o, "root_slot");
 	r->started_real_ns = get_u64(o, "started_ns");
 	for (i = 0; i < json_array_size(old) && i < KG_REGISTRY_MAX_POLICIES; i++)
 		r->old_policy_ids[r->nold++] = (uint32_t)json_integer_value(json_array_get(old, i));

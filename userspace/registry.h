@@ -36,6 +36,9 @@ struct kg_job_record {
 	uint32_t as_uid;			/* the agent's processes run as */
 	uint32_t invoker_uid;			/* who ran kgate (the sudo caller) */
 	bool full;				/* BPF LSM mode */
+	bool governed;				/* kgate govern: a cgroup kgate did not
+						 * create, no controller, no main pid */
+	uint32_t root_slot;			/* its kg_jobs_root slot (governed) */
 	uint64_t started_real_ns;
 	char command[512];
 };
