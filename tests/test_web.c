@@ -410,8 +410,9 @@ TEST(reviewer_approves_a_held_connect_from_the_page)
 	snprintf(sel, sizeof(sel), "#decided-list .card[data-id=\"%s\"] .job-link", id);
 	ASSERT_TRUE(wd_click(&w, sel), "click: the job");
 	ASSERT_TRUE(wd_until(&w, "var t = document.querySelector('#job-detail .timeline');"
-			     "return !!t && t.innerText.indexOf('approved') >= 0;", 10000),
-		    "its timeline shows the approval");
+			     "return !!t && t.innerText.indexOf('approved') >= 0 && "
+			     "t.innerText.indexOf('(token:reviewer)') >= 0;", 10000),
+		    "its timeline shows the approval and who made it");
 	ASSERT_TRUE(wd_screenshot(&w, "approvals-job-timeline") > 0, "screenshot: timeline");
 	recs = af_audit("approval", "approved");
 	ASSERT_EQ(json_array_size(recs), 1, "one approval in the audit trail");

@@ -274,7 +274,12 @@
     const t0 = r.body.timeline.length ? Date.parse(r.body.timeline[0].time) : 0;
     for (const rec of r.body.timeline) {
       const t = (Date.parse(rec.time) - t0) / 1000;
-      const what = [rec.decision, rec.op, rec.target, rec.rule ? 'rule ' + rec.rule : '',
+      // a decision names who made it (and the token it came with)
+      const by = rec.type === 'approval' && rec.actor && rec.decision !== 'requested' &&
+        rec.actor.uid >= 0 ? 'by ' + (rec.actor.name || 'uid ' + rec.actor.uid) +
+        (rec.actor.role ? ' (' + rec.actor.role + ')' : '') : '';
+      const note = rec.type === 'approval' && rec.extra && rec.extra.note ? '“' + rec.extra.note + '”' : '';
+      const what = [rec.decision, rec.op, rec.target, rec.rule ? 'rule ' + rec.rule : '', by, note,
         rec.reason ? '(' + rec.reason + ')' : ''].filter(Boolean).join(' ');
       list.append(el('li', { class: rec.decision || '' },
         el('span', { class: 't', text: '+' + t.toFixed(2) + ' s' }),
