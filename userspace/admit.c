@@ -86,7 +86,8 @@ static int wait_for_launch_approval(struct kg_admit *j, const struct kg_admissio
 	kg_strlcpy(in->target, cmd, sizeof(in->target));
 	kg_strlcpy(in->rule_id, res->rule_id, sizeof(in->rule_id));
 	kg_strlcpy(in->policy_hash, j->doc->hash, sizeof(in->policy_hash));
-	in->requester_uid = getuid();
+	/* the launcher asks: the dispatcher's principal, else this caller */
+	in->requester_uid = j->spec->launcher ? j->spec->launcher->uid : getuid();
 	in->requester_pid = getpid();
 	err = kg_approvals_request(q, in, out);
 	if (err < 0) {
@@ -164,7 +165,7 @@ static bool take_launch_token(const struct kg_admit *j, const struct kg_admissio
 }
 
 /* Empty launchers = anyone (admission rules still decide). */
-static bool may_launch(const struct kg_principals *p, const struct kg_actor *a)
+bool kg_may_launch(const struct kg_principals *p, const struct kg_actor *a)
 {
 	size_t i, k;
 
@@ -203,9 +204,11 @@ int kg_admit(struct kg_admit *j, struct kg_admission_result *res)
 		gids[i + 1] = groups[i];
 	actor.gids = gids;
 	actor.ngids = n > 0 ? n + 1 : 1;
-	if (kg_admission_decide(j->doc, &actor, &req, res))
+	const struct kg_actor *who = s->launcher ? s->launcher : &actor;
+
+	if (kg_admission_decide(j->doc, who, &req, res))
 		return kg_err("run: admission failed");
-	if (!may_launch(&j->doc->launchers, &actor)) {
+	if (!kg_may_launch(&j->doc->launchers, who)) {
 		/* who may launch at all is policy too, before any admission rule */
 		res->decision = KG_DEC_DENY;
 		res->rule = NULL;
@@ -213,8 +216,8 @@ int kg_admit(struct kg_admit *j, struct kg_admission_result *res)
 		res->reason = "the caller is not among the policy's launchers";
 	}
 	cmdline = kg_join_argv(s->argv);
-	extra = json_pack("{s:s?,s:s?,s:s?}", "topic", s->topic, "tenant", s->tenant,
-			  "role", actor.role);
+	extra = json_pack("{s:s?,s:s?,s:s?,s:O?}", "topic", s->topic, "tenant", s->tenant,
+			  "role", who->role, "labels", s->labels);
 	kg_record_controller(j->audit, j->doc, j->trace, "admission", "admission", cmdline, kg_decision_name(res->decision),
 		     res->rule_id, res->reason, extra);
 	json_decref(extra);

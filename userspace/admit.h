@@ -24,4 +24,7 @@ struct kg_admit {
  * KG_EXIT_* code `kgate run` exits with. */
 int kg_admit(struct kg_admit *a, struct kg_admission_result *res);
 
+/* Is the actor among the policy's launchers (empty = anyone)? */
+bool kg_may_launch(const struct kg_principals *p, const struct kg_actor *a);
+
 #endif

@@ -361,6 +361,7 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 {
 	struct kg_launch_opts o = {
 		.argv = j->spec->argv, .doc = j->doc, .cg = &j->cg, .degraded = !j->full,
+		.envp = j->spec->envp,
 		.have_as = j->spec->have_as, .as_uid = j->spec->as_uid, .as_gid = j->spec->as_gid,
 		.landlock = j->full ? NULL : j->ll,
 		.hide = j->full ? NULL : &j->sp,
@@ -653,7 +654,9 @@ int kg_job_run(const struct kg_job_spec *spec)
 		return rc;
 	}
 	j.unenforced = json_array();
-	if (getrandom(&j.job_id, sizeof(j.job_id), 0) != sizeof(j.job_id))
+	if (spec->job_id)
+		j.job_id = spec->job_id;	/* the dispatcher named the trace in advance */
+	else if (getrandom(&j.job_id, sizeof(j.job_id), 0) != sizeof(j.job_id))
 		j.job_id = kg_now_real_ns() ^ ((uint64_t)getpid() << 32);
 	kg_trace_id(j.job_id, j.trace, sizeof(j.trace));
 	j.audit = kg_audit_open(NULL, NULL);

@@ -17,9 +17,18 @@
 
 enum kg_require { KG_REQUIRE_ANY = 0, KG_REQUIRE_FULL };
 
+struct kg_actor;
+
 struct kg_job_spec {
 	const char *policy_path;
 	char *const *argv;
+	char *const *envp;	/* the command's environment; NULL = kgate's own */
+	uint64_t job_id;	/* 0 = a random one (the trace id is derived from it) */
+	/* who launches, when not this process's kernel credentials: the
+	 * daemon's dispatch (POST /api/v1/jobs) names the token's principal.
+	 * Only in-process callers set it; no command-line option does. */
+	const struct kg_actor *launcher;
+	struct json_t *labels;	/* the submitter's labels (recorded with the admission) */
 	const char *topic, *tenant;
 	const char *const *risk_tags;
 	size_t nrisk_tags;

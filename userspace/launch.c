@@ -207,7 +207,10 @@ static __attribute__((noreturn)) void child_main(const struct kg_launch_opts *o,
 		if (notify_fd >= 0)
 			pass_notify_fd(status_fd, go_fd, notify_fd);
 	}
-	execvp(o->argv[0], o->argv);
+	if (o->envp)
+		execvpe(o->argv[0], o->argv, o->envp);
+	else
+		execvp(o->argv[0], o->argv);
 	child_fail(status_fd, KG_STAGE_EXEC, errno);
 }
 
