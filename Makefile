@@ -146,7 +146,7 @@ $(OUTPUT)/tests/%: tests/%.c $(LIBKGATE) tests/testlib.h | $(OUTPUT)/tests
 	$(Q)$(CC) $(CFLAGS) -Itests -MMD -MP $< $(LIBKGATE) $(LDFLAGS) $(LDLIBS) -o $@
 
 # the HTTP API's tests are HTTP clients (libcurl), the daemon is not
-$(OUTPUT)/tests/test_api $(OUTPUT)/tests/test_web: LDLIBS += -lcurl
+$(OUTPUT)/tests/test_api $(OUTPUT)/tests/test_web $(OUTPUT)/tests/test_dispatch: LDLIBS += -lcurl
 
 # Helpers are the programs a test runs *inside* a governed job: built without
 # sanitizers, whose runtimes (LeakSanitizer's ptrace-based stop-the-world)

@@ -78,7 +78,9 @@ static void usage(FILE *f)
 		   "                        show is then visible to whoever reaches the port);\n"
 		   "                        decisions always need a token (`kgate token`)\n"
 		   "  --http-plaintext      allow plain HTTP on an address that is not loopback\n"
-		   "  --http-max-connections N   at once (default %d; more wait their turn)\n\n"
+		   "  --http-max-connections N   at once (default %d; more wait their turn)\n"
+		   "  --dispatch-policy FILE  jobs may be submitted (POST /api/v1/jobs) under\n"
+		   "                        this policy, by its name (repeatable)\n\n"
 		   "Stop it with SIGTERM; the pinned programs keep enforcing.\n", kg_socket_path(),
 		KG_API_DEFAULT_ADDR, kg_state_dir(), KG_API_MAX_CONNECTIONS);
 }
@@ -412,7 +414,7 @@ static int run_daemon(struct daemon *d)
 
 int cmd_daemon(int argc, char **argv)
 {
-	enum { OPT_HTTP = 256, OPT_CERT, OPT_KEY, OPT_ANON, OPT_PLAIN, OPT_MAXCONN };
+	enum { OPT_HTTP = 256, OPT_CERT, OPT_KEY, OPT_ANON, OPT_PLAIN, OPT_MAXCONN, OPT_DISPATCH };
 	static const struct option opts[] = {
 		{ "policy", required_argument, NULL, 'p' },
 		{ "http", optional_argument, NULL, OPT_HTTP },
@@ -421,6 +423,7 @@ int cmd_daemon(int argc, char **argv)
 		{ "http-read-anonymous", no_argument, NULL, OPT_ANON },
 		{ "http-plaintext", no_argument, NULL, OPT_PLAIN },
 		{ "http-max-connections", required_argument, NULL, OPT_MAXCONN },
+		{ "dispatch-policy", required_argument, NULL, OPT_DISPATCH },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -458,6 +461,14 @@ int cmd_daemon(int argc, char **argv)
 				kg_err("daemon: --http-max-connections needs 4..1024");
 				return KG_EXIT_USAGE;
 			}
+			http_opts = true;
+			break;
+		case OPT_DISPATCH:
+			if (d.http.ndispatch == KG_API_MAX_DISPATCH) {
+				kg_err("daemon: at most %d --dispatch-policy files", KG_API_MAX_DISPATCH);
+				return KG_EXIT_USAGE;
+			}
+			d.http.dispatch[d.http.ndispatch++] = optarg;
 			http_opts = true;
 			break;
 		case 'h': usage(stdout); return KG_EXIT_OK;

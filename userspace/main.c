@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/http.h"
 #include "cmds.h"
 #include "common.h"
 
@@ -59,6 +60,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return KG_EXIT_USAGE;
 	}
+	/* the process of a job the daemon dispatches (api/dispatch.c) */
+	if (!strcmp(argv[a], "__dispatch"))
+		return cmd_dispatch_child(argc - a, argv + a);
 	for (i = 0; i < ARRAY_SIZE(commands); i++)
 		if (!strcmp(argv[a], commands[i].name))
 			return commands[i].fn(argc - a, argv + a);

@@ -22,6 +22,7 @@
 #define KG_API_MAX_STREAMS	16	/* GET /api/v1/events at once */
 #define KG_API_AUTH_FAILURES	10	/* failed authentications per address ... */
 #define KG_API_AUTH_WINDOW_SEC	60	/* ... in this window, then 429 until it ends */
+#define KG_API_MAX_DISPATCH	16	/* --dispatch-policy files */
 
 struct kg_api_cfg {
 	const char *listen;		/* "ADDR:PORT", "[ADDR]:PORT"; port 0 = any free one */
@@ -30,6 +31,9 @@ struct kg_api_cfg {
 	bool read_anonymous;		/* GET routes without a token (everything visible) */
 	bool plaintext_ok;		/* plain HTTP on a non-loopback address */
 	unsigned int max_connections;	/* 0 = KG_API_MAX_CONNECTIONS */
+	/* POST /api/v1/jobs: the policies jobs may be submitted under (by name) */
+	const char *dispatch[KG_API_MAX_DISPATCH];
+	size_t ndispatch;
 };
 
 struct kg_api;
@@ -41,5 +45,9 @@ struct kg_api *kg_api_start(const struct kg_api_cfg *cfg);
 void kg_api_stop(struct kg_api *api);
 /* "http://127.0.0.1:8081/" (the bound port, when 0 was asked for). */
 const char *kg_api_url(const struct kg_api *api);
+
+/* `kgate __dispatch FD`: the process of a job submitted with POST
+ * /api/v1/jobs (api/dispatch.c); the daemon execs it, nobody else. */
+int cmd_dispatch_child(int argc, char **argv);
 
 #endif

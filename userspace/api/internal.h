@@ -61,6 +61,7 @@ struct kg_api {
 	pthread_mutex_t lim_mu;
 	struct kg_api_offender offenders[KG_API_OFFENDERS];
 	struct kg_feed *feed;
+	struct kg_dispatch *dispatch;	/* POST /api/v1/jobs; NULL = off */
 	atomic_uint streams;
 	atomic_uint_fast64_t by_status[6];	/* 1xx..5xx; [0] = other */
 	atomic_uint_fast64_t auth_failures, rate_limited;
@@ -136,6 +137,18 @@ struct MHD_Response *kg_feed_stream(struct kg_api *api, const struct kg_principa
 				    const char *last_id);
 /* Counters for /metrics, appended to buf (Prometheus text). */
 void kg_feed_metrics(struct kg_feed *f, char **buf, size_t *len, size_t *cap);
+
+/* ---- POST /api/v1/jobs (dispatch.c) ------------------------------------------------- */
+
+struct kg_dispatch *kg_dispatch_open(const struct kg_api_cfg *cfg);
+/* Stop the jobs still running (SIGTERM to their kgate run) and wait a
+ * while for them; false when some did not end (then nothing is freed). */
+bool kg_dispatch_close_wait(struct kg_dispatch *d);
+void kg_dispatch_close(struct kg_dispatch *d);
+void kg_dispatch_submit(struct kg_api_req *r);
+void kg_dispatch_output(struct kg_api_req *r);
+/* The dispatch side of a job this principal submitted (or sees all of). */
+json_t *kg_dispatch_job_json(struct kg_api *api, const struct kg_principal *p, const char *trace);
 
 /* ---- /metrics (metrics.c) and the page (web.c) ---------------------------------------- */
 

@@ -128,12 +128,18 @@ static void r_job(struct kg_api_req *r)
 	bool truncated = false;
 	uint64_t matched = 0;
 	struct kg_view v;
+	json_t *dj;
 	int err;
 
 	if (!view_of(r, &v))
 		return;
+	/* a job this principal submitted (POST /api/v1/jobs) is theirs to see,
+	 * before it starts too: its records join the view */
+	dj = kg_dispatch_job_json(r->api, &r->principal, r->id);
+	if (dj && v.traces && !kg_view_trace(&v, r->id))
+		kg_strlcpy(v.traces[v.ntraces++], r->id, sizeof(*v.traces));
 	rec = kg_view_find_job(&v, r->id);
-	if (rec && !kg_view_job(&v, rec)) {
+	if (rec && !kg_view_job(&v, rec) && !dj) {
 		kg_api_error(r, MHD_HTTP_FORBIDDEN, "forbidden", NULL,
 			     "job %s is another user's", r->id);
 		goto out;
@@ -154,6 +160,10 @@ static void r_job(struct kg_api_req *r)
 		job = kg_svc_job_json(rec, jobs_fd);
 		if (jobs_fd >= 0)
 			close(jobs_fd);
+	} else if (dj) {
+		job = json_pack("{s:s,s:O}", "trace", r->id, "state", json_object_get(dj, "state"));
+		if (json_object_get(dj, "exit_status"))
+			json_object_set(job, "exit_status", json_object_get(dj, "exit_status"));
 	} else if (matched) {
 		job = json_pack("{s:s,s:s}", "trace", r->id, "state", "ended");
 	} else {
@@ -161,10 +171,13 @@ static void r_job(struct kg_api_req *r)
 		kg_api_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no job %s", r->id);
 		goto out;
 	}
+	if (dj)
+		json_object_set(job, "dispatch", dj);
 	kg_api_json(r, MHD_HTTP_OK, json_pack("{s:o,s:o,s:b,s:I}", "job", job, "timeline", timeline,
 					      "timeline_truncated", truncated, "records",
 					      (json_int_t)matched));
 out:
+	json_decref(dj);
 	kg_view_free(&v);
 }
 
@@ -528,6 +541,8 @@ const struct kg_api_route kg_api_routes[] = {
 	{ "GET", "/metrics", KG_API_READ, 0, p_none, kg_api_metrics },
 	{ "GET", "/api/v1/jobs", KG_API_READ, 0, p_none, r_jobs },
 	{ "GET", "/api/v1/jobs/{id}", KG_API_READ, 0, p_none, r_job },
+	{ "POST", "/api/v1/jobs", KG_API_DECIDE, 16384, p_none, kg_dispatch_submit },
+	{ "GET", "/api/v1/jobs/{id}/output", KG_API_READ, 0, p_none, kg_dispatch_output },
 	{ "GET", "/api/v1/approvals", KG_API_READ, 0, p_approvals, r_approvals },
 	{ "GET", "/api/v1/approvals/{id}", KG_API_READ, 0, p_none, r_approval },
 	{ "POST", "/api/v1/approvals/{id}/approve", KG_API_DECIDE, KG_API_MAX_BODY, p_none, r_approve },

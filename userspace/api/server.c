@@ -825,6 +825,7 @@ static void api_free(struct kg_api *api)
 	pthread_mutex_destroy(&api->conn_mu);
 	pthread_cond_destroy(&api->conn_cond);
 	kg_feed_stop(api->feed);
+	kg_dispatch_close(api->dispatch);
 	kg_token_store_close(api->tokens);
 	kg_approvals_close(api->q);
 	kg_audit_close(api->audit);
@@ -887,6 +888,8 @@ struct kg_api *kg_api_start(const struct kg_api_cfg *cfg)
 		kg_err("daemon: the HTTP API cannot open the queue, the tokens or the trail");
 		goto fail;
 	}
+	if (cfg->ndispatch && !(api->dispatch = kg_dispatch_open(cfg)))
+		goto fail;
 	/* the API's threads leave the daemon's signals to its main loop */
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
@@ -953,6 +956,11 @@ void kg_api_stop(struct kg_api *api)
 	kg_feed_shutdown(api->feed);
 	MHD_stop_daemon(api->mhd);
 	api->mhd = NULL;
+	if (api->dispatch && !kg_dispatch_close_wait(api->dispatch)) {
+		/* their waiters still use the API's queue and trail handles */
+		kg_warn("api: jobs it launched did not end in 15 s; leaving them be");
+		return;
+	}
 	if (api->url_file[0])
 		unlink(api->url_file);
 	api_audit(api, "http_stop", api->url, NULL);

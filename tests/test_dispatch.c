@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * test_dispatch.c - POST /api/v1/jobs against a real `kgate daemon --http
+ * --dispatch-policy`: the canonical session (submit a high-risk job, see it
+ * in the approval queue, approve it with a note, watch it run and exit,
+ * read its timeline), an allowed job that starts at once, and the
+ * refusals (a non-launcher, malformed bodies, an environment variable that
+ * is not allowed, another user to run as, a retried submit with the same
+ * idempotency key).
+ */
+#include "api_fixture.h"
+
+#define REVIEWER_UID	"4242"
+#define LAUNCHER_UID	"4343"
+
+static const char policy[] =
+	"{\"version\":1,\"name\":\"dispatch\",\"default\":\"allow\","
+	"\"launchers\":{\"uids\":[4343]},"
+	"\"approvals\":{\"timeout_sec\":120,\"approvers\":{\"uids\":[4242]}},"
+	"\"admission\":[{\"id\":\"prod-needs-a-human\",\"match\":{\"risk_tags\":[\"prod\"]},"
+	"\"decision\":\"require_approval\",\"reason\":\"production changes need a human\"}]}";
+
+struct scene {
+	struct af_daemon d;
+	const char *reviewer, *launcher, *stranger;
+};
+
+static bool scene_start(struct scene *s)
+{
+	char path[512];
+
+	memset(s, 0, sizeof(*s));
+	af_setup();
+	af_write("dispatch.json", policy, path, sizeof(path));
+	s->reviewer = af_token("reviewer", REVIEWER_UID, "");
+	s->launcher = af_token("agent", LAUNCHER_UID, "");
+	s->stranger = af_token("stranger", "65534", "");
+	if (!ASSERT_TRUE(s->reviewer && s->launcher && s->stranger, "kgate token create"))
+		return false;
+	if (!ASSERT_OK(af_daemon_start(&s->d, "--dispatch-policy", path, NULL),
+		       "the daemon serves HTTP and dispatches")) {
+		char *out = af_slurp("daemon.out");
+
+		printf("%s", out ? out : "");
+		free(out);
+		return false;
+	}
+	return true;
+}
+
+static void scene_stop(struct scene *s)
+{
+	ASSERT_EQ(af_daemon_stop(&s->d), 0, "the daemon stops cleanly");
+	af_teardown();
+}
+
+/* GET the job until its state is `want` (or 15 s); its JSON (decref). */
+static json_t *wait_state(struct scene *s, const char *token, const char *trace, const char *want)
+{
+	char path[128];
+	int i;
+
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", trace);
+	for (i = 0; i < 300; i++) {
+		struct af_res r;
+		json_t *o;
+
+		af_http(&s->d, "GET", path, token, NULL, &r);
+		o = json_incref(r.json);
+		af_res_free(&r);
+		if (!strcmp(json_string_value(json_object_get(json_object_get(o, "job"), "state")) ?: "",
+			    want))
+			return o;
+		json_decref(o);
+		af_sleep_ms(50);
+	}
+	return NULL;
+}
+
+static const char *jstr(json_t *o, const char *a, const char *b)
+{
+	return json_string_value(json_object_get(json_object_get(o, a), b)) ?: "";
+}
+
+TEST(canonical_session_submit_approve_run_timeline)
+{
+	struct scene s;
+	struct af_res r;
+	char trace[48] = "", id[32] = "", path[160];
+	json_t *o, *rec, *recs;
+	bool admission = false, approval = false, start = false, exited = false;
+	size_t i;
+
+	if (!scene_start(&s)) {
+		scene_stop(&s);
+		return;
+	}
+	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher,
+			  "{\"policy\":\"dispatch\",\"topic\":\"job.agent.mcp.write\","
+			  "\"tenant_id\":\"acme\",\"risk_tags\":[\"prod\"],"
+			  "\"labels\":{\"mcp.action\":\"write\"},"
+			  "\"argv\":[\"/bin/sh\",\"-c\",\"echo hello from the job; exit 3\"],"
+			  "\"idempotency_key\":\"submit-1\"}", &r),
+		  202, "a prod job waits for a human: 202");
+	snprintf(trace, sizeof(trace), "%s", jstr(r.json, "job", "trace"));
+	snprintf(id, sizeof(id), "%s", jstr(r.json, "job", "approval_id"));
+	ASSERT_STREQ(jstr(r.json, "job", "state"), "pending_approval", "state pending_approval");
+	af_res_free(&r);
+	ASSERT_TRUE(trace[0] && id[0], "a trace and the approval request");
+	/* the reviewer sees it in the queue */
+	af_http(&s.d, "GET", "/api/v1/approvals?state=pending", s.reviewer, NULL, &r);
+	{
+		bool seen = false;
+
+		json_array_foreach(json_object_get(r.json, "requests"), i, rec)
+			seen = seen || (!strcmp(json_string_value(json_object_get(rec, "id")) ?: "", id) &&
+					!strcmp(json_string_value(json_object_get(rec, "trace_id")) ?: "",
+						trace));
+		ASSERT_TRUE(seen, "the launch is in the reviewer's queue");
+	}
+	af_res_free(&r);
+	/* the launcher may not approve its own launch (no self-approval) */
+	snprintf(path, sizeof(path), "/api/v1/approvals/%s/approve", id);
+	ASSERT_EQ(af_http(&s.d, "POST", path, s.launcher, "{\"once\":true}", &r), 403,
+		  "the launcher cannot approve it");
+	af_res_free(&r);
+	ASSERT_EQ(af_http(&s.d, "POST", path, s.reviewer,
+			  "{\"once\":true,\"note\":\"reviewed the change\"}", &r),
+		  200, "the reviewer approves it with a note");
+	af_res_free(&r);
+	o = wait_state(&s, s.launcher, trace, "exited");
+	ASSERT_TRUE(o != NULL, "the job runs and exits");
+	ASSERT_EQ(json_integer_value(json_object_get(json_object_get(o, "job"), "exit_status")), 3,
+		  "with its own exit status");
+	json_array_foreach(json_object_get(o, "timeline"), i, rec) {
+		const char *type = json_string_value(json_object_get(rec, "type")) ?: "";
+		const char *dec = json_string_value(json_object_get(rec, "decision")) ?: "";
+
+		admission = admission || (!strcmp(type, "admission") && !strcmp(dec, "require_approval"));
+		approval = approval || (!strcmp(type, "approval") && !strcmp(dec, "approved") &&
+					!strcmp(jstr(rec, "actor", "role"), "token:reviewer"));
+		start = start || !strcmp(type, "job_start");
+		exited = exited || !strcmp(type, "job_exit");
+	}
+	ASSERT_TRUE(admission, "timeline: admission require_approval");
+	ASSERT_TRUE(approval, "timeline: approved under the reviewer's token");
+	ASSERT_TRUE(start && exited, "timeline: the job started and exited");
+	ASSERT_STREQ(json_string_value(json_object_get(json_object_get(json_object_get(
+		json_object_get(json_object_get(o, "job"), "dispatch"), "submitted"), "labels"),
+		"mcp.action")) ?: "", "write", "the labels are kept with the job");
+	json_decref(o);
+	/* the admission record names the launcher and the labels */
+	recs = af_audit("admission", "require_approval");
+	ASSERT_EQ(json_array_size(recs), 1, "one admission record");
+	rec = json_array_get(recs, 0);
+	ASSERT_STREQ(json_string_value(json_object_get(json_object_get(json_object_get(rec, "extra"),
+						"labels"), "mcp.action")) ?: "", "write",
+		     "the admission record has the labels");
+	json_decref(recs);
+	/* its output */
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s/output", trace);
+	ASSERT_EQ(af_http(&s.d, "GET", path, s.launcher, NULL, &r), 200, "its output");
+	ASSERT_HAS_SUBSTR(json_string_value(json_object_get(r.json, "output")),
+			  "hello from the job", "the job's stdout");
+	af_res_free(&r);
+	/* a stranger sees neither the job nor its output */
+	ASSERT_EQ(af_http(&s.d, "GET", path, s.stranger, NULL, &r), 404, "not a stranger's");
+	af_res_free(&r);
+	/* the retried submit is the same job, not a second launch */
+	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher,
+			  "{\"policy\":\"dispatch\",\"risk_tags\":[\"prod\"],"
+			  "\"argv\":[\"/bin/sh\",\"-c\",\"echo hello from the job; exit 3\"],"
+			  "\"idempotency_key\":\"submit-1\"}", &r),
+		  200, "a retry with the same idempotency key: 200");
+	ASSERT_STREQ(jstr(r.json, "job", "trace"), trace, "the same job");
+	ASSERT_TRUE(json_is_true(json_object_get(r.json, "duplicate")), "marked duplicate");
+	af_res_free(&r);
+	recs = af_audit("job_start", NULL);
+	ASSERT_EQ(json_array_size(recs), 1, "launched once");
+	json_decref(recs);
+	scene_stop(&s);
+}
+
+TEST(allowed_job_starts_at_once_as_its_launcher)
+{
+	struct scene s;
+	struct af_res r;
+	char trace[48];
+	json_t *o, *recs, *rec;
+	size_t i;
+	bool as_launcher = false;
+
+	if (!scene_start(&s)) {
+		scene_stop(&s);
+		return;
+	}
+	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher,
+			  "{\"policy\":\"dispatch\",\"topic\":\"job.agent.read\","
+			  "\"argv\":[\"/bin/sh\",\"-c\",\"sleep 0.5; id -u; echo $KG_JOB_X $LD_PRELOAD\"],"
+			  "\"env\":{\"KG_JOB_X\":\"fine\",\"PATH\":\"/usr/bin:/bin\"}}", &r),
+		  201, "no approval needed: 201");
+	snprintf(trace, sizeof(trace), "%s", jstr(r.json, "job", "trace"));
+	ASSERT_STREQ(jstr(r.json, "job", "state"), "running", "running");
+	af_res_free(&r);
+	o = wait_state(&s, s.launcher, trace, "exited");
+	ASSERT_TRUE(o != NULL, "it exits");
+	json_decref(o);
+	{
+		char path[160];
+
+		snprintf(path, sizeof(path), "/api/v1/jobs/%s/output", trace);
+		af_http(&s.d, "GET", path, s.launcher, NULL, &r);
+		ASSERT_HAS_SUBSTR(json_string_value(json_object_get(r.json, "output")),
+				  LAUNCHER_UID "\nfine", "ran as the launcher's uid, with its env");
+		af_res_free(&r);
+	}
+	recs = af_audit("job_start", NULL);
+	json_array_foreach(recs, i, rec)
+		as_launcher = as_launcher ||
+			json_integer_value(json_object_get(json_object_get(json_object_get(rec, "extra"),
+									   "run_as"), "uid")) ==
+			atoi(LAUNCHER_UID);
+	ASSERT_TRUE(as_launcher, "job_start: run_as is the launcher's uid");
+	json_decref(recs);
+	scene_stop(&s);
+}
+
+TEST(refused_submits_launch_nothing)
+{
+	static const struct {
+		const char *body;
+		long status;
+		const char *code;
+	} bad[] = {
+		{ "{\"policy\":\"dispatch\"", 400, "malformed_json" },
+		{ "[]", 400, "malformed_json" },
+		{ "{\"policy\":\"dispatch\"}", 400, "bad_field" },
+		{ "{\"policy\":\"dispatch\",\"argv\":[]}", 400, "bad_field" },
+		{ "{\"policy\":\"dispatch\",\"argv\":[\"/bin/true\"],\"cwd\":\"relative\"}", 400, "bad_field" },
+		{ "{\"policy\":\"nope\",\"argv\":[\"/bin/true\"]}", 400, "unknown_policy" },
+		{ "{\"policy\":\"dispatch\",\"argv\":[\"/bin/true\"],\"colour\":1}", 400, "unknown_field" },
+		{ "{\"policy\":\"dispatch\",\"argv\":[\"/bin/true\"],\"env\":{\"LD_PRELOAD\":\"/x.so\"}}",
+		  400, "env_not_allowed" },
+		{ "{\"policy\":\"dispatch\",\"argv\":[\"/bin/true\"],\"labels\":{\"a\":1}}", 400, "bad_field" },
+		{ "{\"policy\":\"dispatch\",\"argv\":[\"/bin/true\"],\"as_user\":\"root\"}", 403, "forbidden" },
+	};
+	struct scene s;
+	struct af_res r;
+	json_t *recs;
+	size_t i;
+
+	if (!scene_start(&s)) {
+		scene_stop(&s);
+		return;
+	}
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		char what[300];
+
+		snprintf(what, sizeof(what), "%s -> %ld", bad[i].body, bad[i].status);
+		ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher, bad[i].body, &r),
+			  bad[i].status, what);
+		ASSERT_STREQ(af_error_code(&r), bad[i].code, what);
+		af_res_free(&r);
+	}
+	/* no token; a token that is not a launcher's */
+	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", NULL,
+			  "{\"policy\":\"dispatch\",\"argv\":[\"/bin/true\"]}", &r), 401, "no token: 401");
+	af_res_free(&r);
+	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.stranger,
+			  "{\"policy\":\"dispatch\",\"argv\":[\"/bin/true\"]}", &r), 403,
+		  "not a launcher: 403");
+	ASSERT_STREQ(af_error_code(&r), "not_launcher", "not_launcher");
+	af_res_free(&r);
+	recs = af_audit("admission", "deny");
+	ASSERT_EQ(json_array_size(recs), 1, "the refused launcher is audited");
+	ASSERT_STREQ(json_string_value(json_object_get(json_array_get(recs, 0), "rule")) ?: "",
+		     "kgate:launchers", "under rule kgate:launchers");
+	json_decref(recs);
+	recs = af_audit("job_start", NULL);
+	ASSERT_EQ(json_array_size(recs), 0, "nothing was launched");
+	json_decref(recs);
+	scene_stop(&s);
+}
