@@ -10,9 +10,9 @@
  *                          cgroups: "job" (governed) and "free" (not)
  *   bench_policy()         parse a policy, kg_maps_install, attach the
  *                          cgroup programs to "job", register it in kg_jobs
- *   bench_spawn(ARM_GOV)   fork a worker into "job"; it applies Landlock and
- *                          seccomp exactly as a degraded `kgate run` child
- *                          does, then runs the timed loop
+ *   bench_spawn(ARM_GOV)   fork a worker into "job"; it applies the policy's
+ *                          mounts, Landlock and seccomp exactly as a degraded
+ *                          `kgate run` child does, then runs the timed loop
  *   bench_wait()           consume the ring buffer while the worker runs
  *   bench_teardown()       kill/remove cgroups, unpin everything, rmdir
  *
@@ -32,6 +32,7 @@
 #include <jansson.h>
 #include <libgen.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -54,6 +55,7 @@
 #include "landlock.h"
 #include "loader.h"
 #include "maps.h"
+#include "mntns.h"
 #include "policy.h"
 #include "seccomp.h"
 
@@ -410,6 +412,12 @@ static inline pid_t bench_spawn(struct bench *b, enum bench_arm arm, int (*fn)(v
 	if (err)
 		_exit(120);
 	if (arm == ARM_GOV) {
+		/* deny rules a mount expresses (kernel/mntrules.h), in a mount
+		 * namespace of the worker's own, as a degraded kgate run child */
+		if (b->ll && b->ll->mounts.n &&
+		    (unshare(CLONE_NEWNS) < 0 || kg_mntns_make_slave() < 0 ||
+		     kg_mnt_apply(&b->ll->mounts) < 0))
+			_exit(124);
 		if (b->ll && kg_landlock_apply(b->ll))
 			_exit(121);
 		if (kg_seccomp_load(b->doc, &so, NULL))

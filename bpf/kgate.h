@@ -80,6 +80,7 @@ enum kg_mechanism {
 	KG_MECH_LANDLOCK = 3,
 	KG_MECH_SECCOMP = 4,
 	KG_MECH_CONTROLLER = 5,	/* admission, approvals */
+	KG_MECH_MOUNT = 6,	/* degraded mode: the job's mount namespace */
 	KG_MECH_MAX,
 };
 

@@ -11,11 +11,14 @@
  *   T/bin/tool              copy of /bin/true, exec denied
  */
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "common.h"
+#include "kernel/mntrules.h"
 #include "landlock.h"
+#include "mntns.h"
 #include "testlib.h"
 
 static char T[64];
@@ -258,5 +261,116 @@ TEST(per_rule_report)
 	ASSERT_HAS_SUBSTR(r ? r->reason : NULL, "not enforced", "reason");
 	ASSERT_TRUE(plan->ngrants > 0 && plan->ngrants < KG_LL_MAX_GRANTS, "grants planned");
 	kg_landlock_plan_free(plan);
+	remove_tree();
+}
+
+/* ---- deny rules expressed by the job's mount namespace -------------------- */
+
+static int mounted_checks(void)
+{
+	int fd;
+
+	/* the hidden subtree shows nothing; the read-only one refuses changes */
+	CHECK(try_open(P(0, "hide/key"), O_RDONLY), -ENOENT);
+	CHECK(try_open(P(0, "ro/file"), O_RDONLY), 0);
+	CHECK(try_open(P(0, "ro/file"), O_WRONLY), -EROFS);
+	CHECK(try_open(P(0, "ro/new"), O_WRONLY | O_CREAT), -EROFS);
+	CHECK(unlink(P(0, "ro/file")) < 0 ? -errno : 0, -EROFS);
+	/* neither can be moved away, nor can the directory holding them */
+	CHECK(rename(P(0, "hide"), P(1, "hide2")) < 0 ? -errno : 0, -EBUSY);
+	CHECK(rename(P(0, "ro"), P(1, "ro2")) < 0 ? -errno : 0, -EBUSY);
+	CHECK(rename(T, P(1, "../moved")) < 0 ? -errno : 0, -EBUSY);
+	/* the point: creating and removing entries next to them works */
+	fd = open(P(0, "later"), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+	CHECK(fd >= 0, 1);
+	close(fd);
+	CHECK(unlink(P(0, "later")), 0);
+	CHECK(mkdir(P(0, "newdir"), 0755), 0);
+	CHECK(rmdir(P(0, "newdir")), 0);
+	return 0;
+}
+
+static int run_with_mounts(const struct kg_landlock_plan *plan, int (*fn)(void))
+{
+	int st;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (unshare(CLONE_NEWNS) < 0 || kg_mntns_make_slave() < 0)
+			_exit(249);
+		if (kg_mnt_apply(&plan->mounts) < 0)
+			_exit(248);
+		if (kg_landlock_apply(plan) < 0)
+			_exit(250);
+		_exit(fn());
+	}
+	waitpid(pid, &st, 0);
+	return st;
+}
+
+TEST(deny_rules_become_mounts_and_their_ancestors_stay_creatable)
+{
+	static char rp[3][512];
+	struct kg_rule mr[3];
+	struct kg_policy_doc mdoc = { 0 };
+	struct kg_landlock_plan *plan;
+	const struct kg_ll_report *r;
+	size_t i, pins = 0;
+	int st;
+
+	build_tree();
+	if (getuid() != 0)
+		SKIP("needs root (mounts)");
+	mkdir(P(0, "hide"), 0755);
+	mkdir(P(0, "ro"), 0755);
+	write_file("hide/key", "KEY");
+	write_file("ro/file", "RO");
+	snprintf(rp[0], sizeof(rp[0]), "%s/hide", T);
+	snprintf(rp[1], sizeof(rp[1]), "%s/ro", T);
+	snprintf(rp[2], sizeof(rp[2]), "%s/bin", T);
+	mr[0] = (struct kg_rule){ .num = 1, .id = "hide", .kind = KG_RULE_FILE, .path = rp[0],
+		.decision = KG_DEC_DENY, .prefix = true, .ops = KG_OP_BIT(KG_OP_READ) };
+	mr[1] = (struct kg_rule){ .num = 2, .id = "ro", .kind = KG_RULE_FILE, .path = rp[1],
+		.decision = KG_DEC_DENY, .prefix = true,
+		.ops = KG_OP_BIT(KG_OP_WRITE) | KG_OP_BIT(KG_OP_CREATE) };
+	mr[2] = (struct kg_rule){ .num = 3, .id = "no-tool", .kind = KG_RULE_EXEC, .path = rp[2],
+		.decision = KG_DEC_DENY, .prefix = true, .ops = KG_OP_BIT(KG_OP_EXEC) };
+	mdoc.rules = mr;
+	mdoc.nrules = 3;
+	ASSERT_OK(kg_landlock_plan(&mdoc, &plan), "plan");
+	r = kg_landlock_report(plan, 1);
+	ASSERT_TRUE(r && r->mechanism == KG_MECH_MOUNT, "read deny: a mount");
+	ASSERT_HAS_SUBSTR(r ? r->reason : NULL, "hidden", "said hidden");
+	r = kg_landlock_report(plan, 2);
+	ASSERT_TRUE(r && r->mechanism == KG_MECH_MOUNT, "write deny: a mount");
+	ASSERT_HAS_SUBSTR(r ? r->reason : NULL, "read-only", "said read-only");
+	r = kg_landlock_report(plan, 3);
+	ASSERT_TRUE(r && r->mechanism == KG_MECH_LANDLOCK, "exec deny stays with Landlock");
+	ASSERT_EQ(plan->mounts.nmarks, 2, "two mounts express rules");
+	for (i = 0; i < plan->mounts.n; i++) {
+		const struct kg_mnt_op *op = &plan->mounts.ops[i];
+
+		if (op->kind == KG_MNT_PIN) {
+			pins++;
+			ASSERT_TRUE(i < plan->mounts.n - plan->mounts.nmarks, "pins come first");
+			ASSERT_TRUE(!strncmp(rp[0], op->path, strlen(op->path)), "a pin leads to a mark");
+		}
+	}
+	ASSERT_TRUE(pins >= 2, "T and the directories above it are pinned");
+	st = run_with_mounts(plan, mounted_checks);
+	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "hidden, read-only, pinned, creatable");
+	ASSERT_OK(try_open(P(0, "ro/file"), O_WRONLY), "writable outside the job");
+	kg_landlock_plan_free(plan);
+	/* the plan before mounts: the same rules by Landlock alone refuse
+	 * creation next to them (the test can fail) */
+	ASSERT_OK(kg_landlock_plan_flags(&mdoc, KG_LL_PLAN_LANDLOCK_ONLY, &plan), "plan");
+	ASSERT_EQ(plan->mounts.n, 0, "no mounts");
+	st = run_with_plan(plan, late_entry);
+	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "Landlock alone refuses the late entry");
+	kg_landlock_plan_free(plan);
+	unlink(P(0, "hide/key"));
+	unlink(P(0, "ro/file"));
+	rmdir(P(0, "hide"));
+	rmdir(P(0, "ro"));
 	remove_tree();
 }

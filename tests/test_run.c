@@ -289,6 +289,8 @@ TEST(degraded_landlock_refuses_a_denied_file_and_allows_the_rest)
 	mkdir(secret, 0700);
 	snprintf(secret, sizeof(secret), "%s/secret/key", tmpdir);
 	fd = open(secret, O_WRONLY | O_CREAT, 0600);
+	if (fd < 0 || write(fd, "SECRET-CONTENT\n", 15) != 15)
+		SKIP("cannot write the secret");
 	close(fd);
 	snprintf(ok, sizeof(ok), "%s/open.txt", tmpdir);
 	fd = open(ok, O_WRONLY | O_CREAT, 0600);
@@ -298,7 +300,9 @@ TEST(degraded_landlock_refuses_a_denied_file_and_allows_the_rest)
 		 "\"decision\":\"deny\"}]}", tmpdir);
 	write_policy(json, policy, sizeof(policy));
 	ASSERT_NEQ(KGATE_RUN(policy, &out, "/bin/cat", secret), 0, "denied file refused");
-	ASSERT_HAS_SUBSTR(out, "ermission denied", "EACCES from Landlock");
+	/* hidden by the job's mount namespace: a root job finds nothing there */
+	ASSERT_TRUE(strstr(out, "No such file") || strstr(out, "ermission denied"), "refused");
+	ASSERT_TRUE(!strstr(out, "SECRET-CONTENT"), "nothing of it read");
 	ASSERT_EQ(KGATE_RUN(policy, &out, "/bin/cat", ok), 0, "sibling file readable");
 	teardown();
 }

@@ -547,13 +547,22 @@ static void matrix_degraded(struct kg_doctor_report *r)
 {
 	char mech[160];
 
-	if (r->landlock_abi >= 1) {
+	if (r->landlock_abi >= 2) {
+		snprintf(mech, sizeof(mech), "the job's mount namespace (read denied: hidden; write/"
+			 "create denied: read-only) + Landlock ABI %d (the rest)", r->landlock_abi);
+		row(r, KG_RT_FILE, KG_ENF_PARTIAL, mech,
+		    "by name (hard links, bind mounts made before the job not covered); read-only "
+		    "refuses all changes; paths missing at launch not enforced; refusals not "
+		    "recorded");
+		row(r, KG_RT_EXEC, KG_ENF_PARTIAL, "Landlock (execute right on allowed paths)",
+		    "mmap(PROT_EXEC) of a denied file is not covered");
+	} else if (r->landlock_abi >= 1) {
 		snprintf(mech, sizeof(mech), "Landlock ABI %d (deny rules expressed as allow-lists)",
 			 r->landlock_abi);
 		row(r, KG_RT_FILE, KG_ENF_PARTIAL, mech,
-		    "no per-inode deny; audit-only file rules are not reported; opens only: "
-		    "chmod/chown/utimes/xattrs and descriptors opened before the job are not "
-		    "governed");
+		    "no per-inode deny; creation next to a denied path refused too; audit-only "
+		    "rules not reported; opens only: chmod/chown/utimes/xattrs and earlier "
+		    "descriptors not governed");
 		row(r, KG_RT_EXEC, KG_ENF_PARTIAL, "Landlock (execute right on allowed paths)",
 		    "mmap(PROT_EXEC) of a denied file is not covered");
 	} else {

@@ -293,6 +293,7 @@ const char *kg_mechanism_name(unsigned int mech)
 		[KG_MECH_LANDLOCK] = "landlock",
 		[KG_MECH_SECCOMP] = "seccomp",
 		[KG_MECH_CONTROLLER] = "controller",
+		[KG_MECH_MOUNT] = "mount-ns",
 	};
 
 	return mech < KG_MECH_MAX && names[mech] ? names[mech] : "unknown";

@@ -187,7 +187,7 @@ static void plan_enforcement(struct job *j)
 			if (j->full)
 				break;
 			ll = j->ll ? kg_landlock_report(j->ll, r->num) : NULL;
-			if (!ll || ll->mechanism != KG_MECH_LANDLOCK)
+			if (!ll || (ll->mechanism != KG_MECH_LANDLOCK && ll->mechanism != KG_MECH_MOUNT))
 				note_unenforced(j, r, ll ? ll->reason : "needs BPF LSM or Landlock");
 			break;
 		case KG_RULE_UNIX:
@@ -256,13 +256,16 @@ static int prepare_kernel(struct job *j)
 	if (!j->full) {
 		if (j->spec->live)
 			fprintf(j->spec->live, "kgate: degraded mode (BPF LSM unavailable: %s): "
-				"files by Landlock (its refusals are not recorded one by one; it decides "
-				"opens only, not chmod/chown/utimes/xattrs or descriptors opened before "
-				"the job), network by cgroup-BPF, syscalls by seccomp\n",
-				kg_loader_lsm_error(j->loader));
+				"files by the job's mount namespace (denied paths hidden or read-only) "
+				"and Landlock (exec rules and the rest; it decides opens only, not "
+				"chmod/chown/utimes/xattrs); their refusals are not recorded one by one "
+				"and descriptors opened before the job are not governed; network by "
+				"cgroup-BPF, syscalls by seccomp\n", kg_loader_lsm_error(j->loader));
 		err = kg_landlock_plan(j->doc, &j->ll);
 		if (err)
-			return kg_err("run: landlock plan: %s", strerror(-err));
+			return kg_err("run: file rules plan: %s", strerror(-err));
+		if (j->spec->live)
+			fprintf(j->spec->live, "kgate: file rules: %s\n", j->ll->summary);
 	}
 	err = protect_kgate_state(j);
 	if (err)
@@ -333,10 +336,29 @@ static void say_run_as(const struct job *j)
 			name ? name : "?", uid, gid);
 }
 
+/* Degraded mode: how each file/exec rule is enforced (or why not), and
+ * what the job's mount namespace does. */
+static json_t *file_rules_json(const struct kg_landlock_plan *ll)
+{
+	json_t *rules = json_array(), *mounts = json_array();
+	size_t i;
+
+	for (i = 0; i < ll->nreports; i++)
+		json_array_append_new(rules, json_pack("{s:s,s:s,s:s}", "rule",
+						       ll->reports[i].rule_id, "mechanism",
+						       kg_mechanism_name(ll->reports[i].mechanism),
+						       "how", ll->reports[i].reason));
+	for (i = 0; i < ll->mounts.n; i++)
+		json_array_append_new(mounts, json_pack("{s:s,s:s}", "path", ll->mounts.ops[i].path,
+							"mount", kg_mnt_kind_name(ll->mounts.ops[i].kind)));
+	return json_pack("{s:o,s:o,s:I,s:s}", "rules", rules, "mounts", mounts,
+			 "landlock_grants", (json_int_t)ll->ngrants, "summary", ll->summary);
+}
+
 static json_t *job_start_extra(struct job *j, const struct kg_constraints *c,
 			       const struct kg_limit_report *lim)
 {
-	json_t *argv = json_array();
+	json_t *argv = json_array(), *extra;
 	const char *name, *why;
 	uid_t uid;
 	gid_t gid;
@@ -345,16 +367,19 @@ static json_t *job_start_extra(struct job *j, const struct kg_constraints *c,
 	for (i = 0; j->spec->argv[i]; i++)
 		json_array_append_new(argv, json_string(j->spec->argv[i]));
 	run_as(j, &uid, &gid, &name, &why);
-	return json_pack("{s:o,s:s,s:I,s:I,s:{s:I,s:I,s:I},s:{s:s,s:s},s:O,s:s,s:{s:I,s:I,s:s?,s:s}}",
+	extra = json_pack("{s:o,s:s,s:I,s:I,s:{s:I,s:I,s:I},s:{s:s,s:s},s:O,s:s,s:{s:I,s:I,s:s?,s:s}}",
 			 "argv", argv, "mode", j->full ? "full" : "degraded",
 			 "cgroup_id", (json_int_t)j->cg.id, "policy_id", (json_int_t)j->policy_id,
 			 "constraints", "max_runtime_sec", (json_int_t)c->max_runtime_sec,
 			 "max_procs", (json_int_t)c->max_procs, "memory_max", (json_int_t)c->memory_max,
 			 "limits", "procs", lim->procs_reason, "memory", lim->memory_reason,
 			 "unenforced_rules", j->unenforced,
-			 "file_mechanism", j->full ? "bpf-lsm" : "landlock",
+			 "file_mechanism", j->full ? "bpf-lsm" : "mount-ns+landlock",
 			 "run_as", "uid", (json_int_t)uid, "gid", (json_int_t)gid, "name", name,
 			 "source", why);
+	if (extra && !j->full && j->ll)
+		json_object_set_new(extra, "file_rules", file_rules_json(j->ll));
+	return extra;
 }
 
 static int start_child(struct job *j, const struct kg_constraints *c)

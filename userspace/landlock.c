@@ -1,6 +1,15 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * landlock.c - "deny X beneath S" with an allow-list LSM.
+ * landlock.c - "deny X beneath S" in degraded mode: the job's mount
+ * namespace where a mount says it (kernel/mntrules.h), an allow-list LSM
+ * for the rest.
+ *
+ * A deny rule on an existing S that refuses read (S hidden) or write or
+ * create (S read-only), with no allow rule at or beneath S and no exec op,
+ * becomes a mount: creation in the ancestors of S keeps working, and opens
+ * pay nothing for it.  Exec rules (an allow-list, or a deny that must
+ * cover the binary's other hard links), rules refusing only unlink/rename/
+ * link, and deny rules with allows nested inside stay with Landlock:
  *
  * Landlock refuses a handled right unless a rule grants it on the object or
  * one of its ancestors, and a grant cannot be taken back lower down. So for
@@ -39,6 +48,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "kernel/mntrules.h"
 #include "landlock.h"
 
 /* uapi names, defined here because build hosts may have older headers */
@@ -143,6 +153,9 @@ struct planner {
 	size_t nmarks;
 	bool overflow;
 	int err;
+	bool landlock_only;	/* KG_LL_PLAN_LANDLOCK_ONLY */
+	char **allows;		/* canonical paths of the allow rules */
+	size_t nallows;
 };
 
 /* A sibling that is another name (hardlink) of a denied file: a grant on
@@ -346,6 +359,48 @@ static void report(struct kg_landlock_plan *plan, const struct kg_rule *r,
 		rep->reason[sizeof(rep->reason) - 2] = '~';
 }
 
+/* true if `p` is `dir` or beneath it */
+static bool at_or_beneath(const char *p, const char *dir)
+{
+	return !strcmp(p, dir) || beneath(p, dir);
+}
+
+/* Which mount expresses deny rule r on `real`, or -1 for Landlock. */
+static int mount_kind(const struct planner *pl, const struct kg_rule *r, const char *real,
+		      const struct stat *st)
+{
+	uint32_t ops = rule_ops(r);
+	size_t i;
+
+	if (pl->landlock_only || pl->plan->abi < 2 || r->kind != KG_RULE_FILE ||
+	    (ops & KG_OP_BIT(KG_OP_EXEC)) || !strcmp(real, "/"))
+		return -1;
+	/* a hidden or read-only S would take an allow inside it away */
+	for (i = 0; i < pl->nallows; i++)
+		if (at_or_beneath(pl->allows[i], real))
+			return -1;
+	if (ops & KG_OP_BIT(KG_OP_READ))
+		return S_ISDIR(st->st_mode) ? KG_MNT_HIDE_DIR : KG_MNT_HIDE_FILE;
+	if (ops & (KG_OP_BIT(KG_OP_WRITE) | KG_OP_BIT(KG_OP_CREATE)))
+		return KG_MNT_READONLY;
+	return -1;	/* unlink/rename/link only: a read-only S would refuse writes */
+}
+
+static void report_mount(struct kg_landlock_plan *plan, const struct kg_rule *r, int kind)
+{
+	const char *approval = r->decision == KG_DEC_REQUIRE_APPROVAL ?
+			       " (approval needs BPF LSM)" : "";
+
+	if (kind == KG_MNT_READONLY)
+		report(plan, r, KG_MECH_MOUNT, "refused: read-only in the job's mount namespace "
+		       "(all changes beneath it refused, also those not denied; other names made "
+		       "before the job not covered)%s", approval);
+	else
+		report(plan, r, KG_MECH_MOUNT, "refused: hidden in the job's mount namespace "
+		       "(nothing beneath it can be read or changed; other names made before the "
+		       "job not covered)%s", approval);
+}
+
 /* Turn one rule into a mark (or a report saying why not). */
 static int plan_rule(struct planner *pl, const struct kg_rule *r, uint64_t avail)
 {
@@ -362,12 +417,23 @@ static int plan_rule(struct planner *pl, const struct kg_rule *r, uint64_t avail
 			      "refuse, not %s (needs BPF LSM); the access is allowed",
 			      r->decision == KG_DEC_AUDIT ? "record" : "rate-limit"), 0;
 	if (!r->path || !realpath(r->path, real) || stat(real, &st) < 0)
-		return report(plan, r, KG_MECH_NONE, "not enforced: %s does not exist and Landlock "
-			      "cannot deny its creation", r->path), 0;
+		return report(plan, r, KG_MECH_NONE, "not enforced: %s does not exist at launch "
+			      "(neither a mount nor Landlock can refuse creating one name without "
+			      "refusing creation in its parent)", r->path), 0;
 	if (!rights)
 		return report(plan, r, KG_MECH_NONE, "not enforced: no Landlock right for these "
 			      "ops at this ABI%s", NULL), 0;
 	if (decision_refuses(r->decision)) {
+		int kind = mount_kind(pl, r, real, &st);
+
+		if (kind >= 0) {
+			int err = kg_mnt_plan_add(&plan->mounts, (enum kg_mnt_kind)kind, real, &st,
+						  r->num);
+
+			if (!err)
+				report_mount(plan, r, kind);
+			return err;
+		}
 		/* REFER too: nothing may be moved or linked out of S into a
 		 * granted directory, where it would become readable */
 		rights |= LL_FS_REFER & avail;
@@ -435,6 +501,29 @@ static void free_grants(struct kg_landlock_plan *plan)
 	plan->ngrants = 0;
 }
 
+/* The canonical paths of the policy's existing allow rules. */
+static int collect_allows(struct planner *pl, const struct kg_policy_doc *doc)
+{
+	char real[PATH_MAX];
+	size_t i;
+
+	pl->allows = calloc(doc->nrules ? doc->nrules : 1, sizeof(*pl->allows));
+	if (!pl->allows)
+		return -ENOMEM;
+	for (i = 0; i < doc->nrules; i++) {
+		const struct kg_rule *r = &doc->rules[i];
+
+		if (!is_file_rule(r) || r->decision != KG_DEC_ALLOW || !r->path ||
+		    !realpath(r->path, real))
+			continue;
+		pl->allows[pl->nallows] = strdup(real);
+		if (!pl->allows[pl->nallows])
+			return -ENOMEM;
+		pl->nallows++;
+	}
+	return 0;
+}
+
 static int plan_files(struct planner *pl, const struct kg_policy_doc *doc)
 {
 	struct kg_landlock_plan *plan = pl->plan;
@@ -448,9 +537,14 @@ static int plan_files(struct planner *pl, const struct kg_policy_doc *doc)
 	pl->marks = calloc(nfile ? nfile : 1, sizeof(*pl->marks));
 	if (!plan->reports || !pl->marks)
 		return -ENOMEM;
-	for (i = 0; i < doc->nrules; i++)
-		if (is_file_rule(&doc->rules[i]) && (ret = plan_rule(pl, &doc->rules[i], avail)))
-			return ret;
+	ret = collect_allows(pl, doc);
+	for (i = 0; !ret && i < doc->nrules; i++)
+		if (is_file_rule(&doc->rules[i]))
+			ret = plan_rule(pl, &doc->rules[i], avail);
+	if (!ret)
+		ret = kg_mnt_plan_finish(&plan->mounts);
+	if (ret)
+		return ret;
 	if (!plan->abi)
 		return 0;
 	root = default_rights(doc, avail, &plan->handled_fs);
@@ -470,8 +564,15 @@ static int plan_files(struct planner *pl, const struct kg_policy_doc *doc)
 
 int kg_landlock_plan(const struct kg_policy_doc *doc, struct kg_landlock_plan **out)
 {
-	struct planner pl = { 0 };
+	return kg_landlock_plan_flags(doc, 0, out);
+}
+
+int kg_landlock_plan_flags(const struct kg_policy_doc *doc, unsigned int flags,
+			   struct kg_landlock_plan **out)
+{
+	struct planner pl = { .landlock_only = flags & KG_LL_PLAN_LANDLOCK_ONLY };
 	struct kg_landlock_plan *plan;
+	size_t i, hidden = 0, ro = 0;
 	int ret = 0;
 
 	*out = NULL;
@@ -484,13 +585,27 @@ int kg_landlock_plan(const struct kg_policy_doc *doc, struct kg_landlock_plan **
 		plan->scoped = LL_SCOPE_SIGNAL | LL_SCOPE_ABSTRACT_UNIX;
 	if (doc)
 		ret = plan_files(&pl, doc);
+	/* a mount holds only while the job cannot reach the namespace of a
+	 * process outside it: the Landlock domain sees to /proc/PID/root */
+	if (!ret && plan->mounts.nmarks && !kg_landlock_plan_ensure_domain(plan))
+		ret = -ENOMEM;
 	free(pl.marks);
+	for (i = 0; i < pl.nallows; i++)
+		free(pl.allows[i]);
+	free(pl.allows);
 	if (ret < 0) {
 		kg_landlock_plan_free(plan);
 		return ret;
 	}
+	for (i = 0; i < plan->mounts.n; i++) {
+		hidden += plan->mounts.ops[i].kind == KG_MNT_HIDE_DIR ||
+			  plan->mounts.ops[i].kind == KG_MNT_HIDE_FILE;
+		ro += plan->mounts.ops[i].kind == KG_MNT_READONLY;
+	}
 	snprintf(plan->summary, sizeof(plan->summary),
-		 "landlock abi %d: %zu grants, fs rights 0x%llx handled, %s", plan->abi,
+		 "mount namespace: %zu hidden, %zu read-only, %zu directories pinned; "
+		 "landlock abi %d: %zu grants, fs rights 0x%llx handled, %s", hidden, ro,
+		 plan->mounts.n - plan->mounts.nmarks, plan->abi,
 		 plan->ngrants, (unsigned long long)plan->handled_fs,
 		 plan->scoped ? "signals and abstract unix sockets scoped to the job"
 			      : "no signal/abstract socket scoping (needs ABI 6)");
@@ -505,6 +620,7 @@ void kg_landlock_plan_free(struct kg_landlock_plan *plan)
 	free_grants(plan);
 	free(plan->grants);
 	free(plan->reports);
+	kg_mnt_plan_release(&plan->mounts);
 	free(plan);
 }
 

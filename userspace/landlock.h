@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "kernel/mntrules.h"
 #include "policy.h"
 
 #define KG_LL_MAX_GRANTS	4096	/* beyond this the plan refuses to pretend */
@@ -26,8 +27,8 @@ struct kg_ll_grant {		/* one LANDLOCK_RULE_PATH_BENEATH */
 struct kg_ll_report {		/* one per file/exec rule of the policy */
 	uint32_t rule_num;
 	const char *rule_id;	/* points into the policy document */
-	enum kg_mechanism mechanism;	/* KG_MECH_LANDLOCK or KG_MECH_NONE */
-	char reason[200];
+	enum kg_mechanism mechanism;	/* KG_MECH_MOUNT, KG_MECH_LANDLOCK or KG_MECH_NONE */
+	char reason[320];
 };
 
 struct kg_landlock_plan {
@@ -38,14 +39,22 @@ struct kg_landlock_plan {
 	size_t ngrants, cap;
 	struct kg_ll_report *reports;
 	size_t nreports;
+	struct kg_mnt_plan mounts;	/* deny rules a mount expresses (mntrules.h) */
 	char summary[300];		/* one line for doctor / run */
 };
 
 /* Landlock ABI version of the running kernel (0 if unavailable). */
 int kg_landlock_abi(void);
 
-/* Compute the plan for `doc` (NULL = scoping only). 0 or -errno. */
+/* Compute the plan for `doc` (NULL = scoping only): the mounts of the job's
+ * namespace, and Landlock grants for what they do not express. 0 or -errno. */
 int kg_landlock_plan(const struct kg_policy_doc *doc, struct kg_landlock_plan **out);
+
+/* The same; KG_LL_PLAN_LANDLOCK_ONLY plans every rule with Landlock (the
+ * plan before mounts, kept for the benchmarks' comparison). */
+#define KG_LL_PLAN_LANDLOCK_ONLY 1u
+int kg_landlock_plan_flags(const struct kg_policy_doc *doc, unsigned int flags,
+			   struct kg_landlock_plan **out);
 void kg_landlock_plan_free(struct kg_landlock_plan *plan);
 
 /* Make applying plan put the job in a Landlock domain of its own, adding a

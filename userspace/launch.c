@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "kernel/mntrules.h"
 #include "launch.h"
 #include "mntns.h"
 
@@ -38,6 +39,8 @@ const char *kg_launch_stage_name(enum kg_launch_stage s)
 	static const char *const names[] = {
 		[KG_STAGE_NONE] = "none",		[KG_STAGE_CGROUP] = "cgroup",
 		[KG_STAGE_HIDE] = "hide kgate's state",
+		[KG_STAGE_FILE_MOUNTS] = "file rules (mounts)",
+		[KG_STAGE_CWD] = "working directory",
 		[KG_STAGE_FDS] = "close descriptors",	[KG_STAGE_SIGNALS] = "signals",
 		[KG_STAGE_RLIMITS] = "rlimits",		[KG_STAGE_CREDS] = "credentials",
 		[KG_STAGE_NO_NEW_PRIVS] = "no_new_privs", [KG_STAGE_LANDLOCK] = "landlock",
@@ -189,9 +192,17 @@ static __attribute__((noreturn)) void child_main(const struct kg_launch_opts *o,
 		child_fail(status_fd, KG_STAGE_RLIMITS, ret);
 	if (o->degraded && (ret = protect_cgroupfs()) < 0)
 		child_fail(status_fd, KG_STAGE_CGROUP, ret);
-	/* in that namespace kgate's own directories show nothing */
+	/* in that namespace, the paths the policy denies are hidden or
+	 * read-only (seccomp keeps the job from changing them) ... */
+	if (o->degraded && o->landlock && (ret = kg_mnt_apply(&o->landlock->mounts)) < 0)
+		child_fail(status_fd, KG_STAGE_FILE_MOUNTS, ret);
+	/* ... and kgate's own directories show nothing */
 	if (o->degraded && o->hide && (ret = kg_selfprotect_hide(o->hide)) < 0)
 		child_fail(status_fd, KG_STAGE_HIDE, ret);
+	/* a working directory entered before the mounts would still be the
+	 * uncovered one: enter it again through them */
+	if (o->degraded && (ret = kg_mnt_reenter_cwd()) < 0)
+		child_fail(status_fd, KG_STAGE_CWD, ret);
 	if (o->have_as && (ret = drop_privileges(o->as_uid, o->as_gid)) < 0)
 		child_fail(status_fd, KG_STAGE_CREDS, ret);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

@@ -53,6 +53,8 @@ enum kg_launch_stage {
 	KG_STAGE_NONE = 0,
 	KG_STAGE_CGROUP,
 	KG_STAGE_HIDE,		/* kgate's directories in the job's mount namespace */
+	KG_STAGE_FILE_MOUNTS,	/* file rules expressed by mounts (mntrules.h) */
+	KG_STAGE_CWD,		/* re-entering the working directory after the mounts */
 	KG_STAGE_FDS,
 	KG_STAGE_SIGNALS,
 	KG_STAGE_RLIMITS,
