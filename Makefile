@@ -9,6 +9,8 @@
 #   make vmtest     the VM suite (BPF LSM under QEMU)
 #   make check      install dependencies, then test + vmtest
 #   make check-fresh  README's two commands on a fresh minimal Debian root (slow)
+#   make deb        the Debian package (in $(OUTPUT)/deb/)
+#   make check-deb  build it, install it into a fresh root, run it there (slow)
 #   make deps       install build/test dependencies (Debian/Ubuntu, apt;
 #                   DEPS=GROUP... picks groups of scripts/install-deps.sh)
 #   ./kgate-dev T   the same targets on a machine without make (installs it)
@@ -77,7 +79,7 @@ VMTEST_BINS := $(patsubst vmtests/%.c,$(OUTPUT)/vmtests/%,$(VMTEST_SRCS))
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(OUTPUT)/bench/%,$(BENCH_SRCS))
 
-.PHONY: all demo deps test vmtest check check-fresh bench clean vmlinux tests-build vmtests-build bench-build
+.PHONY: all demo deps test vmtest check check-fresh deb check-deb bench clean vmlinux tests-build vmtests-build bench-build
 all: $(OUTPUT)/kgate
 
 $(OUTPUT) $(OUTPUT)/bpf $(OUTPUT)/userspace $(OUTPUT)/tests $(OUTPUT)/tests/helpers $(OUTPUT)/vmtests $(OUTPUT)/bench:
@@ -204,6 +206,25 @@ check: deps
 check-fresh: DEPS = fresh
 check-fresh: deps
 	$(Q)tests/fresh/run.sh
+
+# The Debian package (debian/), built from a copy of the tree's files in
+# $(OUTPUT)/deb/src so that dpkg-buildpackage writes the .deb to
+# $(OUTPUT)/deb/ and not next to the checkout.  check-deb installs it into a
+# fresh minimal root and runs it there (tests/deb/run.sh; slow, not part of
+# `make check`).
+deb: DEPS = package
+deb: deps
+	$(call msg,DEB,$(OUTPUT)/deb)
+	$(Q)rm -rf $(OUTPUT)/deb && mkdir -p $(OUTPUT)/deb/src
+	$(Q)git ls-files -z -co --exclude-standard | grep -zv '^debian/kgate/' | \
+		tar -cf - --null -T - | tar -xf - -C $(OUTPUT)/deb/src
+	$(Q)cd $(OUTPUT)/deb/src && dpkg-buildpackage -b -us -uc >../build.log 2>&1 || \
+		{ tail -n 30 ../build.log; exit 1; }
+	$(Q)ls $(OUTPUT)/deb/*.deb
+
+check-deb: DEPS = package fresh
+check-deb: deps
+	$(Q)tests/deb/run.sh
 
 bench:
 	$(Q)$(MAKE) --no-print-directory bench-build
