@@ -118,5 +118,11 @@ def verdict($v; $t): if $v == null or $v == 0 then "n/a"
   ""
 ' --argjson main_all "$(jq '.ops' "$json")" --argjson progs "$(jq '.progs' "$json")" "$json" >"$md" ||
 	not_measured "the report could not be generated from $jsonl"
+# file-heavy work (vmtests/vt_bench_files.c): its own section and key
+"$here/vm-files.sh" "$jsonl" >>"$md"
+files_json=$("$here/vm-files.sh" --json "$jsonl")
+if [ -n "$files_json" ]; then
+	jq --argjson f "$files_json" '. + {files: $f}' "$json" >"$json.tmp" && mv "$json.tmp" "$json"
+fi
 cat "$md"
 exit 0
