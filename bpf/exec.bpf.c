@@ -35,7 +35,7 @@ static __always_inline bool kg_fileless(struct file *file)
 
 static __always_inline int kg_exec_check(struct file *file)
 {
-	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
+	struct dentry *d = file->f_path.dentry;	/* typed: the cache needs it */
 	struct vfsmount *mnt = BPF_CORE_READ(file, f_path.mnt);
 	__u8 decision;
 	__u32 rule_id;
@@ -43,7 +43,7 @@ static __always_inline int kg_exec_check(struct file *file)
 
 	if (!d || kg_ctx_init(&c, KG_OP_EXEC, KG_MECH_BPF_LSM))
 		return 0;
-	kg_file_decide(&c, d, mnt, KG_OP_BIT(KG_OP_EXEC), &decision, &rule_id);
+	kg_file_decide_cached(&c, d, mnt, KG_OP_BIT(KG_OP_EXEC), &decision, &rule_id);
 	if (c.pol && (c.pol->flags & KG_POL_F_EXEC_NO_FILELESS) && kg_fileless(file) &&
 	    decision != KG_DEC_DENY) {
 		/* no rule can name an unlinked file: the policy's knob decides */
@@ -59,7 +59,7 @@ int BPF_PROG(kg_bprm_check, struct linux_binprm *bprm, int ret)
 {
 	if (ret)
 		return ret;
-	return kg_exec_check(BPF_CORE_READ(bprm, file));
+	return kg_exec_check(bprm->file);	/* typed: see kg_file_check */
 }
 
 SEC("lsm/mmap_file")
@@ -77,7 +77,7 @@ SEC("lsm/file_mprotect")
 int BPF_PROG(kg_mprotect_exec, struct vm_area_struct *vma, unsigned long reqprot,
 	     unsigned long prot, int ret)
 {
-	struct file *file = BPF_CORE_READ(vma, vm_file);
+	struct file *file = vma->vm_file;	/* typed: see kg_file_check */
 	unsigned long vm_flags = BPF_CORE_READ(vma, vm_flags);
 
 	if (ret)

@@ -122,7 +122,7 @@ static __always_inline void kg_fd_remember(struct kg_ctx *c, struct file *file, 
 SEC("lsm/file_open")
 int BPF_PROG(kg_file_open, struct file *file, int ret)
 {
-	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
+	struct dentry *d = file->f_path.dentry;	/* typed: the cache needs it */
 	struct vfsmount *mnt = BPF_CORE_READ(file, f_path.mnt);
 	unsigned int mode = BPF_CORE_READ(file, f_mode);
 	unsigned int flags = BPF_CORE_READ(file, f_flags);
@@ -188,11 +188,11 @@ int BPF_PROG(kg_file_permission, struct file *file, int mask, int ret)
 	if (v && v->cgid == c.cgid && v->policy_id == c.policy_id && (v->ops & KG_OP_BIT(op)) &&
 	    v->ino == BPF_CORE_READ(inode, i_ino) && v->dev == kg_inode_dev(inode))
 		return 0;
-	d = BPF_CORE_READ(file, f_path.dentry);
+	d = file->f_path.dentry;	/* typed: the cache needs it */
 	mnt = BPF_CORE_READ(file, f_path.mnt);
 	if (!d)
 		return 0;
-	kg_file_decide(&c, d, mnt, KG_OP_BIT(op), &decision, &rule_id);
+	kg_file_decide_cached(&c, d, mnt, KG_OP_BIT(op), &decision, &rule_id);
 	imode = BPF_CORE_READ(inode, i_mode) & KG_S_IFMT;
 	/* a pipe, socket, terminal or device handed to the job: only a rule
 	 * that names it applies, not the class default (files opened by the
@@ -220,7 +220,7 @@ int BPF_PROG(kg_path_chmod, const struct path *path, umode_t mode, int ret)
 {
 	if (ret)
 		return ret;
-	return kg_file_check(BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt), KG_OP_WRITE);
+	return kg_file_check(path->dentry, BPF_CORE_READ(path, mnt), KG_OP_WRITE);
 }
 
 SEC("lsm/path_chown")
@@ -228,7 +228,7 @@ int BPF_PROG(kg_path_chown, const struct path *path, __u32 uid, __u32 gid, int r
 {
 	if (ret)
 		return ret;
-	return kg_file_check(BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt), KG_OP_WRITE);
+	return kg_file_check(path->dentry, BPF_CORE_READ(path, mnt), KG_OP_WRITE);
 }
 
 /* times only (utimes and friends): mode, owner and size are decided by
@@ -304,7 +304,7 @@ int BPF_PROG(kg_path_truncate, const struct path *path, int ret)
 {
 	if (ret)
 		return ret;
-	return kg_file_check(BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt),
+	return kg_file_check(path->dentry, BPF_CORE_READ(path, mnt),
 			     KG_OP_WRITE);
 }
 
@@ -313,7 +313,7 @@ int BPF_PROG(kg_file_truncate, struct file *file, int ret)
 {
 	if (ret)
 		return ret;
-	return kg_file_check(BPF_CORE_READ(file, f_path.dentry),
+	return kg_file_check(file->f_path.dentry,
 			     BPF_CORE_READ(file, f_path.mnt), KG_OP_WRITE);
 }
 
@@ -325,7 +325,7 @@ int BPF_PROG(kg_mmap_file_write, struct file *file, unsigned long reqprot,
 		return ret;
 	if (!file || !(prot & KG_PROT_WRITE) || !(flags & KG_MAP_SHARED))
 		return 0;
-	return kg_file_check(BPF_CORE_READ(file, f_path.dentry),
+	return kg_file_check(file->f_path.dentry,
 			     BPF_CORE_READ(file, f_path.mnt), KG_OP_WRITE);
 }
 
@@ -333,7 +333,7 @@ SEC("lsm/file_mprotect")
 int BPF_PROG(kg_mprotect_write, struct vm_area_struct *vma, unsigned long reqprot,
 	     unsigned long prot, int ret)
 {
-	struct file *file = BPF_CORE_READ(vma, vm_file);
+	struct file *file = vma->vm_file;	/* typed: see kg_file_check */
 	unsigned long vm_flags = BPF_CORE_READ(vma, vm_flags);
 
 	if (ret)
@@ -341,7 +341,7 @@ int BPF_PROG(kg_mprotect_write, struct vm_area_struct *vma, unsigned long reqpro
 	if (!file || !(prot & KG_PROT_WRITE) || !(vm_flags & KG_VM_SHARED) ||
 	    (vm_flags & KG_VM_WRITE))
 		return 0;
-	return kg_file_check(BPF_CORE_READ(file, f_path.dentry),
+	return kg_file_check(file->f_path.dentry,
 			     BPF_CORE_READ(file, f_path.mnt), KG_OP_WRITE);
 }
 
@@ -367,7 +367,7 @@ int BPF_PROG(kg_path_mkdir, const struct path *dir, struct dentry *dentry,
 {
 	if (ret)
 		return ret;
-	return kg_create_check(BPF_CORE_READ(dir, dentry), BPF_CORE_READ(dir, mnt),
+	return kg_create_check(dir->dentry, BPF_CORE_READ(dir, mnt),
 			       dentry, KG_OP_CREATE, KG_OP_BIT(KG_OP_CREATE));
 }
 
@@ -378,7 +378,7 @@ int BPF_PROG(kg_path_mknod, const struct path *dir, struct dentry *dentry,
 {
 	if (ret)
 		return ret;
-	return kg_create_check(BPF_CORE_READ(dir, dentry), BPF_CORE_READ(dir, mnt),
+	return kg_create_check(dir->dentry, BPF_CORE_READ(dir, mnt),
 			       dentry, KG_OP_CREATE, KG_OP_BIT(KG_OP_CREATE));
 }
 
@@ -388,7 +388,7 @@ int BPF_PROG(kg_path_symlink, const struct path *dir, struct dentry *dentry,
 {
 	if (ret)
 		return ret;
-	return kg_create_check(BPF_CORE_READ(dir, dentry), BPF_CORE_READ(dir, mnt),
+	return kg_create_check(dir->dentry, BPF_CORE_READ(dir, mnt),
 			       dentry, KG_OP_CREATE, KG_OP_BIT(KG_OP_CREATE));
 }
 
@@ -403,7 +403,7 @@ static __always_inline int kg_link_source_check(struct dentry *old, struct vfsmo
 
 	if (!old || kg_ctx_init(&c, KG_OP_LINK, KG_MECH_BPF_LSM))
 		return 0;
-	kg_file_decide(&c, old, mnt, KG_OP_BIT(KG_OP_LINK), &decision, &rule_id);
+	kg_file_decide_cached(&c, old, mnt, KG_OP_BIT(KG_OP_LINK), &decision, &rule_id);
 	if (decision == KG_DEC_NONE) {
 		kg_file_decide(&c, old, mnt, KG_FILE_OPS_MASK, &decision, &rule_id);
 		if (decision == KG_DEC_ALLOW || decision == KG_DEC_AUDIT)
@@ -427,7 +427,7 @@ int BPF_PROG(kg_path_link, struct dentry *old_dentry, const struct path *new_dir
 	err = kg_link_source_check(old_dentry, mnt);
 	if (err)
 		return err;
-	return kg_create_check(BPF_CORE_READ(new_dir, dentry), mnt, new_dentry, KG_OP_LINK,
+	return kg_create_check(new_dir->dentry, mnt, new_dentry, KG_OP_LINK,
 			       KG_OP_BIT(KG_OP_LINK) | KG_OP_BIT(KG_OP_CREATE));
 }
 
@@ -445,7 +445,7 @@ int BPF_PROG(kg_path_rename, const struct path *old_dir, struct dentry *old_dent
 	err = kg_file_check(old_dentry, old_mnt, KG_OP_RENAME);
 	if (err)
 		return err;
-	err = kg_create_check(BPF_CORE_READ(new_dir, dentry), new_mnt, new_dentry,
+	err = kg_create_check(new_dir->dentry, new_mnt, new_dentry,
 			      KG_OP_RENAME, KG_OP_BIT(KG_OP_RENAME) | KG_OP_BIT(KG_OP_CREATE));
 	if (err)
 		return err;

@@ -142,6 +142,38 @@ struct kg_policy {
 	 * mentions: for any other op no dentry walk can match, so hooks skip it */
 	__u32 file_ops_ruled;
 	__u32 _pad1;
+	/* random at install: with policy_id, names this generation for the
+	 * decision cache of the file hooks (kg_dir_cache), so a policy id that
+	 * is reused after its generation was removed never matches old entries */
+	__u64 serial;
+};
+
+/* ---- the decision cache of the file hooks (full mode) -----------------------
+ * kg_dir_cache: inode storage on directories.  For a directory D and a file
+ * op, the first SUBTREE entry (for that op) found from D up to the top of
+ * D's superblock, or "none up to the top" (rule_id 0): what a walk from
+ * anything beneath D learns at D.  Valid only for the policy generation
+ * (policy_id, serial) and the rename_lock sequence it was computed under:
+ * any d_move anywhere (rename, exchange, a directory alias spliced) makes
+ * every entry stale.  Mounts are not part of an entry: the walk crosses
+ * them live.  An entry is never changed in place (a reader on another CPU
+ * would see half of it): it is deleted and created anew with the new slot.
+ * See bpf/walk.bpf.h. */
+#define KG_DC_OPS	8	/* ops 0..7 (KG_OP_READ..KG_OP_UNIX_CONNECT) */
+
+struct kg_dc_slot {
+	__u32 rule_id;		/* 0: no SUBTREE entry up to the top */
+	__u8 decision;
+	__u8 _pad0[3];
+};
+
+struct kg_dir_cache {
+	__u64 serial;		/* struct kg_policy's */
+	__u32 policy_id;
+	__u32 seq;		/* rename_lock's sequence, even */
+	__u32 known;		/* KG_OP_BIT of the filled slots */
+	__u32 _pad0;
+	struct kg_dc_slot slot[KG_DC_OPS];
 };
 
 /* kg_job_state: cgroup id -> struct kg_job_state (runtime, kernel-owned). */
@@ -411,6 +443,8 @@ _Static_assert(sizeof(struct kg_target) == 24, "kg_target layout");
 _Static_assert(sizeof(struct kg_prot_key) == 16, "kg_prot_key layout");
 _Static_assert(sizeof(struct kg_grant_key) == 40, "kg_grant_key layout");
 _Static_assert(sizeof(struct kg_event) == 104 + KG_PATH_MAX, "kg_event layout");
+_Static_assert(sizeof(struct kg_dir_cache) == 24 + 8 * KG_DC_OPS, "kg_dir_cache layout");
+_Static_assert(KG_OP_UNIX_CONNECT < KG_DC_OPS, "every file op has a cache slot");
 #endif
 
 #endif /* KGATE_H */

@@ -20,6 +20,19 @@
  *                     (kg_name_rules: parent inode + FNV-1a of the name).
  *   kg_fill_path()    leaf-first path text for the event (display only).
  *
+ * The decision cache (kg_dir_cache, see kgate.h): a walk that decides one
+ * file op consults, at each directory it reaches past the object, what an
+ * earlier walk learnt there under the same policy generation and the same
+ * rename_lock sequence, and stops at the first such directory; afterwards
+ * it records what it learnt on the directories it walked on the object's
+ * own superblock.  So a walk runs once per directory, op and generation,
+ * and a file in a known directory costs its own rule lookup plus one inode
+ * storage lookup.  The object itself is never cached (its EXACT entries
+ * and its names - hardlinks - are looked up live), nor are mounts (crossed
+ * live: a bind mount or mount namespace changes nothing cached).  Any
+ * d_move anywhere bumps rename_lock's sequence and so empties the cache
+ * at once; a walk that saw the sequence change, or odd, records nothing.
+ *
  * Walks run in bpf_loop() callbacks so the verifier checks one step, not
  * KG_MAX_DEPTH copies of it.  Every kernel pointer is read with CO-RE
  * (BPF_CORE_READ), so the same object relocates on 6.1 and 6.12.
@@ -50,6 +63,33 @@ static __always_inline struct kg_walk_buf *kg_walk_buf_get(void)
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&kg_walk_buf, &zero);
+}
+
+/* The decision cache: shared (pinned) by every object that walks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_INODE_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct kg_dir_cache);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_dir_cache SEC(".maps");
+
+/* The dcache's rename_lock: every d_move (rename, exchange, a directory
+ * alias spliced into a new place) runs under its write side, which bumps
+ * its sequence (odd while it runs).  Resolved from kallsyms at load; weak,
+ * so a kernel without data symbols there loads with the cache off. */
+extern const void rename_lock __ksym __weak;
+
+/* rename_lock's sequence (the first word of a seqlock_t); odd = unusable. */
+static __always_inline __u32 kg_rename_seq(void)
+{
+	__u32 seq = 1;
+
+	if (!&rename_lock)
+		return 1;
+	if (bpf_probe_read_kernel(&seq, sizeof(seq), &rename_lock))
+		return 1;
+	return seq;
 }
 
 /* FNV-1a 64, byte for byte the same as userspace kg_hash_bytes(). */
@@ -127,14 +167,31 @@ static __always_inline void kg_target_of(struct kg_target *t, struct dentry *d)
 
 struct kg_walk {
 	struct dentry *d;
+	/* d again, as a pointer the verifier knows the type of (read directly,
+	 * not with bpf_probe_read), which bpf_inode_storage_get needs; NULL
+	 * when the hook had none, and once the walk leaves the object's
+	 * superblock (a mount point is read with bpf_probe_read): no cache */
+	struct dentry *td;
 	struct mount *mnt;	/* NULL: stop at the superblock root */
+	struct mount *mnt0;	/* the object's mount: still on its superblock */
+	__u64 serial;		/* the generation's, for the cache */
 	__u32 policy_id;
 	__u32 opbit;
 	__u32 rule_id;
+	__u32 seq;		/* rename_lock's sequence when the walk began */
 	__u8 decision;
 	__u8 dir_walk;		/* the walk starts at a directory whose contents are meant:
 				 * SUBTREE entries only, from the first step */
 	__u8 done;		/* matched, or reached the root */
+	__u8 cache_op;		/* op + 1 when the cache may be used, else 0 */
+	/* written by the steps, read after the loop only (a 6.1 verifier
+	 * checks a callback once, with *w as the caller left it: a field the
+	 * steps both write and read would be taken as its initial value) */
+	__u8 settled;		/* the object's superblock segment is decided */
+	__u8 nocache;		/* record nothing (a disconnected top) */
+	__u8 seg_dec;		/* its outcome: decision, rule (0: none up to the top) */
+	__u32 seg_rule;
+	__u32 seg_step;		/* the step that decided it */
 };
 
 static __always_inline bool kg_rule_match(struct kg_walk *w, struct kg_file_rule *r,
@@ -158,6 +215,18 @@ static __always_inline bool kg_rule_match(struct kg_walk *w, struct kg_file_rule
 	return false;
 }
 
+/* The object's superblock segment got its outcome at step i (on this
+ * superblock: the walk has not crossed a mount yet). */
+static __always_inline void kg_walk_settle(struct kg_walk *w, __u32 i, __u8 dec, __u32 rule)
+{
+	if (w->mnt != w->mnt0)
+		return;
+	w->settled = 1;
+	w->seg_dec = dec;
+	w->seg_rule = rule;
+	w->seg_step = i;
+}
+
 static long kg_walk_step(__u32 i, void *arg)
 {
 	struct kg_walk *w = arg;
@@ -166,6 +235,14 @@ static long kg_walk_step(__u32 i, void *arg)
 	struct kg_file_rule *r;
 	struct inode *inode;
 	struct mount *m, *mp;
+	/* past the object only SUBTREE entries match.  Derived from the
+	 * step index, not from state stored in *w: a 6.1 verifier checks
+	 * a bpf_loop callback once, with *w as the first call leaves it,
+	 * and drops branches that state makes look dead (a "subtree
+	 * only" flag written by the first step was taken as constant 0,
+	 * so every ancestor's exact entry matched) */
+	bool subtree = w->dir_walk || i > 0;
+	struct dentry *td = w->td;
 
 	if (!d) {
 		w->done = 1;
@@ -173,17 +250,35 @@ static long kg_walk_step(__u32 i, void *arg)
 	}
 	inode = BPF_CORE_READ(d, d_inode);
 	if (inode) {
+		struct inode *ti = td ? td->d_inode : NULL;
+
+		if (ti && subtree && w->cache_op && w->cache_op <= KG_DC_OPS) {
+			/* masked: KG_DC_OPS is a power of two, and the verifier
+			 * wants the slot index bounded where it is used */
+			__u32 op = (w->cache_op - 1) & (KG_DC_OPS - 1);
+			struct kg_dir_cache *dc = bpf_inode_storage_get(&kg_dir_cache, ti, 0, 0);
+
+			if (dc && dc->seq == w->seq && dc->policy_id == w->policy_id &&
+			    dc->serial == w->serial && (dc->known & KG_OP_BIT(op))) {
+				__u32 rid = dc->slot[op].rule_id;
+				__u8 dec = dc->slot[op].decision;
+
+				kg_walk_settle(w, i, dec, rid);
+				if (rid) {
+					w->decision = dec;
+					w->rule_id = rid;
+					w->done = 1;
+					return 1;
+				}
+				goto top;	/* nothing up to this superblock's top */
+			}
+		}
 		key.policy_id = w->policy_id;
 		key.dev = kg_inode_dev(inode);
 		key.ino = BPF_CORE_READ(inode, i_ino);
 		r = bpf_map_lookup_elem(&kg_file_rules, &key);
-		/* past the object only SUBTREE entries match.  Derived from the
-		 * step index, not from state stored in *w: a 6.1 verifier checks
-		 * a bpf_loop callback once, with *w as the first call leaves it,
-		 * and drops branches that state makes look dead (a "subtree
-		 * only" flag written by the first step was taken as constant 0,
-		 * so every ancestor's exact entry matched) */
-		if (r && kg_rule_match(w, r, w->dir_walk || i > 0)) {
+		if (r && kg_rule_match(w, r, subtree)) {
+			kg_walk_settle(w, i, w->decision, w->rule_id);
 			w->done = 1;
 			return 1;
 		}
@@ -191,9 +286,17 @@ static long kg_walk_step(__u32 i, void *arg)
 	parent = BPF_CORE_READ(d, d_parent);
 	if (parent && parent != d) {
 		w->d = parent;
+		w->td = td ? td->d_parent : NULL;
 		return 0;
 	}
+	/* the top of this superblock's tree: its root, unless the dentry is
+	 * disconnected (a file handle's), whose place may still change */
+	if (d != BPF_CORE_READ(d, d_sb, s_root))
+		w->nocache = 1;
+	kg_walk_settle(w, i, KG_DEC_NONE, 0);
+top:
 	/* superblock root: continue above the mount point, if we know it */
+	w->td = NULL;
 	m = w->mnt;	/* (a local: CO-RE must not relocate w itself) */
 	if (!m) {
 		w->done = 1;
@@ -209,6 +312,78 @@ static long kg_walk_step(__u32 i, void *arg)
 	return 0;
 }
 
+/* ---- recording what a walk learnt ------------------------------------------ */
+
+struct kg_fill {
+	struct dentry *d;	/* typed (see kg_walk.td) */
+	__u64 serial;
+	__u32 policy_id;
+	__u32 seq;
+	__u32 n;		/* directories to record, from d up */
+	__u32 op;
+	struct kg_dc_slot slot;
+};
+
+static long kg_fill_step(__u32 i, void *arg)
+{
+	struct kg_fill *f = arg;
+	struct dentry *d = f->d;
+	struct kg_dir_cache *old, nv = {};
+	struct inode *inode;
+	__u32 op = f->op & (KG_DC_OPS - 1);	/* (f->op < KG_DC_OPS already) */
+
+	if (i >= f->n || !d)
+		return 1;
+	inode = d->d_inode;
+	if (!inode)
+		return 1;
+	old = bpf_inode_storage_get(&kg_dir_cache, inode, 0, 0);
+	if (old && old->seq == f->seq && old->policy_id == f->policy_id &&
+	    old->serial == f->serial) {
+		if (old->known & KG_OP_BIT(op))
+			goto next;	/* known already (the same, by construction) */
+		nv = *old;
+	} else {
+		nv.serial = f->serial;
+		nv.policy_id = f->policy_id;
+		nv.seq = f->seq;
+	}
+	nv.known |= KG_OP_BIT(op);
+	nv.slot[op] = f->slot;
+	/* never in place: delete, then create whole (creation publishes a
+	 * complete value; another CPU creating first wins, which is fine) */
+	if (old)
+		bpf_inode_storage_delete(&kg_dir_cache, inode);
+	bpf_inode_storage_get(&kg_dir_cache, inode, &nv, BPF_LOCAL_STORAGE_GET_F_CREATE);
+next:
+	f->d = d->d_parent;
+	return 0;
+}
+
+/* After a complete walk: record the outcome of the object's superblock
+ * segment on each directory from the first one past the object up to the
+ * step that decided it, unless a rename ran meanwhile. */
+static __always_inline void kg_walk_record(struct kg_walk *w, struct dentry *start)
+{
+	struct kg_fill f = {};
+	__u32 first = w->dir_walk ? 0 : 1;
+
+	if (!start || !w->cache_op || w->cache_op > KG_DC_OPS || !w->settled || w->nocache ||
+	    w->seg_step < first || (w->seq & 1) || kg_rename_seq() != w->seq)
+		return;
+	f.d = first ? start->d_parent : start;
+	if (!f.d || (first && f.d == start))
+		return;
+	f.serial = w->serial;
+	f.policy_id = w->policy_id;
+	f.seq = w->seq;
+	f.n = w->seg_step - first + 1;
+	f.op = w->cache_op - 1;
+	f.slot.rule_id = w->seg_rule;
+	f.slot.decision = w->seg_dec;
+	bpf_loop(KG_MAX_DEPTH, kg_fill_step, &f, 0);
+}
+
 static __always_inline void kg_walk_incomplete(struct kg_ctx *c, __u8 *decision,
 					       __u32 *rule_id)
 {
@@ -222,13 +397,15 @@ static __always_inline void kg_walk_incomplete(struct kg_ctx *c, __u8 *decision,
 }
 
 static __always_inline void kg_walk_run(struct kg_ctx *c, struct dentry *d,
-					struct vfsmount *mnt, __u32 opbit, bool subtree_only,
-					__u8 *decision, __u32 *rule_id)
+					struct dentry *td, struct vfsmount *mnt, __u32 opbit,
+					bool subtree_only, __u8 *decision, __u32 *rule_id)
 {
 	struct kg_walk w = {};
 
 	w.d = d;
+	w.td = td;
 	w.mnt = kg_real_mount(mnt);
+	w.mnt0 = w.mnt;
 	w.policy_id = c->policy_id;
 	w.opbit = opbit;
 	w.dir_walk = subtree_only;
@@ -236,6 +413,14 @@ static __always_inline void kg_walk_run(struct kg_ctx *c, struct dentry *d,
 	*rule_id = 0;
 	if (c->pol && !(c->pol->file_ops_ruled & opbit))
 		return;		/* no rule mentions this op: nothing to find */
+	/* the cache: one op (not a mask), a generation to name */
+	if (td && c->pol && c->op < KG_DC_OPS && opbit == KG_OP_BIT(c->op)) {
+		w.seq = kg_rename_seq();
+		if (!(w.seq & 1)) {
+			w.cache_op = c->op + 1;
+			w.serial = c->pol->serial;
+		}
+	}
 	bpf_loop(KG_MAX_DEPTH, kg_walk_step, &w, 0);
 	if (!w.done) {
 		kg_walk_incomplete(c, decision, rule_id);
@@ -243,6 +428,7 @@ static __always_inline void kg_walk_run(struct kg_ctx *c, struct dentry *d,
 	}
 	*decision = w.decision;
 	*rule_id = w.rule_id;
+	kg_walk_record(&w, td);
 }
 
 /* The rule for an existing object: the object itself (EXACT or SUBTREE
@@ -253,16 +439,27 @@ static __always_inline void kg_file_decide(struct kg_ctx *c, struct dentry *d,
 					   __u8 *decision, __u32 *rule_id)
 {
 	kg_target_of(&c->target, d);
-	kg_walk_run(c, d, mnt, opbit, false, decision, rule_id);
+	kg_walk_run(c, d, NULL, mnt, opbit, false, decision, rule_id);
+}
+
+/* The same with the decision cache: d must be a typed pointer, read
+ * directly (d = file->f_path.dentry, a hook's dentry argument), never with
+ * BPF_CORE_READ: the verifier refuses a cache lookup on anything else. */
+static __always_inline void kg_file_decide_cached(struct kg_ctx *c, struct dentry *d,
+						  struct vfsmount *mnt, __u32 opbit,
+						  __u8 *decision, __u32 *rule_id)
+{
+	kg_target_of(&c->target, d);
+	kg_walk_run(c, d, d, mnt, opbit, false, decision, rule_id);
 }
 
 /* The rule covering a directory's contents: SUBTREE entries only, from the
- * directory up (used for creations inside it). */
+ * directory up (used for creations inside it).  dir: typed, as above. */
 static __always_inline void kg_dir_decide(struct kg_ctx *c, struct dentry *dir,
 					  struct vfsmount *mnt, __u32 opbit,
 					  __u8 *decision, __u32 *rule_id)
 {
-	kg_walk_run(c, dir, mnt, opbit, true, decision, rule_id);
+	kg_walk_run(c, dir, dir, mnt, opbit, true, decision, rule_id);
 }
 
 /* FNV-1a of the last component of newd (the name being created); false
@@ -415,7 +612,8 @@ static __always_inline int kg_verdict(struct kg_ctx *c, struct dentry *d,
 	return c->allow ? 0 : -EPERM;
 }
 
-/* Decide op on an existing object, report, return 0 or -EPERM. */
+/* Decide op on an existing object, report, return 0 or -EPERM.  d: typed
+ * (read directly from the hook's arguments; see kg_file_decide_cached). */
 static __always_inline int kg_file_check(struct dentry *d, struct vfsmount *mnt, __u8 op)
 {
 	__u8 decision;
@@ -424,12 +622,13 @@ static __always_inline int kg_file_check(struct dentry *d, struct vfsmount *mnt,
 
 	if (!d || kg_ctx_init(&c, op, KG_MECH_BPF_LSM))
 		return 0;
-	kg_file_decide(&c, d, mnt, KG_OP_BIT(op), &decision, &rule_id);
+	kg_file_decide_cached(&c, d, mnt, KG_OP_BIT(op), &decision, &rule_id);
 	kg_decide(&c, decision, rule_id);
 	return kg_verdict(&c, d, mnt);
 }
 
-/* Decide the creation of `newd` in `dir` (op create, or the target side of
+/* Decide the creation of `newd` in `dir` (typed: see kg_file_check) (op
+ * create, or the target side of
  * link/rename, reported as `op`, matched against rules carrying any op of
  * `opbit`): a name rule first (most specific), then the directory's subtree
  * rules.  The target (grant key) is the directory and the new name. */

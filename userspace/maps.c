@@ -857,6 +857,10 @@ static void fill_policy_entry(const struct kg_policy_doc *doc, struct kg_policy 
 	int c;
 
 	memset(p, 0, sizeof(*p));
+	/* names this generation in the file hooks' decision cache; a failed
+	 * getrandom leaves a clock value, still unique enough per install */
+	if (getrandom(&p->serial, sizeof(p->serial), 0) != sizeof(p->serial))
+		p->serial = kg_now_mono_ns() ^ ((uint64_t)getpid() << 40);
 	for (c = 0; c < KG_CLASS_MAX; c++)
 		p->default_decision[c] = doc->class_default[c];
 	/* fileless exec (memfd, O_TMPFILE, deleted files) is never governed by a

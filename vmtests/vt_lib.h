@@ -47,7 +47,9 @@
 
 #define VT_MAX_EVENTS 512
 #ifndef VT_VERBOSE
+#ifndef VT_VERBOSE
 #define VT_VERBOSE false	/* true: libbpf and verifier logs */
+#endif
 #endif
 
 struct vt {
