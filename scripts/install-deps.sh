@@ -20,6 +20,8 @@ build=(
 	bpftool
 	# the HTTP API (kgate daemon --http): libmicrohttpd, built with GnuTLS
 	libmicrohttpd-dev
+	# egress by name: DNS messages (ldns), IDN A-labels (libidn2)
+	libldns-dev libidn2-dev
 )
 test=(
 	# sanitizer build (ASan/UBSan runtime for gcc)
@@ -30,6 +32,9 @@ test=(
 	# certificate; the approvals page in a real browser (test_web): headless
 	# Chromium through chromedriver, a font for readable screenshots
 	libcurl4-openssl-dev openssl chromium chromium-driver fonts-dejavu-core
+	# the DNS upstream of the egress-by-name tests (binary only, no service),
+	# and drill to query through kgate's resolver
+	dnsmasq-base ldnsutils
 	# make bench (report assembly)
 	jq
 )

@@ -284,6 +284,13 @@ static void target_text(const struct kg_rule *r, char *buf, size_t len)
 		snprintf(buf, len, "%s ports %s proto %s ops %s", a, b,
 			 r->proto == 6 ? "tcp" : r->proto == 17 ? "udp" : "any", ops);
 		return;
+	case KG_RULE_HOST:
+		ports_text(r, b, sizeof(b));
+		ops_text(r->ops, true, ops, sizeof(ops));
+		snprintf(buf, len, "host %s%s ports %s proto %s ops %s", r->host,
+			 r->allow_private ? " (private answers allowed)" : "", b,
+			 r->proto == 6 ? "tcp" : r->proto == 17 ? "udp" : "any", ops);
+		return;
 	case KG_RULE_SOCKET:
 		families_text(r->families, a, sizeof(a));
 		snprintf(buf, len, "families %s raw %s", a, r->allow_raw ? "yes" : "no");

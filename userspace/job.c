@@ -190,6 +190,10 @@ static void plan_enforcement(struct job *j)
 			if (!ll || (ll->mechanism != KG_MECH_LANDLOCK && ll->mechanism != KG_MECH_MOUNT))
 				note_unenforced(j, r, ll ? ll->reason : "needs BPF LSM or Landlock");
 			break;
+		case KG_RULE_HOST:
+			note_unenforced(j, r, "host rules are validated but not enforced by this "
+					"build yet (no resolver)");
+			break;
 		case KG_RULE_UNIX:
 			if (!j->full)
 				note_unenforced(j, r, "AF_UNIX peer rules need BPF LSM");

@@ -12,6 +12,8 @@
  */
 #include "policy.h"
 #include "common.h"
+#include "dns/match.h"
+#include "dns/names.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -113,6 +115,7 @@ const char *kg_rule_kind_name(enum kg_rule_kind k)
 	case KG_RULE_FILE: return "file";
 	case KG_RULE_EXEC: return "exec";
 	case KG_RULE_NET: return "net";
+	case KG_RULE_HOST: return "net";
 	case KG_RULE_UNIX: return "unix";
 	case KG_RULE_SOCKET: return "socket";
 	case KG_RULE_SYSCALL: return "syscall";
@@ -1289,7 +1292,8 @@ static int parse_exec(struct ctx *c, json_t *obj, struct kg_rule *rule)
 
 static int parse_net_unix(struct ctx *c, json_t *obj, struct kg_rule *rule)
 {
-	static const char *const inet_keys[] = { "cidr", "ports", "proto", "ops", NULL };
+	static const char *const inet_keys[] = { "cidr", "host", "allow_private", "ports",
+						 "proto", "ops", NULL };
 	json_t *unix_path = json_object_get(obj, "unix");
 	json_t *abstract = json_object_get(obj, "unix_abstract");
 	const char *const *k;
@@ -1332,25 +1336,15 @@ static int parse_net_unix(struct ctx *c, json_t *obj, struct kg_rule *rule)
 	return r;
 }
 
-static int parse_net(struct ctx *c, json_t *obj, struct kg_rule *rule)
+/* ports, proto and ops of an inet rule (cidr or host) */
+static int parse_net_ports_proto_ops(struct ctx *c, json_t *obj, struct kg_rule *rule)
 {
-	static const char *const keys[] = { "cidr", "ports", "proto", "ops", "unix",
-					    "unix_abstract", NULL };
 	json_t *v, *ports;
 	const char *proto;
 	size_t i;
-	int r;
+	int r = 0;
 
-	if (check_keys(c, obj, keys))
-		return -1;
-	if (json_object_get(obj, "unix") || json_object_get(obj, "unix_abstract"))
-		return parse_net_unix(c, obj, rule);
-	if (require(c, obj, "cidr", &v))
-		return -1;
-	push_key(c, "cidr");
-	r = value_cidr(c, v, rule);
-	pop(c);
-	if (r || get_array(c, obj, "ports", &ports, KG_NET_ENTS))
+	if (get_array(c, obj, "ports", &ports, KG_NET_ENTS))
 		return -1;
 	if (ports) {
 		rule->ports = calloc(json_array_size(ports), sizeof(*rule->ports));
@@ -1385,6 +1379,78 @@ static int parse_net(struct ctx *c, json_t *obj, struct kg_rule *rule)
 	}
 	rule->ops = KG_NET_OP_CONNECT | KG_NET_OP_SEND;
 	return parse_ops(c, obj, "ops", net_ops, false, &rule->ops);
+}
+
+/* "host": a name or "*.name" (dns/names.h); "allow_private": whether the
+ * resolver may learn loopback, private or link-local answers for it */
+static int parse_net_host(struct ctx *c, json_t *obj, struct kg_rule *rule)
+{
+	char norm[KG_HOST_MAX + 1], why[256];
+	json_t *v = json_object_get(obj, "host"), *priv;
+	int r;
+
+	if (json_object_get(obj, "cidr")) {
+		push_key(c, "cidr");
+		r = perr(c, "'host' cannot be combined with 'cidr' (one selector per rule)");
+		pop(c);
+		return r;
+	}
+	rule->kind = KG_RULE_HOST;
+	push_key(c, "host");
+	if (expect_type(c, v, JSON_STRING, "a string"))
+		r = -1;
+	else if (strlen(json_string_value(v)) != json_string_length(v))
+		r = perr(c, "host name contains a NUL character");
+	else if (has_control(json_string_value(v)))
+		r = perr_control(c, "host name contains", json_string_value(v));
+	else if (kg_host_pattern_normalize(json_string_value(v), norm, why, sizeof(why)))
+		r = perr(c, "host name '%s' %s", json_string_value(v), why);
+	else if (!(rule->host = strdup(norm)))
+		r = oom(c);
+	else
+		r = 0;
+	pop(c);
+	if (r)
+		return r;
+	priv = json_object_get(obj, "allow_private");
+	if (priv) {
+		push_key(c, "allow_private");
+		r = expect_type(c, priv, JSON_TRUE, "true or false");
+		pop(c);
+		if (r)
+			return -1;
+		rule->allow_private = json_is_true(priv);
+	}
+	return parse_net_ports_proto_ops(c, obj, rule);
+}
+
+static int parse_net(struct ctx *c, json_t *obj, struct kg_rule *rule)
+{
+	static const char *const keys[] = { "cidr", "host", "allow_private", "ports", "proto",
+					    "ops", "unix", "unix_abstract", NULL };
+	json_t *v;
+	int r;
+
+	if (check_keys(c, obj, keys))
+		return -1;
+	if (json_object_get(obj, "unix") || json_object_get(obj, "unix_abstract"))
+		return parse_net_unix(c, obj, rule);
+	if (json_object_get(obj, "host"))
+		return parse_net_host(c, obj, rule);
+	if (json_object_get(obj, "allow_private")) {
+		push_key(c, "allow_private");
+		r = perr(c, "'allow_private' is only valid with 'host'");
+		pop(c);
+		return r;
+	}
+	if (require(c, obj, "cidr", &v))
+		return -1;
+	push_key(c, "cidr");
+	r = value_cidr(c, v, rule);
+	pop(c);
+	if (r)
+		return r;
+	return parse_net_ports_proto_ops(c, obj, rule);
 }
 
 static int parse_socket(struct ctx *c, json_t *obj, struct kg_rule *rule)
@@ -1940,6 +2006,8 @@ static int cmp_selector(const struct kg_rule *a, const struct kg_rule *b)
 	}
 	if (a->kind == KG_RULE_UNIX && a->unix_abstract)
 		return strcmp(a->unix_abstract, b->unix_abstract);
+	if (a->kind == KG_RULE_HOST)
+		return strcmp(a->host, b->host);
 	return 0;
 }
 
@@ -1959,7 +2027,7 @@ static bool contradicts(const struct kg_rule *a, const struct kg_rule *b)
 		return false;
 	if (a->path || (a->kind == KG_RULE_UNIX && a->unix_abstract))
 		return (a->ops & b->ops) != 0;
-	if (a->kind == KG_RULE_NET)
+	if (a->kind == KG_RULE_NET || a->kind == KG_RULE_HOST)
 		return (a->ops & b->ops) && ports_overlap(a, b) &&
 		       (!a->proto || !b->proto || a->proto == b->proto);
 	return false;
@@ -1984,6 +2052,7 @@ static const char *selector_field(const struct kg_rule *r)
 	case KG_RULE_FILE: return r->prefix ? "file.prefix" : "file.path";
 	case KG_RULE_EXEC: return r->prefix ? "exec.prefix" : "exec.path";
 	case KG_RULE_NET: return "net.cidr";
+	case KG_RULE_HOST: return "net.host";
 	case KG_RULE_UNIX: return r->unix_abstract ? "net.unix_abstract" : "net.unix";
 	case KG_RULE_SYSCALL: return "syscall.names";
 	case KG_RULE_SOCKET: return "socket";
@@ -2068,6 +2137,26 @@ static int check_contradictions(struct ctx *c)
 					 protects_identity(eb->decision)))
 			   ? " (deny and require_approval also cover rename, link, unlink)"
 			   : "");
+}
+
+/* An address learnt for a name carries the entries of every host rule that
+ * matches the name (dns/match.h); the names a rule's own pattern stands for
+ * meet the most rules, so checking each pattern bounds every name. */
+static int check_host_entries(struct ctx *c)
+{
+	struct kg_net_ent ent[KG_NET_ENTS];
+	size_t i;
+
+	for (i = 0; i < c->doc->nrules; i++) {
+		const struct kg_rule *r = &c->doc->rules[i];
+
+		if (r->kind != KG_RULE_HOST || kg_dns_host_entries(c->doc, r->host, ent, NULL) >= 0)
+			continue;
+		return rule_err_at(c, "runtime", i, r->id, "net.host",
+				   "with the other host rules matching '%s' it needs more than "
+				   "%d port/protocol entries", r->host, KG_NET_ENTS);
+	}
+	return 0;
 }
 
 /* ---- document ------------------------------------------------------------- */
@@ -2155,7 +2244,8 @@ static int parse_document(struct ctx *c, json_t *root)
 	if (parse_rule_list(c, root, "admission", false) ||
 	    parse_rule_list(c, root, "runtime", true))
 		return -1;
-	return check_duplicate_ids(c) || check_contradictions(c) ? -1 : 0;
+	return check_duplicate_ids(c) || check_contradictions(c) || check_host_entries(c)
+	       ? -1 : 0;
 }
 
 static int hash_canonical(struct ctx *c, json_t *root)
@@ -2283,6 +2373,7 @@ void kg_policy_free(struct kg_policy_doc *doc)
 		free(r->path);
 		free(r->ports);
 		free(r->unix_abstract);
+		free(r->host);
 		free_strv(r->syscalls, r->nsyscalls);
 		free(r->args);
 	}

@@ -34,6 +34,7 @@ enum kg_rule_kind {
 	KG_RULE_UNIX,		/* net.unix: socket path or abstract name */
 	KG_RULE_SOCKET,		/* socket: allowed families */
 	KG_RULE_SYSCALL,	/* syscall: names (+ arg conditions) */
+	KG_RULE_HOST,		/* net: host name or *.suffix, ports, proto, ops */
 };
 
 struct kg_syscall_arg {		/* one seccomp argument comparison */
@@ -71,6 +72,8 @@ struct kg_rule {
 	size_t nports;
 	uint8_t proto;			/* 0 any, 6 tcp, 17 udp */
 	char *unix_abstract;		/* abstract name without the leading NUL */
+	char *host;			/* net.host, normalised (dns/names.h) */
+	bool allow_private;		/* host: learn loopback/private answers */
 
 	/* socket */
 	uint64_t families;		/* bit = AF_* allowed */

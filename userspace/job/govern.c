@@ -128,6 +128,12 @@ void kg_govern_plan(const struct kg_policy_doc *doc, bool full, json_t *unenforc
 			if (r->decision == KG_DEC_REQUIRE_APPROVAL)
 				holds = true;
 			break;
+		case KG_RULE_HOST:
+			add(unenforced, "rule", r->id, "host rules need a resolver of the job's own, "
+			    "which only kgate run starts: a governed cgroup's DNS is not redirected, "
+			    "so no address is learnt and the rule opens nothing (CIDR rules and the "
+			    "net default decide)");
+			break;
 		}
 	}
 	if (holds)
