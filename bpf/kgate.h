@@ -262,6 +262,64 @@ struct kg_net_rule {
 	struct kg_net_ent ent[KG_NET_ENTS];
 };
 
+/* ---- egress by name (userspace/dns/) -----------------------------------------
+ * A job whose policy has host rules gets a resolver of its own (run by its
+ * controller, outside the job, on loopback).  kg_dns_redirect: job cgroup id
+ * -> that resolver's addresses; connect4/6 and sendmsg4/6 send every TCP or
+ * UDP datagram/connection of the job to port 53, whatever its address, there
+ * instead, and remember the address asked for in kg_dns_orig (by socket
+ * cookie) so that recvmsg4/6 and getpeername4/6 give it back: the job's
+ * resolver library sees the answer come from the server it asked.
+ */
+struct kg_dns_redirect {
+	__u32 addr4;		/* network order: 127.x.y.z */
+	__u16 port4;		/* network order; 0 = no IPv4 resolver */
+	__u16 port6;		/* network order; 0 = no IPv6 resolver */
+	__u32 addr6[4];		/* ::1 */
+};
+
+struct kg_dns_orig {
+	__u32 addr[4];		/* asked for: IPv4 in addr[0] (AF_INET), else IPv6 */
+	__u32 via[4];		/* redirected to, in the same form */
+	__u16 port;		/* network order */
+	__u16 via_port;
+	__u32 _pad0;
+};
+
+/* kg_dns_addrs: (job cgroup id, address) -> what the job's resolver learnt:
+ * the address was in an answer for a name some host rule matches; it carries
+ * the entries of those rules (most specific first, as in kg_net_rule) while
+ * it is live: until expires_ns (bpf_ktime_get_ns clock) and only under the
+ * generation it was learnt for.  Keyed by job, so what one job learns opens
+ * nothing for another. */
+struct kg_dns_key {
+	__u64 cgid;
+	__u8 addr[16];		/* IPv4 as IPv4-mapped IPv6 */
+};
+
+struct kg_dns_addr {
+	__u64 expires_ns;
+	__u32 policy_id;
+	__u32 name_id;		/* the resolver's id of the name (audit) */
+	struct kg_net_ent ent[KG_NET_ENTS];
+};
+
+/* kg_dns_names: (job cgroup id, name id) -> the name, for the event of a
+ * connection decided through it (copied into the event's path). */
+struct kg_dns_name_key {
+	__u64 cgid;
+	__u32 name_id;
+	__u32 _pad0;
+};
+
+struct kg_dns_name {
+	char name[KG_PATH_MAX];
+};
+
+#define KG_MAX_DNS_ADDRS	131072
+#define KG_MAX_DNS_NAMES	65536
+#define KG_MAX_DNS_SOCKETS	65536
+
 /* kg_unix_abstract: (policy id, hash of abstract name) -> rule. */
 struct kg_unix_key {
 	__u32 policy_id;
@@ -394,6 +452,9 @@ enum kg_event_kind {
 #define KG_EVF_RESIDUE		(1u << 5)	/* userspace: throttle refusals after the
 						 * last report, counted at job end; no
 						 * single target (path holds a note) */
+#define KG_EVF_BY_NAME		(1u << 6)	/* net: decided by a host rule through an
+						 * address the job's resolver learnt; path
+						 * holds the name (kg_dns_names) */
 
 struct kg_event {
 	__u64 ts_ns;		/* bpf_ktime_get_ns */
@@ -441,6 +502,10 @@ _Static_assert(sizeof(struct kg_net_key) == 24, "kg_net_key layout");
 _Static_assert(sizeof(struct kg_net_ent) == 12, "kg_net_ent layout");
 _Static_assert(sizeof(struct kg_target) == 24, "kg_target layout");
 _Static_assert(sizeof(struct kg_prot_key) == 16, "kg_prot_key layout");
+_Static_assert(sizeof(struct kg_dns_key) == 24, "kg_dns_key layout");
+_Static_assert(sizeof(struct kg_dns_addr) == 16 + 12 * KG_NET_ENTS, "kg_dns_addr layout");
+_Static_assert(sizeof(struct kg_dns_redirect) == 24, "kg_dns_redirect layout");
+_Static_assert(sizeof(struct kg_dns_orig) == 40, "kg_dns_orig layout");
 _Static_assert(sizeof(struct kg_grant_key) == 40, "kg_grant_key layout");
 _Static_assert(sizeof(struct kg_event) == 104 + KG_PATH_MAX, "kg_event layout");
 _Static_assert(sizeof(struct kg_dir_cache) == 24 + 8 * KG_DC_OPS, "kg_dir_cache layout");

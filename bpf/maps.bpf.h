@@ -126,6 +126,41 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kg_grants SEC(".maps");
 
+/* egress by name: see kgate.h */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KG_MAX_DNS_ADDRS);
+	__type(key, struct kg_dns_key);
+	__type(value, struct kg_dns_addr);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_dns_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KG_MAX_DNS_NAMES);
+	__type(key, struct kg_dns_name_key);
+	__type(value, struct kg_dns_name);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_dns_names SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KG_MAX_JOBS);
+	__type(key, __u64);		/* job cgroup id */
+	__type(value, struct kg_dns_redirect);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_dns_redirect SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, KG_MAX_DNS_SOCKETS);
+	__type(key, __u64);		/* socket cookie */
+	__type(value, struct kg_dns_orig);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_dns_orig SEC(".maps");
+
 /* kgate's own directories (see kg_protected in kgate.h): key -> KG_PROT_F_* */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

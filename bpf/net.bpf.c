@@ -9,6 +9,11 @@
  *   connect4/6   TCP connect, connected UDP, TCP Fast Open (sendto with
  *                MSG_FASTOPEN reaches the same pre-connect hook)
  *   sendmsg4/6   UDP sendto/sendmsg to an address without connect()
+ *                (both: a job with a resolver has its port-53 traffic sent
+ *                there, and addresses its resolver learnt decided by the
+ *                name's rules; see kgate.h, egress by name)
+ *   recvmsg4/6, getpeername4/6   a redirected DNS socket sees the address
+ *                it asked for
  *   sock_create  socket(2) family/type allow-list (raw, packet, netlink...)
  *
  * IPv4 addresses are looked up as IPv4-mapped IPv6, so connecting to
@@ -27,6 +32,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define KG_AF_PACKET	17
 #define KG_SOCK_RAW	3
 #define KG_SOCK_PACKET	10
+
+#define KG_PROTO_TCP	6
+#define KG_PROTO_UDP	17
 
 #define CG_ALLOW	1
 #define CG_DENY		0
@@ -64,9 +72,71 @@ static __always_inline void kg_net_match(struct kg_ctx *c, const __u8 addr[16],
 	}
 }
 
+/* ---- egress by name (kgate.h: kg_dns_addrs) -------------------------------- */
+
+/* deny > require_approval > throttle > audit > allow > none */
+static __always_inline __u8 kg_dec_rank(__u8 d)
+{
+	switch (d) {
+	case KG_DEC_DENY: return 5;
+	case KG_DEC_REQUIRE_APPROVAL: return 4;
+	case KG_DEC_THROTTLE: return 3;
+	case KG_DEC_AUDIT: return 2;
+	case KG_DEC_ALLOW: return 1;
+	default: return 0;
+	}
+}
+
+/* The job's live record of addr (learnt by its resolver under the job's
+ * current generation): its first entry matching protocol, port and op is
+ * the name's decision, and it replaces the CIDR one unless that one is more
+ * restrictive.  Returns the name's id when the name decides, else 0. */
+static __always_inline __u32 kg_name_match(struct kg_ctx *c, const __u8 addr[16], __u16 port,
+					   __u8 proto, __u8 opbit, __u8 *decision, __u32 *rule_id)
+{
+	struct kg_dns_key key = { .cgid = c->cgid };
+	struct kg_dns_addr *v;
+	int i;
+
+	__builtin_memcpy(key.addr, addr, 16);
+	v = bpf_map_lookup_elem(&kg_dns_addrs, &key);
+	if (!v || v->policy_id != c->policy_id || v->expires_ns <= bpf_ktime_get_ns())
+		return 0;
+	for (i = 0; i < KG_NET_ENTS; i++) {
+		struct kg_net_ent *e = &v->ent[i];
+
+		if (!e->rule_id)
+			break;
+		if (e->proto && e->proto != proto)
+			continue;
+		if (port < e->port_lo || port > e->port_hi)
+			continue;
+		if (!(e->ops & opbit))
+			continue;
+		if (*decision != KG_DEC_NONE && kg_dec_rank(*decision) > kg_dec_rank(e->decision))
+			return 0;
+		*decision = e->decision;
+		*rule_id = e->rule_id;
+		return v->name_id;
+	}
+	return 0;
+}
+
+/* The name an event's decision came through, into its path. */
+static __always_inline void kg_event_name(struct kg_event *e, __u64 cgid, __u32 name_id)
+{
+	struct kg_dns_name_key key = { .cgid = cgid, .name_id = name_id };
+	struct kg_dns_name *n = bpf_map_lookup_elem(&kg_dns_names, &key);
+
+	if (n)
+		__builtin_memcpy(e->path, n->name, sizeof(e->path));
+	e->path[sizeof(e->path) - 1] = '\0';
+}
+
 static __always_inline int kg_net_check(struct bpf_sock_addr *ctx, __u8 op,
 					const __u8 addr[16], __u8 family)
 {
+	__u32 name_id;
 	__u8 opbit = op == KG_OP_NET_SEND ? KG_NET_OP_SEND : KG_NET_OP_CONNECT;
 	__u8 decision = KG_DEC_NONE;
 	__u32 rule_id = 0;
@@ -81,16 +151,128 @@ static __always_inline int kg_net_check(struct bpf_sock_addr *ctx, __u8 op,
 	c.target.net.port = port;
 	c.target.net.proto = proto;
 	kg_net_match(&c, addr, port, proto, opbit, &decision, &rule_id);
+	name_id = kg_name_match(&c, addr, port, proto, opbit, &decision, &rule_id);
 	kg_decide(&c, decision, rule_id);
+	if (name_id && c.rule_id == rule_id)
+		c.flags |= KG_EVF_BY_NAME;
 	if (c.emit) {
 		e = kg_event_begin(&c);
 		if (e) {
 			e->family = family;
 			e->aux = ctx->type;
+			if (c.flags & KG_EVF_BY_NAME)
+				kg_event_name(e, c.cgid, name_id);
 			kg_event_submit(e);
 		}
 	}
 	return c.allow & 1;	/* CG_ALLOW or CG_DENY; the mask keeps the verifier sure */
+}
+
+/* The job's DNS (TCP or UDP to port 53, any address) goes to its resolver,
+ * when it has one; the address asked for is kept for recvmsg/getpeername.
+ * Returns 1 when redirected (allowed: the resolver decides each name),
+ * 0 when the job has no resolver (the rules decide), -1 when refused. */
+static __always_inline int kg_dns_redirect4(struct bpf_sock_addr *ctx)
+{
+	struct kg_dns_orig o = {};
+	struct kg_dns_redirect *r;
+	__u64 cookie;
+	struct kg_ctx c;
+
+	if (ctx->user_port != bpf_htons(53) ||
+	    (ctx->protocol != KG_PROTO_TCP && ctx->protocol != KG_PROTO_UDP))
+		return 0;
+	if (kg_ctx_init(&c, KG_OP_NET_CONNECT, KG_MECH_CGROUP_BPF))
+		return 0;
+	r = bpf_map_lookup_elem(&kg_dns_redirect, &c.cgid);
+	if (!r)
+		return 0;
+	if (!r->port4)
+		return -1;
+	o.addr[0] = ctx->user_ip4;
+	o.port = (__u16)ctx->user_port;
+	o.via[0] = r->addr4;
+	o.via_port = r->port4;
+	cookie = bpf_get_socket_cookie(ctx);
+	bpf_map_update_elem(&kg_dns_orig, &cookie, &o, BPF_ANY);
+	ctx->user_ip4 = r->addr4;
+	ctx->user_port = r->port4;
+	return 1;
+}
+
+static __always_inline int kg_dns_redirect6(struct bpf_sock_addr *ctx)
+{
+	struct kg_dns_orig o = {};
+	struct kg_dns_redirect *r;
+	__u64 cookie;
+	struct kg_ctx c;
+	bool mapped;
+
+	if (ctx->user_port != bpf_htons(53) ||
+	    (ctx->protocol != KG_PROTO_TCP && ctx->protocol != KG_PROTO_UDP))
+		return 0;
+	if (kg_ctx_init(&c, KG_OP_NET_CONNECT, KG_MECH_CGROUP_BPF))
+		return 0;
+	r = bpf_map_lookup_elem(&kg_dns_redirect, &c.cgid);
+	if (!r)
+		return 0;
+	o.addr[0] = ctx->user_ip6[0];
+	o.addr[1] = ctx->user_ip6[1];
+	o.addr[2] = ctx->user_ip6[2];
+	o.addr[3] = ctx->user_ip6[3];
+	o.port = (__u16)ctx->user_port;
+	/* ::ffff:a.b.c.d goes to the IPv4 resolver, as ::ffff:127.x.y.z */
+	mapped = !o.addr[0] && !o.addr[1] && o.addr[2] == bpf_htonl(0xffff);
+	if (mapped ? !r->port4 : !r->port6)
+		return -1;
+	if (mapped) {
+		o.via[2] = bpf_htonl(0xffff);
+		o.via[3] = r->addr4;
+		o.via_port = r->port4;
+	} else {
+		o.via[0] = r->addr6[0];
+		o.via[1] = r->addr6[1];
+		o.via[2] = r->addr6[2];
+		o.via[3] = r->addr6[3];
+		o.via_port = r->port6;
+	}
+	cookie = bpf_get_socket_cookie(ctx);
+	bpf_map_update_elem(&kg_dns_orig, &cookie, &o, BPF_ANY);
+	ctx->user_ip6[0] = o.via[0];
+	ctx->user_ip6[1] = o.via[1];
+	ctx->user_ip6[2] = o.via[2];
+	ctx->user_ip6[3] = o.via[3];
+	ctx->user_port = o.via_port;
+	return 1;
+}
+
+/* An answer (or the peer name) of a redirected socket reads as coming from
+ * the server the job asked.  These hooks cannot refuse anything. */
+static __always_inline void kg_dns_restore4(struct bpf_sock_addr *ctx)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct kg_dns_orig *o = bpf_map_lookup_elem(&kg_dns_orig, &cookie);
+
+	if (o && ctx->user_ip4 == o->via[0] && ctx->user_port == o->via_port) {
+		ctx->user_ip4 = o->addr[0];
+		ctx->user_port = o->port;
+	}
+}
+
+static __always_inline void kg_dns_restore6(struct bpf_sock_addr *ctx)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct kg_dns_orig *o = bpf_map_lookup_elem(&kg_dns_orig, &cookie);
+
+	if (o && ctx->user_ip6[0] == o->via[0] && ctx->user_ip6[1] == o->via[1] &&
+	    ctx->user_ip6[2] == o->via[2] && ctx->user_ip6[3] == o->via[3] &&
+	    ctx->user_port == o->via_port) {
+		ctx->user_ip6[0] = o->addr[0];
+		ctx->user_ip6[1] = o->addr[1];
+		ctx->user_ip6[2] = o->addr[2];
+		ctx->user_ip6[3] = o->addr[3];
+		ctx->user_port = o->port;
+	}
 }
 
 static __always_inline void kg_v4_mapped(__u32 ip4_be, __u8 out[16])
@@ -104,6 +286,10 @@ static __always_inline void kg_v4_mapped(__u32 ip4_be, __u8 out[16])
 static __always_inline int kg_net4(struct bpf_sock_addr *ctx, __u8 op)
 {
 	__u8 addr[16];
+	int r = kg_dns_redirect4(ctx);
+
+	if (r)
+		return r > 0 ? CG_ALLOW : CG_DENY;
 
 	kg_v4_mapped(ctx->user_ip4, addr);
 	return kg_net_check(ctx, op, addr, KG_AF_INET);
@@ -112,6 +298,10 @@ static __always_inline int kg_net4(struct bpf_sock_addr *ctx, __u8 op)
 static __always_inline int kg_net6(struct bpf_sock_addr *ctx, __u8 op)
 {
 	__u32 a[4];
+	int r = kg_dns_redirect6(ctx);
+
+	if (r)
+		return r > 0 ? CG_ALLOW : CG_DENY;
 
 	a[0] = ctx->user_ip6[0];
 	a[1] = ctx->user_ip6[1];
@@ -142,6 +332,34 @@ SEC("cgroup/sendmsg6")
 int kg_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	return kg_net6(ctx, KG_OP_NET_SEND);
+}
+
+SEC("cgroup/recvmsg4")
+int kg_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	kg_dns_restore4(ctx);
+	return 1;
+}
+
+SEC("cgroup/recvmsg6")
+int kg_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	kg_dns_restore6(ctx);
+	return 1;
+}
+
+SEC("cgroup/getpeername4")
+int kg_getpeername4(struct bpf_sock_addr *ctx)
+{
+	kg_dns_restore4(ctx);
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int kg_getpeername6(struct bpf_sock_addr *ctx)
+{
+	kg_dns_restore6(ctx);
+	return 1;
 }
 
 /* socket(2): the family must be in the policy's allow-list (when it has

@@ -31,6 +31,9 @@ static void usage(FILE *f)
 		"                    user: --as root runs COMMAND as root\n"
 		"  --require full    refuse to start unless every rule is enforced (BPF LSM)\n"
 		"  --degraded        do not use BPF LSM even if available\n"
+		"  --dns-upstream A  with host rules: where the job's resolver asks\n"
+		"                    (ADDR, ADDR:PORT or [V6]:PORT; default\n"
+		"                    $KGATE_DNS_UPSTREAM, then /etc/resolv.conf)\n"
 		"  -q, --quiet       do not print decisions as they happen\n"
 		"  -h, --help        this help\n\n"
 		"exit status: COMMAND's own; 128+N if killed by signal N; 127 if it could not\n"
@@ -98,6 +101,7 @@ int cmd_run(int argc, char **argv)
 		{ "as", required_argument, NULL, 'a' },
 		{ "require", required_argument, NULL, 'R' },
 		{ "degraded", no_argument, NULL, 'd' },
+		{ "dns-upstream", required_argument, NULL, 'D' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -139,6 +143,7 @@ int cmd_run(int argc, char **argv)
 				       KG_EXIT_USAGE;
 			break;
 		case 'd': spec.no_lsm = true; break;
+		case 'D': spec.dns_upstream = optarg; break;
 		case 'q': spec.live = NULL; break;
 		case 'h': usage(stdout); return KG_EXIT_OK;
 		default: usage(stderr); return KG_EXIT_USAGE;

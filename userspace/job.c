@@ -19,6 +19,8 @@
 #include "cgroup.h"
 #include "cmds.h"
 #include "common.h"
+#include "dns/match.h"
+#include "dns/resolver.h"
 #include "events.h"
 #include "follow.h"
 #include "hold.h"
@@ -108,6 +110,10 @@ struct job {
 	struct kg_hold *hold;		/* held connect/sendto/sendmsg, if any */
 	uint32_t hold_policy_id;	/* the generation the hold judges under */
 	struct kg_policy_doc *pushed;	/* that generation's document after a push */
+	struct kg_resolver *dns;	/* the job's resolver (policies with host rules) */
+	uint32_t dns_policy_id;		/* the generation it decides under */
+	struct kg_policy_doc *dns_doc;	/* that generation's document after a push */
+	uint64_t dns_lost_said;		/* resolver records lost, already audited */
 };
 
 static struct kg_approvals *job_approvals(struct job *j)
@@ -189,10 +195,6 @@ static void plan_enforcement(struct job *j)
 			ll = j->ll ? kg_landlock_report(j->ll, r->num) : NULL;
 			if (!ll || (ll->mechanism != KG_MECH_LANDLOCK && ll->mechanism != KG_MECH_MOUNT))
 				note_unenforced(j, r, ll ? ll->reason : "needs BPF LSM or Landlock");
-			break;
-		case KG_RULE_HOST:
-			note_unenforced(j, r, "host rules are validated but not enforced by this "
-					"build yet (no resolver)");
 			break;
 		case KG_RULE_UNIX:
 			if (!j->full)
@@ -386,6 +388,122 @@ static json_t *job_start_extra(struct job *j, const struct kg_constraints *c,
 	return extra;
 }
 
+/* Host rules: the job's DNS goes to a resolver of its own, started before
+ * the command runs anything (without it, nothing could resolve). */
+static int start_resolver(struct job *j)
+{
+	struct kg_resolver_cfg cfg = {
+		.cgid = j->cg.id, .doc = j->doc, .policy_id = j->policy_id,
+		.upstream = j->spec->dns_upstream ? j->spec->dns_upstream
+						  : getenv("KGATE_DNS_UPSTREAM"),
+	};
+	const char *floor = getenv("KGATE_DNS_TTL_FLOOR_SEC");
+	char where[96];
+
+	if (!kg_dns_policy_has_hosts(j->doc))
+		return 0;
+	/* shorter than the default floor: for tests of expiry, never below 1 s */
+	if (floor && atoi(floor) >= 1 && atoi(floor) < KG_DNS_TTL_FLOOR_SEC)
+		cfg.ttl_floor_sec = (unsigned int)atoi(floor);
+	if (cfg.upstream && !*cfg.upstream)
+		cfg.upstream = NULL;
+	j->dns = kg_resolver_start(&cfg);
+	if (!j->dns)
+		return kg_err("run: the policy has host rules but the job's resolver could not "
+			      "start (see above)");
+	j->dns_policy_id = j->policy_id;
+	kg_resolver_addr(j->dns, where, sizeof(where));
+	if (j->spec->live)
+		fprintf(j->spec->live, "kgate: the job's DNS (TCP and UDP port 53, any address) "
+			"goes to kgate's resolver on %s, upstream %s\n", where,
+			cfg.upstream ? cfg.upstream : "from /etc/resolv.conf");
+	return 0;
+}
+
+static json_t *dns_extra(const struct kg_dns_record *d)
+{
+	json_t *extra = json_pack("{s:s,s:s,s:s,s:s}", "outcome",
+				  d->decision == KG_DEC_ALLOW ? "allowed" : "refused",
+				  "qtype", d->qtype, "proto", d->proto, "rcode", d->rcode);
+	json_t *a;
+	unsigned int i;
+
+	if (!extra)
+		return NULL;
+	if (d->naddrs) {
+		a = json_array();
+		for (i = 0; i < d->naddrs && i < KG_DNS_REC_ADDRS; i++)
+			json_array_append_new(a, json_string(d->addrs[i]));
+		json_object_set_new(extra, "answers", a);
+		if (d->naddrs > KG_DNS_REC_ADDRS)
+			json_object_set_new(extra, "answers_total", json_integer(d->naddrs));
+		if (d->decision == KG_DEC_ALLOW) {
+			json_object_set_new(extra, "ttl", json_integer(d->ttl));
+			json_object_set_new(extra, "kept_sec", json_integer(d->expires_sec));
+		}
+	}
+	if (d->ncnames) {
+		a = json_array();
+		for (i = 0; i < d->ncnames; i++)
+			json_array_append_new(a, json_string(d->cnames[i]));
+		json_object_set_new(extra, "cnames", a);
+	}
+	return extra;
+}
+
+/* Resolution decisions into the audit trail, from the controller's thread
+ * (the trail has one writer here); records the resolver could not queue are
+ * counted and said. */
+static void drain_dns(struct job *j)
+{
+	const struct kg_policy_doc *doc = j->dns_doc ? j->dns_doc : j->doc;
+	struct kg_resolver_stats st;
+	struct kg_dns_record d;
+
+	if (!j->dns)
+		return;
+	while (kg_resolver_next(j->dns, &d)) {
+		const struct kg_rule *r = d.rule_num ? kg_policy_rule_by_num(doc, d.rule_num) : NULL;
+		json_t *extra = dns_extra(&d);
+
+		audit_simple(j, "decision", "dns_resolve", d.name, kg_decision_name(d.decision),
+			     r ? r->id : NULL, d.reason[0] ? d.reason : NULL, extra);
+		json_decref(extra);
+	}
+	kg_resolver_stats(j->dns, &st);
+	if (st.records_lost > j->dns_lost_said) {
+		json_t *extra = json_pack("{s:I}", "records_lost",
+					  (json_int_t)(st.records_lost - j->dns_lost_said));
+
+		audit_simple(j, "events_lost", "dns_resolve", NULL, NULL, NULL,
+			     "resolution records the controller could not keep up with", extra);
+		json_decref(extra);
+		j->dns_lost_said = st.records_lost;
+	}
+}
+
+/* A push flipped the job's generation: the resolver decides under it, and
+ * rewrites what the job learnt with the new rules. */
+static void follow_pushed_dns(struct job *j)
+{
+	struct kg_policy_doc *doc, *old = j->dns_doc;
+	struct kg_job kj;
+
+	if (!j->dns || kg_maps_get_job(j->loader, j->cg.id, &kj) || kj.policy_id == j->dns_policy_id)
+		return;
+	doc = kj.policy_id == j->policy_id ? NULL : kg_snapshot_load_doc(kj.policy_id);
+	if (kj.policy_id != j->policy_id && !doc) {
+		kg_warn("run: policy generation %u of job %s has no readable snapshot: the "
+			"resolver refuses every name", kj.policy_id, j->trace);
+		kg_resolver_set_policy(j->dns, NULL, kj.policy_id);
+	} else {
+		kg_resolver_set_policy(j->dns, doc ? doc : j->doc, kj.policy_id);
+	}
+	j->dns_doc = doc;
+	kg_policy_free(old);
+	j->dns_policy_id = kj.policy_id;
+}
+
 static int start_child(struct job *j, const struct kg_constraints *c)
 {
 	struct kg_launch_opts o = {
@@ -439,6 +557,9 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 	if (err)
 		return err;
 	j->job_registered = true;
+	err = start_resolver(j);
+	if (err)
+		return err;
 	extra = job_start_extra(j, c, &lim);
 	audit_simple(j, "job_start", "launch", j->spec->argv[0], "allow", NULL, NULL, extra);
 	json_decref(extra);
@@ -517,10 +638,11 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 {
 	uint64_t deadline = max_runtime_sec ? kg_now_mono_ns() + max_runtime_sec * 1000000000ull : 0;
 	uint64_t next_tick = 0;
-	struct pollfd pfd[3] = {
+	struct pollfd pfd[4] = {
 		{ .fd = j->jp.pidfd, .events = POLLIN },
 		{ .fd = -1, .events = POLLIN },	/* the ring buffer, once we consume */
 		{ .fd = j->hold ? kg_hold_fd(j->hold) : -1, .events = POLLIN },
+		{ .fd = j->dns ? kg_resolver_fd(j->dns) : -1, .events = POLLIN },
 	};
 
 	*timed_out = false;
@@ -538,6 +660,7 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 			kg_maps_heartbeat(j->loader);
 			try_consume(j);
 			follow_pushed_policy(j);
+			follow_pushed_dns(j);
 			next_tick = now + KG_TICK_MS * 1000000ull;
 		}
 		pfd[1].fd = j->consumer ? kg_consumer_epoll_fd(j->consumer) : -1;
@@ -547,7 +670,8 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 		}
 		if (j->hold && kg_hold_count(j->hold) && timeout > 100)
 			timeout = 100;	/* answer released calls promptly */
-		poll(pfd, 3, timeout);
+		poll(pfd, 4, timeout);
+		drain_dns(j);
 		if ((pfd[2].revents & POLLIN) && kg_hold_handle(j->hold) < 0)
 			pfd[2].fd = -1;	/* listener gone with the process */
 		if (j->hold) {
@@ -590,6 +714,9 @@ static void job_cleanup(struct job *j)
 		close(j->jp.notify_fd);
 	if (j->have_cg)
 		kg_cgroup_kill(&j->cg);
+	drain_dns(j);
+	kg_resolver_stop(j->dns);	/* its redirect and everything the job learnt */
+	kg_policy_free(j->dns_doc);
 	if (j->consumer)
 		kg_consumer_drain(j->consumer);
 	if (j->links_attached)

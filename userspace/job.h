@@ -41,6 +41,8 @@ struct kg_job_spec {
 	enum kg_require require;
 	FILE *live;		/* decisions as they happen (NULL = quiet) */
 	bool no_lsm;		/* force degraded mode (tests, comparisons) */
+	const char *dns_upstream;	/* the job resolver's upstream (NULL: $KGATE_DNS_UPSTREAM,
+					 * then /etc/resolv.conf) */
 };
 
 /* Runs the job; returns the exit code `kgate run` should exit with: the

@@ -419,6 +419,9 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 		json_object_set_new(extra, "walk_incomplete", json_true());
 	if (extra && (e->flags & KG_EVF_RESIDUE))
 		json_object_set_new(extra, "at_job_end", json_true());
+	if (extra && (e->flags & KG_EVF_BY_NAME))	/* the host name the address was learnt for */
+		json_object_set_new(extra, "name", json_stringn(e->path, strnlen(e->path,
+								       sizeof(e->path))));
 	if (extra && ring_pos)	/* 0: not from the ring (see kg_record_throttle_residue) */
 		json_object_set_new(extra, "ring", json_pack("{s:I,s:s,s:I}",
 							     "id", (json_int_t)r->ring_id,
