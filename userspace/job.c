@@ -31,6 +31,7 @@
 #include "maps.h"
 #include "policy.h"
 #include "push.h"
+#include "pty.h"
 #include "reap.h"
 #include "recorder.h"
 #include "registry.h"
@@ -114,6 +115,7 @@ struct job {
 	uint32_t dns_policy_id;		/* the generation it decides under */
 	struct kg_policy_doc *dns_doc;	/* that generation's document after a push */
 	uint64_t dns_lost_said;		/* resolver records lost, already audited */
+	struct kg_pty pty;		/* the job's own terminal, when fds 0-2 had one */
 };
 
 static struct kg_approvals *job_approvals(struct job *j)
@@ -538,6 +540,15 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 	if (err)
 		return kg_err("run: cannot apply limits: %s", strerror(-err));
 	o.limits = &lim;
+	/* the job's session gets a terminal of its own, never the user's */
+	err = kg_pty_open(&j->pty);
+	if (err)
+		return kg_err("run: cannot open a terminal for the job: %s", strerror(-err));
+	if (j->pty.master >= 0) {
+		o.have_tty = true;
+		o.tty_fd = j->pty.slave;
+		memcpy(o.tty_replace, j->pty.replace, sizeof(o.tty_replace));
+	}
 	say_run_as(j);
 	if (j->spec->live && lim.procs_how != KG_LIMIT_UNSET && lim.procs_how != KG_LIMIT_CGROUP)
 		fprintf(j->spec->live, "kgate: max_procs: %s\n", lim.procs_reason);
@@ -582,6 +593,11 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 		       kg_launch_stage_name(j->jp.failed_stage));
 		return 127;
 	}
+	kg_pty_start(&j->pty);
+	if (j->pty.master >= 0 && j->spec->live)
+		fprintf(j->spec->live, "kgate: the job has a session and a terminal of its own, "
+			"relayed by kgate (fds%s%s%s)\n", j->pty.replace[0] ? " 0" : "",
+			j->pty.replace[1] ? " 1" : "", j->pty.replace[2] ? " 2" : "");
 	/* connect/sendto/sendmsg to require_approval addresses wait for a human */
 	if (j->jp.notify_fd >= 0 && job_approvals(j)) {
 		j->hold = kg_hold_new(j->jp.notify_fd, j->doc, j->approvals, j->cg.id, j->policy_id,
@@ -638,11 +654,12 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 {
 	uint64_t deadline = max_runtime_sec ? kg_now_mono_ns() + max_runtime_sec * 1000000000ull : 0;
 	uint64_t next_tick = 0;
-	struct pollfd pfd[4] = {
+	struct pollfd pfd[6] = {
 		{ .fd = j->jp.pidfd, .events = POLLIN },
 		{ .fd = -1, .events = POLLIN },	/* the ring buffer, once we consume */
 		{ .fd = j->hold ? kg_hold_fd(j->hold) : -1, .events = POLLIN },
 		{ .fd = j->dns ? kg_resolver_fd(j->dns) : -1, .events = POLLIN },
+		{ .fd = -1 }, { .fd = -1 },	/* the job's terminal: user input, pty master */
 	};
 
 	*timed_out = false;
@@ -670,7 +687,11 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 		}
 		if (j->hold && kg_hold_count(j->hold) && timeout > 100)
 			timeout = 100;	/* answer released calls promptly */
-		poll(pfd, 4, timeout);
+		kg_pty_pollfds(&j->pty, &pfd[4].fd, &pfd[4].events, &pfd[5].fd, &pfd[5].events);
+		pfd[4].revents = pfd[5].revents = 0;
+		poll(pfd, 6, timeout);
+		kg_pty_handle(&j->pty, pfd[4].fd >= 0 ? pfd[4].revents : 0,
+			      pfd[5].fd >= 0 ? pfd[5].revents : 0);
 		drain_dns(j);
 		if ((pfd[2].revents & POLLIN) && kg_hold_handle(j->hold) < 0)
 			pfd[2].fd = -1;	/* listener gone with the process */
@@ -709,6 +730,7 @@ static void job_cleanup(struct job *j)
 	if (j->started && !j->jp.released)
 		kg_launch_abort(&j->jp);
 	kg_hold_free(j->hold);	/* anything still held is refused */
+	kg_pty_close(&j->pty);	/* the user's terminal as it was */
 	kg_policy_free(j->pushed);
 	if (j->started && j->jp.notify_fd >= 0)
 		close(j->jp.notify_fd);
@@ -853,6 +875,7 @@ int kg_job_run(const struct kg_job_spec *spec)
 		xi.exit_code = 128 + SIGKILL;
 	/* the job ends with its main process: stray children go too */
 	kg_cgroup_kill(&j.cg);
+	kg_pty_close(&j.pty);	/* its last output, then the user's terminal as it was */
 	if (j.consumer)
 		kg_consumer_drain(j.consumer);
 	/* throttle refusals after the kernel's last once-a-second report */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -38,6 +39,7 @@ const char *kg_launch_stage_name(enum kg_launch_stage s)
 {
 	static const char *const names[] = {
 		[KG_STAGE_NONE] = "none",		[KG_STAGE_CGROUP] = "cgroup",
+		[KG_STAGE_SESSION] = "session and terminal",
 		[KG_STAGE_HIDE] = "hide kgate's state",
 		[KG_STAGE_FILE_MOUNTS] = "file rules (mounts)",
 		[KG_STAGE_CWD] = "working directory",
@@ -172,6 +174,26 @@ static int protect_cgroupfs(void)
 	return 0;
 }
 
+/* A session of its own: the job cannot make itself the foreground process
+ * group of the user's terminal (tcsetpgrp wants the caller's controlling
+ * terminal), and with a pty that pty is its controlling terminal and
+ * /dev/tty. */
+static int own_session(const struct kg_launch_opts *o)
+{
+	int i;
+
+	if (setsid() < 0)
+		return -errno;
+	if (!o->have_tty)
+		return 0;
+	if (ioctl(o->tty_fd, TIOCSCTTY, 0) < 0)
+		return -errno;
+	for (i = 0; i < 3; i++)
+		if (o->tty_replace[i] && dup2(o->tty_fd, i) < 0)
+			return -errno;
+	return 0;
+}
+
 static __attribute__((noreturn)) void child_main(const struct kg_launch_opts *o, int go_fd,
 						  int status_fd, bool born_in_cgroup)
 {
@@ -184,6 +206,8 @@ static __attribute__((noreturn)) void child_main(const struct kg_launch_opts *o,
 		child_fail(status_fd, KG_STAGE_CGROUP, ret);
 	if (read_byte(go_fd, &c) < 0 || c != 'g')
 		_exit(127);	/* aborted: nothing ran */
+	if ((ret = own_session(o)) < 0)
+		child_fail(status_fd, KG_STAGE_SESSION, ret);
 	if ((ret = close_inherited(go_fd, status_fd)) < 0)
 		child_fail(status_fd, KG_STAGE_FDS, ret);
 	if ((ret = reset_signals()) < 0)

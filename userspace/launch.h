@@ -46,12 +46,20 @@ struct kg_launch_opts {
 	struct kg_seccomp_opts seccomp;
 	bool no_seccomp;			/* tests only: skip the filter */
 	const struct kg_limit_report *limits;	/* rlimit fallbacks (may be NULL) */
+	/* The job always gets a session of its own (setsid).  With have_tty,
+	 * tty_fd (the slave of a pty kgate relays, see pty.h) becomes its
+	 * controlling terminal and replaces the fds 0-2 marked in
+	 * tty_replace. */
+	bool have_tty;
+	int tty_fd;
+	bool tty_replace[3];
 };
 
 /* Where the child failed, for the error message. */
 enum kg_launch_stage {
 	KG_STAGE_NONE = 0,
 	KG_STAGE_CGROUP,
+	KG_STAGE_SESSION,	/* setsid and the job's own terminal */
 	KG_STAGE_HIDE,		/* kgate's directories in the job's mount namespace */
 	KG_STAGE_FILE_MOUNTS,	/* file rules expressed by mounts (mntrules.h) */
 	KG_STAGE_CWD,		/* re-entering the working directory after the mounts */

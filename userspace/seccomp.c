@@ -18,6 +18,7 @@
 #include <linux/sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 
 #include "common.h"
@@ -132,6 +133,36 @@ static int add_namespace_rules(scmp_filter_ctx ctx, struct owned *o)
 	return add_named(ctx, o, "clone3", SCMP_ACT_ERRNO(ENOSYS));
 }
 
+/* Terminal ioctls that reach past the job's own terminal, refused with
+ * EPERM in every mode (ioctl itself stays available, and is not "owned"):
+ *   TIOCSTI    pushes input into a terminal: typed into the user's shell,
+ *              it runs after the job, ungoverned;
+ *   TIOCLINUX  the console's paste-selection and friends, same effect;
+ *   TIOCSCTTY with arg 1: steal a terminal that is another session's
+ *              controlling terminal (CAP_SYS_ADMIN).
+ * The kernel reads ioctl's command as 32 bits: compare the low half only,
+ * or a command with junk in the high bits would pass the filter and still
+ * run. */
+static int add_tty_rules(scmp_filter_ctx ctx)
+{
+	static const unsigned long cmds[] = { TIOCSTI, TIOCLINUX };
+	int nr = seccomp_syscall_resolve_name("ioctl"), ret;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(cmds); i++) {
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1,
+				       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, cmds[i]));
+		if (ret < 0)
+			return kg_err("seccomp: ioctl rule: %s", strerror(-ret)), ret;
+	}
+	ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 2,
+			       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCSCTTY),
+			       SCMP_A2(SCMP_CMP_EQ, 1));
+	if (ret < 0)
+		return kg_err("seccomp: ioctl rule: %s", strerror(-ret)), ret;
+	return 0;
+}
+
 static int add_baseline(scmp_filter_ctx ctx, struct owned *o, const struct kg_seccomp_opts *opts)
 {
 	size_t i;
@@ -152,6 +183,8 @@ static int add_baseline(scmp_filter_ctx ctx, struct owned *o, const struct kg_se
 			if ((ret = add_named(ctx, o, held[i], SCMP_ACT_NOTIFY)))
 				return ret;
 	}
+	if ((ret = add_tty_rules(ctx)))
+		return ret;
 	return add_namespace_rules(ctx, o);
 }
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -24,6 +25,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #ifndef __X32_SYSCALL_BIT
@@ -164,6 +166,30 @@ static int cgroup_escape(void)
 	return done("cgroup_escape", r);
 }
 
+/* A terminal: PATH, or fd 0 when PATH is empty. */
+static int tty_fd(const char *path)
+{
+	return *path ? open(path, O_RDWR | O_NOCTTY | O_CLOEXEC) : 0;
+}
+
+static int terminal_attack(const char *w, const char *arg)
+{
+	int fd = tty_fd(arg);
+	char c = 'Z';
+
+	if (fd < 0)
+		return done(w, -1);
+	if (!strcmp(w, "tiocsti"))	/* push a character into the terminal's input */
+		return done(w, ioctl(fd, TIOCSTI, &c));
+	if (!strcmp(w, "tiocsti_hi"))	/* the same with junk in the command's high bits */
+		return done(w, syscall(__NR_ioctl, fd, (1UL << 32) | TIOCSTI, &c));
+	if (!strcmp(w, "tcsetpgrp"))	/* become the terminal's foreground process group */
+		return done(w, tcsetpgrp(fd, getpgrp()));
+	if (!strcmp(w, "tiocsctty"))	/* steal it as our controlling terminal */
+		return done(w, (setsid(), ioctl(fd, TIOCSCTTY, 1)));
+	return 200;
+}
+
 int main(int argc, char **argv)
 {
 	const char *w = argc > 1 ? argv[1] : "";
@@ -175,6 +201,16 @@ int main(int argc, char **argv)
 		return cgroup_escape();
 	if (!strcmp(w, "exit"))
 		return atoi(arg);
+	if (!strcmp(w, "tiocsti") || !strcmp(w, "tiocsti_hi") || !strcmp(w, "tcsetpgrp") ||
+	    !strcmp(w, "tiocsctty"))
+		return terminal_attack(w, arg);
+	if (!strcmp(w, "session")) {	/* own session? a controlling terminal? */
+		int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+		printf("session leader=%d ctty=%s\n", getsid(0) == getpid(),
+		       fd >= 0 ? "yes" : strerror(errno));
+		return 0;
+	}
 	if (!strcmp(w, "sigself"))
 		return kill(getpid(), atoi(arg)), 99;
 	if (!strcmp(w, "forktree"))
