@@ -189,6 +189,84 @@ TEST(empty_match_matches_everything)
 	kg_policy_free(doc);
 }
 
+/* match.labels: exact values and globs, every named label required */
+static const char *labels_json =
+	"{\"version\":1,\"name\":\"lab\",\"default\":\"allow\",\n"
+	" \"admission\":[\n"
+	"  {\"id\":\"prod-write\",\"match\":{\"risk_tags\":[\"prod\"],\"labels\":{\"mcp.action\":\"write\"}},\n"
+	"   \"decision\":\"require_approval\"},\n"
+	"  {\"id\":\"fs-tools\",\"match\":{\"labels\":{\"mcp.tool\":[\"fs.*\",\"git.pu?h\"],\"mcp.server\":\"local\"}},\n"
+	"   \"decision\":\"deny\"},\n"
+	"  {\"id\":\"any-delete\",\"match\":{\"labels\":{\"mcp.action\":\"del*\"}},\"decision\":\"audit\"}\n"
+	" ]}\n";
+
+static struct kg_admission_result decide_labels(const struct kg_policy_doc *doc,
+						const struct kg_label *labels, size_t nlabels,
+						const char *const *tags, size_t ntags)
+{
+	struct kg_actor actor = { .uid = 1000, .user = "u" };
+	struct kg_launch_req req = { .topic = "job.mcp", .risk_tags = tags, .nrisk_tags = ntags,
+				     .labels = labels, .nlabels = nlabels };
+	struct kg_admission_result res;
+
+	if (kg_admission_decide(doc, &actor, &req, &res))
+		memset(&res, 0, sizeof(res));
+	return res;
+}
+
+TEST(labels_exact_and_globs)
+{
+	struct kg_policy_error err;
+	struct kg_policy_doc *doc = kg_policy_load_buffer(labels_json, strlen(labels_json),
+							  "lab.json", "/h", &err);
+	const char *prod[] = { "prod" };
+	const struct kg_label write[] = { { "mcp.action", "write" } };
+	const struct kg_label writer[] = { { "mcp.action", "writer" } };
+	const struct kg_label Write[] = { { "mcp.action", "Write" } };
+	const struct kg_label other_key[] = { { "mcp.verb", "write" } };
+	const struct kg_label fs[] = { { "mcp.server", "local" }, { "mcp.tool", "fs.read" } };
+	const struct kg_label push[] = { { "mcp.tool", "git.push" }, { "mcp.server", "local" } };
+	const struct kg_label fs_remote[] = { { "mcp.tool", "fs.read" }, { "mcp.server", "remote" } };
+	const struct kg_label fs_only[] = { { "mcp.tool", "fs.read" } };
+	const struct kg_label del[] = { { "x", "y" }, { "mcp.action", "delete" } };
+	struct kg_admission_result r;
+
+	if (!ASSERT_TRUE(doc != NULL, "load")) {
+		printf("  %s\n", err.message);
+		return;
+	}
+	ASSERT_EQ(doc->admission[1].nlabels, 2, "two labels parsed");
+	ASSERT_EQ(doc->admission[1].labels[0].nglobs, 2, "an array of globs");
+	/* exact value, together with a risk tag */
+	r = decide_labels(doc, write, 1, prod, 1);
+	ASSERT_STREQ(r.rule_id, "prod-write", "exact label + tag");
+	ASSERT_EQ(r.decision, KG_DEC_REQUIRE_APPROVAL, "approval");
+	r = decide_labels(doc, write, 1, NULL, 0);
+	ASSERT_STREQ(r.rule_id, "default", "label without the tag");
+	r = decide_labels(doc, NULL, 0, prod, 1);
+	ASSERT_STREQ(r.rule_id, "default", "tag without the label");
+	r = decide_labels(doc, writer, 1, prod, 1);
+	ASSERT_STREQ(r.rule_id, "default", "exact means exact: 'writer' is not 'write'");
+	r = decide_labels(doc, Write, 1, prod, 1);
+	ASSERT_STREQ(r.rule_id, "default", "values are case-sensitive");
+	r = decide_labels(doc, other_key, 1, prod, 1);
+	ASSERT_STREQ(r.rule_id, "default", "the value under another key does not count");
+	/* globs; all named labels must match, in any order */
+	r = decide_labels(doc, fs, 2, NULL, 0);
+	ASSERT_STREQ(r.rule_id, "fs-tools", "glob fs.* and exact server");
+	ASSERT_EQ(r.decision, KG_DEC_DENY, "deny");
+	r = decide_labels(doc, push, 2, NULL, 0);
+	ASSERT_STREQ(r.rule_id, "fs-tools", "second glob of the list, '?'");
+	r = decide_labels(doc, fs_remote, 2, NULL, 0);
+	ASSERT_STREQ(r.rule_id, "default", "one of two labels mismatches");
+	r = decide_labels(doc, fs_only, 1, NULL, 0);
+	ASSERT_STREQ(r.rule_id, "default", "one of two labels missing");
+	r = decide_labels(doc, del, 2, NULL, 0);
+	ASSERT_STREQ(r.rule_id, "any-delete", "prefix glob, extra labels ignored");
+	ASSERT_EQ(r.decision, KG_DEC_AUDIT, "audit");
+	kg_policy_free(doc);
+}
+
 TEST(null_arguments)
 {
 	struct kg_admission_result r;

@@ -3,7 +3,8 @@
  * test_dispatch.c - POST /api/v1/jobs against a real `kgate daemon --http
  * --dispatch-policy`: the canonical session (submit a high-risk job, see it
  * in the approval queue, approve it with a note, watch it run and exit,
- * read its timeline), an allowed job that starts at once, and the
+ * read its timeline), an allowed job that starts at once, launch approvals
+ * bound to the labels (admission matches them), and the
  * refusals (a non-launcher, malformed bodies, an environment variable that
  * is not allowed, another user to run as, a retried submit with the same
  * idempotency key).
@@ -17,7 +18,8 @@ static const char policy[] =
 	"{\"version\":1,\"name\":\"dispatch\",\"default\":\"allow\","
 	"\"launchers\":{\"uids\":[4343]},"
 	"\"approvals\":{\"timeout_sec\":120,\"approvers\":{\"uids\":[4242]}},"
-	"\"admission\":[{\"id\":\"prod-needs-a-human\",\"match\":{\"risk_tags\":[\"prod\"]},"
+	"\"admission\":[{\"id\":\"prod-needs-a-human\",\"match\":{\"risk_tags\":[\"prod\"],"
+	"\"labels\":{\"mcp.action\":[\"write\",\"delete*\"]}},"
 	"\"decision\":\"require_approval\",\"reason\":\"production changes need a human\"}]}";
 
 struct scene {
@@ -222,6 +224,59 @@ TEST(allowed_job_starts_at_once_as_its_launcher)
 			atoi(LAUNCHER_UID);
 	ASSERT_TRUE(as_launcher, "job_start: run_as is the launcher's uid");
 	json_decref(recs);
+	scene_stop(&s);
+}
+
+/* The admission rule matches labels; an approval is bound to them: the
+ * same command labelled "write" and "delete" are two requests, approving
+ * one does not start the other; labelled "read" it needs no approval. */
+TEST(launch_approvals_are_bound_to_the_labels)
+{
+	static const char body[] =
+		"{\"policy\":\"dispatch\",\"risk_tags\":[\"prod\"],\"labels\":{\"mcp.action\":\"%s\"},"
+		"\"argv\":[\"/bin/sh\",\"-c\",\"exit 0\"]}";
+	struct scene s;
+	struct af_res r;
+	char b[512], tw[48], td[48], iw[32], id[32], path[160];
+	json_t *o;
+
+	if (!scene_start(&s)) {
+		scene_stop(&s);
+		return;
+	}
+	snprintf(b, sizeof(b), body, "write");
+	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher, b, &r), 202, "write: 202");
+	snprintf(tw, sizeof(tw), "%s", jstr(r.json, "job", "trace"));
+	snprintf(iw, sizeof(iw), "%s", jstr(r.json, "job", "approval_id"));
+	af_res_free(&r);
+	snprintf(b, sizeof(b), body, "delete-all");
+	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher, b, &r), 202,
+		  "delete-all (glob delete*): 202");
+	snprintf(td, sizeof(td), "%s", jstr(r.json, "job", "trace"));
+	snprintf(id, sizeof(id), "%s", jstr(r.json, "job", "approval_id"));
+	af_res_free(&r);
+	ASSERT_TRUE(iw[0] && id[0] && strcmp(iw, id), "two approval requests, not one");
+	snprintf(b, sizeof(b), body, "read");
+	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher, b, &r), 201,
+		  "read: no rule matches, the default allows: 201");
+	af_res_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/approvals/%s/approve", iw);
+	ASSERT_EQ(af_http(&s.d, "POST", path, s.reviewer, "{\"once\":true}", &r), 200,
+		  "approve the write");
+	af_res_free(&r);
+	o = wait_state(&s, s.launcher, tw, "exited");
+	ASSERT_TRUE(o != NULL, "the write runs and exits");
+	json_decref(o);
+	o = wait_state(&s, s.launcher, td, "pending_approval");
+	ASSERT_TRUE(o != NULL, "the delete still waits");
+	json_decref(o);
+	snprintf(path, sizeof(path), "/api/v1/approvals/%s/deny", id);
+	ASSERT_EQ(af_http(&s.d, "POST", path, s.reviewer, "{\"note\":\"no\"}", &r), 200,
+		  "deny the delete");
+	af_res_free(&r);
+	o = wait_state(&s, s.launcher, td, "denied");
+	ASSERT_TRUE(o != NULL, "the denied job is 'denied'");
+	json_decref(o);
 	scene_stop(&s);
 }
 

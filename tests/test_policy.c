@@ -421,6 +421,28 @@ static const struct bad_case bad_cases[] = {
 	  3, 0, "a", "match.topics", "empty list" },
 	{ "admission role type", A("{\"id\":\"a\",\"decision\":\"allow\",\"match\":{\"roles\":[1]}}"),
 	  3, 0, "a", "match.roles[0]", "expected a string" },
+	{ "labels not an object", A("{\"id\":\"a\",\"decision\":\"allow\",\"match\":{\"labels\":[\"x\"]}}"),
+	  3, 48, "a", "match.labels", "expected an object, got an array" },
+	{ "labels empty", A("{\"id\":\"a\",\"decision\":\"allow\",\"match\":{\"labels\":{}}}"),
+	  3, 48, "a", "match.labels", "empty labels" },
+	{ "label value number",
+	  A("{\"id\":\"a\",\"decision\":\"allow\",\"match\":{\"labels\":{\"mcp.action\":\"write\",\"n\":3}}}"),
+	  3, 74, "a", "match.labels.n", "expected a string or an array of strings, got an integer" },
+	{ "label value empty", A("{\"id\":\"a\",\"decision\":\"allow\",\"match\":{\"labels\":{\"k\":\"\"}}}"),
+	  3, 53, "a", "match.labels.k", "1-255 bytes" },
+	{ "label globs empty", A("{\"id\":\"a\",\"decision\":\"allow\",\"match\":{\"labels\":{\"k\":[]}}}"),
+	  3, 53, "a", "match.labels.k", "empty list" },
+	{ "label glob type", A("{\"id\":\"a\",\"decision\":\"allow\",\"match\":{\"labels\":{\"k\":[\"a\",true]}}}"),
+	  3, 58, "a", "match.labels.k[1]", "expected a string, got a boolean" },
+	{ "label control char", A("{\"id\":\"a\",\"decision\":\"allow\",\"match\":{\"labels\":{\"k\":\"a\\u001b\"}}}"),
+	  3, 53, "a", "match.labels.k", "control character (U+001B)" },
+	{ "label name empty", A("{\"id\":\"a\",\"decision\":\"allow\",\"match\":{\"labels\":{\"\":\"x\"}}}"),
+	  3, 48, "a", "match.labels", "label name must be 1-128 bytes" },
+	{ "label name control", A("{\"id\":\"a\",\"decision\":\"allow\",\"match\":{\"labels\":{\"a\\u0085\":\"x\"}}}"),
+	  3, 48, "a", "match.labels", "label name contains a control character (U+0085)" },
+	{ "labels second rule", A("{\"id\":\"a\",\"decision\":\"allow\"},\n"
+				  "{\"id\":\"b\",\"decision\":\"deny\",\"match\":{\"labels\":{\"k\":5}}}"),
+	  4, 52, "b", "match.labels.k", "expected a string or an array" },
 	{ "admission no_op", A("{\"id\":\"a\",\"decision\":\"no_op\"}"), 3, 0, "a", "decision",
 	  "not valid for admission rules" },
 	{ "approvals queue 0", T("\"approvals\":{\"queue_max\":0}"), 2, 0, "",
@@ -668,6 +690,8 @@ TEST(valid_edge_cases_accepted)
 		  "\"args\":[{\"index\":0,\"op\":\"ne\",\"value\":0}]}}"),
 		T("\"$schema\":\"./schema.json\",\"constraints\":{\"memory_max\":1048576}"),
 		"{\"version\":1,\"name\":\"t\",\"runtime\":[],\"admission\":[]}",
+		A("{\"id\":\"a\",\"decision\":\"require_approval\",\"match\":{\"risk_tags\":[\"prod\"],"
+		  "\"labels\":{\"mcp.action\":\"write\",\"mcp.tool\":[\"fs.*\",\"git.push\"]}}}"),
 	};
 	size_t i;
 

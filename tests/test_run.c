@@ -257,6 +257,45 @@ TEST(admission_deny_refuses_the_launch)
 	teardown();
 }
 
+TEST(admission_labels_decide_like_risk_tags)
+{
+	char policy[512], marker[512], *out;
+	struct stat st;
+
+	setup();
+	write_policy("{\"version\":1,\"name\":\"t\",\"default\":\"allow\",\"admission\":["
+		     "{\"id\":\"no-writes\",\"match\":{\"labels\":{\"mcp.action\":[\"write*\",\"delete\"]}},"
+		     "\"decision\":\"deny\",\"reason\":\"read-only\"}],\"runtime\":[]}",
+		     policy, sizeof(policy));
+	snprintf(marker, sizeof(marker), "%s/ran", tmpdir);
+	{
+		char *argv[] = { (char *)kgate_bin(), "run", "--policy", policy, "--label",
+				 "mcp.action=writeback", "--label", "mcp.tool=fs", "--",
+				 "/usr/bin/touch", marker, NULL };
+
+		ASSERT_EQ(run_capture(argv, &out), 4, "a label the rule globs: exit 4");
+		ASSERT_HAS_SUBSTR(out, "no-writes", "names the rule");
+		ASSERT_TRUE(stat(marker, &st) != 0, "the command never ran");
+	}
+	ASSERT_HAS_SUBSTR(audit_query("--type=admission"), "\"mcp.action\":\"writeback\"",
+			  "the admission record has the labels");
+	{
+		char *argv[] = { (char *)kgate_bin(), "run", "--policy", policy, "--label",
+				 "mcp.action=read", "--", "/usr/bin/touch", marker, NULL };
+
+		ASSERT_EQ(run_capture(argv, &out), 0, "another value: allowed");
+		ASSERT_TRUE(stat(marker, &st) == 0, "the command ran");
+	}
+	{
+		char *argv[] = { (char *)kgate_bin(), "run", "--policy", policy, "--label",
+				 "mcp.action", "--", "/bin/true", NULL };
+
+		ASSERT_EQ(run_capture(argv, &out), 2, "--label without '=': usage error");
+		ASSERT_HAS_SUBSTR(out, "KEY=VALUE", "says the form");
+	}
+	teardown();
+}
+
 TEST(require_full_refuses_on_a_kernel_without_bpf_lsm)
 {
 	char policy[512], *out;

@@ -58,6 +58,28 @@ static bool tags_present(char *const *need, size_t nneed, const struct kg_launch
 	return true;
 }
 
+/* every label the rule names must be in the request, its value matching
+ * one of the rule's globs for it */
+static bool labels_match(const struct kg_label_match *need, size_t nneed,
+			 const struct kg_launch_req *req)
+{
+	size_t i, j, g;
+
+	for (i = 0; i < nneed; i++) {
+		const char *value = NULL;
+		bool ok = false;
+
+		for (j = 0; j < req->nlabels && !value; j++)
+			if (req->labels[j].key && !strcmp(req->labels[j].key, need[i].key))
+				value = req->labels[j].value;
+		for (g = 0; value && g < need[i].nglobs && !ok; g++)
+			ok = fnmatch(need[i].globs[g], value, 0) == 0;
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
 bool kg_admission_rule_matches(const struct kg_admission_rule *rule,
 			       const struct kg_actor *actor,
 			       const struct kg_launch_req *req)
@@ -69,6 +91,8 @@ bool kg_admission_rule_matches(const struct kg_admission_rule *rule,
 	if (rule->ntenants && !str_listed(rule->tenants, rule->ntenants, req->tenant))
 		return false;
 	if (rule->ntopics && !topic_matches(rule->topics, rule->ntopics, req->topic))
+		return false;
+	if (!labels_match(rule->labels, rule->nlabels, req))
 		return false;
 	return tags_present(rule->risk_tags, rule->nrisk_tags, req);
 }

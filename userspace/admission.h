@@ -22,11 +22,19 @@ struct kg_actor {
 	const char *role;		/* may be NULL: then rules with roles never match */
 };
 
+#define KG_MAX_LABELS	32	/* a request's labels */
+
+struct kg_label {		/* one of a request's labels, e.g. "mcp.action": "write" */
+	const char *key, *value;
+};
+
 struct kg_launch_req {
 	const char *topic;		/* e.g. "job.agent.exec.build"; may be NULL */
 	const char *tenant;		/* may be NULL */
 	const char *const *risk_tags;	/* may be NULL when nrisk_tags == 0 */
 	size_t nrisk_tags;
+	const struct kg_label *labels;	/* may be NULL when nlabels == 0 */
+	size_t nlabels;
 };
 
 struct kg_admission_result {

@@ -39,7 +39,7 @@ static struct kg_approvals *approvals_of(struct kg_admit *a)
 }
 
 /* The launch itself as an action: its identity is a digest of what would
- * run (command, topic, tenant, risk tags) under which policy. */
+ * run (command, topic, tenant, risk tags, labels) under which policy. */
 static void launch_key(const struct kg_admit *j, struct kg_grant_key *key)
 {
 	const struct kg_job_spec *s = j->spec;
@@ -60,6 +60,16 @@ static void launch_key(const struct kg_admit *j, struct kg_grant_key *key)
 	EVP_DigestUpdate(ctx, s->tenant ? s->tenant : "", s->tenant ? strlen(s->tenant) + 1 : 1);
 	for (i = 0; i < s->nrisk_tags; i++)
 		EVP_DigestUpdate(ctx, s->risk_tags[i], strlen(s->risk_tags[i]) + 1);
+	if (s->labels && json_object_size(s->labels)) {
+		/* the labels too (in key order), so an approval of a launch
+		 * labelled {"mcp.action":"read"} is not one of a "write" */
+		char *l = json_dumps(s->labels, JSON_COMPACT | JSON_SORT_KEYS);
+
+		EVP_DigestUpdate(ctx, "\x1f", 1);
+		if (l)
+			EVP_DigestUpdate(ctx, l, strlen(l) + 1);
+		free(l);
+	}
 	EVP_DigestUpdate(ctx, j->doc->hash, strlen(j->doc->hash));
 	EVP_DigestFinal_ex(ctx, md, &mdlen);
 	EVP_MD_CTX_free(ctx);
@@ -194,9 +204,16 @@ int kg_admit(struct kg_admit *j, struct kg_admission_result *res)
 	struct group *gr = getgrgid(getgid());
 	struct kg_actor actor = { .uid = getuid(), .user = pw ? pw->pw_name : NULL,
 				  .role = gr ? gr->gr_name : NULL };
+	struct kg_label labels[KG_MAX_LABELS];
+	const char *lkey;
 	char *cmdline;
-	json_t *extra;
+	json_t *extra, *lval;
 	int n, i;
+
+	json_object_foreach(s->labels, lkey, lval)
+		if (req.nlabels < ARRAY_SIZE(labels) && json_is_string(lval))
+			labels[req.nlabels++] = (struct kg_label){ lkey, json_string_value(lval) };
+	req.labels = labels;
 
 	n = getgroups(ARRAY_SIZE(groups), groups);
 	gids[0] = getgid();

@@ -333,6 +333,16 @@ static void admission_target_text(const struct kg_admission_rule *a, char *buf, 
 	LIST("tenants", a->tenants, a->ntenants);
 	LIST("topics", a->topics, a->ntopics);
 	LIST("risk_tags", a->risk_tags, a->nrisk_tags);
+	for (i = 0; i < a->nlabels && used < len; i++) {
+		size_t g;
+
+		snprintf(buf + used, len - used, "%slabel:%s=", used ? " " : "", a->labels[i].key);
+		used = strlen(buf);
+		for (g = 0; g < a->labels[i].nglobs && used < len; g++) {
+			snprintf(buf + used, len - used, "%s%s", g ? "|" : "", a->labels[i].globs[g]);
+			used = strlen(buf);
+		}
+	}
 #undef LIST
 	if (!buf[0])
 		snprintf(buf, len, "any launch");

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* cmd_run.c - 'kgate run': launch a command as a governed job. */
 #include <getopt.h>
+#include <jansson.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "cmds.h"
+#include "admission.h"
 #include "common.h"
 #include "job.h"
 
@@ -26,6 +28,7 @@ static void usage(FILE *f)
 		"  --topic T         admission topic, e.g. job.agent.exec.build\n"
 		"  --risk TAG        admission risk tag (repeatable)\n"
 		"  --tenant T        admission tenant\n"
+		"  --label KEY=VALUE admission label, e.g. mcp.action=write (repeatable)\n"
 		"  --as USER         run COMMAND as USER (privileges dropped before exec);\n"
 		"                    under sudo, pkexec or doas the default is the invoking\n"
 		"                    user: --as root runs COMMAND as root\n"
@@ -91,6 +94,32 @@ static int invoking_user(struct kg_job_spec *spec)
 	return spec->as_name ? 0 : -1;
 }
 
+static bool label_ok(const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+
+	return eq && eq > kv && eq[1] && eq - kv <= 128 && strlen(eq + 1) <= 256;
+}
+
+/* KEY=VALUE arguments as a JSON object (a repeated KEY: the last wins) */
+static json_t *labels_json(char *const *kv, size_t n)
+{
+	json_t *o = json_object();
+	size_t i;
+
+	for (i = 0; o && i < n; i++) {
+		const char *eq = strchr(kv[i], '=');
+		char key[129];
+
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - kv[i]), kv[i]);
+		if (json_object_set_new(o, key, json_string(eq + 1))) {
+			json_decref(o);
+			o = NULL;
+		}
+	}
+	return o;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -98,6 +127,7 @@ int cmd_run(int argc, char **argv)
 		{ "topic", required_argument, NULL, 't' },
 		{ "risk", required_argument, NULL, 'r' },
 		{ "tenant", required_argument, NULL, 'T' },
+		{ "label", required_argument, NULL, 'l' },
 		{ "as", required_argument, NULL, 'a' },
 		{ "require", required_argument, NULL, 'R' },
 		{ "degraded", no_argument, NULL, 'd' },
@@ -107,6 +137,8 @@ int cmd_run(int argc, char **argv)
 		{ 0 },
 	};
 	const char *risk[MAX_RISK_TAGS];
+	char *labels[KG_MAX_LABELS];
+	size_t nlabels = 0;
 	struct kg_job_spec spec = { .live = stderr };
 	struct kg_job_spec invoker = {};
 	struct passwd *pw;
@@ -122,6 +154,14 @@ int cmd_run(int argc, char **argv)
 			if (spec.nrisk_tags == MAX_RISK_TAGS)
 				return kg_err("run: more than %d --risk tags", MAX_RISK_TAGS), KG_EXIT_USAGE;
 			risk[spec.nrisk_tags++] = optarg;
+			break;
+		case 'l':
+			if (nlabels == KG_MAX_LABELS)
+				return kg_err("run: more than %d --label", KG_MAX_LABELS), KG_EXIT_USAGE;
+			if (!label_ok(optarg))
+				return kg_err("run: --label takes KEY=VALUE (a key of 1-128 and a "
+					      "value of 1-256 bytes), not '%s'", optarg), KG_EXIT_USAGE;
+			labels[nlabels++] = optarg;
 			break;
 		case 'a':
 			pw = getpwnam(optarg);
@@ -166,7 +206,10 @@ int cmd_run(int argc, char **argv)
 		spec.as_name = invoker.as_name;
 		spec.as_source = invoker.as_source;
 	}
+	if (nlabels && !(spec.labels = labels_json(labels, nlabels)))
+		return kg_err("run: --label: out of memory or not UTF-8"), KG_EXIT_USAGE;
 	rc = kg_job_run(&spec);
+	json_decref(spec.labels);
 	free((char *)invoker.as_name);
 	return rc;
 }

@@ -1725,17 +1725,119 @@ static int parse_runtime_rule(struct ctx *c, json_t *obj, struct kg_rule *rule)
 
 /* ---- admission rules ----------------------------------------------------- */
 
+#define MAX_MATCH_LABELS	32
+
+/* one label glob (current path: the value) */
+static int value_label_glob(struct ctx *c, json_t *v, struct kg_label_match *m)
+{
+	if (expect_type(c, v, JSON_STRING, "a string"))
+		return -1;
+	if (json_string_length(v) == 0 || json_string_length(v) > 255)
+		return perr(c, "must be 1-255 bytes long");
+	if (has_control(json_string_value(v)))
+		return perr_control(c, "contains", json_string_value(v));
+	if (!(m->globs[m->nglobs] = strdup(json_string_value(v))))
+		return oom(c);
+	m->nglobs++;
+	return 0;
+}
+
+/* One label's globs: a string, or a non-empty array of strings (current
+ * path: labels). */
+static int parse_label_globs(struct ctx *c, json_t *labels, const char *key,
+			     struct kg_label_match *m)
+{
+	json_t *v = json_object_get(labels, key), *arr, *g;
+	size_t i;
+	int r = 0;
+
+	if (!json_is_array(v)) {
+		push_key(c, key);
+		if (!json_is_string(v))
+			r = perr(c, "expected a string or an array of strings, got %s",
+				 json_type_name(v));
+		else if (!(m->globs = calloc(1, sizeof(*m->globs))))
+			r = oom(c);
+		else
+			r = value_label_glob(c, v, m);
+		pop(c);
+		return r;
+	}
+	if (get_array(c, labels, key, &arr, 256))
+		return -1;
+	if (!(m->globs = calloc(json_array_size(arr), sizeof(*m->globs))))
+		return oom(c);
+	push_key(c, key);
+	json_array_foreach(arr, i, g) {
+		push_index(c, i);
+		r = value_label_glob(c, g, m);
+		pop(c);
+		if (r)
+			break;
+	}
+	pop(c);
+	return r;
+}
+
+/* match.labels: {"KEY": "GLOB" | ["GLOB", ...], ...}; every KEY must be
+ * among the request's labels with a value matching one of its globs. */
+static int parse_match_labels(struct ctx *c, json_t *obj, struct kg_admission_rule *a)
+{
+	const char *key;
+	json_t *labels, *v;
+	int r = 0;
+
+	if (get_object(c, obj, "labels", &labels))
+		return -1;
+	if (!labels)
+		return 0;
+	push_key(c, "labels");
+	if (json_object_size(labels) == 0)
+		r = perr(c, "empty labels (omit 'labels' instead)");
+	else if (json_object_size(labels) > MAX_MATCH_LABELS)
+		r = perr(c, "too many labels (%zu > %d)", json_object_size(labels),
+			 MAX_MATCH_LABELS);
+	else if (!(a->labels = calloc(json_object_size(labels), sizeof(*a->labels))))
+		r = oom(c);
+	json_object_foreach(labels, key, v) {
+		struct kg_label_match *m;
+
+		if (r)
+			break;
+		/* errors about a name point at the labels object: the name
+		 * itself would put control characters into the field */
+		if (strlen(key) == 0 || strlen(key) > 128) {
+			r = perr(c, "a label name must be 1-128 bytes long");
+			break;
+		}
+		if (has_control(key)) {
+			r = perr_control(c, "the label name contains", key);
+			break;
+		}
+		m = &a->labels[a->nlabels];
+		if (!(m->key = strdup(key))) {
+			r = oom(c);
+			break;
+		}
+		a->nlabels++;
+		r = parse_label_globs(c, labels, key, m);
+	}
+	pop(c);
+	return r;
+}
+
 static int parse_match(struct ctx *c, json_t *obj, struct kg_admission_rule *a)
 {
 	static const char *const keys[] = { "uids", "roles", "tenants", "topics",
-					    "risk_tags", NULL };
+					    "risk_tags", "labels", NULL };
 
 	if (check_keys(c, obj, keys) ||
 	    parse_id_list(c, obj, "uids", &a->uids, &a->nuids, false) ||
 	    parse_str_list(c, obj, "roles", &a->roles, &a->nroles) ||
 	    parse_str_list(c, obj, "tenants", &a->tenants, &a->ntenants) ||
 	    parse_str_list(c, obj, "topics", &a->topics, &a->ntopics) ||
-	    parse_str_list(c, obj, "risk_tags", &a->risk_tags, &a->nrisk_tags))
+	    parse_str_list(c, obj, "risk_tags", &a->risk_tags, &a->nrisk_tags) ||
+	    parse_match_labels(c, obj, a))
 		return -1;
 	return 0;
 }
@@ -2387,6 +2489,11 @@ void kg_policy_free(struct kg_policy_doc *doc)
 		free_strv(a->tenants, a->ntenants);
 		free_strv(a->topics, a->ntopics);
 		free_strv(a->risk_tags, a->nrisk_tags);
+		for (size_t l = 0; l < a->nlabels; l++) {
+			free(a->labels[l].key);
+			free_strv(a->labels[l].globs, a->labels[l].nglobs);
+		}
+		free(a->labels);
 	}
 	free(doc->admission);
 	free(doc->approvers.uids);

@@ -90,6 +90,13 @@ struct kg_rule {
 	uint64_t rate_per_sec, burst;
 };
 
+/* match.labels: the request's label `key` must be present and its value
+ * match one of the fnmatch(3) globs (a glob without * ? [ is an exact value) */
+struct kg_label_match {
+	char *key;
+	char **globs; size_t nglobs;
+};
+
 struct kg_admission_rule {
 	char id[KG_ID_MAX + 1];
 	enum kg_decision decision;
@@ -99,6 +106,7 @@ struct kg_admission_rule {
 	char **tenants; size_t ntenants;
 	char **topics; size_t ntopics;	/* fnmatch globs */
 	char **risk_tags; size_t nrisk_tags; /* all must be present */
+	struct kg_label_match *labels; size_t nlabels; /* all must match */
 	struct kg_constraints constraints;
 	uint64_t rate_per_sec, burst;	/* throttle */
 	int line, column;
