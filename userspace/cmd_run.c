@@ -32,6 +32,10 @@ static void usage(FILE *f)
 		"  --as USER         run COMMAND as USER (privileges dropped before exec);\n"
 		"                    under sudo, pkexec or doas the default is the invoking\n"
 		"                    user: --as root runs COMMAND as root\n"
+		"  --home DIR        '~' in the policy's paths is DIR, and so is the\n"
+		"                    command's $HOME (default: the home of the user\n"
+		"                    COMMAND runs as, from the password database, when\n"
+		"                    --as or sudo/pkexec/doas chose it; else $HOME)\n"
 		"  --require full    refuse to start unless every rule is enforced (BPF LSM)\n"
 		"  --degraded        do not use BPF LSM even if available\n"
 		"  --dns-upstream A  with host rules: where the job's resolver asks\n"
@@ -130,6 +134,7 @@ int cmd_run(int argc, char **argv)
 		{ "label", required_argument, NULL, 'l' },
 		{ "as", required_argument, NULL, 'a' },
 		{ "require", required_argument, NULL, 'R' },
+		{ "home", required_argument, NULL, 'H' },
 		{ "degraded", no_argument, NULL, 'd' },
 		{ "dns-upstream", required_argument, NULL, 'D' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -181,6 +186,12 @@ int cmd_run(int argc, char **argv)
 			else
 				return kg_err("run: --require takes 'full' or 'any', not '%s'", optarg),
 				       KG_EXIT_USAGE;
+			break;
+		case 'H':
+			if (optarg[0] != '/')
+				return kg_err("run: --home takes an absolute directory, not '%s'",
+					      optarg), KG_EXIT_USAGE;
+			spec.home = optarg;
 			break;
 		case 'd': spec.no_lsm = true; break;
 		case 'D': spec.dns_upstream = optarg; break;

@@ -116,6 +116,9 @@ struct job {
 	struct kg_policy_doc *dns_doc;	/* that generation's document after a push */
 	uint64_t dns_lost_said;		/* resolver records lost, already audited */
 	struct kg_pty pty;		/* the job's own terminal, when fds 0-2 had one */
+	char *home;			/* what '~' means in the policy (NULL: no home known) */
+	const char *home_why;		/* where it comes from */
+	bool set_home;			/* and the job's $HOME is set to it */
 };
 
 static struct kg_approvals *job_approvals(struct job *j)
@@ -341,7 +344,9 @@ static void say_run_as(const struct job *j)
 			"unprivileged\n");
 	else
 		fprintf(j->spec->live, "kgate: the agent runs as %s (uid %u, gid %u)\n",
-			name ? name : "?", uid, gid);
+			name ? name : "?", uid, gid);	if (j->home && j->set_home)
+		fprintf(j->spec->live, "kgate: '~' in the policy and the agent's $HOME are %s (%s)\n",
+			j->home, j->home_why);
 }
 
 /* Degraded mode: how each file/exec rule is enforced (or why not), and
@@ -385,6 +390,9 @@ static json_t *job_start_extra(struct job *j, const struct kg_constraints *c,
 			 "file_mechanism", j->full ? "bpf-lsm" : "mount-ns+landlock",
 			 "run_as", "uid", (json_int_t)uid, "gid", (json_int_t)gid, "name", name,
 			 "source", why);
+	if (extra && j->home)
+		json_object_set_new(json_object_get(extra, "run_as"), "home",
+				    json_pack("{s:s,s:s}", "path", j->home, "source", j->home_why));
 	if (extra && !j->full && j->ll)
 		json_object_set_new(extra, "file_rules", file_rules_json(j->ll));
 	return extra;
@@ -510,7 +518,7 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 {
 	struct kg_launch_opts o = {
 		.argv = j->spec->argv, .doc = j->doc, .cg = &j->cg, .degraded = !j->full,
-		.envp = j->spec->envp,
+		.envp = j->spec->envp, .home = j->set_home ? j->home : NULL,
 		.have_as = j->spec->have_as, .as_uid = j->spec->as_uid, .as_gid = j->spec->as_gid,
 		.landlock = j->full ? NULL : j->ll,
 		.hide = j->full ? NULL : &j->sp,
@@ -762,6 +770,7 @@ static void job_cleanup(struct job *j)
 	kg_audit_close(j->audit);
 	json_decref(j->unenforced);
 	kg_policy_free(j->doc);
+	free(j->home);
 }
 
 static void report_exit(struct job *j, const struct kg_exit_info *xi)
@@ -804,6 +813,38 @@ static int preflight(void)
 	return 0;
 }
 
+/* '~' in the policy is the home of the user the job runs as: --home DIR,
+ * else with --as (or sudo/pkexec/doas, or a dispatcher naming the user) that
+ * user's home from the password database, never the controller's $HOME,
+ * else $HOME.  The job's $HOME follows, unless it is $HOME already. */
+static int job_home(struct job *j)
+{
+	const char *h = NULL;
+	struct passwd *pw;
+
+	if (j->spec->home) {
+		h = j->spec->home;
+		j->home_why = "--home";
+		j->set_home = true;
+	} else if (j->spec->have_as) {
+		pw = getpwuid(j->spec->as_uid);
+		if (!pw || !pw->pw_dir || pw->pw_dir[0] != '/')
+			return kg_err("run: the job runs as uid %u, which has no home directory in "
+				      "the password database: say what '~' is with --home DIR",
+				      j->spec->as_uid), KG_EXIT_USAGE;
+		h = pw->pw_dir;
+		j->home_why = "the run-as user's home";
+		j->set_home = true;
+	} else {
+		h = getenv("HOME");
+		j->home_why = "$HOME";
+		if (!h || h[0] != '/')
+			return 0;	/* a policy using '~' is then refused with its line */
+	}
+	j->home = strdup(h);
+	return j->home ? 0 : KG_EXIT_FAIL;
+}
+
 int kg_job_run(const struct kg_job_spec *spec)
 {
 	struct kg_admission_result adm = {};
@@ -820,15 +861,20 @@ int kg_job_run(const struct kg_job_spec *spec)
 	if (!policy)
 		return kg_err("run: no policy given and no default policy found (use --policy)"),
 		       KG_EXIT_USAGE;
-	j.doc = kg_policy_load_file(policy, NULL, &perr);
+	rc = job_home(&j);
+	if (rc)
+		return rc;
+	j.doc = kg_policy_load_file(policy, j.home, &perr);
 	if (!j.doc) {
 		kg_policy_error_format(&perr, msg, sizeof(msg));
 		kg_err("%s", msg);
+		free(j.home);
 		return KG_EXIT_POLICY;
 	}
 	rc = preflight();
 	if (rc) {
 		kg_policy_free(j.doc);
+		free(j.home);
 		return rc;
 	}
 	j.unenforced = json_array();

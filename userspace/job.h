@@ -37,6 +37,9 @@ struct kg_job_spec {
 	gid_t as_gid;
 	const char *as_name;
 	const char *as_source;	/* why: "--as", "SUDO_UID", "PKEXEC_UID", "DOAS_USER" */
+	/* '~' in the policy and the job's $HOME: this directory (--home), else
+	 * the home of the user the job runs as (--as, sudo...), else $HOME */
+	const char *home;
 	uid_t invoker_uid;	/* who ran kgate (the sudo/pkexec/doas caller, else getuid()) */
 	enum kg_require require;
 	FILE *live;		/* decisions as they happen (NULL = quiet) */

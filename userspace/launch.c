@@ -242,10 +242,24 @@ static __attribute__((noreturn)) void child_main(const struct kg_launch_opts *o,
 		if (notify_fd >= 0)
 			pass_notify_fd(status_fd, go_fd, notify_fd);
 	}
-	if (o->envp)
-		execvpe(o->argv[0], o->argv, o->envp);
-	else
+	if (o->home) {
+		/* the environment given, or ours, with $HOME = the run-as
+		 * user's home (what '~' in the policy meant) */
+		size_t i;
+
+		if (o->envp) {
+			clearenv();
+			for (i = 0; o->envp[i]; i++)
+				putenv(o->envp[i]);
+		}
+		if (setenv("HOME", o->home, 1) < 0)
+			child_fail(status_fd, KG_STAGE_EXEC, errno);
 		execvp(o->argv[0], o->argv);
+	} else if (o->envp) {
+		execvpe(o->argv[0], o->argv, o->envp);
+	} else {
+		execvp(o->argv[0], o->argv);
+	}
 	child_fail(status_fd, KG_STAGE_EXEC, errno);
 }
 

@@ -33,6 +33,7 @@
 struct kg_launch_opts {
 	char *const *argv;			/* argv[0] is looked up in PATH */
 	char *const *envp;			/* the command's environment; NULL = ours */
+	const char *home;			/* set as $HOME in it (NULL: as is) */
 	const struct kg_policy_doc *doc;	/* syscall rules (may be NULL) */
 	const struct kg_cgroup *cg;		/* job cgroup (required) */
 	bool degraded;				/* no BPF LSM: Landlock + stricter seccomp */
