@@ -120,6 +120,9 @@ static inline int listen_tcp(int family, const char *addr, int *port)
 	socklen_t len;
 	int fd = socket(family, SOCK_STREAM, 0), one = 1;
 
+	*port = 0;	/* set on every path (and -O2 sees that it is) */
+	if (fd < 0)
+		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (family == AF_INET) {
 		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
@@ -134,8 +137,10 @@ static inline int listen_tcp(int family, const char *addr, int *port)
 		inet_pton(AF_INET6, addr, &in6->sin6_addr);
 		len = sizeof(*in6);
 	}
-	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 64))
+	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 64)) {
+		close(fd);
 		return -1;
+	}
 	getsockname(fd, (struct sockaddr *)&ss, &len);
 	*port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port :
 			 ((struct sockaddr_in6 *)&ss)->sin6_port);

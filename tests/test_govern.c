@@ -205,7 +205,7 @@ TEST(degraded_govern_needs_force_then_cgroup_bpf_refuses_and_release_restores)
 	char *argv_force[] = { (char *)kgate_bin(), "govern", "--cgroup", cg, "--policy", policy,
 			       "--force", NULL };
 	char *argv_rel[] = { (char *)kgate_bin(), "release", trace, NULL };
-	struct probe p;
+	struct probe p = { .pid = -1, .cmd = -1, .res = -1 };
 	int lfd, port, rc;
 	char *out, *t;
 
