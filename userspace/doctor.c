@@ -551,11 +551,13 @@ static void matrix_degraded(struct kg_doctor_report *r)
 		snprintf(mech, sizeof(mech), "the job's mount namespace (read denied: hidden; write/"
 			 "create denied: read-only) + Landlock ABI %d (the rest)", r->landlock_abi);
 		row(r, KG_RT_FILE, KG_ENF_PARTIAL, mech,
-		    "by name (hard links, bind mounts made before the job not covered); read-only "
+		    "by name (hard links made before the job not covered, said per rule by doctor "
+		    "--policy; bind mounts of denied paths covered too); read-only "
 		    "refuses all changes; paths missing at launch not enforced; refusals not "
 		    "recorded");
-		row(r, KG_RT_EXEC, KG_ENF_PARTIAL, "Landlock (execute right on allowed paths)",
-		    "mmap(PROT_EXEC) of a denied file is not covered");
+		row(r, KG_RT_EXEC, KG_ENF_PARTIAL, "Landlock (execute right on allowed paths) + "
+		    "seccomp (executable memfds, fexecve)",
+		    "ld.so FILE and mmap(PROT_EXEC) of a denied file are not covered");
 	} else if (r->landlock_abi >= 1) {
 		snprintf(mech, sizeof(mech), "Landlock ABI %d (deny rules expressed as allow-lists)",
 			 r->landlock_abi);

@@ -253,6 +253,21 @@ static int protect_kgate_state(struct job *j)
 	return 0;
 }
 
+/* Degraded mode: the plan's summary, and every rule's holes and the
+ * policy-wide statements, so that nothing it leaves out is silent. */
+static void say_file_holes(struct job *j)
+{
+	size_t i;
+
+	fprintf(j->spec->live, "kgate: file rules: %s\n", j->ll->summary);
+	for (i = 0; i < j->ll->nreports; i++)
+		if (j->ll->reports[i].holes[0])
+			fprintf(j->spec->live, "kgate: rule '%s': %s\n", j->ll->reports[i].rule_id,
+				j->ll->reports[i].holes);
+	for (i = 0; i < j->ll->nnotes; i++)
+		fprintf(j->spec->live, "kgate: %s\n", j->ll->notes[i]);
+}
+
 static int prepare_kernel(struct job *j)
 {
 	struct kg_loader_opts lo = { .want_lsm = !j->spec->no_lsm };
@@ -276,7 +291,7 @@ static int prepare_kernel(struct job *j)
 		if (err)
 			return kg_err("run: file rules plan: %s", strerror(-err));
 		if (j->spec->live)
-			fprintf(j->spec->live, "kgate: file rules: %s\n", j->ll->summary);
+			say_file_holes(j);
 	}
 	err = protect_kgate_state(j);
 	if (err)
@@ -353,19 +368,26 @@ static void say_run_as(const struct job *j)
  * what the job's mount namespace does. */
 static json_t *file_rules_json(const struct kg_landlock_plan *ll)
 {
-	json_t *rules = json_array(), *mounts = json_array();
+	json_t *rules = json_array(), *mounts = json_array(), *notes = json_array();
 	size_t i;
 
-	for (i = 0; i < ll->nreports; i++)
-		json_array_append_new(rules, json_pack("{s:s,s:s,s:s}", "rule",
-						       ll->reports[i].rule_id, "mechanism",
-						       kg_mechanism_name(ll->reports[i].mechanism),
-						       "how", ll->reports[i].reason));
+	for (i = 0; i < ll->nreports; i++) {
+		json_t *o = json_pack("{s:s,s:s,s:s}", "rule", ll->reports[i].rule_id, "mechanism",
+				      kg_mechanism_name(ll->reports[i].mechanism),
+				      "how", ll->reports[i].reason);
+
+		if (o && ll->reports[i].holes[0])
+			json_object_set_new(o, "holes", json_string(ll->reports[i].holes));
+		json_array_append_new(rules, o);
+	}
+	for (i = 0; i < ll->nnotes; i++)
+		json_array_append_new(notes, json_string(ll->notes[i]));
 	for (i = 0; i < ll->mounts.n; i++)
 		json_array_append_new(mounts, json_pack("{s:s,s:s}", "path", ll->mounts.ops[i].path,
 							"mount", kg_mnt_kind_name(ll->mounts.ops[i].kind)));
-	return json_pack("{s:o,s:o,s:I,s:s}", "rules", rules, "mounts", mounts,
-			 "landlock_grants", (json_int_t)ll->ngrants, "summary", ll->summary);
+	return json_pack("{s:o,s:o,s:I,s:s,s:o}", "rules", rules, "mounts", mounts,
+			 "landlock_grants", (json_int_t)ll->ngrants, "summary", ll->summary,
+			 "notes", notes);
 }
 
 static json_t *job_start_extra(struct job *j, const struct kg_constraints *c,

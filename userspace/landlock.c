@@ -36,6 +36,7 @@
  *    enforced rather than applied half.
  */
 #include <dirent.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -45,6 +46,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -401,6 +403,274 @@ static void report_mount(struct kg_landlock_plan *plan, const struct kg_rule *r,
 		       "job not covered)%s", approval);
 }
 
+/* ---- other names of a denied path ------------------------------------------------ */
+
+struct alias {
+	char path[PATH_MAX];
+	struct stat st;
+};
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo */
+static void unescape(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+struct mnt_line {
+	int id;
+	dev_t dev;
+	char root[PATH_MAX], point[PATH_MAX];
+};
+
+static bool parse_mnt_line(const char *line, struct mnt_line *m)
+{
+	unsigned int maj, min;
+
+	if (sscanf(line, "%d %*d %u:%u %4095s %4095s", &m->id, &maj, &min, m->root, m->point) != 5)
+		return false;
+	unescape(m->root);
+	unescape(m->point);
+	m->dev = makedev(maj, min);
+	return m->root[0] == '/' && m->point[0] == '/';
+}
+
+/* "a" + "/b/c" with "/" as the empty path on either side */
+static int path_cat(char *out, const char *a, const char *rest)
+{
+	if (!rest[0])
+		return kg_snprintf(out, PATH_MAX, "%s", a) ? -ENAMETOOLONG : 0;
+	if (!strcmp(a, "/"))
+		return kg_snprintf(out, PATH_MAX, "%s", rest) ? -ENAMETOOLONG : 0;
+	return kg_snprintf(out, PATH_MAX, "%s%s", a, rest) ? -ENAMETOOLONG : 0;
+}
+
+/* What follows `dir` in `p` (p at or beneath dir): "" or "/x/y". */
+static const char *rest_of(const char *p, const char *dir)
+{
+	return !strcmp(dir, "/") ? (strcmp(p, "/") ? p : "") : p + strlen(dir);
+}
+
+/*
+ * The other places where the mount table shows `real` or a part of it: a
+ * bind mount of S (or of something beneath it) elsewhere, or a bind mount
+ * of one of its ancestors.  Found through /proc/self/mountinfo: the mount
+ * that holds `real` gives its path inside the filesystem, and every other
+ * mount of the same filesystem whose root is at, beneath or above that
+ * path shows it too.  Each alias is checked to be the same live object.
+ * Returns the number found (at most max, *more set beyond), or -1 when the
+ * mount table says nothing usable (the filesystem's device differs from
+ * st_dev, as on btrfs subvolumes).
+ */
+static int mount_aliases(const char *real, const struct stat *st, struct alias *out, size_t max,
+			 bool *more)
+{
+	struct mnt_line *m = malloc(sizeof(*m)), *home = malloc(sizeof(*home));
+	char *fsrel = malloc(PATH_MAX), *cand = malloc(PATH_MAX), *line = NULL;
+	size_t cap = 0, n = 0, i, best = 0;
+	bool found = false;
+	FILE *f = NULL;
+	int ret = -1;
+
+	*more = false;
+	if (!m || !home || !fsrel || !cand)
+		goto out;
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		goto out;
+	/* the mount that holds real: longest mount point, the last one wins */
+	while (getline(&line, &cap, f) > 0) {
+		if (!parse_mnt_line(line, m) || !at_or_beneath(real, m->point))
+			continue;
+		if (!found || strlen(m->point) >= best) {
+			*home = *m;
+			best = strlen(m->point);
+			found = true;
+		}
+	}
+	if (!found || home->dev != st->st_dev || strstr(home->root, "//deleted"))
+		goto out;
+	if (path_cat(fsrel, home->root, rest_of(real, home->point)))
+		goto out;
+	ret = 0;
+	rewind(f);
+	while (getline(&line, &cap, f) > 0) {
+		struct stat ast;
+		bool superset;
+
+		if (!parse_mnt_line(line, m) || m->id == home->id || m->dev != st->st_dev)
+			continue;
+		if (at_or_beneath(m->root, fsrel))
+			superset = false, kg_strlcpy(cand, m->point, PATH_MAX);
+		else if (beneath(fsrel, m->root) && !path_cat(cand, m->point, rest_of(fsrel, m->root)))
+			superset = true;
+		else
+			continue;
+		/* beneath S itself: S's own covering covers it */
+		if (at_or_beneath(cand, real) || lstat(cand, &ast) < 0 || ast.st_dev != st->st_dev)
+			continue;
+		if (superset && ast.st_ino != st->st_ino)
+			continue;	/* covered by another mount: not a view of S */
+		for (i = 0; i < n && strcmp(out[i].path, cand); i++)
+			;
+		if (i < n)
+			continue;
+		if (n == max) {
+			*more = true;
+			break;
+		}
+		kg_strlcpy(out[n].path, cand, PATH_MAX);
+		out[n].st = ast;
+		n++;
+	}
+	ret = (int)n;
+out:
+	if (f)
+		fclose(f);
+	free(line);
+	free(m);
+	free(home);
+	free(fsrel);
+	free(cand);
+	return ret;
+}
+
+#define KG_LL_LINK_WALK_MAX 10000	/* entries looked at beneath a denied directory */
+
+struct link_count {
+	size_t files;		/* regular files with other names */
+	size_t seen;
+	bool truncated;
+};
+
+/* Files beneath dir (same filesystem, symlinks not followed) that have
+ * other names: hard links, possibly made outside dir before the job. */
+static void count_linked(const char *dir, dev_t dev, struct link_count *lc, int depth)
+{
+	char child[PATH_MAX];
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	if (depth > KG_MAX_DEPTH || lc->truncated || !(d = opendir(dir)))
+		return;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (++lc->seen > KG_LL_LINK_WALK_MAX) {
+			lc->truncated = true;
+			break;
+		}
+		if (join(child, dir, de->d_name) || lstat(child, &st) < 0 || st.st_dev != dev)
+			continue;
+		if (S_ISDIR(st.st_mode))
+			count_linked(child, dev, lc, depth + 1);
+		else if (S_ISREG(st.st_mode) && st.st_nlink > 1)
+			lc->files++;
+	}
+	closedir(d);
+}
+
+static void add_hole(struct kg_ll_report *rep, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void add_hole(struct kg_ll_report *rep, const char *fmt, ...)
+{
+	size_t len = strlen(rep->holes);
+	va_list ap;
+
+	if (len && len + 2 < sizeof(rep->holes)) {
+		memcpy(rep->holes + len, "; ", 3);
+		len += 2;
+	}
+	va_start(ap, fmt);
+	if (vsnprintf(rep->holes + len, sizeof(rep->holes) - len, fmt, ap) >=
+	    (int)(sizeof(rep->holes) - len))
+		rep->holes[sizeof(rep->holes) - 2] = '~';
+	va_end(ap);
+}
+
+/* What the rule on `real` leaves out, or takes in beyond its word, said in
+ * its report: other names (hard links) of its files, and an exact path on
+ * a directory, which a mount or Landlock applies to the whole subtree. */
+static void state_holes(struct kg_ll_report *rep, const struct kg_rule *r, const char *real,
+			const struct stat *st)
+{
+	(void)real;
+	if (!r->prefix && S_ISDIR(st->st_mode))
+		add_hole(rep, "an exact path on a directory: applied to everything beneath it too "
+			 "(a mount and Landlock cover subtrees; BPF LSM applies it exactly)");
+	if (!decision_refuses(r->decision))
+		return;
+	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) {
+		add_hole(rep, "NOT covered: %lu other name(s) of this file (hard links made before "
+			 "the job) stay reachable through their own paths",
+			 (unsigned long)st->st_nlink - 1);
+	} else if (S_ISDIR(st->st_mode)) {
+		struct link_count lc = { 0 };
+
+		count_linked(real, st->st_dev, &lc, 0);
+		if (lc.files)
+			add_hole(rep, "NOT covered: %zu file(s) beneath it have other names (hard links "
+				 "made before the job), reachable through their own paths", lc.files);
+		if (lc.truncated)
+			add_hole(rep, "hard links beneath it not checked past %d entries",
+				 KG_LL_LINK_WALK_MAX);
+	}
+}
+
+/* Other mounts of the denied `real` get the same treatment: the same
+ * mount over each of them (kind >= 0), or the same Landlock deny mark. */
+static int cover_aliases(struct planner *pl, const struct kg_rule *r, const char *real,
+			 const struct stat *st, int kind, uint64_t deny)
+{
+	struct kg_landlock_plan *plan = pl->plan;
+	struct kg_ll_report *rep = &plan->reports[plan->nreports - 1];
+	struct alias *al = calloc(KG_LL_MAX_ALIASES, sizeof(*al));
+	bool more = false;
+	int n, i, err = 0;
+
+	if (!al)
+		return -ENOMEM;
+	n = mount_aliases(real, st, al, KG_LL_MAX_ALIASES, &more);
+	if (n < 0)
+		add_hole(rep, "NOT checked: other mounts of it (the mount table does not name its "
+			 "filesystem); a bind mount of it made before the job is not covered");
+	for (i = 0; i < n && !err; i++) {
+		if (kind >= 0) {
+			enum kg_mnt_kind k = (enum kg_mnt_kind)kind;
+
+			if (k != KG_MNT_READONLY)
+				k = S_ISDIR(al[i].st.st_mode) ? KG_MNT_HIDE_DIR : KG_MNT_HIDE_FILE;
+			err = kg_mnt_plan_add(&plan->mounts, k, al[i].path, &al[i].st, r->num);
+		} else {
+			struct mark *m = &pl->marks[pl->nmarks++];
+
+			memset(m, 0, sizeof(*m));
+			kg_strlcpy(m->path, al[i].path, sizeof(m->path));
+			m->is_dir = S_ISDIR(al[i].st.st_mode);
+			m->dev = al[i].st.st_dev;
+			m->ino = al[i].st.st_ino;
+			m->deny = deny;
+		}
+		if (!err)
+			add_hole(rep, "also covered at %s (another mount of it)", al[i].path);
+	}
+	if (more)
+		add_hole(rep, "NOT covered: more than %d other mounts of it", KG_LL_MAX_ALIASES);
+	free(al);
+	return err;
+}
+
 /* Turn one rule into a mark (or a report saying why not). */
 static int plan_rule(struct planner *pl, const struct kg_rule *r, uint64_t avail)
 {
@@ -430,9 +700,11 @@ static int plan_rule(struct planner *pl, const struct kg_rule *r, uint64_t avail
 			int err = kg_mnt_plan_add(&plan->mounts, (enum kg_mnt_kind)kind, real, &st,
 						  r->num);
 
-			if (!err)
-				report_mount(plan, r, kind);
-			return err;
+			if (err)
+				return err;
+			report_mount(plan, r, kind);
+			state_holes(&plan->reports[plan->nreports - 1], r, real, &st);
+			return cover_aliases(pl, r, real, &st, kind, 0);
 		}
 		/* REFER too: nothing may be moved or linked out of S into a
 		 * granted directory, where it would become readable */
@@ -460,7 +732,8 @@ static int plan_rule(struct planner *pl, const struct kg_rule *r, uint64_t avail
 		report(plan, r, KG_MECH_LANDLOCK, "refused by Landlock (grants on siblings of its "
 		       "ancestors: entries created there later are refused too; hardlinks made "
 		       "outside before launch are not covered)%s", NULL);
-	return 0;
+	state_holes(&plan->reports[plan->nreports - 1], r, real, &st);
+	return decision_refuses(r->decision) ? cover_aliases(pl, r, real, &st, -1, m->deny) : 0;
 }
 
 /* Rights that the class defaults leave allowed at the root. */
@@ -534,7 +807,8 @@ static int plan_files(struct planner *pl, const struct kg_policy_doc *doc)
 	for (i = 0; i < doc->nrules; i++)
 		nfile += is_file_rule(&doc->rules[i]);
 	plan->reports = calloc(nfile ? nfile : 1, sizeof(*plan->reports));
-	pl->marks = calloc(nfile ? nfile : 1, sizeof(*pl->marks));
+	/* one mark per rule, and one per other mount of its path */
+	pl->marks = calloc((nfile ? nfile : 1) * (1 + KG_LL_MAX_ALIASES), sizeof(*pl->marks));
 	if (!plan->reports || !pl->marks)
 		return -ENOMEM;
 	ret = collect_allows(pl, doc);
@@ -562,6 +836,55 @@ static int plan_files(struct planner *pl, const struct kg_policy_doc *doc)
 	return ret;
 }
 
+bool kg_policy_restricts_exec(const struct kg_policy_doc *doc)
+{
+	size_t i;
+
+	if (!doc)
+		return false;
+	if (decision_refuses(doc->class_default[KG_CLASS_EXEC]))
+		return true;
+	for (i = 0; i < doc->nrules; i++)
+		if (is_file_rule(&doc->rules[i]) && decision_refuses(doc->rules[i].decision) &&
+		    (rule_ops(&doc->rules[i]) & KG_OP_BIT(KG_OP_EXEC)))
+			return true;
+	return false;
+}
+
+__attribute__((format(printf, 2, 3)))
+static void add_note(struct kg_landlock_plan *plan, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (plan->nnotes >= KG_LL_MAX_NOTES)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(plan->notes[plan->nnotes++], sizeof(plan->notes[0]), fmt, ap);
+	va_end(ap);
+}
+
+/* What the policy as a whole gets in degraded mode, beyond its rules. */
+static void plan_notes(struct kg_landlock_plan *plan, const struct kg_policy_doc *doc)
+{
+	static const enum kg_class classes[] = { KG_CLASS_FILE, KG_CLASS_EXEC };
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(classes); i++) {
+		enum kg_decision d = doc->class_default[classes[i]];
+
+		if (d == KG_DEC_ALLOW || decision_refuses(d))
+			continue;
+		add_note(plan, "runtime_defaults %s: %s is NOT done here: Landlock and mounts can "
+			 "only allow or refuse, so what no rule decides is allowed and not recorded "
+			 "(needs BPF LSM)", kg_class_name(classes[i]), kg_decision_name(d));
+	}
+	if (kg_policy_restricts_exec(doc))
+		add_note(plan, "exec from memory: seccomp refuses memfd_create without "
+			 "MFD_NOEXEC_SEAL and execveat(AT_EMPTY_PATH) (fexecve) with EPERM, because "
+			 "Landlock does not see memfds; \"ld.so FILE\" and mmap(PROT_EXEC) of a denied "
+			 "file are NOT covered");
+}
+
 int kg_landlock_plan(const struct kg_policy_doc *doc, struct kg_landlock_plan **out)
 {
 	return kg_landlock_plan_flags(doc, 0, out);
@@ -585,6 +908,8 @@ int kg_landlock_plan_flags(const struct kg_policy_doc *doc, unsigned int flags,
 		plan->scoped = LL_SCOPE_SIGNAL | LL_SCOPE_ABSTRACT_UNIX;
 	if (doc)
 		ret = plan_files(&pl, doc);
+	if (doc && !ret)
+		plan_notes(plan, doc);
 	/* a mount holds only while the job cannot reach the namespace of a
 	 * process outside it: the Landlock domain sees to /proc/PID/root */
 	if (!ret && plan->mounts.nmarks && !kg_landlock_plan_ensure_domain(plan))

@@ -29,7 +29,14 @@ struct kg_ll_report {		/* one per file/exec rule of the policy */
 	const char *rule_id;	/* points into the policy document */
 	enum kg_mechanism mechanism;	/* KG_MECH_MOUNT, KG_MECH_LANDLOCK or KG_MECH_NONE */
 	char reason[320];
+	/* what this rule does not cover, or covers beyond what it says, in
+	 * this mode (other names of its files, other mounts of its directory,
+	 * an exact path applied to a subtree); empty if nothing */
+	char holes[1200];
 };
+
+#define KG_LL_MAX_NOTES		4
+#define KG_LL_MAX_ALIASES	8	/* other mounts of one denied path covered */
 
 struct kg_landlock_plan {
 	int abi;			/* 0 = Landlock unavailable */
@@ -41,6 +48,10 @@ struct kg_landlock_plan {
 	size_t nreports;
 	struct kg_mnt_plan mounts;	/* deny rules a mount expresses (mntrules.h) */
 	char summary[300];		/* one line for doctor / run */
+	/* statements about the policy as a whole in this mode (runtime
+	 * defaults Landlock cannot express, exec from memory) */
+	char notes[KG_LL_MAX_NOTES][320];
+	size_t nnotes;
 };
 
 /* Landlock ABI version of the running kernel (0 if unavailable). */
@@ -71,6 +82,13 @@ bool kg_landlock_plan_ensure_domain(struct kg_landlock_plan *plan);
  * path vanished since planning is skipped (its subtree stays refused).
  * 0 (also when the plan is empty or Landlock is absent) or -errno. */
 int kg_landlock_apply(const struct kg_landlock_plan *plan);
+
+/* Does the policy refuse some exec (an exec rule or op that refuses, or a
+ * refusing exec runtime default)?  Then, in degraded mode, the seccomp
+ * filter refuses executable memfds and execveat(AT_EMPTY_PATH): Landlock
+ * does not see files outside the tree (a memfd), so a denied program
+ * copied into one would run. */
+bool kg_policy_restricts_exec(const struct kg_policy_doc *doc);
 
 /* Report of one rule (by 1-based number), NULL if not a file/exec rule. */
 const struct kg_ll_report *kg_landlock_report(const struct kg_landlock_plan *plan,

@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 
 #include "common.h"
+#include "landlock.h"
 #include "seccomp.h"
 
 #ifndef CLONE_NEWTIME
@@ -371,6 +372,38 @@ static int add_socket_family_rules(scmp_filter_ctx ctx, const struct kg_policy_d
 	return ret < 0 ? kg_err("seccomp: socket family rule: %s", strerror(-ret)), ret : 0;
 }
 
+/* Degraded mode, a policy that refuses some exec: Landlock checks the path
+ * of what is executed, and a memfd has none in the tree, so a denied
+ * program copied into a memfd would run.  Refuse memfds that can be
+ * executable (no MFD_NOEXEC_SEAL, or MFD_EXEC) and execveat(AT_EMPTY_PATH)
+ * (fexecve), with EPERM.  A syscall rule of the policy on either call
+ * decides it instead. */
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+
+static int add_exec_memory_rules(scmp_filter_ctx ctx, const struct owned *o)
+{
+	int memfd = seccomp_syscall_resolve_name("memfd_create");
+	int execat = seccomp_syscall_resolve_name("execveat");
+	int ret = 0;
+
+	if (memfd != __NR_SCMP_ERROR && !owned_has(o, memfd)) {
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), memfd, 1,
+				       SCMP_A1(SCMP_CMP_MASKED_EQ, MFD_NOEXEC_SEAL, 0));
+		if (!ret)
+			ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), memfd, 1,
+					       SCMP_A1(SCMP_CMP_MASKED_EQ, MFD_EXEC, MFD_EXEC));
+	}
+	if (!ret && execat != __NR_SCMP_ERROR && !owned_has(o, execat))
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), execat, 1,
+				       SCMP_A4(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
+	return ret < 0 ? kg_err("seccomp: exec-from-memory rule: %s", strerror(-ret)), ret : 0;
+}
+
 /* ---- build and load -------------------------------------------------------------- */
 
 static int build_filter(scmp_filter_ctx ctx, const struct kg_policy_doc *doc,
@@ -404,6 +437,8 @@ static int build_filter(scmp_filter_ctx ctx, const struct kg_policy_doc *doc,
 		if (ret < 0)
 			return ret;
 	}
+	if (opts && opts->degraded && kg_policy_restricts_exec(doc))
+		return add_exec_memory_rules(ctx, &owned);
 	return 0;
 }
 

@@ -24,9 +24,10 @@
  *
  * What a mount guarantees: a *name* is covered in the job's namespace.
  * Other names of the same objects are a different matter: hard links of a
- * file of S made outside S before the job, and bind mounts of S or of its
- * ancestors elsewhere, are not covered (say so; the full mode's inode rules
- * cover them).  The job cannot undo the mounts: mount, umount2, move_mount,
+ * file of S made outside S before the job are not covered (landlock.c says
+ * so per rule; the full mode's inode rules cover them); bind mounts of S or
+ * of its ancestors elsewhere, found in the mount table at planning, get the
+ * same mount (landlock.c: mount_aliases).  The job cannot undo the mounts: mount, umount2, move_mount,
  * open_tree, fsopen, mount_setattr, setns and namespace-creating unshare/
  * clone are refused by the seccomp baseline in every job, and its Landlock
  * domain keeps /proc/PID/root of processes outside the job (which still see
