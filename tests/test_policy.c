@@ -474,6 +474,18 @@ static const struct bad_case bad_cases[] = {
 	  3, 0, "r", "net.unix_abstract", "1-107 bytes" },
 	{ "ports too many", R(NET_RULE("{\"cidr\":\"10.0.0.0/8\",\"ports\":[1,2,3,4,5,6,7,8,9]}")), 3, 0,
 	  "r", "net.ports", "too many entries" },
+	{ "system_access unknown", T("\"system_access\":[\"sys_ptrace\",\"sys_everything\"]"), 2, 31,
+	  "", "system_access[1]", "unknown capability 'sys_everything' (system_access grants back" },
+	{ "system_access kept", T("\"system_access\":[\"chown\"]"), 2, 18, "", "system_access[0]",
+	  "'chown' is kept by every job" },
+	{ "system_access twice", T("\"system_access\":[\"mknod\",\"CAP_MKNOD\"]"), 2, 26, "",
+	  "system_access[1]", "'CAP_MKNOD' is listed twice" },
+	{ "system_access type", T("\"system_access\":\"mknod\""), 2, 17, "", "system_access",
+	  "expected an array" },
+	{ "system_access entry type", T("\"system_access\":[27]"), 2, 18, "", "system_access[0]",
+	  "expected a string (a capability name)" },
+	{ "system_access empty", T("\"system_access\":[]"), 2, 17, "", "system_access",
+	  "empty list" },
 };
 
 TEST(bad_inputs_are_rejected_precisely)
@@ -505,6 +517,22 @@ TEST(bad_inputs_are_rejected_precisely)
 		if (getenv("KGATE_TEST_VERBOSE"))
 			printf("  %-36s %s\n", b->name, error_text(&err));
 	}
+}
+
+TEST(system_access_names_capabilities)
+{
+	struct kg_policy_error err;
+	struct kg_policy_doc *doc = load(T("\"system_access\":[\"sys_ptrace\",\"CAP_NET_ADMIN\"]"),
+					 &err);
+
+	if (!ASSERT_TRUE(doc != NULL, "loads"))
+		return;
+	ASSERT_EQ(doc->system_access, (1ULL << 19) | (1ULL << 12), "sys_ptrace and net_admin");
+	kg_policy_free(doc);
+	doc = load(T("\"require_full\":false"), &err);
+	if (ASSERT_TRUE(doc != NULL, "loads"))
+		ASSERT_EQ(doc->system_access, 0, "nothing granted by default");
+	kg_policy_free(doc);
 }
 
 TEST(error_messages_never_echo_control_characters)

@@ -17,6 +17,7 @@
 
 #include "cmds.h"
 #include "common.h"
+#include "kernel/caps.h"
 #include "audit.h"
 #include "control.h"
 #include "loader.h"
@@ -380,12 +381,42 @@ static int show_json(const struct kg_policy_doc *doc)
 	for (i = 0; arr && i < doc->nadmission; i++)
 		if (json_array_append_new(arr, admission_json(&doc->admission[i])))
 			goto oom;
+	if (arr) {
+		/* last: what a job of this policy keeps and loses (kernel/caps.h) */
+		json_t *sa = kg_caps_json(doc->system_access, NULL);
+
+		if (!sa || json_object_set_new(sa, "kind", json_string("system_access")) ||
+		    json_array_append_new(arr, sa))
+			goto oom;
+	}
 	if (!arr)
 		goto oom;
 	return print_json(arr);
 oom:
 	json_decref(arr);
 	return kg_err("policy: out of memory");
+}
+
+/* system_access: the capabilities a job keeps, loses, and gets back */
+static void show_system_access(const struct kg_policy_doc *doc)
+{
+	size_t i;
+
+	printf("\nsystem access: every job loses the capabilities that reach outside it; "
+	       "writes to kernel settings (/proc/sys, /sys) are refused whatever is granted\n");
+	printf("  granted by this policy (system_access):%s\n", doc->system_access ? "" : " none");
+	for (i = 0; i < kg_caps_len; i++)
+		if (!kg_caps[i].kept && (doc->system_access & (1ULL << kg_caps[i].num)))
+			printf("    %-20s %s\n", kg_caps[i].name, kg_caps[i].why);
+	printf("  dropped:");
+	for (i = 0; i < kg_caps_len; i++)
+		if (!kg_caps[i].kept && !(doc->system_access & (1ULL << kg_caps[i].num)))
+			printf(" %s", kg_caps[i].name);
+	printf("\n  kept:");
+	for (i = 0; i < kg_caps_len; i++)
+		if (kg_caps[i].kept)
+			printf(" %s", kg_caps[i].name);
+	printf("\n");
 }
 
 static void show_text(const struct kg_policy_doc *doc)
@@ -416,6 +447,7 @@ static void show_text(const struct kg_policy_doc *doc)
 		printf("%-5s %-24s %-8s %-22s %s\n", "-", a->id, "admit",
 		       kg_decision_name(a->decision), target);
 	}
+	show_system_access(doc);
 }
 
 static int policy_show(int argc, char **argv)

@@ -24,6 +24,7 @@
 #include "events.h"
 #include "follow.h"
 #include "hold.h"
+#include "kernel/caps.h"
 #include "job.h"
 #include "landlock.h"
 #include "launch.h"
@@ -417,6 +418,10 @@ static json_t *job_start_extra(struct job *j, const struct kg_constraints *c,
 				    json_pack("{s:s,s:s}", "path", j->home, "source", j->home_why));
 	if (extra && !j->full && j->ll)
 		json_object_set_new(extra, "file_rules", file_rules_json(j->ll));
+	if (extra)
+		json_object_set_new(extra, "system_access",
+				    kg_caps_json(j->doc->system_access, j->full ? "bpf-lsm"
+						 : "mount-ns (read-only)"));
 	return extra;
 }
 
@@ -545,6 +550,7 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 		.landlock = j->full ? NULL : j->ll,
 		.hide = j->full ? NULL : &j->sp,
 		.seccomp = { .degraded = !j->full, .hold_syscalls = policy_holds_calls(j->doc) },
+		.caps_grant = j->doc->system_access,
 	};
 	struct kg_limit_report lim = {};
 	json_t *extra;

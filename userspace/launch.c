@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "kernel/caps.h"
 #include "kernel/mntrules.h"
 #include "launch.h"
 #include "mntns.h"
@@ -45,6 +46,8 @@ const char *kg_launch_stage_name(enum kg_launch_stage s)
 		[KG_STAGE_CWD] = "working directory",
 		[KG_STAGE_FDS] = "close descriptors",	[KG_STAGE_SIGNALS] = "signals",
 		[KG_STAGE_RLIMITS] = "rlimits",		[KG_STAGE_CREDS] = "credentials",
+		[KG_STAGE_CAPS] = "capability bounding set",
+		[KG_STAGE_SYSTEM_RO] = "system settings read-only (mounts)",
 		[KG_STAGE_NO_NEW_PRIVS] = "no_new_privs", [KG_STAGE_LANDLOCK] = "landlock",
 		[KG_STAGE_SECCOMP] = "seccomp",		[KG_STAGE_NOTIFY_FD] = "notify fd",
 		[KG_STAGE_EXEC] = "exec",
@@ -194,6 +197,25 @@ static int own_session(const struct kg_launch_opts *o)
 	return 0;
 }
 
+/* Degraded mode: a uid-0 process writes kernel.core_pattern, kernel.modprobe,
+ * kernel.hotplug, binfmt_misc's register, /sys/kernel/uevent_helper or
+ * sysrq-trigger with no capability at all (procfs and sysfs check the file
+ * mode), and the kernel then runs a program as root outside every cgroup.
+ * In the job's namespace they are read-only (seccomp keeps it that way);
+ * full mode refuses the same writes in the BPF LSM (protect.bpf.c). */
+static int protect_system_settings(void)
+{
+	size_t i;
+	int ret;
+
+	for (i = 0; kg_caps_ro_paths[i]; i++) {
+		ret = kg_mnt_read_only(kg_caps_ro_paths[i]);
+		if (ret < 0 && ret != -ENOENT)
+			return ret;
+	}
+	return 0;
+}
+
 static __attribute__((noreturn)) void child_main(const struct kg_launch_opts *o, int go_fd,
 						  int status_fd, bool born_in_cgroup)
 {
@@ -216,6 +238,8 @@ static __attribute__((noreturn)) void child_main(const struct kg_launch_opts *o,
 		child_fail(status_fd, KG_STAGE_RLIMITS, ret);
 	if (o->degraded && (ret = protect_cgroupfs()) < 0)
 		child_fail(status_fd, KG_STAGE_CGROUP, ret);
+	if (o->degraded && (ret = protect_system_settings()) < 0)
+		child_fail(status_fd, KG_STAGE_SYSTEM_RO, ret);
 	/* in that namespace, the paths the policy denies are hidden or
 	 * read-only (seccomp keeps the job from changing them) ... */
 	if (o->degraded && o->landlock && (ret = kg_mnt_apply(&o->landlock->mounts)) < 0)
@@ -227,6 +251,10 @@ static __attribute__((noreturn)) void child_main(const struct kg_launch_opts *o,
 	 * uncovered one: enter it again through them */
 	if (o->degraded && (ret = kg_mnt_reenter_cwd()) < 0)
 		child_fail(status_fd, KG_STAGE_CWD, ret);
+	/* what only reaches outside the job goes, for good (CAP_SETUID and
+	 * CAP_SETGID stay for drop_privileges and for the job itself) */
+	if ((ret = kg_caps_apply(kg_caps_kept() | o->caps_grant)) < 0)
+		child_fail(status_fd, KG_STAGE_CAPS, ret);
 	if (o->have_as && (ret = drop_privileges(o->as_uid, o->as_gid)) < 0)
 		child_fail(status_fd, KG_STAGE_CREDS, ret);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

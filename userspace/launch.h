@@ -54,6 +54,9 @@ struct kg_launch_opts {
 	bool have_tty;
 	int tty_fd;
 	bool tty_replace[3];
+	/* capabilities kept beyond kg_caps_kept() (the policy's system_access,
+	 * kernel/caps.h); every other one leaves the bounding set */
+	uint64_t caps_grant;
 };
 
 /* Where the child failed, for the error message. */
@@ -67,6 +70,8 @@ enum kg_launch_stage {
 	KG_STAGE_FDS,
 	KG_STAGE_SIGNALS,
 	KG_STAGE_RLIMITS,
+	KG_STAGE_CAPS,		/* the capability bounding set */
+	KG_STAGE_SYSTEM_RO,	/* system settings read-only in the job's namespace */
 	KG_STAGE_CREDS,
 	KG_STAGE_NO_NEW_PRIVS,
 	KG_STAGE_LANDLOCK,

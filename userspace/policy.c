@@ -14,6 +14,7 @@
 #include "common.h"
 #include "dns/match.h"
 #include "dns/names.h"
+#include "kernel/caps.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -1205,6 +1206,53 @@ static int parse_cooldown(struct ctx *c, json_t *root)
 	return r;
 }
 
+/* system_access: capabilities a job keeps beyond kg_caps_kept (caps.h) */
+static int parse_system_access(struct ctx *c, json_t *root)
+{
+	json_t *arr, *v;
+	size_t i;
+	int r = 0;
+
+	if (get_array(c, root, "system_access", &arr, 64))
+		return -1;
+	if (!arr)
+		return 0;
+	push_key(c, "system_access");
+	json_array_foreach(arr, i, v) {
+		const struct kg_cap_info *ci;
+		int cap;
+
+		push_index(c, i);
+		if (expect_type(c, v, JSON_STRING, "a string (a capability name)")) {
+			r = -1;
+		} else if ((cap = kg_cap_by_name(json_string_value(v))) < 0) {
+			char list[1024] = "";
+			size_t k, off = 0;
+
+			for (k = 0; k < kg_caps_len && off < sizeof(list); k++)
+				if (!kg_caps[k].kept)
+					off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
+								off ? ", " : "", kg_caps[k].name);
+			r = has_control(json_string_value(v))
+				? perr_control(c, "unknown capability", json_string_value(v))
+				: perr(c, "unknown capability '%s' (system_access grants back one of "
+				       "the capabilities a job loses: %s)", json_string_value(v), list);
+		} else if ((ci = kg_cap_info(cap)) && ci->kept) {
+			r = perr(c, "'%s' is kept by every job (%s): nothing to grant",
+				 json_string_value(v), ci->why);
+		} else if (c->doc->system_access & (1ULL << cap)) {
+			r = perr(c, "'%s' is listed twice", json_string_value(v));
+		} else {
+			c->doc->system_access |= 1ULL << cap;
+		}
+		pop(c);
+		if (r)
+			break;
+	}
+	pop(c);
+	return r;
+}
+
 static int parse_runtime_defaults(struct ctx *c, json_t *root)
 {
 	static const char *const keys[] = { "file", "exec", "net", "unix", NULL };
@@ -2268,7 +2316,7 @@ static int parse_document(struct ctx *c, json_t *root)
 	static const char *const keys[] = {
 		"$schema", "version", "name", "description", "fail_mode", "default",
 		"runtime_defaults", "require_full", "constraints", "approvals",
-		"launchers", "pushers", "cooldown", "admission", "runtime", NULL };
+		"launchers", "pushers", "cooldown", "admission", "runtime", "system_access", NULL };
 	struct kg_policy_doc *doc = c->doc;
 	const char *s;
 	json_t *v;
@@ -2341,7 +2389,7 @@ static int parse_document(struct ctx *c, json_t *root)
 	if (parse_approvals(c, root) ||
 	    parse_principals_member(c, root, "launchers", &doc->launchers, false) ||
 	    parse_principals_member(c, root, "pushers", &doc->pushers, true) ||
-	    parse_cooldown(c, root))
+	    parse_cooldown(c, root) || parse_system_access(c, root))
 		return -1;
 	if (parse_rule_list(c, root, "admission", false) ||
 	    parse_rule_list(c, root, "runtime", true))

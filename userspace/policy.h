@@ -125,6 +125,9 @@ struct kg_policy_doc {
 	enum kg_decision default_decision;	/* admission default */
 	enum kg_decision class_default[KG_CLASS_MAX]; /* runtime defaults */
 	bool require_full;		/* refuse to launch if any rule is unenforceable */
+	/* capabilities granted back beyond what every job keeps (a bit per
+	 * CAP_*, kernel/caps.h); 0 = none */
+	uint64_t system_access;
 
 	struct kg_admission_rule *admission; size_t nadmission;
 	struct kg_rule *rules; size_t nrules;

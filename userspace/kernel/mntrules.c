@@ -249,6 +249,11 @@ static int read_only(const char *path, const char *at)
 	return make_private(path, true);
 }
 
+int kg_mnt_read_only(const char *path)
+{
+	return read_only(path, path);
+}
+
 static int hide_dir(const char *path, const char *at)
 {
 	int err = sys(mount("kgate-hidden", at, "tmpfs",

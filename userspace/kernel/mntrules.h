@@ -90,6 +90,10 @@ int kg_mnt_apply(const struct kg_mnt_plan *p);
  * Syscalls only. 0/-errno. */
 int kg_mnt_reenter_cwd(void);
 
+/* path (and everything mounted beneath it) bind-mounted on itself and
+ * made read-only, in the child's own mount namespace.  0/-errno. */
+int kg_mnt_read_only(const char *path);
+
 /* "hidden", "read-only", "pinned" */
 const char *kg_mnt_kind_name(enum kg_mnt_kind kind);
 
