@@ -78,7 +78,7 @@ static void granted_policy(const char *grants, char *out, size_t len)
 static int run_root(const char *pol, const char *script, char **out)
 {
 	char *argv[] = { (char *)kgate_bin(), "run", "--topic", "job.agent.dev", "--policy",
-			 (char *)pol, "--as", "root", "--", "/bin/sh", "-c", (char *)script, NULL };
+			 (char *)pol, "--as", "root", "--home", home, "--", "/bin/sh", "-c", (char *)script, NULL };
 	char old[1024], ws[600];
 	int rc;
 
