@@ -10,7 +10,7 @@
 #                  the degraded configuration many distributions ship
 #                  (default: both, one boot each)
 #   --kernel       6.1 (Debian 12, default) or 6.12 (bookworm-backports)
-#   --timeout      per-binary timeout inside the guest (default 180 s)
+#   --timeout      per-binary timeout inside the guest (default 360 s)
 #   --shell        interactive: run the tests, then a root shell on the
 #                  console (first --lsm config only; no results collected)
 #   --bench        the LSM-path benchmark instead of the tests: boots only
@@ -33,7 +33,7 @@
 # for C tests.  See vmtests/README.md.  A guest whose userland failed is a
 # failure ("userland"), never a skip.
 #
-# Environment: KGATE_VM_TIMEOUT (whole-VM timeout in seconds, default 900),
+# Environment: KGATE_VM_TIMEOUT (whole-VM timeout in seconds, default 1800),
 # KGATE_VM_ACCEL (auto, the default: KVM if a probe boot works, else TCG;
 # or tcg, or kvm), KGATE_VM_CACHE (kernel cache
 # directory, default vmtests/cache), KGATE_VM_VERBOSE=1 (echo the serial log),
@@ -71,7 +71,7 @@ if [ "$bench" = 1 ]; then
 	configs=(full) filter=()
 	bin_timeout=${bin_timeout:-1500}
 fi
-bin_timeout=${bin_timeout:-180}
+bin_timeout=${bin_timeout:-360}
 [ ${#configs[@]} -gt 0 ] || configs=(full nobpf)
 for c in "${configs[@]}"; do
 	case "$c" in full|nobpf) ;; *) echo "vmtest: unknown --lsm $c" >&2; exit 2 ;; esac
@@ -79,7 +79,7 @@ done
 case "$kernel" in 6.1|6.12) ;; *) echo "vmtest: unknown --kernel $kernel" >&2; exit 2 ;; esac
 
 cache=${KGATE_VM_CACHE:-$here/cache}
-vm_timeout=${KGATE_VM_TIMEOUT:-900}
+vm_timeout=${KGATE_VM_TIMEOUT:-1800}
 vm_mem=1024
 if [ "$bench" = 1 ]; then
 	vm_timeout=${KGATE_VM_TIMEOUT:-$((bin_timeout + 300))}
