@@ -277,6 +277,20 @@ TEST(cli_lists_and_refuses_unknown_ids)
 	ASSERT_HAS_SUBSTR(out, a.id, "request listed");
 	ASSERT_HAS_SUBSTR(out, "\"state\": \"pending\"", "state shown");
 	ASSERT_HAS_SUBSTR(out, "10.20.0.5:443/tcp", "target shown");
+	ASSERT_HAS_SUBSTR(out, "\"age_sec\": ", "each request's age");
+	snprintf(cmd, sizeof(cmd), "%s approvals list 2>&1", bin);
+	p = popen(cmd, "r");
+	ASSERT_TRUE(p != NULL, "popen");
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	pclose(p);
+	ASSERT_HAS_SUBSTR(out, "AGE", "an AGE column");
+	{
+		char want[96];
+
+		snprintf(want, sizeof(want), "1 pending; the oldest, %s, has waited ", a.id);
+		ASSERT_HAS_SUBSTR(out, want, "the oldest request's age");
+	}
 	snprintf(cmd, sizeof(cmd), "%s approvals approve 000000000000 >/dev/null 2>&1", bin);
 	ASSERT_EQ(WEXITSTATUS(system(cmd)), KG_EXIT_USAGE, "unknown id: usage exit");
 	snprintf(cmd, sizeof(cmd), "%s approvals approve %s --once --ttl 5 >/dev/null 2>&1", bin, a.id);

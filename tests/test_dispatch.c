@@ -9,6 +9,8 @@
  * is not allowed, another user to run as, a retried submit with the same
  * idempotency key).
  */
+#include <math.h>
+
 #include "api_fixture.h"
 
 #define REVIEWER_UID	"4242"
@@ -43,7 +45,6 @@ static bool scene_start(struct scene *s)
 		       "the daemon serves HTTP and dispatches")) {
 		char *out = af_slurp("daemon.out");
 
-		printf("%s", out ? out : "");
 		free(out);
 		return false;
 	}
@@ -79,6 +80,24 @@ static json_t *wait_state(struct scene *s, const char *token, const char *trace,
 	return NULL;
 }
 
+/* One sample of /metrics (NAN when absent). */
+static double metric(struct scene *s, const char *token, const char *name)
+{
+	struct af_res r;
+	double v = NAN;
+	const char *p;
+	size_t n = strlen(name);
+
+	if (af_http(&s->d, "GET", "/metrics", token, NULL, &r) == 200 && r.body)
+		for (p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+			if (!strncmp(p, name, n) && p[n] == ' ') {
+				v = strtod(p + n + 1, NULL);
+				break;
+			}
+	af_res_free(&r);
+	return v;
+}
+
 static const char *jstr(json_t *o, const char *a, const char *b)
 {
 	return json_string_value(json_object_get(json_object_get(o, a), b)) ?: "";
@@ -109,6 +128,25 @@ TEST(canonical_session_submit_approve_run_timeline)
 	ASSERT_STREQ(jstr(r.json, "job", "state"), "pending_approval", "state pending_approval");
 	af_res_free(&r);
 	ASSERT_TRUE(trace[0] && id[0], "a trace and the approval request");
+	/* the queue's age: in /metrics and in `kgate approvals list` */
+	af_sleep_ms(1500);
+	ASSERT_EQ(metric(&s, s.reviewer, "kgate_approvals_pending"), 1, "/metrics: one pending");
+	{
+		double age = metric(&s, s.reviewer, "kgate_approvals_pending_oldest_age_seconds");
+
+		ASSERT_TRUE(age >= 1.5 && age < 60, "/metrics: the oldest has waited >= 1.5 s");
+	}
+	{
+		char *argv[] = { (char *)af_kgate(), "approvals", "list", NULL }, *out, want[128];
+
+		ASSERT_EQ(af_wait(af_spawn(argv, "list.out")), 0, "kgate approvals list");
+		out = af_slurp("list.out");
+		snprintf(want, sizeof(want), "1 pending; the oldest, %s, has waited ", id);
+		ASSERT_HAS_SUBSTR(out, want, "kgate approvals list: the oldest request's age");
+		ASSERT_TRUE(out && strstr(out, want) && atoi(strstr(out, want) + strlen(want)) >= 1,
+			    "at least 1 s");
+		free(out);
+	}
 	/* the reviewer sees it in the queue */
 	af_http(&s.d, "GET", "/api/v1/approvals?state=pending", s.reviewer, NULL, &r);
 	{
@@ -132,6 +170,9 @@ TEST(canonical_session_submit_approve_run_timeline)
 	af_res_free(&r);
 	o = wait_state(&s, s.launcher, trace, "exited");
 	ASSERT_TRUE(o != NULL, "the job runs and exits");
+	ASSERT_EQ(metric(&s, s.reviewer, "kgate_approvals_pending"), 0, "/metrics: none pending");
+	ASSERT_EQ(metric(&s, s.reviewer, "kgate_approvals_pending_oldest_age_seconds"), 0,
+		  "/metrics: no age when none waits");
 	ASSERT_EQ(json_integer_value(json_object_get(json_object_get(o, "job"), "exit_status")), 3,
 		  "with its own exit status");
 	json_array_foreach(json_object_get(o, "timeline"), i, rec) {

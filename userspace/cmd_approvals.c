@@ -88,27 +88,72 @@ static int parse(int argc, char **argv, struct opts *o)
 	return optind;
 }
 
-static void print_row(const struct kg_approval *a)
+/* "42s", "3m07s", "2h05m", "3d04h" */
+static void format_age(uint64_t sec, char *buf, size_t len)
 {
-	char created[48];
+	if (sec < 60)
+		snprintf(buf, len, "%llus", (unsigned long long)sec);
+	else if (sec < 3600)
+		snprintf(buf, len, "%llum%02llus", (unsigned long long)sec / 60,
+			 (unsigned long long)sec % 60);
+	else if (sec < 86400)
+		snprintf(buf, len, "%lluh%02llum", (unsigned long long)sec / 3600,
+			 (unsigned long long)sec % 3600 / 60);
+	else
+		snprintf(buf, len, "%llud%02lluh", (unsigned long long)sec / 86400,
+			 (unsigned long long)sec % 86400 / 3600);
+}
+
+/* how long a request has waited: until now while pending, until its
+ * decision once decided */
+static uint64_t age_sec(const struct kg_approval *a, uint64_t now)
+{
+	uint64_t end = a->state == KG_APPR_PENDING || !a->decided_ns ? now : a->decided_ns;
+
+	return end > a->created_ns ? (end - a->created_ns) / 1000000000ull : 0;
+}
+
+static void print_row(const struct kg_approval *a, uint64_t now)
+{
+	char created[48], age[32];
 
 	kg_audit_format_time(a->created_ns, created, sizeof(created));
 	created[19] = '\0';	/* to the second */
-	printf("%-12s  %-8s  %-19s  %-11s  %-30s  %-16s  %5u  %s\n", a->id,
-	       kg_appr_state_name(a->state), created, kg_op_name(a->key.op), a->target,
+	format_age(age_sec(a, now), age, sizeof(age));
+	printf("%-12s  %-8s  %-19s  %6s  %-11s  %-30s  %-16s  %5u  %s\n", a->id,
+	       kg_appr_state_name(a->state), created, age, kg_op_name(a->key.op), a->target,
 	       a->rule_id, a->requester_uid, a->trace_id);
 }
 
+/* Text: a row per request (AGE: how long it waited) and, when any is
+ * pending, how long the oldest has waited.  --json: the requests, each
+ * with its age_sec. */
 static void print_list(const struct kg_approval *v, size_t n, const struct opts *o)
 {
+	uint64_t now = kg_now_real_ns(), oldest = 0;
+	const struct kg_approval *old = NULL;
+	size_t i, pending = 0;
 	json_t *arr;
-	size_t i;
 	char *s;
 
+	for (i = 0; i < n; i++) {
+		if (v[i].state != KG_APPR_PENDING)
+			continue;
+		pending++;
+		if (!old || age_sec(&v[i], now) > oldest) {
+			old = &v[i];
+			oldest = age_sec(&v[i], now);
+		}
+	}
 	if (o->json) {
 		arr = json_array();
-		for (i = 0; arr && i < n; i++)
-			json_array_append_new(arr, kg_approval_to_json(&v[i]));
+		for (i = 0; arr && i < n; i++) {
+			json_t *j = kg_approval_to_json(&v[i]);
+
+			if (j)
+				json_object_set_new(j, "age_sec", json_integer((json_int_t)age_sec(&v[i], now)));
+			json_array_append_new(arr, j);
+		}
 		s = arr ? json_dumps(arr, JSON_INDENT(2)) : NULL;
 		printf("%s\n", s ? s : "[]");
 		free(s);
@@ -116,10 +161,21 @@ static void print_list(const struct kg_approval *v, size_t n, const struct opts 
 	} else if (!n) {
 		printf("no %srequests\n", o->all ? "" : "pending ");
 	} else {
-		printf("%-12s  %-8s  %-19s  %-11s  %-30s  %-16s  %5s  %s\n", "ID", "STATE",
-		       "CREATED (UTC)", "OP", "TARGET", "RULE", "UID", "TRACE");
+		char age[32];
+
+		printf("%-12s  %-8s  %-19s  %6s  %-11s  %-30s  %-16s  %5s  %s\n", "ID", "STATE",
+		       "CREATED (UTC)", "AGE", "OP", "TARGET", "RULE", "UID", "TRACE");
 		for (i = 0; i < n; i++)
-			print_row(&v[i]);
+			print_row(&v[i], now);
+		if (old) {
+			format_age(oldest, age, sizeof(age));
+			if (oldest < 60)
+				printf("%zu pending; the oldest, %s, has waited %s\n", pending,
+				       old->id, age);
+			else
+				printf("%zu pending; the oldest, %s, has waited %s (%llu s)\n",
+				       pending, old->id, age, (unsigned long long)oldest);
+		}
 	}
 }
 
