@@ -120,6 +120,7 @@ struct job {
 	char *home;			/* what '~' means in the policy (NULL: no home known) */
 	const char *home_why;		/* where it comes from */
 	bool set_home;			/* and the job's $HOME is set to it */
+	bool no_home;			/* the run-as user has none: '~' in the policy is refused */
 };
 
 static struct kg_approvals *job_approvals(struct job *j)
@@ -856,10 +857,12 @@ static int job_home(struct job *j)
 		j->set_home = true;
 	} else if (j->spec->have_as) {
 		pw = getpwuid(j->spec->as_uid);
-		if (!pw || !pw->pw_dir || pw->pw_dir[0] != '/')
-			return kg_err("run: the job runs as uid %u, which has no home directory in "
-				      "the password database: say what '~' is with --home DIR",
-				      j->spec->as_uid), KG_EXIT_USAGE;
+		if (!pw || !pw->pw_dir || pw->pw_dir[0] != '/') {
+			/* a policy without '~' runs; one using it is refused with
+			 * its line (a dispatched job's uid may have no passwd entry) */
+			j->no_home = true;
+			return 0;
+		}
 		h = pw->pw_dir;
 		j->home_why = "the run-as user's home";
 		j->set_home = true;
@@ -892,7 +895,7 @@ int kg_job_run(const struct kg_job_spec *spec)
 	rc = job_home(&j);
 	if (rc)
 		return rc;
-	j.doc = kg_policy_load_file(policy, j.home, &perr);
+	j.doc = kg_policy_load_file(policy, j.home ? j.home : j.no_home ? "" : NULL, &perr);
 	if (!j.doc) {
 		kg_policy_error_format(&perr, msg, sizeof(msg));
 		kg_err("%s", msg);
