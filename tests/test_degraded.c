@@ -49,7 +49,8 @@ static void chown_tree(const char *dir, uid_t uid, gid_t gid)
 }
 
 /* HOME with a key, a reference repo (a git repository) and a workspace;
- * the shipped policy, with ~ expanded against it (kgate reads $HOME). */
+ * the shipped policy, with ~ expanded against it (--home: the user the job
+ * runs as has another home in the password database). */
 static void make_home(void)
 {
 	const char *src = getenv("KGATE_SRC");
@@ -109,7 +110,8 @@ static void check_untouched(void)
 static int run_day(const char *as, const char *cwd, const char *script, char **out)
 {
 	char *argv[] = { (char *)kgate_bin(), "run", "--topic", "job.agent.dev", "--policy", policy,
-			 "--as", (char *)as, "--", "/bin/sh", "-c", (char *)script, NULL };
+			 "--as", (char *)as, "--home", home, "--", "/bin/sh", "-c", (char *)script,
+			 NULL };
 	char old[1024];
 	int rc;
 

@@ -843,9 +843,9 @@ static int preflight(void)
 }
 
 /* '~' in the policy is the home of the user the job runs as: --home DIR,
- * else with --as (or sudo/pkexec/doas, or a dispatcher naming the user) that
- * user's home from the password database, never the controller's $HOME,
- * else $HOME.  The job's $HOME follows, unless it is $HOME already. */
+ * else when the job runs as another user than kgate's (--as, sudo/pkexec/
+ * doas, a dispatcher naming the user) that user's home from the password
+ * database, never the controller's $HOME, else $HOME.  The job's $HOME follows, unless it is $HOME already. */
 static int job_home(struct job *j)
 {
 	const char *h = NULL;
@@ -855,7 +855,7 @@ static int job_home(struct job *j)
 		h = j->spec->home;
 		j->home_why = "--home";
 		j->set_home = true;
-	} else if (j->spec->have_as) {
+	} else if (j->spec->have_as && j->spec->as_uid != getuid()) {
 		pw = getpwuid(j->spec->as_uid);
 		if (!pw || !pw->pw_dir || pw->pw_dir[0] != '/') {
 			/* a policy without '~' runs; one using it is refused with
