@@ -12,6 +12,7 @@
 #include <math.h>
 
 #include "api_fixture.h"
+#include "registry.h"
 
 #define REVIEWER_UID	"4242"
 #define LAUNCHER_UID	"4343"
@@ -24,6 +25,12 @@ static const char policy[] =
 	"\"labels\":{\"mcp.action\":[\"write\",\"delete*\"]}},"
 	"\"decision\":\"require_approval\",\"reason\":\"production changes need a human\"}]}";
 
+/* every launch waits for a human, who has 2 s */
+static const char quick_policy[] =
+	"{\"version\":1,\"name\":\"quick\",\"default\":\"require_approval\","
+	"\"launchers\":{\"uids\":[4343]},"
+	"\"approvals\":{\"timeout_sec\":2,\"approvers\":{\"uids\":[4242]}}}";
+
 struct scene {
 	struct af_daemon d;
 	const char *reviewer, *launcher, *stranger;
@@ -31,17 +38,19 @@ struct scene {
 
 static bool scene_start(struct scene *s)
 {
-	char path[512];
+	char path[512], quick[512];
 
 	memset(s, 0, sizeof(*s));
 	af_setup();
 	af_write("dispatch.json", policy, path, sizeof(path));
+	af_write("quick.json", quick_policy, quick, sizeof(quick));
 	s->reviewer = af_token("reviewer", REVIEWER_UID, "");
 	s->launcher = af_token("agent", LAUNCHER_UID, "");
 	s->stranger = af_token("stranger", "65534", "");
 	if (!ASSERT_TRUE(s->reviewer && s->launcher && s->stranger, "kgate token create"))
 		return false;
-	if (!ASSERT_OK(af_daemon_start(&s->d, "--dispatch-policy", path, NULL),
+	if (!ASSERT_OK(af_daemon_start(&s->d, "--dispatch-policy", path, "--dispatch-policy", quick,
+				       NULL),
 		       "the daemon serves HTTP and dispatches")) {
 		char *out = af_slurp("daemon.out");
 
@@ -71,7 +80,10 @@ static json_t *wait_state(struct scene *s, const char *token, const char *trace,
 		af_http(&s->d, "GET", path, token, NULL, &r);
 		o = json_incref(r.json);
 		af_res_free(&r);
-		if (!strcmp(json_string_value(json_object_get(json_object_get(o, "job"), "state")) ?: "",
+		/* the dispatch side's state (a running job's "job" is the registry's) */
+		if (!strcmp(json_string_value(json_object_get(json_object_get(json_object_get(o, "job"),
+									       "dispatch"), "state")) ?:
+			    json_string_value(json_object_get(json_object_get(o, "job"), "state")) ?: "",
 			    want))
 			return o;
 		json_decref(o);
@@ -317,6 +329,183 @@ TEST(launch_approvals_are_bound_to_the_labels)
 	af_res_free(&r);
 	o = wait_state(&s, s.launcher, td, "denied");
 	ASSERT_TRUE(o != NULL, "the denied job is 'denied'");
+	json_decref(o);
+	scene_stop(&s);
+}
+
+/* A timeline record of `type` (and `op` when given), or NULL (borrowed). */
+static json_t *timeline_rec(json_t *o, const char *type, const char *op)
+{
+	json_t *rec;
+	size_t i;
+
+	json_array_foreach(json_object_get(o, "timeline"), i, rec)
+		if (!strcmp(json_string_value(json_object_get(rec, "type")) ?: "", type) &&
+		    (!op || !strcmp(json_string_value(json_object_get(rec, "op")) ?: "", op)))
+			return rec;
+	return NULL;
+}
+
+/* DELETE /api/v1/jobs/{id}: a running job that ignores SIGTERM is stopped
+ * all the same (its cgroup is killed), a waiting one leaves the queue;
+ * both audited with who stopped them; nobody else may stop them. */
+TEST(delete_stops_running_and_waiting_jobs_audited)
+{
+	struct scene s;
+	struct af_res r;
+	char run[48], wait_[48], reqid[32], path[160];
+	struct timespec t0, t1;
+	json_t *o, *rec, *recs;
+
+	if (!scene_start(&s)) {
+		scene_stop(&s);
+		return;
+	}
+	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher,
+			  "{\"policy\":\"dispatch\",\"argv\":[\"/bin/sh\",\"-c\","
+			  "\"trap '' TERM; echo up; while :; do sleep 0.2; done\"]}", &r),
+		  201, "a long job starts");
+	snprintf(run, sizeof(run), "%s", jstr(r.json, "job", "trace"));
+	af_res_free(&r);
+	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher,
+			  "{\"policy\":\"dispatch\",\"risk_tags\":[\"prod\"],"
+			  "\"labels\":{\"mcp.action\":\"write\"},\"argv\":[\"/bin/true\"]}", &r),
+		  202, "a prod write waits");
+	snprintf(wait_, sizeof(wait_), "%s", jstr(r.json, "job", "trace"));
+	snprintf(reqid, sizeof(reqid), "%s", jstr(r.json, "job", "approval_id"));
+	af_res_free(&r);
+	/* nobody but its launcher (or root) */
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", run);
+	ASSERT_EQ(af_http(&s.d, "DELETE", path, s.stranger, NULL, &r), 404, "a stranger: 404");
+	af_res_free(&r);
+	ASSERT_EQ(af_http(&s.d, "DELETE", path, s.reviewer, NULL, &r), 404, "a reviewer: 404");
+	af_res_free(&r);
+	ASSERT_EQ(af_http(&s.d, "DELETE", path, NULL, NULL, &r), 401, "no token: 401");
+	af_res_free(&r);
+	o = wait_state(&s, s.launcher, run, "running");
+	ASSERT_TRUE(o != NULL, "still running");
+	json_decref(o);
+	/* its launcher stops it: SIGTERM is ignored, the cgroup is killed */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(af_http(&s.d, "DELETE", path, s.launcher, NULL, &r), 200, "the launcher stops it");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ASSERT_STREQ(jstr(r.json, "job", "state"), "stopped", "state stopped");
+	ASSERT_EQ(json_integer_value(json_object_get(json_object_get(json_object_get(r.json, "job"),
+								    "stopped_by"), "uid")),
+		  atoi(LAUNCHER_UID), "stopped_by: the launcher's uid");
+	ASSERT_STREQ(json_string_value(json_object_get(json_object_get(json_object_get(r.json, "job"),
+								      "stopped_by"), "via")) ?: "",
+		     "token:agent", "stopped_by: its token");
+	ASSERT_TRUE(t1.tv_sec - t0.tv_sec < 14, "within the grace period and the kill");
+	af_res_free(&r);
+	ASSERT_EQ(af_http(&s.d, "DELETE", path, s.launcher, NULL, &r), 409, "again: 409");
+	ASSERT_STREQ(af_error_code(&r), "already_ended", "already_ended");
+	af_res_free(&r);
+	af_http(&s.d, "GET", path, s.launcher, NULL, &r);
+	rec = timeline_rec(r.json, "job_stop", "stop");
+	ASSERT_TRUE(rec != NULL, "timeline: job_stop");
+	ASSERT_STREQ(jstr(rec, "actor", "role"), "token:agent", "job_stop: who stopped it");
+	ASSERT_EQ(json_integer_value(json_object_get(json_object_get(rec, "actor"), "uid")),
+		  atoi(LAUNCHER_UID), "job_stop: the stopper's uid");
+	ASSERT_TRUE(timeline_rec(r.json, "job_exit", NULL) != NULL, "timeline: then job_exit");
+	af_res_free(&r);
+	{
+		struct kg_job_record jr;
+
+		ASSERT_TRUE(kg_registry_load(run, &jr) != 0, "the job is gone from the registry");
+	}
+	/* the waiting one: stopped, its request leaves the queue */
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", wait_);
+	ASSERT_EQ(af_http(&s.d, "DELETE", path, s.launcher, NULL, &r), 200, "stop the waiting job");
+	ASSERT_STREQ(jstr(r.json, "job", "state"), "stopped", "stopped");
+	af_res_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/approvals/%s", reqid);
+	af_http(&s.d, "GET", path, s.reviewer, NULL, &r);
+	ASSERT_STREQ(json_string_value(json_object_get(json_object_get(r.json, "request"), "state")) ?:
+		     json_string_value(json_object_get(r.json, "state")) ?: "", "expired",
+		     "its approval request expired (the job is gone)");
+	af_res_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/approvals/%s/approve", reqid);
+	ASSERT_NEQ(af_http(&s.d, "POST", path, s.reviewer, "{}", &r), 200,
+		  "approving it afterwards starts nothing");
+	af_res_free(&r);
+	recs = af_audit("job_start", NULL);
+	ASSERT_EQ(json_array_size(recs), 1, "only the first job ever started");
+	json_decref(recs);
+	recs = af_audit("job_stop", NULL);
+	ASSERT_EQ(json_array_size(recs), 2, "two stops audited");
+	json_decref(recs);
+	scene_stop(&s);
+}
+
+/* GET .../output is bounded (the newest 64 KiB) and rotated (the daemon
+ * keeps at most 2 x 256 KiB of a job's output on disk). */
+TEST(output_is_bounded_and_rotated)
+{
+	struct scene s;
+	struct af_res r;
+	char trace[48], path[600];
+	const char *out;
+	struct stat st;
+	long long kept = 0;
+	json_t *o;
+
+	if (!scene_start(&s)) {
+		scene_stop(&s);
+		return;
+	}
+	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher,
+			  "{\"policy\":\"dispatch\",\"argv\":[\"/bin/sh\",\"-c\","
+			  "\"echo FIRST-LINE; head -c 1200000 /dev/zero | tr '\\\\0' x; echo; echo LAST-LINE\"]}",
+			  &r), 201, "a chatty job");
+	snprintf(trace, sizeof(trace), "%s", jstr(r.json, "job", "trace"));
+	af_res_free(&r);
+	o = wait_state(&s, s.launcher, trace, "exited");
+	ASSERT_TRUE(o != NULL, "it exits");
+	json_decref(o);
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s/output", trace);
+	ASSERT_EQ(af_http(&s.d, "GET", path, s.launcher, NULL, &r), 200, "its output");
+	out = json_string_value(json_object_get(r.json, "output")) ?: "";
+	ASSERT_TRUE(strlen(out) <= 65536 && strlen(out) > 60000, "the newest 64 KiB");
+	ASSERT_HAS_SUBSTR(out, "xxxx\nLAST-LINE\n", "the job's last line is in it");
+	ASSERT_TRUE(!strstr(out, "FIRST-LINE"), "the start is not in it");
+	ASSERT_TRUE(json_is_true(json_object_get(r.json, "truncated")), "truncated");
+	ASSERT_GE(json_integer_value(json_object_get(r.json, "bytes_total")), 1200000,
+		  "every byte counted");
+	ASSERT_GE(json_integer_value(json_object_get(r.json, "bytes_rotated_away")), 1200000 - 2 * 262144,
+		  "what was rotated away is counted");
+	af_res_free(&r);
+	snprintf(path, sizeof(path), "%s/state/dispatch/%s.log", af_tmp, trace);
+	if (!stat(path, &st))
+		kept += st.st_size;
+	strcat(path, ".1");
+	ASSERT_OK(stat(path, &st), "a rotated segment");
+	kept += st.st_size;
+	ASSERT_TRUE(kept <= 2 * 262144 && kept > 262144, "at most 2 x 256 KiB kept on disk");
+	scene_stop(&s);
+}
+
+/* The states a submitted job goes through and ends in. */
+TEST(states_pending_expired_denied)
+{
+	struct scene s;
+	struct af_res r;
+	char trace[48];
+	json_t *o;
+
+	if (!scene_start(&s)) {
+		scene_stop(&s);
+		return;
+	}
+	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher,
+			  "{\"policy\":\"quick\",\"argv\":[\"/bin/true\"]}", &r), 202,
+		  "quick: every launch waits");
+	snprintf(trace, sizeof(trace), "%s", jstr(r.json, "job", "trace"));
+	ASSERT_STREQ(jstr(r.json, "job", "state"), "pending_approval", "pending_approval");
+	af_res_free(&r);
+	o = wait_state(&s, s.launcher, trace, "expired");
+	ASSERT_TRUE(o != NULL, "nobody decided within 2 s: expired");
+	ASSERT_TRUE(timeline_rec(o, "job_start", NULL) == NULL, "never started");
 	json_decref(o);
 	scene_stop(&s);
 }

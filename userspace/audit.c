@@ -65,7 +65,7 @@
 
 static const char *const record_types[] = {
 	"decision", "admission", "approval", "policy_change", "events_lost",
-	"controller", "job_start", "job_exit", "recovery",
+	"controller", "job_start", "job_exit", "recovery", "job_stop",
 };
 
 /* A recovery record an opener writes when the dir's key exists but its

@@ -10,8 +10,12 @@
  * description in a memfd, so nothing of the daemon's threads is forked
  * into it.  The launcher is the token's principal (uid and groups), never
  * the root the daemon runs as; the command runs as that uid (a root
- * principal may name another user).  Its stdout and stderr go to
- * <state dir>/dispatch/<trace>.log.
+ * principal may name another user).  Its stdout and stderr come to the
+ * daemon through a pipe and go to <state dir>/dispatch/<trace>.log, rotated
+ * to <trace>.log.1 at OUTPUT_ROTATE bytes (so at most twice that is kept).
+ * DELETE /api/v1/jobs/{id} stops a job (SIGTERM to its `kgate run`, which
+ * ends it; its cgroup is killed if that has not worked in STOP_GRACE_MS),
+ * audited as a job_stop record naming who stopped it.
  *
  * The daemon keeps each submitted job's trace, its launcher, its
  * idempotency key and, once its process ended, how it ended.
@@ -20,6 +24,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -47,7 +52,9 @@
 #define MAX_KEY		128
 #define MAX_JOBS	1024	/* remembered (oldest ended ones are forgotten first) */
 #define MAX_ACTIVE	32	/* submitted and not yet ended */
-#define OUTPUT_MAX	(64u << 10)
+#define OUTPUT_MAX	(64u << 10)	/* what GET .../output returns: the newest bytes */
+#define OUTPUT_ROTATE	(256u << 10)	/* <trace>.log becomes <trace>.log.1 at this size */
+#define STOP_GRACE_MS	5000
 
 /* The environment a submitter may give its command: nothing that changes
  * how the dynamic loader or an interpreter loads code. */
@@ -67,6 +74,11 @@ struct djob {
 	char policy[128];
 	json_t *submitted;		/* what was asked (topic, tenant, risk tags, labels, argv) */
 	uint64_t created_ns;
+	uint64_t out_bytes, out_dropped; /* output written by the job; rotated away */
+	bool stop;			/* DELETE asked for it to stop */
+	uint32_t stopped_by;
+	char stopped_via[96];
+	uint64_t stopped_ns;
 };
 
 struct kg_dispatch {
@@ -386,6 +398,10 @@ static void ended_state(struct kg_approvals *q, struct djob *j, char *state, siz
 {
 	struct kg_approval a;
 
+	if (j->stop) {
+		snprintf(state, len, "stopped");
+		return;
+	}
 	if (trace_has(j->trace, "job_start")) {
 		snprintf(state, len, "exited");
 		return;
@@ -399,11 +415,108 @@ static void ended_state(struct kg_approvals *q, struct djob *j, char *state, siz
 			 WEXITSTATUS(j->status) == KG_EXIT_DENIED ? "denied" : "failed");
 }
 
+/* ---- the job's output: <trace>.log, rotated to <trace>.log.1 ------------------------ */
+
+static void log_path(const char *trace, bool old, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/dispatch/%s.log%s", kg_state_dir(), trace, old ? ".1" : "");
+}
+
+struct outlog {
+	int fd;
+	uint64_t size;		/* of <trace>.log */
+	char trace[32];
+};
+
+/* Append what the job wrote; at OUTPUT_ROTATE bytes <trace>.log becomes
+ * <trace>.log.1 (the older .1 is dropped).  Returns the bytes dropped. */
+static uint64_t log_append(struct outlog *o, const char *buf, size_t n)
+{
+	char cur[4300], old[4300];
+	uint64_t dropped = 0;
+	struct stat st;
+
+	if (o->fd >= 0 && o->size + n > OUTPUT_ROTATE && o->size) {
+		log_path(o->trace, false, cur, sizeof(cur));
+		log_path(o->trace, true, old, sizeof(old));
+		if (!stat(old, &st))
+			dropped = (uint64_t)st.st_size;
+		close(o->fd);
+		o->fd = -1;
+		if (rename(cur, old))
+			unlink(cur);
+		o->size = 0;
+	}
+	if (o->fd < 0) {
+		log_path(o->trace, false, cur, sizeof(cur));
+		o->fd = open(cur, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	}
+	while (o->fd >= 0 && n) {
+		ssize_t w = write(o->fd, buf, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		buf += w;
+		n -= (size_t)w;
+		o->size += (uint64_t)w;
+	}
+	return dropped;
+}
+
 struct waiter {
 	struct kg_api *api;
 	pid_t pid;
+	int out;		/* the read end of the job's stdout/stderr */
 	char trace[32];
 };
+
+/* Copy the job's output to its log until its process has exited and the
+ * pipe is drained (or closed); the wait status. */
+static int pump_output(struct waiter *w, struct kg_dispatch *d)
+{
+	struct outlog o = { .fd = -1 };
+	bool exited = false, eof = w->out < 0;
+	int status = 0;
+	char buf[16384];
+
+	snprintf(o.trace, sizeof(o.trace), "%s", w->trace);
+	while (!eof || !exited) {
+		struct pollfd p = { .fd = w->out, .events = POLLIN };
+		int pr = eof ? 0 : poll(&p, 1, exited ? 0 : 200);
+
+		if (pr > 0) {
+			ssize_t n = read(w->out, buf, sizeof(buf));
+
+			if (n > 0) {
+				uint64_t dropped = log_append(&o, buf, (size_t)n);
+				struct djob *j;
+
+				pthread_mutex_lock(&d->mu);
+				if ((j = find_locked(d, w->trace))) {
+					j->out_bytes += (uint64_t)n;
+					j->out_dropped += dropped;
+				}
+				pthread_mutex_unlock(&d->mu);
+				continue;
+			}
+			if (n == 0 || (errno != EINTR && errno != EAGAIN))
+				eof = true;
+		} else if (exited) {
+			break;		/* drained: what is left belongs to nobody */
+		}
+		if (!exited) {
+			pid_t r = waitpid(w->pid, &status, eof ? 0 : WNOHANG);
+
+			if (r == w->pid || (r < 0 && errno == ECHILD))
+				exited = true;
+		}
+	}
+	if (o.fd >= 0)
+		close(o.fd);
+	return status;
+}
 
 static void *waiter_main(void *arg)
 {
@@ -411,10 +524,10 @@ static void *waiter_main(void *arg)
 	struct kg_dispatch *d = w->api->dispatch;
 	struct djob copy, *j;
 	char state[24];
-	int status = 0;
+	int status = pump_output(w, d);
 
-	while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
-		;
+	if (w->out >= 0)
+		close(w->out);
 	pthread_mutex_lock(&d->mu);
 	j = find_locked(d, w->trace);
 	if (j) {
@@ -424,6 +537,9 @@ static void *waiter_main(void *arg)
 	pthread_mutex_unlock(&d->mu);
 	if (j) {
 		pthread_mutex_lock(&w->api->q_mu);
+		/* a launch request whose `kgate run` is gone (stopped while it
+		 * waited) is expired now, not left in reviewers' queue */
+		kg_approvals_expire_orphans(w->api->q);
 		ended_state(w->api->q, &copy, state, sizeof(state));
 		pthread_mutex_unlock(&w->api->q_mu);
 		pthread_mutex_lock(&d->mu);
@@ -491,10 +607,19 @@ json_t *kg_dispatch_job_json(struct kg_api *api, const struct kg_principal *p, c
 		json_decref(copy.submitted);
 		return NULL;
 	}
-	o = json_pack("{s:s,s:s,s:I,s:o,s:s?}", "trace", copy.trace,
-		      "state", copy.done ? copy.state : live_state(api, trace, reqid, sizeof(reqid)),
+	o = json_pack("{s:s,s:s,s:I,s:o,s:s?,s:I}", "trace", copy.trace,
+		      "state", copy.done ? copy.state : copy.stop ? "stopping" :
+		      live_state(api, trace, reqid, sizeof(reqid)),
 		      "launcher_uid", (json_int_t)copy.uid, "submitted", copy.submitted,
-		      "policy", copy.policy);
+		      "policy", copy.policy, "output_bytes", (json_int_t)copy.out_bytes);
+	if (o && copy.stop) {
+		char when[48];
+
+		kg_audit_format_time(copy.stopped_ns, when, sizeof(when));
+		json_object_set_new(o, "stopped_by", json_pack("{s:I,s:s,s:s}", "uid",
+							       (json_int_t)copy.stopped_by, "via",
+							       copy.stopped_via, "time", when));
+	}
 	if (o && reqid[0])
 		json_object_set_new(o, "approval_id", json_string(reqid));
 	if (o && copy.key[0])
@@ -525,7 +650,7 @@ static int spec_memfd(json_t *spec)
 
 /* fork + exec `kgate __dispatch 3`: only async-signal-safe calls between
  * them (this process has threads). */
-static pid_t spawn(const char *self, int specfd, int logfd)
+static pid_t spawn(const char *self, int specfd, int outfd)
 {
 	char *const argv[] = { "kgate", "__dispatch", "3", NULL };
 	sigset_t none;
@@ -544,7 +669,7 @@ static pid_t spawn(const char *self, int specfd, int logfd)
 		sigaction(SIGINT, &dfl, NULL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		setsid();
-		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0 ||
+		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(outfd, 1) < 0 || dup2(outfd, 2) < 0 ||
 		    dup2(specfd, 3) < 0)
 			_exit(KG_EXIT_FAIL);
 		execv(self, argv);
@@ -583,7 +708,7 @@ void kg_dispatch_submit(struct kg_api_req *r)
 	json_t *o, *env = NULL, *spec = NULL, *argv, *v, *job;
 	json_error_t jerr;
 	uint64_t job_id = 0;
-	int specfd = -1, logfd = -1, waited;
+	int specfd = -1, logfd = -1, waited, pipefd[2] = { -1, -1 };
 	size_t k, x;
 	pid_t pid;
 	uid_t as_uid;
@@ -711,6 +836,14 @@ void kg_dispatch_submit(struct kg_api_req *r)
 			goto out;
 		}
 		json_decref(d->v[k].submitted);
+		{
+			char lp[4300];
+
+			log_path(d->v[k].trace, false, lp, sizeof(lp));
+			unlink(lp);
+			log_path(d->v[k].trace, true, lp, sizeof(lp));
+			unlink(lp);
+		}
 		memmove(&d->v[k], &d->v[k + 1], (d->n - k - 1) * sizeof(*d->v));
 		d->n--;
 	} else if (!(d->n & (d->n - 1)) || !d->v) {
@@ -756,9 +889,14 @@ void kg_dispatch_submit(struct kg_api_req *r)
 	for (x = 0; spec && x < actor.ngids; x++)
 		json_array_append_new(json_object_get(spec, "gids"), json_integer(actor.gids[x]));
 	snprintf(logpath, sizeof(logpath), "%s/dispatch/%s.log", kg_state_dir(), trace);
+	/* a fresh file (never one planted there); the waiter appends to it */
 	logfd = open(logpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (logfd >= 0 && pipe2(pipefd, O_CLOEXEC))
+		pipefd[0] = pipefd[1] = -1;
 	specfd = spec ? spec_memfd(spec) : -1;
-	pid = logfd >= 0 && specfd >= 0 ? spawn(d->self, specfd, logfd) : -1;
+	pid = logfd >= 0 && pipefd[1] >= 0 && specfd >= 0 ? spawn(d->self, specfd, pipefd[1]) : -1;
+	if (pipefd[1] >= 0)
+		close(pipefd[1]);
 	if (pid > 0) {
 		struct waiter *w = calloc(1, sizeof(*w));
 		pthread_t t;
@@ -766,16 +904,20 @@ void kg_dispatch_submit(struct kg_api_req *r)
 		if (w) {
 			w->api = api;
 			w->pid = pid;
+			w->out = pipefd[0];
 			snprintf(w->trace, sizeof(w->trace), "%s", trace);
 		}
 		if (!w || pthread_create(&t, NULL, waiter_main, w)) {
 			/* nobody would reap it: wait here */
 			free(w);
+			close(pipefd[0]);
 			waitpid(pid, NULL, 0);
 			pid = -1;
 		} else {
 			pthread_detach(t);
 		}
+	} else if (pipefd[0] >= 0) {
+		close(pipefd[0]);
 	}
 	pthread_mutex_lock(&d->mu);
 	{
@@ -783,6 +925,8 @@ void kg_dispatch_submit(struct kg_api_req *r)
 
 		if (j && pid > 0) {
 			j->pid = pid;
+			if (j->stop)	/* stopped before it had a process */
+				kill(pid, SIGTERM);
 		} else if (j) {
 			j->done = true;
 			snprintf(j->state, sizeof(j->state), "failed");
@@ -829,15 +973,50 @@ out:
 	json_decref(o);
 }
 
-/* GET /api/v1/jobs/{id}/output: the newest 64 KiB of its stdout and stderr. */
+/* The newest `max` bytes of <trace>.log.1 + <trace>.log into buf; their
+ * count; *older: bytes of the kept files before them. */
+static size_t read_tail(const char *trace, char *buf, size_t max, uint64_t *older)
+{
+	size_t got = 0, want[2] = { 0, 0 };
+	off_t size[2] = { 0, 0 };
+	int fd[2], i;
+
+	*older = 0;
+	for (i = 0; i < 2; i++) {
+		char path[4300];
+		struct stat st;
+
+		log_path(trace, i == 0, path, sizeof(path));	/* [0]: .log.1, [1]: .log */
+		fd[i] = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd[i] >= 0 && !fstat(fd[i], &st) && S_ISREG(st.st_mode))
+			size[i] = st.st_size;
+	}
+	want[1] = (size_t)(size[1] > (off_t)max ? (off_t)max : size[1]);
+	want[0] = (size_t)(size[0] > (off_t)(max - want[1]) ? (off_t)(max - want[1]) : size[0]);
+	*older = (uint64_t)(size[0] - (off_t)want[0]) + (uint64_t)(size[1] - (off_t)want[1]);
+	for (i = 0; i < 2; i++) {
+		ssize_t n = want[i] && fd[i] >= 0 ?
+			    pread(fd[i], buf + got, want[i], size[i] - (off_t)want[i]) : 0;
+
+		if (n > 0)
+			got += (size_t)n;
+		if (fd[i] >= 0)
+			close(fd[i]);
+	}
+	return got;
+}
+
+/* GET /api/v1/jobs/{id}/output: the newest 64 KiB of its stdout and stderr
+ * (the daemon keeps at most 2 x 256 KiB of it: older output is rotated
+ * away and counted). */
 void kg_dispatch_output(struct kg_api_req *r)
 {
 	json_t *job = kg_dispatch_job_json(r->api, &r->principal, r->id);
-	char path[4300], *buf = NULL;
-	struct stat st;
-	off_t from;
-	ssize_t n = 0;
-	int fd;
+	struct kg_dispatch *d = r->api->dispatch;
+	uint64_t older = 0, dropped = 0, total = 0;
+	char path[4300], *buf;
+	struct djob *j;
+	size_t n, b;
 
 	if (!job) {
 		kg_api_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL,
@@ -845,33 +1024,175 @@ void kg_dispatch_output(struct kg_api_req *r)
 		return;
 	}
 	json_decref(job);
-	snprintf(path, sizeof(path), "%s/dispatch/%s.log", kg_state_dir(), r->id);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd >= 0 && !fstat(fd, &st)) {
-		from = st.st_size > (off_t)OUTPUT_MAX ? st.st_size - (off_t)OUTPUT_MAX : 0;
-		buf = malloc(OUTPUT_MAX + 1);
-		n = buf ? pread(fd, buf, OUTPUT_MAX, from) : -1;
-		if (n < 0)
-			n = 0;
-		if (buf) {
-			ssize_t b;
-
-			/* JSON strings are UTF-8: other bytes are shown as '?' */
-			for (b = 0; b < n; b++)
-				if ((unsigned char)buf[b] >= 0x80 || (buf[b] < 0x20 && buf[b] != '\n' &&
-								      buf[b] != '\t'))
-					buf[b] = '?';
-			buf[n] = '\0';
-		}
-		kg_api_json(r, MHD_HTTP_OK, json_pack("{s:s,s:s%,s:b}", "trace", r->id, "output",
-						      buf ? buf : "", (size_t)n, "truncated",
-						      from > 0));
-	} else {
+	log_path(r->id, false, path, sizeof(path));
+	if (access(path, F_OK)) {
 		kg_api_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no output for %s", r->id);
+		return;
 	}
-	if (fd >= 0)
-		close(fd);
+	buf = malloc(OUTPUT_MAX + 1);
+	if (!buf) {
+		kg_api_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL, "out of memory");
+		return;
+	}
+	pthread_mutex_lock(&d->mu);
+	j = find_locked(d, r->id);
+	if (j) {
+		dropped = j->out_dropped;
+		total = j->out_bytes;
+	}
+	pthread_mutex_unlock(&d->mu);
+	/* a read racing a rotation may show less than 64 KiB, never garbage */
+	n = read_tail(r->id, buf, OUTPUT_MAX, &older);
+	/* JSON strings are UTF-8: other bytes are shown as '?' */
+	for (b = 0; b < n; b++)
+		if ((unsigned char)buf[b] >= 0x80 || (buf[b] < 0x20 && buf[b] != '\n' && buf[b] != '\t'))
+			buf[b] = '?';
+	buf[n] = '\0';
+	kg_api_json(r, MHD_HTTP_OK, json_pack("{s:s,s:s%,s:b,s:I,s:I,s:I}", "trace", r->id,
+					      "output", buf, n, "truncated", older + dropped > 0,
+					      "bytes_total", (json_int_t)total, "bytes_rotated_away",
+					      (json_int_t)dropped, "bytes_kept",
+					      (json_int_t)(older + n)));
 	free(buf);
+}
+
+/* ---- DELETE /api/v1/jobs/{id} ------------------------------------------------------- */
+
+/* Kill the cgroup of a job that is still running after its `kgate run`
+ * was asked to end it. */
+static void kill_job_cgroup(const char *trace)
+{
+	struct kg_job_record rec;
+	char path[4200];
+	int fd;
+
+	if (kg_registry_load(trace, &rec) || !rec.cgroup_path[0] ||
+	    kg_snprintf(path, sizeof(path), "%s/cgroup.kill", rec.cgroup_path))
+		return;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (write(fd, "1", 1) != 1)
+			kg_warn("api: could not kill the cgroup of %s: %s", trace, strerror(errno));
+		close(fd);
+	}
+}
+
+static void record_stop(struct kg_api *api, const struct djob *j, const struct kg_principal *p,
+			const char *before)
+{
+	const struct kg_policy_doc *doc = NULL;
+	struct passwd pw, *pwr = NULL;
+	char pwbuf[1024], *cmd = NULL;
+	json_t *argv = json_object_get(j->submitted, "argv"), *v, *extra;
+	size_t i;
+
+	for (i = 0; i < api->dispatch->ndocs; i++)
+		if (!strcmp(api->dispatch->docs[i]->name, j->policy))
+			doc = api->dispatch->docs[i];
+	{
+		char **a = calloc(json_array_size(argv) + 1, sizeof(*a));
+
+		json_array_foreach(argv, i, v)
+			if (a)
+				a[i] = (char *)json_string_value(v);
+		cmd = a ? kg_join_argv(a) : NULL;
+		free(a);
+	}
+	getpwuid_r(p->who.uid, &pw, pwbuf, sizeof(pwbuf), &pwr);
+	extra = json_pack("{s:s,s:s,s:I}", "state_before", before, "via", "DELETE /api/v1/jobs/{id}",
+			  "launcher_uid", (json_int_t)j->uid);
+	{
+		struct kg_audit_rec rec = {
+			.type = "job_stop", .trace_id = j->trace, .actor_uid = p->who.uid,
+			.actor_name = pwr ? pwr->pw_name : NULL,
+			.actor_role = p->who.via[0] ? p->who.via : NULL, .pid = -1, .tid = -1,
+			.op = "stop", .target = cmd ? cmd : "", .decision = "stop",
+			.rule_id = NULL, .reason = "stopped through the HTTP API",
+			.policy_name = doc ? doc->name : NULL, .policy_hash = doc ? doc->hash : NULL,
+			.policy_version = doc ? doc->version : -1, .mechanism = "controller",
+			.extra = extra,
+		};
+
+		pthread_mutex_lock(&api->audit_mu);
+		if (kg_audit_append(api->audit, &rec) || kg_audit_flush(api->audit))
+			kg_warn("api: the stop of %s could not be recorded", j->trace);
+		pthread_mutex_unlock(&api->audit_mu);
+	}
+	json_decref(extra);
+	free(cmd);
+}
+
+/* DELETE /api/v1/jobs/{id}: its launcher (or a root principal) stops a
+ * submitted job, waiting or running. */
+void kg_dispatch_stop(struct kg_api_req *r)
+{
+	struct kg_api *api = r->api;
+	struct kg_dispatch *d = api->dispatch;
+	const struct kg_principal *p = &r->principal;
+	json_t *job = d ? kg_dispatch_job_json(api, p, r->id) : NULL;
+	char before[24];
+	struct djob copy, *j;
+	bool first = false, done = false;
+	pid_t pid = -1;
+	int ms;
+
+	if (!job) {
+		kg_api_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL,
+			     "no job %s submitted through this daemon", r->id);
+		return;
+	}
+	snprintf(before, sizeof(before), "%s", json_string_value(json_object_get(job, "state")) ?: "");
+	json_decref(job);
+	if (p->anonymous) {
+		kg_api_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized", NULL, "stopping needs a token");
+		return;
+	}
+	pthread_mutex_lock(&d->mu);
+	j = find_locked(d, r->id);
+	if (j && p->who.uid != j->uid && p->who.uid != 0)
+		j = NULL;
+	if (j && !j->done && !j->stop) {
+		first = true;
+		j->stop = true;
+		j->stopped_by = p->who.uid;
+		snprintf(j->stopped_via, sizeof(j->stopped_via), "%s", p->who.via);
+		j->stopped_ns = kg_now_real_ns();
+		pid = j->pid;
+		copy = *j;
+		json_incref(copy.submitted);
+	}
+	done = j && j->done;
+	pthread_mutex_unlock(&d->mu);
+	if (!j) {
+		kg_api_error(r, MHD_HTTP_FORBIDDEN, "forbidden", NULL,
+			     "only the job's launcher (or root) stops it");
+		return;
+	}
+	if (done) {
+		kg_api_error(r, MHD_HTTP_CONFLICT, "already_ended",
+			     json_pack("{s:o}", "job", kg_dispatch_job_json(api, p, r->id)),
+			     "job %s has ended already", r->id);
+		return;
+	}
+	if (first) {
+		record_stop(api, &copy, p, before);
+		json_decref(copy.submitted);
+		if (pid > 0)
+			kill(pid, SIGTERM);	/* `kgate run` ends the job (or stops waiting) */
+	}
+	for (ms = 0; ms < 2 * STOP_GRACE_MS; ms += 50) {
+		pthread_mutex_lock(&d->mu);
+		j = find_locked(d, r->id);
+		done = !j || j->done;
+		pthread_mutex_unlock(&d->mu);
+		if (done)
+			break;
+		if (ms == STOP_GRACE_MS)
+			kill_job_cgroup(r->id);	/* the command ignored SIGTERM */
+		usleep(50 * 1000);
+	}
+	job = kg_dispatch_job_json(api, p, r->id);
+	kg_api_json(r, done ? MHD_HTTP_OK : MHD_HTTP_ACCEPTED, json_pack("{s:o}", "job", job));
 }
 
 bool kg_dispatch_close_wait(struct kg_dispatch *d)

@@ -543,6 +543,7 @@ const struct kg_api_route kg_api_routes[] = {
 	{ "GET", "/api/v1/jobs/{id}", KG_API_READ, 0, p_none, r_job },
 	{ "POST", "/api/v1/jobs", KG_API_DECIDE, 16384, p_none, kg_dispatch_submit },
 	{ "GET", "/api/v1/jobs/{id}/output", KG_API_READ, 0, p_none, kg_dispatch_output },
+	{ "DELETE", "/api/v1/jobs/{id}", KG_API_DECIDE, 0, p_none, kg_dispatch_stop },
 	{ "GET", "/api/v1/approvals", KG_API_READ, 0, p_approvals, r_approvals },
 	{ "GET", "/api/v1/approvals/{id}", KG_API_READ, 0, p_none, r_approval },
 	{ "POST", "/api/v1/approvals/{id}/approve", KG_API_DECIDE, KG_API_MAX_BODY, p_none, r_approve },
