@@ -553,8 +553,9 @@ static void matrix_degraded(struct kg_doctor_report *r)
 		row(r, KG_RT_FILE, KG_ENF_PARTIAL, mech,
 		    "by name (hard links made before the job not covered, said per rule by doctor "
 		    "--policy; bind mounts of denied paths covered too); read-only "
-		    "refuses all changes; paths missing at launch not enforced; refusals not "
-		    "recorded");
+		    "refuses all changes; paths missing at launch not enforced; refusals by a "
+		    "mount not recorded; Landlock's recorded one by one from the kernel audit log "
+		    "only with Landlock ABI 7 (kgate run turns audit on if it is off)");
 		row(r, KG_RT_EXEC, KG_ENF_PARTIAL, "Landlock (execute right on allowed paths) + "
 		    "seccomp (executable memfds, fexecve)",
 		    "ld.so FILE and mmap(PROT_EXEC) of a denied file are not covered");

@@ -26,6 +26,7 @@
 #include "hold.h"
 #include "kernel/caps.h"
 #include "job.h"
+#include "kaudit.h"
 #include "landlock.h"
 #include "launch.h"
 #include "loader.h"
@@ -96,6 +97,7 @@ struct job {
 	struct kg_loader *loader;
 	struct kg_consumer *consumer;	/* while we are the ring-buffer consumer */
 	struct kg_landlock_plan *ll;
+	struct kg_kaudit *ka;		/* degraded: Landlock refusals from the kernel log */
 	struct kg_sp_dirs sp;		/* kgate's own directories */
 	struct kg_cgroup cg;
 	bool have_cg, job_registered, links_attached;
@@ -270,6 +272,102 @@ static void say_file_holes(struct job *j)
 		fprintf(j->spec->live, "kgate: %s\n", j->ll->notes[i]);
 }
 
+/* Degraded mode: Landlock's refusals reach the trail through the kernel
+ * audit log (kaudit.h), or it is said that they do not. */
+static void open_kernel_log(struct job *j)
+{
+	char why[160], said[200];
+
+	if (j->ll->abi < 7) {
+		if (j->spec->live && j->ll->abi && j->ll->abi < 7)
+			fprintf(j->spec->live, "kgate: Landlock refusals are not recorded (Landlock "
+				"ABI %d: logging needs ABI 7)\n", j->ll->abi);
+		return;
+	}
+	j->ka = kg_kaudit_open(why, sizeof(why), said, sizeof(said));
+	if (!j->ka) {
+		if (j->spec->live)
+			fprintf(j->spec->live, "kgate: Landlock refusals are NOT recorded: %s\n", why);
+		return;
+	}
+	j->ll->log_denials = true;
+	if (j->spec->live)
+		fprintf(j->spec->live, "kgate: Landlock refusals are recorded one by one (kernel "
+			"audit log)%s%s\n", said[0] ? "; " : "", said);
+}
+
+/* One Landlock refusal of the job, from the kernel audit log. */
+static void record_landlock_denial(void *ctx, const struct kg_kaudit_denial *d)
+{
+	struct job *j = ctx;
+	const char *op = kg_kaudit_op(d->blockers), *rule_id = NULL, *reason;
+	const struct kg_rule *r = NULL;
+	struct kg_audit_rec rec = {};
+	bool self = !strncmp(d->blockers, "scope.", 6);
+	json_t *extra;
+
+	if (!self && d->target[0] == '/') {
+		enum kg_op kop = !strcmp(op, "read") ? KG_OP_READ : !strcmp(op, "write") ? KG_OP_WRITE
+			: !strcmp(op, "create") ? KG_OP_CREATE : !strcmp(op, "unlink") ? KG_OP_UNLINK
+			: !strcmp(op, "rename") ? KG_OP_RENAME : KG_OP_EXEC;
+
+		r = kg_policy_match_path(j->doc, d->target, kop);
+	}
+	if (self) {
+		rule_id = "self-protection";
+		reason = "outside the job: Landlock scoping of the job's domain";
+	} else if (r && r->decision != KG_DEC_ALLOW) {
+		rule_id = r->id;
+		reason = r->reason;
+	} else {
+		rule_id = r ? r->id : "default";
+		reason = "refused by Landlock although the policy allows it here: deny rules are "
+			 "expressed as an allow-list (see kgate doctor --policy)";
+	}
+	extra = json_pack("{s:s,s:s,s:s,s:s,s:I}", "kind", self ? "self" : "file", "outcome",
+			  "refused", "blockers", d->blockers, "landlock_domain", d->domain,
+			  "cgroup_id", (json_int_t)j->cg.id);
+	rec.type = "decision";
+	rec.trace_id = j->trace;
+	rec.actor_uid = -1;
+	rec.pid = rec.tid = -1;
+	rec.op = op;
+	rec.target = d->target;
+	rec.decision = "deny";
+	rec.rule_id = rule_id;
+	rec.reason = reason;
+	rec.policy_name = j->doc->name;
+	rec.policy_hash = j->doc->hash;
+	rec.policy_version = j->doc->version;
+	rec.mechanism = "landlock";
+	rec.extra = extra;
+	if (j->audit && kg_audit_append(j->audit, &rec))
+		kg_warn("audit append failed for a Landlock refusal");
+	json_decref(extra);
+}
+
+/* The job has ended: the last refusals, and what the kernel counted that
+ * did not reach us (its audit backlog was full), as a loss. */
+static void finish_kernel_log(struct job *j)
+{
+	uint64_t reported;
+	int64_t kernel;
+	json_t *extra;
+
+	if (!j->ka)
+		return;
+	kg_kaudit_finish(j->ka, 1000, record_landlock_denial, j);
+	kg_kaudit_counts(j->ka, &reported, &kernel);
+	if (kernel < 0 || (uint64_t)kernel <= reported)
+		return;
+	extra = json_pack("{s:s,s:I,s:I,s:I}", "source", "landlock", "lost",
+			  (json_int_t)((uint64_t)kernel - reported), "kernel_denials",
+			  (json_int_t)kernel, "recorded", (json_int_t)reported);
+	audit_simple(j, "events_lost", "landlock", j->spec->argv[0], NULL, NULL,
+		     "Landlock refusals the kernel audit log dropped (backlog full)", extra);
+	json_decref(extra);
+}
+
 static int prepare_kernel(struct job *j)
 {
 	struct kg_loader_opts lo = { .want_lsm = !j->spec->no_lsm };
@@ -286,14 +384,16 @@ static int prepare_kernel(struct job *j)
 			fprintf(j->spec->live, "kgate: degraded mode (BPF LSM unavailable: %s): "
 				"files by the job's mount namespace (denied paths hidden or read-only) "
 				"and Landlock (exec rules and the rest; it decides opens only, not "
-				"chmod/chown/utimes/xattrs); their refusals are not recorded one by one "
-				"and descriptors opened before the job are not governed; network by "
+				"chmod/chown/utimes/xattrs); refusals by a mount are not recorded, Landlock's "
+				"are where the kernel audit log can be read (said below); descriptors "
+				"opened before the job are not governed; network by "
 				"cgroup-BPF, syscalls by seccomp\n", kg_loader_lsm_error(j->loader));
 		err = kg_landlock_plan(j->doc, &j->ll);
 		if (err)
 			return kg_err("run: file rules plan: %s", strerror(-err));
 		if (j->spec->live)
 			say_file_holes(j);
+		open_kernel_log(j);
 	}
 	err = protect_kgate_state(j);
 	if (err)
@@ -596,6 +696,7 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 	if (err)
 		return kg_err("run: cannot start the command: %s", strerror(-err));
 	j->started = true;
+	kg_kaudit_watch(j->ka, j->jp.pid);
 	err = kg_loader_attach_cgroup(j->loader, j->cg.fd, j->cg.id);
 	if (err)
 		return err;
@@ -691,12 +792,13 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 {
 	uint64_t deadline = max_runtime_sec ? kg_now_mono_ns() + max_runtime_sec * 1000000000ull : 0;
 	uint64_t next_tick = 0;
-	struct pollfd pfd[6] = {
+	struct pollfd pfd[7] = {
 		{ .fd = j->jp.pidfd, .events = POLLIN },
 		{ .fd = -1, .events = POLLIN },	/* the ring buffer, once we consume */
 		{ .fd = j->hold ? kg_hold_fd(j->hold) : -1, .events = POLLIN },
 		{ .fd = j->dns ? kg_resolver_fd(j->dns) : -1, .events = POLLIN },
 		{ .fd = -1 }, { .fd = -1 },	/* the job's terminal: user input, pty master */
+		{ .fd = kg_kaudit_fd(j->ka), .events = POLLIN },	/* Landlock refusals */
 	};
 
 	*timed_out = false;
@@ -726,7 +828,9 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 			timeout = 100;	/* answer released calls promptly */
 		kg_pty_pollfds(&j->pty, &pfd[4].fd, &pfd[4].events, &pfd[5].fd, &pfd[5].events);
 		pfd[4].revents = pfd[5].revents = 0;
-		poll(pfd, 6, timeout);
+		poll(pfd, 7, timeout);
+		if (pfd[6].revents & POLLIN)
+			kg_kaudit_poll(j->ka, record_landlock_denial, j);
 		kg_pty_handle(&j->pty, pfd[4].fd >= 0 ? pfd[4].revents : 0,
 			      pfd[5].fd >= 0 ? pfd[5].revents : 0);
 		drain_dns(j);
@@ -795,6 +899,7 @@ static void job_cleanup(struct job *j)
 	kg_approvals_close(j->approvals);
 	kg_follow_close(j->follow);
 	kg_landlock_plan_free(j->ll);
+	kg_kaudit_close(j->ka);
 	kg_loader_close(j->loader);
 	kg_audit_close(j->audit);
 	json_decref(j->unenforced);
@@ -957,6 +1062,7 @@ int kg_job_run(const struct kg_job_spec *spec)
 		kg_consumer_drain(j.consumer);
 	/* throttle refusals after the kernel's last once-a-second report */
 	kg_record_throttle_residue(j.audit, j.loader, j.cg.id, j.job_id);
+	finish_kernel_log(&j);
 	finish_live_view(&j);
 	report_exit(&j, &xi);
 	rc = xi.exit_code;

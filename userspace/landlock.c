@@ -73,6 +73,8 @@
 #define LL_FS_REFER		(1ULL << 13)	/* ABI 2 */
 #define LL_FS_TRUNCATE		(1ULL << 14)	/* ABI 3 */
 
+#define LL_RESTRICT_LOG_NEW_EXEC_ON (1U << 1)	/* ABI 7 */
+
 #define LL_SCOPE_ABSTRACT_UNIX	(1ULL << 0)	/* ABI 6 */
 #define LL_SCOPE_SIGNAL		(1ULL << 1)	/* ABI 6 */
 
@@ -990,7 +992,8 @@ int kg_landlock_apply(const struct kg_landlock_plan *plan)
 	}
 	if (!ret && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		ret = -errno;
-	if (!ret && syscall(__NR_landlock_restrict_self, fd, 0) < 0)
+	if (!ret && syscall(__NR_landlock_restrict_self, fd,
+			    plan->log_denials && plan->abi >= 7 ? LL_RESTRICT_LOG_NEW_EXEC_ON : 0) < 0)
 		ret = -errno;
 	close(fd);
 	return ret;

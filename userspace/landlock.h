@@ -52,6 +52,9 @@ struct kg_landlock_plan {
 	 * defaults Landlock cannot express, exec from memory) */
 	char notes[KG_LL_MAX_NOTES][320];
 	size_t nnotes;
+	/* ABI >= 7: the domain logs its refusals after exec too
+	 * (LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON), for kaudit.h */
+	bool log_denials;
 };
 
 /* Landlock ABI version of the running kernel (0 if unavailable). */
