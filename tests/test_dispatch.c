@@ -10,6 +10,7 @@
  * idempotency key).
  */
 #include <math.h>
+#include <pthread.h>
 
 #include "api_fixture.h"
 #include "registry.h"
@@ -507,6 +508,122 @@ TEST(states_pending_expired_denied)
 	ASSERT_TRUE(o != NULL, "nobody decided within 2 s: expired");
 	ASSERT_TRUE(timeline_rec(o, "job_start", NULL) == NULL, "never started");
 	json_decref(o);
+	scene_stop(&s);
+}
+
+#define CONCURRENT 200
+
+struct submitter {
+	struct scene *s;
+	int n;
+	long status;
+	char code[32], trace[48], approval[32];
+	pthread_barrier_t *go;
+};
+
+static void *submit_one(void *arg)
+{
+	struct submitter *x = arg;
+	char body[512];
+	struct af_req q = { .method = "POST", .path = "/api/v1/jobs", .token = x->s->launcher,
+			    .body = body, .timeout_ms = 120000 };
+	struct af_res r;
+
+	snprintf(body, sizeof(body),
+		 "{\"policy\":\"dispatch\",\"risk_tags\":[\"prod\"],\"labels\":{\"mcp.action\":\"write\"},"
+		 "\"argv\":[\"/bin/sh\",\"-c\",\"exit 0\",\"%d\"],\"idempotency_key\":\"c-%d\"}",
+		 x->n, x->n);
+	pthread_barrier_wait(x->go);
+	af_request(&x->s->d, &q, &r);
+	x->status = r.status;
+	snprintf(x->code, sizeof(x->code), "%s", af_error_code(&r) ?: "");
+	snprintf(x->trace, sizeof(x->trace), "%s", jstr(r.json, "job", "trace"));
+	snprintf(x->approval, sizeof(x->approval), "%s", jstr(r.json, "job", "approval_id"));
+	af_res_free(&r);
+	return NULL;
+}
+
+/* 200 submits at once: every one is answered, either queued (202, with its
+ * approval request) or refused with 503 (too many jobs not ended: the bound
+ * of 32), and the daemon counts both; nothing is lost or launched. */
+TEST(concurrent_submits_are_each_answered_queued_or_refused_and_counted)
+{
+	static struct submitter x[CONCURRENT];
+	static pthread_t t[CONCURRENT];
+	pthread_barrier_t go;
+	struct scene s;
+	struct af_res r;
+	int i, queued = 0, refused = 0, other = 0, started = 0;
+	size_t k;
+	json_t *rec, *recs;
+
+	if (!scene_start(&s)) {
+		scene_stop(&s);
+		return;
+	}
+	pthread_barrier_init(&go, NULL, CONCURRENT);
+	for (i = 0; i < CONCURRENT; i++) {
+		x[i] = (struct submitter){ .s = &s, .n = i, .go = &go };
+		if (pthread_create(&t[i], NULL, submit_one, &x[i])) {
+			ASSERT_TRUE(false, "pthread_create");
+			return;
+		}
+	}
+	for (i = 0; i < CONCURRENT; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&go);
+	for (i = 0; i < CONCURRENT; i++) {
+		if (x[i].status == 202 && x[i].trace[0] && x[i].approval[0])
+			queued++;
+		else if ((x[i].status == 503 && !strcmp(x[i].code, "queue_full")) || x[i].status == 429)
+			refused++;
+		else {
+			other++;
+			printf("  submit %d: %ld %s\n", i, x[i].status, x[i].code);
+		}
+	}
+	printf("  %d queued, %d refused, %d other\n", queued, refused, other);
+	ASSERT_EQ(queued + refused, CONCURRENT, "every submit answered: queued or refused");
+	ASSERT_EQ(other, 0, "no other answer (no lost connection, no error)");
+	ASSERT_EQ(queued, 32, "the bound: 32 jobs not ended, all queued");
+	/* counted */
+	ASSERT_EQ(metric(&s, s.reviewer, "kgate_dispatch_submits_total{code=\"202\"}"), queued,
+		  "/metrics counts the queued");
+	ASSERT_EQ(metric(&s, s.reviewer, "kgate_dispatch_submits_total{code=\"503\"}"), refused,
+		  "/metrics counts the refused");
+	ASSERT_EQ(metric(&s, s.reviewer, "kgate_dispatch_jobs_active"), 32, "32 active");
+	ASSERT_EQ(metric(&s, s.reviewer, "kgate_approvals_pending"), queued,
+		  "one approval request per queued job, none merged");
+	/* each queued job waits in the reviewer's queue under its own trace */
+	af_http(&s.d, "GET", "/api/v1/approvals?state=pending&limit=1000", s.reviewer, NULL, &r);
+	ASSERT_EQ(json_array_size(json_object_get(r.json, "requests")), (size_t)queued,
+		  "the reviewer sees every queued job");
+	json_array_foreach(json_object_get(r.json, "requests"), k, rec) {
+		bool mine = false;
+
+		for (i = 0; i < CONCURRENT && !mine; i++)
+			mine = x[i].status == 202 &&
+			       !strcmp(x[i].approval, json_string_value(json_object_get(rec, "id")) ?: "") &&
+			       !strcmp(x[i].trace, json_string_value(json_object_get(rec, "trace_id")) ?: "");
+		started += !mine;
+	}
+	ASSERT_EQ(started, 0, "each request is the one its submit was answered with");
+	af_res_free(&r);
+	/* a refused submit retried with its key is a new submit, not a duplicate */
+	for (i = 0; i < CONCURRENT && x[i].status != 503; i++)
+		;
+	if (i < CONCURRENT) {
+		char body[256];
+
+		snprintf(body, sizeof(body), "{\"policy\":\"dispatch\",\"argv\":[\"/bin/true\"],"
+			 "\"idempotency_key\":\"c-%d\"}", i);
+		ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher, body, &r), 503,
+			  "still full: 503 again, not 200 duplicate");
+		af_res_free(&r);
+	}
+	recs = af_audit("job_start", NULL);
+	ASSERT_EQ(json_array_size(recs), 0, "nothing launched without approval");
+	json_decref(recs);
 	scene_stop(&s);
 }
 

@@ -38,8 +38,10 @@ static struct kg_approvals *approvals_of(struct kg_admit *a)
 	return a->approvals;
 }
 
-/* The launch itself as an action: its identity is a digest of what would
- * run (command, topic, tenant, risk tags, labels) under which policy. */
+/* The launch itself as an action: its identity is a digest of which job
+ * (its trace: two launches are two requests, never merged into one that
+ * one approval would start both of) and what would run (command, topic,
+ * tenant, risk tags, labels) under which policy. */
 static void launch_key(const struct kg_admit *j, struct kg_grant_key *key)
 {
 	const struct kg_job_spec *s = j->spec;
@@ -53,6 +55,7 @@ static void launch_key(const struct kg_admit *j, struct kg_grant_key *key)
 	if (!ctx)
 		return;
 	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	EVP_DigestUpdate(ctx, j->trace, strlen(j->trace) + 1);
 	for (i = 0; s->argv[i]; i++)
 		EVP_DigestUpdate(ctx, s->argv[i], strlen(s->argv[i]) + 1);
 	EVP_DigestUpdate(ctx, "\x1e", 1);

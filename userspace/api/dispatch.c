@@ -27,6 +27,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -81,7 +82,12 @@ struct djob {
 	uint64_t stopped_ns;
 };
 
+/* submits answered, by status (kgate_dispatch_submits_total) */
+static const unsigned int counted_status[] = { 200, 201, 202, 400, 401, 403, 404, 413, 500, 503 };
+#define NCOUNTED (sizeof(counted_status) / sizeof(counted_status[0]))
+
 struct kg_dispatch {
+	_Atomic unsigned long long submits[NCOUNTED + 1];	/* [NCOUNTED]: any other */
 	pthread_mutex_t mu;
 	struct djob *v;
 	size_t n;
@@ -693,7 +699,48 @@ static void refuse_launcher(struct kg_api *api, const struct kg_policy_doc *doc,
 	json_decref(extra);
 }
 
+static void submit(struct kg_api_req *r);
+
+/* POST /api/v1/jobs: every answer is counted by its status. */
 void kg_dispatch_submit(struct kg_api_req *r)
+{
+	struct kg_dispatch *d = r->api->dispatch;
+	size_t i;
+
+	submit(r);
+	for (i = 0; i < NCOUNTED && counted_status[i] != r->status; i++)
+		;
+	if (d)
+		atomic_fetch_add(&d->submits[i], 1);
+}
+
+void kg_dispatch_metrics(struct kg_dispatch *d, char **buf, size_t *len, size_t *cap)
+{
+	unsigned int active;
+	size_t i;
+
+	if (!d)
+		return;
+	pthread_mutex_lock(&d->mu);
+	active = d->active;
+	pthread_mutex_unlock(&d->mu);
+	kg_api_appendf(buf, len, cap,
+		       "# HELP kgate_dispatch_submits_total Jobs submitted with POST /api/v1/jobs, "
+		       "by the status answered (201 started, 202 waiting for approval, 200 a "
+		       "duplicate, 403 refused, 503 too many jobs not ended).\n"
+		       "# TYPE kgate_dispatch_submits_total counter\n");
+	for (i = 0; i < NCOUNTED; i++)
+		kg_api_appendf(buf, len, cap, "kgate_dispatch_submits_total{code=\"%u\"} %llu\n",
+			       counted_status[i], (unsigned long long)atomic_load(&d->submits[i]));
+	kg_api_appendf(buf, len, cap, "kgate_dispatch_submits_total{code=\"other\"} %llu\n"
+		       "# HELP kgate_dispatch_jobs_active Submitted jobs not ended yet (at most "
+		       "kgate_dispatch_jobs_active_max; beyond it a submit is answered 503).\n"
+		       "# TYPE kgate_dispatch_jobs_active gauge\nkgate_dispatch_jobs_active %u\n"
+		       "# TYPE kgate_dispatch_jobs_active_max gauge\nkgate_dispatch_jobs_active_max %d\n",
+		       (unsigned long long)atomic_load(&d->submits[NCOUNTED]), active, MAX_ACTIVE);
+}
+
+static void submit(struct kg_api_req *r)
 {
 	struct kg_api *api = r->api;
 	struct kg_dispatch *d = api->dispatch;

@@ -148,6 +148,8 @@ void kg_dispatch_close(struct kg_dispatch *d);
 void kg_dispatch_submit(struct kg_api_req *r);
 void kg_dispatch_output(struct kg_api_req *r);
 void kg_dispatch_stop(struct kg_api_req *r);
+/* kgate_dispatch_* of /metrics (nothing when d is NULL). */
+void kg_dispatch_metrics(struct kg_dispatch *d, char **buf, size_t *len, size_t *cap);
 /* The dispatch side of a job this principal submitted (or sees all of). */
 json_t *kg_dispatch_job_json(struct kg_api *api, const struct kg_principal *p, const char *trace);
 

@@ -99,6 +99,7 @@ void kg_api_metrics(struct kg_api_req *r)
 		  "kgate_jobs{mode=\"degraded\"} %zu\n", full, njobs - full);
 	}
 	kg_feed_metrics(api->feed, &buf, &len, &cap);
+	kg_dispatch_metrics(api->dispatch, &buf, &len, &cap);
 	P("# HELP kgate_api_responses_total HTTP API responses, by status class.\n"
 	  "# TYPE kgate_api_responses_total counter\n");
 	for (k = 1; k <= 5; k++)
