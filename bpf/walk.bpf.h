@@ -76,18 +76,22 @@ struct {
 
 /* The dcache's rename_lock: every d_move (rename, exchange, a directory
  * alias spliced into a new place) runs under its write side, which bumps
- * its sequence (odd while it runs).  Resolved from kallsyms at load; weak,
- * so a kernel without data symbols there loads with the cache off. */
-extern const void rename_lock __ksym __weak;
+ * its sequence (odd while it runs).  Its address, from kallsyms, is set
+ * here by the loader before the object's LSM programs load (read-only
+ * data: frozen at load, nothing changes it afterwards); 0 - a kernel
+ * without data symbols in kallsyms - loads with the cache off.  Not a
+ * __ksym extern: libbpf would read all of /proc/kallsyms at every load
+ * of every object that walks, LSM programs loaded or not. */
+const volatile __u64 kg_rename_lock_addr = 0;
 
 /* rename_lock's sequence (the first word of a seqlock_t); odd = unusable. */
 static __always_inline __u32 kg_rename_seq(void)
 {
 	__u32 seq = 1;
 
-	if (!&rename_lock)
+	if (!kg_rename_lock_addr)
 		return 1;
-	if (bpf_probe_read_kernel(&seq, sizeof(seq), &rename_lock))
+	if (bpf_probe_read_kernel(&seq, sizeof(seq), (const void *)kg_rename_lock_addr))
 		return 1;
 	return seq;
 }

@@ -168,6 +168,108 @@ static bool lsm_link_pinned(const char *objname, const struct bpf_program *p)
 	       access(path, F_OK) == 0;
 }
 
+/* ---- rename_lock's address (bpf/walk.bpf.h: kg_rename_lock_addr) -------- */
+
+#define KG_RENAME_LOCK_VAR "kg_rename_lock_addr"
+
+/* Its offset in obj's .rodata and that map, or -ENOENT (obj does not walk). */
+static int rodata_var(struct bpf_object *obj, const char *var, struct bpf_map **mapp,
+		      __u32 *off)
+{
+	struct btf *btf = bpf_object__btf(obj);
+	const struct btf_var_secinfo *vs;
+	const struct btf_type *sec;
+	struct bpf_map *m;
+	int id, i;
+
+	id = btf ? btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC) : -ENOENT;
+	if (id < 0)
+		return -ENOENT;
+	sec = btf__type_by_id(btf, id);
+	vs = btf_var_secinfos(sec);
+	for (i = 0; i < btf_vlen(sec); i++, vs++) {
+		const struct btf_type *v = btf__type_by_id(btf, vs->type);
+
+		if (v && !strcmp(btf__name_by_offset(btf, v->name_off), var))
+			break;
+	}
+	if (i == btf_vlen(sec))
+		return -ENOENT;
+	bpf_object__for_each_map(m, obj) {
+		const char *n = bpf_map__name(m);
+		size_t len = strlen(n);
+
+		if (bpf_map__is_internal(m) && len >= 7 && !strcmp(n + len - 7, ".rodata")) {
+			*mapp = m;
+			*off = vs->offset;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* rename_lock's address from /proc/kallsyms: read at most once per process
+ * (it costs tens of milliseconds), and only when asked, i.e. when an object
+ * that walks is about to load LSM programs.  0 when it is not there (no
+ * data symbols, or addresses hidden by kptr_restrict): the cache is off. */
+static __u64 rename_lock_addr(void)
+{
+	static bool done;
+	static __u64 addr;
+	char line[512], sym[256], type;
+	unsigned long long a;
+	FILE *f;
+
+	if (done)
+		return addr;
+	done = true;
+	f = fopen("/proc/kallsyms", "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%llx %c %255s", &a, &type, sym) == 3 &&
+		    !strcmp(sym, "rename_lock")) {
+			addr = a;
+			break;
+		}
+	}
+	fclose(f);
+	return addr;
+}
+
+/* Before an object that walks loads its LSM programs: give it the address. */
+static void set_rename_lock(struct bpf_object *obj)
+{
+	const void *cur;
+	struct bpf_map *m;
+	size_t sz = 0;
+	__u32 off;
+	__u64 addr;
+	char *data;
+
+	if (rodata_var(obj, KG_RENAME_LOCK_VAR, &m, &off))
+		return;
+	cur = bpf_map__initial_value(m, &sz);
+	if (!cur || (size_t)off + sizeof(addr) > sz)
+		return;
+	data = malloc(sz);
+	if (!data)
+		return;
+	memcpy(data, cur, sz);
+	addr = rename_lock_addr();
+	memcpy(data + off, &addr, sizeof(addr));
+	bpf_map__set_initial_value(m, data, sz);	/* (copies it) */
+	free(data);
+}
+
+static bool obj_walks(struct bpf_object *obj)
+{
+	struct bpf_map *m;
+	__u32 off;
+
+	return !rodata_var(obj, KG_RENAME_LOCK_VAR, &m, &off);
+}
+
 static struct bpf_object *open_object(const struct kg_obj_desc *d, const char *pin_dir,
 				      bool want_lsm, struct btf *vmlinux)
 {
@@ -251,8 +353,12 @@ static bool pins_exist(const char *pin_dir)
 	return !pin_path(path, sizeof(path), "%s/kg_jobs", pin_dir) && access(path, F_OK) == 0;
 }
 
+/* pass 0 loads the objects that do not walk, pass 1 those that do: where
+ * BPF LSM is refused (EPERM), the first LSM load fails before anything
+ * needed kallsyms, and the walking objects (LSM programs only) are then
+ * not even opened for loading. */
 static int load_one(struct kg_loader *l, const struct kg_obj_desc *d, const char *pin_dir,
-		    bool want_lsm, struct btf *vmlinux)
+		    bool want_lsm, struct btf *vmlinux, int pass)
 {
 	struct bpf_object *obj;
 	int err;
@@ -260,6 +366,12 @@ static int load_one(struct kg_loader *l, const struct kg_obj_desc *d, const char
 	obj = open_object(d, pin_dir, want_lsm, vmlinux);
 	if (!obj)
 		return errno ? -errno : 0;
+	if (obj_walks(obj) != (pass == 1)) {
+		bpf_object__close(obj);
+		return 0;
+	}
+	if (obj_has_lsm(obj))
+		set_rename_lock(obj);
 	err = bpf_object__load(obj);
 	if (err && obj_has_lsm(obj)) {
 		/* BPF LSM refused (EPERM on kernels without it): degrade */
@@ -337,6 +449,7 @@ struct kg_loader *kg_loader_open(const struct kg_loader_opts *opts)
 	struct btf *vmlinux = NULL;
 	struct kg_loader *l;
 	size_t i;
+	int pass;
 
 	libbpf_set_print(libbpf_print);
 	l = calloc(1, sizeof(*l));
@@ -356,9 +469,10 @@ struct kg_loader *kg_loader_open(const struct kg_loader_opts *opts)
 	} else if (!l->lsm_error[0]) {
 		snprintf(l->lsm_error, sizeof(l->lsm_error), "not requested");
 	}
-	for (i = 0; i < ARRAY_SIZE(kg_obj_table) && l->nobjs < KG_MAX_OBJECTS; i++)
-		if (load_one(l, &kg_obj_table[i], pin_dir, l->lsm_active, vmlinux))
-			goto fail;
+	for (pass = 0; pass < 2; pass++)
+		for (i = 0; i < ARRAY_SIZE(kg_obj_table) && l->nobjs < KG_MAX_OBJECTS; i++)
+			if (load_one(l, &kg_obj_table[i], pin_dir, l->lsm_active, vmlinux, pass))
+				goto fail;
 	note_fs_support(l, vmlinux);
 	btf__free(vmlinux);
 	if (kg_loader_map_fd(l, "kg_jobs") < 0) {

@@ -14,6 +14,7 @@
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <linux/fs.h>
+#include <bpf/bpf.h>
 #include "testlib.h"
 #include "vt_lib.h"
 
@@ -369,6 +370,39 @@ TEST(ops_have_their_own_slots)
 	ASSERT_OK(vt_run(&v, open_wr, "work/x/f"), "write allowed (write slot warm)");
 	ASSERT_TRUE(vt_refused(vt_run(&v, open_rd_warm, "work/x/f")), "read refused");
 	ASSERT_OK(vt_run(&v, open_wr, "work/x/f"), "write still allowed");
+out:
+	vt_teardown(&v);
+}
+
+/* The cache is in use at all: after a governed read walked work/a/b/c/f,
+ * its parent directory holds an entry for this generation and op, under
+ * an even rename_lock sequence.  Without rename_lock's address (the loader
+ * sets it from kallsyms) every walk sees an odd sequence and records
+ * nothing, and the tests above would pass with the cache off. */
+TEST(a_walk_records_on_its_directories)
+{
+	struct kg_dir_cache dc;
+	struct vt v;
+	char p[512];
+	int map, dfd;
+
+	if (setup(&v))
+		return;
+	map = kg_loader_map_fd(v.l, "kg_dir_cache");
+	if (!ASSERT_TRUE(map >= 0, "kg_dir_cache map"))
+		goto out;
+	ASSERT_OK(vt_run(&v, open_rd_warm, "work/a/b/c/f"), "allowed, cache warm (a, b, c)");
+	dfd = open(vt_path(&v, "work/a/b/c", p, sizeof(p)), O_RDONLY | O_DIRECTORY);
+	if (!ASSERT_TRUE(dfd >= 0, "open work/a/b/c outside the job"))
+		goto out;
+	memset(&dc, 0, sizeof(dc));
+	if (ASSERT_OK(bpf_map_lookup_elem(map, &dfd, &dc), "an entry on work/a/b/c")) {
+		ASSERT_EQ(dc.policy_id, v.policy_id, "of this generation");
+		ASSERT_TRUE(dc.known & KG_OP_BIT(KG_OP_READ), "for read");
+		ASSERT_EQ(dc.seq & 1, 0, "under an even rename_lock sequence");
+		ASSERT_EQ(dc.slot[KG_OP_READ].rule_id, 0, "no rule up to the top");
+	}
+	close(dfd);
 out:
 	vt_teardown(&v);
 }
