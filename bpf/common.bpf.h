@@ -132,6 +132,7 @@ static __always_inline __u8 kg_class_of(__u8 op)
 	case KG_OP_NET_CONNECT:
 	case KG_OP_NET_SEND:
 	case KG_OP_SOCKET_CREATE:
+	case KG_OP_NET_BIND:
 		return KG_CLASS_NET;
 	case KG_OP_UNIX_CONNECT:
 		return KG_CLASS_UNIX;

@@ -54,6 +54,7 @@ enum kg_op {
 	KG_OP_ADMISSION = 19,	/* launch decisions (userspace only) */
 	KG_OP_KGATE_STATE = 20,	/* self-protection: kgate's own files, pins and control
 				 * socket; the event's aux is the op tried (read...) */
+	KG_OP_NET_BIND = 21,	/* bind4/6 to a non-loopback address, listen (inbound) */
 	KG_OP_MAX,
 };
 
@@ -129,7 +130,11 @@ struct kg_policy {
 	__u32 socket_rule_id;
 	__u8 socket_decision;
 	__u8 allow_raw_sockets;		/* SOCK_RAW / SOCK_PACKET within allowed families */
-	__u16 _pad0;
+	/* ICMP datagram ("ping") sockets: sendto on them reaches no cgroup
+	 * hook, so they are decided when created: allowed when icmp_allow,
+	 * else icmp_decision (rule icmp_rule_id) */
+	__u8 icmp_allow;
+	__u8 icmp_decision;
 	/* cooldown: after cooldown_threshold denials within cooldown_window_ns,
 	 * refuse everything for cooldown_ns.  0 threshold = off. */
 	__u32 cooldown_threshold;
@@ -141,7 +146,7 @@ struct kg_policy {
 	/* ops (KG_OP_BIT) that some file/exec/unix-path rule of this policy
 	 * mentions: for any other op no dentry walk can match, so hooks skip it */
 	__u32 file_ops_ruled;
-	__u32 _pad1;
+	__u32 icmp_rule_id;
 	/* random at install: with policy_id, names this generation for the
 	 * decision cache of the file hooks (kg_dir_cache), so a policy id that
 	 * is reused after its generation was removed never matches old entries */
@@ -251,12 +256,15 @@ struct kg_net_ent {
 	__u16 port_hi;
 	__u8 proto;		/* 0 = any, 6 = tcp, 17 = udp */
 	__u8 decision;
-	__u8 ops;		/* bit 0 connect, bit 1 send */
+	__u8 ops;		/* KG_NET_OP_*: connect, send, bind */
 	__u8 _pad0;
 };
 
 #define KG_NET_OP_CONNECT	(1u << 0)
 #define KG_NET_OP_SEND		(1u << 1)
+/* bind (and listen) on a local address that is not loopback: inbound.
+ * Never implied: a rule allows it only when its ops say "bind". */
+#define KG_NET_OP_BIND		(1u << 2)
 
 struct kg_net_rule {
 	struct kg_net_ent ent[KG_NET_ENTS];

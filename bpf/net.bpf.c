@@ -14,7 +14,9 @@
  *                name's rules; see kgate.h, egress by name)
  *   recvmsg4/6, getpeername4/6   a redirected DNS socket sees the address
  *                it asked for
- *   sock_create  socket(2) family/type allow-list (raw, packet, netlink...)
+ *   sock_create  socket(2) family/type allow-list (raw, packet, netlink...),
+ *                ICMP datagram sockets (struct kg_policy: icmp_allow)
+ *   bind4/6      inbound: a non-loopback local address needs a "bind" rule
  *
  * IPv4 addresses are looked up as IPv4-mapped IPv6, so connecting to
  * ::ffff:10.0.0.1 over an AF_INET6 socket meets the rules of 10.0.0.1.
@@ -35,6 +37,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define KG_PROTO_TCP	6
 #define KG_PROTO_UDP	17
+#define KG_PROTO_ICMP	1
+#define KG_PROTO_ICMPV6	58
+#define KG_SOCK_STREAM	1
+#define KG_SOCK_DGRAM	2
 
 #define CG_ALLOW	1
 #define CG_DENY		0
@@ -362,6 +368,75 @@ int kg_getpeername6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
+/* ---- inbound: bind4/6 ------------------------------------------------------
+ * Binding a loopback address is free.  Any other local address (the
+ * wildcard 0.0.0.0 or :: included) is inbound exposure: refused unless a
+ * net rule whose ops include "bind" matches the local address, port and
+ * protocol (the class default does not apply: no rule, no bind).  Port 0
+ * on a datagram socket is a client's ephemeral port and passes; on a
+ * stream socket it is a listener on a port the kernel picks, and is
+ * decided like any other.  A listen() on a never-bound socket (the kernel
+ * binds it to the wildcard itself, past these hooks) is decided by
+ * lsm/socket_listen in full mode (session.bpf.c). */
+static __always_inline int kg_bind_check(struct bpf_sock_addr *ctx, const __u8 addr[16],
+					 __u8 family)
+{
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	__u8 proto = (__u8)ctx->protocol;
+	__u8 decision = KG_DEC_NONE;
+	__u32 rule_id = 0;
+	struct kg_event *e;
+	struct kg_ctx c;
+
+	if (port == 0 && ctx->type != KG_SOCK_STREAM)
+		return CG_ALLOW;
+	if (kg_ctx_init(&c, KG_OP_NET_BIND, KG_MECH_CGROUP_BPF))
+		return CG_ALLOW;
+	__builtin_memcpy(c.target.net.addr, addr, 16);
+	c.target.net.port = port;
+	c.target.net.proto = proto;
+	kg_net_match(&c, addr, port, proto, KG_NET_OP_BIND, &decision, &rule_id);
+	if (decision == KG_DEC_NONE)
+		decision = KG_DEC_DENY;	/* inbound needs a rule */
+	kg_decide(&c, decision, rule_id);
+	if (c.emit) {
+		e = kg_event_begin(&c);
+		if (e) {
+			e->family = family;
+			e->aux = ctx->type;
+			kg_event_submit(e);
+		}
+	}
+	return c.allow & 1;
+}
+
+SEC("cgroup/bind4")
+int kg_bind4(struct bpf_sock_addr *ctx)
+{
+	__u8 addr[16];
+
+	if ((bpf_ntohl(ctx->user_ip4) >> 24) == 127)
+		return CG_ALLOW;
+	kg_v4_mapped(ctx->user_ip4, addr);
+	return kg_bind_check(ctx, addr, KG_AF_INET);
+}
+
+SEC("cgroup/bind6")
+int kg_bind6(struct bpf_sock_addr *ctx)
+{
+	__u32 a[4];
+
+	a[0] = ctx->user_ip6[0];
+	a[1] = ctx->user_ip6[1];
+	a[2] = ctx->user_ip6[2];
+	a[3] = ctx->user_ip6[3];
+	/* ::1, and ::ffff:127.0.0.0/104 */
+	if (!a[0] && !a[1] && ((!a[2] && a[3] == bpf_htonl(1)) ||
+			       (a[2] == bpf_htonl(0xffff) && (bpf_ntohl(a[3]) >> 24) == 127)))
+		return CG_ALLOW;
+	return kg_bind_check(ctx, (const __u8 *)a, KG_AF_INET6);
+}
+
 /* socket(2): the family must be in the policy's allow-list (when it has
  * one), and raw/packet sockets need allow_raw.  Settles c; true = allowed. */
 static __always_inline void kg_socket_decide(struct kg_ctx *c, __u32 family, __u32 type,
@@ -381,6 +456,16 @@ static __always_inline void kg_socket_decide(struct kg_ctx *c, __u32 family, __u
 		rule_id = c->pol->socket_rule_id;
 		if (refused)
 			decision = c->pol->socket_decision;
+	}
+	/* ping sockets (and raw inet ones no socket rule decided): their
+	 * sendto reaches no cgroup hook, so they are decided here */
+	if (!refused && c->pol && !c->pol->icmp_allow &&
+	    (family == KG_AF_INET || family == KG_AF_INET6) &&
+	    ((type == KG_SOCK_DGRAM && (proto == KG_PROTO_ICMP || proto == KG_PROTO_ICMPV6)) ||
+	     (type == KG_SOCK_RAW && !c->pol->socket_family_allow))) {
+		/* rule 0: the net default refuses them (kg_decide reports it) */
+		rule_id = c->pol->icmp_rule_id;
+		decision = rule_id ? c->pol->icmp_decision : KG_DEC_NONE;
 	}
 	c->target.net.proto = (__u8)proto;
 	kg_decide(c, decision, rule_id);
@@ -426,3 +511,4 @@ int BPF_PROG(kg_lsm_socket_create, int family, int type, int protocol, int kern,
 	kg_socket_decide(&c, family, type & 0xf, protocol);
 	return c.allow ? 0 : -EPERM;
 }
+

@@ -188,12 +188,12 @@ static int policy_check(int argc, char **argv)
 
 static void ops_text(uint32_t ops, bool net, char *buf, size_t len)
 {
-	static const char *const net_names[] = { "connect", "send" };
+	static const char *const net_names[] = { "connect", "send", "bind" };
 	size_t used = 0;
 	int k;
 
 	buf[0] = '\0';
-	for (k = 0; k < (net ? 2 : KG_OP_MAX); k++) {
+	for (k = 0; k < (net ? 3 : KG_OP_MAX); k++) {
 		const char *name = net ? net_names[k] : kg_op_name(k);
 
 		if (!(ops & (1u << k)))

@@ -231,6 +231,7 @@ void kg_event_target(const struct kg_event *e, char *buf, size_t len)
 	switch (e->op) {
 	case KG_OP_NET_CONNECT:
 	case KG_OP_NET_SEND:
+	case KG_OP_NET_BIND:	/* the local address bound (or listened on) */
 		proto = e->target.net.proto == 6 ? "tcp" : e->target.net.proto == 17 ? "udp" : "ip";
 		if (!memcmp(e->target.net.addr, v4mapped, 12)) {
 			inet_ntop(AF_INET, &e->target.net.addr[12], addr, sizeof(addr));

@@ -851,6 +851,48 @@ static int compile_throttle(struct kg_loader *l, const struct kg_rule *r, uint32
 	return 0;
 }
 
+static bool net_restricts(enum kg_decision d)
+{
+	return d != KG_DEC_NONE && d != KG_DEC_ALLOW && d != KG_DEC_AUDIT;
+}
+
+/* ICMP datagram ("ping") sockets, and raw inet sockets when no socket rule
+ * decides them: what they send reaches no cgroup hook (only connect()
+ * does), so they are decided when created.  A socket rule's allow_icmp
+ * says; else they are allowed only when the policy restricts no network
+ * destination (net default allow/audit, no net rule that refuses, holds
+ * or throttles anything), and refused with that rule otherwise. */
+static void fill_icmp(const struct kg_policy_doc *doc, struct kg_policy *p)
+{
+	size_t i;
+
+	p->icmp_allow = 1;
+	p->icmp_decision = KG_DEC_DENY;
+	p->icmp_rule_id = 0;
+	for (i = 0; i < doc->nrules; i++) {
+		const struct kg_rule *r = &doc->rules[i];
+
+		if (r->kind == KG_RULE_SOCKET && r->allow_icmp_set) {
+			p->icmp_allow = r->allow_icmp;
+			p->icmp_decision = r->decision;
+			p->icmp_rule_id = r->num;
+			return;
+		}
+	}
+	if (net_restricts(doc->class_default[KG_CLASS_NET]))
+		p->icmp_allow = 0;
+	for (i = 0; i < doc->nrules; i++) {
+		const struct kg_rule *r = &doc->rules[i];
+
+		if (r->kind == KG_RULE_NET && net_restricts(r->decision)) {
+			p->icmp_allow = 0;
+			p->icmp_rule_id = p->icmp_rule_id ? p->icmp_rule_id : r->num;
+		}
+	}
+	if (!p->icmp_allow && net_restricts(doc->class_default[KG_CLASS_NET]))
+		p->icmp_rule_id = 0;	/* the net default refuses: reported as such */
+}
+
 static void fill_policy_entry(const struct kg_policy_doc *doc, struct kg_policy *p)
 {
 	size_t i;
@@ -884,6 +926,7 @@ static void fill_policy_entry(const struct kg_policy_doc *doc, struct kg_policy 
 		p->socket_decision = r->decision;
 		p->socket_rule_id = r->num;
 	}
+	fill_icmp(doc, p);
 	if (doc->cooldown_threshold) {
 		p->cooldown_threshold = doc->cooldown_threshold;
 		p->cooldown_window_ns = doc->cooldown_window_sec * 1000000000ull;

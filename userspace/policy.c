@@ -87,6 +87,7 @@ static const char *const op_names[KG_OP_MAX] = {
 	[KG_OP_SYSCALL] = "syscall",
 	[KG_OP_ADMISSION] = "admission",
 	[KG_OP_KGATE_STATE] = "kgate_state",
+	[KG_OP_NET_BIND] = "net_bind",
 };
 
 const char *kg_op_name(enum kg_op op)
@@ -812,6 +813,7 @@ static const struct name_bits file_ops[] = {
 static const struct name_bits net_ops[] = {
 	{ "connect", KG_NET_OP_CONNECT },
 	{ "send", KG_NET_OP_SEND },
+	{ "bind", KG_NET_OP_BIND },
 	{ NULL, 0 },
 };
 
@@ -1503,7 +1505,7 @@ static int parse_net(struct ctx *c, json_t *obj, struct kg_rule *rule)
 
 static int parse_socket(struct ctx *c, json_t *obj, struct kg_rule *rule)
 {
-	static const char *const keys[] = { "families", "allow_raw", NULL };
+	static const char *const keys[] = { "families", "allow_raw", "allow_icmp", NULL };
 	json_t *arr;
 	int r;
 
@@ -1512,8 +1514,10 @@ static int parse_socket(struct ctx *c, json_t *obj, struct kg_rule *rule)
 			    c->socket_rule->id);
 	if (check_keys(c, obj, keys) || require(c, obj, "families", &arr) ||
 	    get_array(c, obj, "families", &arr, 64) ||
-	    get_bool(c, obj, "allow_raw", &rule->allow_raw))
+	    get_bool(c, obj, "allow_raw", &rule->allow_raw) ||
+	    get_bool(c, obj, "allow_icmp", &rule->allow_icmp))
 		return -1;
+	rule->allow_icmp_set = json_object_get(obj, "allow_icmp") != NULL;
 	push_key(c, "families");
 	r = value_name_bits(c, arr, socket_families, "family", &rule->families);
 	pop(c);

@@ -78,6 +78,7 @@ struct kg_rule {
 	/* socket */
 	uint64_t families;		/* bit = AF_* allowed */
 	bool allow_raw;
+	bool allow_icmp, allow_icmp_set;	/* ICMP datagram ("ping") sockets */
 
 	/* syscall */
 	char **syscalls;

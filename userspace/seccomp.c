@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -164,6 +165,33 @@ static int add_tty_rules(scmp_filter_ctx ctx)
 	return 0;
 }
 
+/* Socket options that send a packet somewhere else than the address the
+ * connect/sendmsg hooks checked: IPv4 source routes (IP_OPTIONS; a loose or
+ * strict source route makes the first hop the route's first address),
+ * IPv6 routing headers (IPV6_RTHDR, and IPV6_2292RTHDR and
+ * IPV6_2292PKTOPTIONS which can carry one).  Refused with EPERM in every
+ * mode.  (The same options given per message as ancillary data to
+ * sendmsg, IP_RETOPTS and IPV6_RTHDR, are not seen by seccomp: see
+ * docs/design.md.) */
+static int add_sockopt_rules(scmp_filter_ctx ctx)
+{
+	static const struct { int level, name; } opts[] = {
+		{ IPPROTO_IP, IP_OPTIONS }, { IPPROTO_IPV6, IPV6_RTHDR },
+		{ IPPROTO_IPV6, 5 /* IPV6_2292RTHDR */ }, { IPPROTO_IPV6, 6 /* IPV6_2292PKTOPTIONS */ },
+	};
+	int nr = seccomp_syscall_resolve_name("setsockopt"), ret;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(opts); i++) {
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 2,
+				       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, (uint32_t)opts[i].level),
+				       SCMP_A2(SCMP_CMP_MASKED_EQ, 0xffffffffu, (uint32_t)opts[i].name));
+		if (ret < 0)
+			return kg_err("seccomp: setsockopt rule: %s", strerror(-ret)), ret;
+	}
+	return 0;
+}
+
 static int add_baseline(scmp_filter_ctx ctx, struct owned *o, const struct kg_seccomp_opts *opts)
 {
 	size_t i;
@@ -184,7 +212,7 @@ static int add_baseline(scmp_filter_ctx ctx, struct owned *o, const struct kg_se
 			if ((ret = add_named(ctx, o, held[i], SCMP_ACT_NOTIFY)))
 				return ret;
 	}
-	if ((ret = add_tty_rules(ctx)))
+	if ((ret = add_tty_rules(ctx)) || (ret = add_sockopt_rules(ctx)))
 		return ret;
 	return add_namespace_rules(ctx, o);
 }
