@@ -24,7 +24,15 @@ static const char policy[] =
 	"\"approvals\":{\"timeout_sec\":120,\"approvers\":{\"uids\":[4242]}},"
 	"\"admission\":[{\"id\":\"prod-needs-a-human\",\"match\":{\"risk_tags\":[\"prod\"],"
 	"\"labels\":{\"mcp.action\":[\"write\",\"delete*\"]}},"
-	"\"decision\":\"require_approval\",\"reason\":\"production changes need a human\"}]}";
+	"\"decision\":\"require_approval\",\"reason\":\"production changes need a human\"},"
+	"{\"id\":\"flaky\",\"match\":{\"topics\":[\"job.flaky\"]},\"decision\":\"allow_with_constraints\","
+	"\"constraints\":{\"max_retries\":2}}]}";
+
+/* every launch waits for a human; a failed job is relaunched once */
+static const char retry_policy[] =
+	"{\"version\":1,\"name\":\"retry\",\"default\":\"require_approval\","
+	"\"launchers\":{\"uids\":[4343]},\"constraints\":{\"max_retries\":1},"
+	"\"approvals\":{\"timeout_sec\":120,\"approvers\":{\"uids\":[4242]}}}";
 
 /* every launch waits for a human, who has 2 s */
 static const char quick_policy[] =
@@ -39,19 +47,20 @@ struct scene {
 
 static bool scene_start(struct scene *s)
 {
-	char path[512], quick[512];
+	char path[512], quick[512], retry[512];
 
 	memset(s, 0, sizeof(*s));
 	af_setup();
 	af_write("dispatch.json", policy, path, sizeof(path));
 	af_write("quick.json", quick_policy, quick, sizeof(quick));
+	af_write("retry.json", retry_policy, retry, sizeof(retry));
 	s->reviewer = af_token("reviewer", REVIEWER_UID, "");
 	s->launcher = af_token("agent", LAUNCHER_UID, "");
 	s->stranger = af_token("stranger", "65534", "");
 	if (!ASSERT_TRUE(s->reviewer && s->launcher && s->stranger, "kgate token create"))
 		return false;
 	if (!ASSERT_OK(af_daemon_start(&s->d, "--dispatch-policy", path, "--dispatch-policy", quick,
-				       NULL),
+				       "--dispatch-policy", retry, NULL),
 		       "the daemon serves HTTP and dispatches")) {
 		char *out = af_slurp("daemon.out");
 
@@ -624,6 +633,100 @@ TEST(concurrent_submits_are_each_answered_queued_or_refused_and_counted)
 	recs = af_audit("job_start", NULL);
 	ASSERT_EQ(json_array_size(recs), 0, "nothing launched without approval");
 	json_decref(recs);
+	scene_stop(&s);
+}
+
+/* Records of the job's timeline of `type`, and how many carry extra.attempt == n. */
+static size_t timeline_count(json_t *o, const char *type, int attempt, size_t *with_attempt)
+{
+	json_t *rec;
+	size_t i, n = 0;
+
+	*with_attempt = 0;
+	json_array_foreach(json_object_get(o, "timeline"), i, rec)
+		if (!strcmp(json_string_value(json_object_get(rec, "type")) ?: "", type)) {
+			n++;
+			if (json_integer_value(json_object_get(json_object_get(rec, "extra"),
+								"attempt")) == attempt)
+				(*with_attempt)++;
+		}
+	return n;
+}
+
+/* max_retries: a failed job is relaunched at most N times under its trace,
+ * each attempt admitted and recorded (admission, job_start, job_exit with
+ * extra.attempt); one that succeeds is not relaunched; an approval covers
+ * the job's retries. */
+TEST(max_retries_relaunches_a_failed_job_under_the_same_trace)
+{
+	struct scene s;
+	struct af_res r;
+	char trace[48], ok[48], appr[48], id[32], path[600], body[1600];
+	size_t with;
+	json_t *o;
+
+	if (!scene_start(&s)) {
+		scene_stop(&s);
+		return;
+	}
+	/* always fails: 1 + 2 attempts */
+	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher,
+			  "{\"policy\":\"dispatch\",\"topic\":\"job.flaky\","
+			  "\"argv\":[\"/bin/sh\",\"-c\",\"echo attempt-ran; exit 7\"]}", &r),
+		  201, "a failing job starts");
+	snprintf(trace, sizeof(trace), "%s", jstr(r.json, "job", "trace"));
+	af_res_free(&r);
+	/* fails once, then succeeds: 2 attempts */
+	snprintf(path, sizeof(path), "%s/flaky", af_tmp);
+	mkdir(path, 0777);
+	chmod(path, 0777);
+	snprintf(body, sizeof(body),
+		 "{\"policy\":\"dispatch\",\"topic\":\"job.flaky\",\"argv\":[\"/bin/sh\",\"-c\","
+		 "\"test -e %s/once && exit 0; touch %s/once; exit 1\"]}", path, path);
+	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher, body, &r), 201,
+		  "a flaky job starts");
+	snprintf(ok, sizeof(ok), "%s", jstr(r.json, "job", "trace"));
+	af_res_free(&r);
+	o = wait_state(&s, s.launcher, trace, "exited");
+	ASSERT_TRUE(o != NULL, "the failing job ends");
+	ASSERT_EQ(json_integer_value(json_object_get(json_object_get(json_object_get(o, "job"),
+								    "dispatch"), "attempt")), 3,
+		  "after 3 attempts (max_retries 2)");
+	ASSERT_EQ(json_integer_value(json_object_get(json_object_get(o, "job"), "exit_status")), 7,
+		  "with the last attempt's exit status");
+	ASSERT_EQ(timeline_count(o, "job_start", 3, &with), 3, "3 job_start under the one trace");
+	ASSERT_EQ(with, 1, "the third says attempt 3");
+	ASSERT_EQ(timeline_count(o, "admission", 2, &with), 3, "each attempt admitted");
+	ASSERT_EQ(with, 1, "the second admission says attempt 2");
+	ASSERT_EQ(timeline_count(o, "job_exit", 3, &with), 3, "3 job_exit");
+	ASSERT_EQ(with, 1, "the last says attempt 3");
+	json_decref(o);
+	o = wait_state(&s, s.launcher, ok, "exited");
+	ASSERT_TRUE(o != NULL, "the flaky job ends");
+	ASSERT_EQ(json_integer_value(json_object_get(json_object_get(json_object_get(o, "job"),
+								    "dispatch"), "attempt")), 2,
+		  "a success ends the retries: 2 attempts");
+	ASSERT_EQ(json_integer_value(json_object_get(json_object_get(o, "job"), "exit_status")), 0,
+		  "exit 0");
+	ASSERT_EQ(timeline_count(o, "job_start", 0, &with), 2, "2 job_start");
+	json_decref(o);
+	/* a job that needs approval: approved once, its retry is not asked again */
+	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher,
+			  "{\"policy\":\"retry\",\"argv\":[\"/bin/sh\",\"-c\",\"exit 5\"]}", &r),
+		  202, "retry policy: waits");
+	snprintf(appr, sizeof(appr), "%s", jstr(r.json, "job", "trace"));
+	snprintf(id, sizeof(id), "%s", jstr(r.json, "job", "approval_id"));
+	af_res_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/approvals/%s/approve", id);
+	ASSERT_EQ(af_http(&s.d, "POST", path, s.reviewer, "{\"once\":true}", &r), 200, "approved");
+	af_res_free(&r);
+	o = wait_state(&s, s.launcher, appr, "exited");
+	ASSERT_TRUE(o != NULL, "it runs twice and ends");
+	ASSERT_EQ(timeline_count(o, "job_start", 2, &with), 2, "2 attempts (max_retries 1)");
+	ASSERT_EQ(with, 1, "the second is attempt 2");
+	ASSERT_EQ(timeline_count(o, "approval", 0, &with), 2, "one request, requested + approved");
+	json_decref(o);
+	ASSERT_EQ(metric(&s, s.reviewer, "kgate_approvals_pending"), 0, "nothing asked again");
 	scene_stop(&s);
 }
 

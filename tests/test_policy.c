@@ -409,6 +409,8 @@ static const struct bad_case bad_cases[] = {
 	  "constraints.memory_max", "greater than zero" },
 	{ "memory overflow", T("\"constraints\":{\"memory_max\":\"99999999999999T\"}"), 2, 0, "",
 	  "constraints.memory_max", "too large" },
+	{ "max_retries too many", T("\"constraints\":{\"max_retries\":101}"), 2, 30, "",
+	  "constraints.max_retries", "101 out of range (0-100)" },
 	{ "constraints empty", T("\"constraints\":{}"), 2, 15, "", "constraints",
 	  "empty constraints" },
 	{ "admission match unknown", A("{\"id\":\"a\",\"decision\":\"allow\",\"match\":{\"gids\":[1]}}"),
@@ -718,6 +720,7 @@ TEST(valid_edge_cases_accepted)
 		  "\"args\":[{\"index\":0,\"op\":\"ne\",\"value\":0}]}}"),
 		T("\"$schema\":\"./schema.json\",\"constraints\":{\"memory_max\":1048576}"),
 		"{\"version\":1,\"name\":\"t\",\"runtime\":[],\"admission\":[]}",
+		T("\"constraints\":{\"max_retries\":3}"),
 		A("{\"id\":\"a\",\"decision\":\"require_approval\",\"match\":{\"risk_tags\":[\"prod\"],"
 		  "\"labels\":{\"mcp.action\":\"write\",\"mcp.tool\":[\"fs.*\",\"git.push\"]}}}"),
 	};

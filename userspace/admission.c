@@ -118,6 +118,7 @@ static struct kg_constraints merge_constraints(const struct kg_constraints *poli
 	out.max_runtime_sec = min_limit(policy->max_runtime_sec, rule->max_runtime_sec);
 	out.max_procs = min_limit(policy->max_procs, rule->max_procs);
 	out.memory_max = min_limit(policy->memory_max, rule->memory_max);
+	out.max_retries = min_limit(policy->max_retries, rule->max_retries);
 	return out;
 }
 

@@ -136,6 +136,34 @@ out:
 	return rc;
 }
 
+/* A retry of a dispatched job (attempt > 1, max_retries): the launch of
+ * this very job (same trace, same action digest, same policy) was approved
+ * already; the approval covers its retries, which the policy allowed. */
+static bool approved_before(struct kg_admit *j, char *id, size_t idlen)
+{
+	struct kg_approvals *q = approvals_of(j);
+	struct kg_approval *v = NULL;
+	struct kg_grant_key key;
+	char hash[KG_HASH_HEX_LEN + 1];
+	size_t n = 0, i;
+	bool found = false;
+
+	if (!q || j->spec->attempt < 2)
+		return false;
+	launch_key(j, &key);
+	kg_approvals_action_hash(&key, hash);
+	if (kg_approvals_list(q, true, &v, &n))
+		return false;
+	for (i = 0; i < n && !found; i++)
+		if (v[i].state == KG_APPR_APPROVED && !strcmp(v[i].trace_id, j->trace) &&
+		    !strcmp(v[i].action_hash, hash) && !strcmp(v[i].policy_hash, j->doc->hash)) {
+			found = true;
+			snprintf(id, idlen, "%s", v[i].id);
+		}
+	free(v);
+	return found;
+}
+
 /* Admission throttle: a token bucket per (policy, rule) shared by every
  * `kgate run` through a locked file in the state dir.  true = a token was
  * taken; false = over the rate (or the bucket could not be read: refuse). */
@@ -238,6 +266,8 @@ int kg_admit(struct kg_admit *j, struct kg_admission_result *res)
 	cmdline = kg_join_argv(s->argv);
 	extra = json_pack("{s:s?,s:s?,s:s?,s:O?}", "topic", s->topic, "tenant", s->tenant,
 			  "role", who->role, "labels", s->labels);
+	if (extra && s->attempt > 1)
+		json_object_set_new(extra, "attempt", json_integer(s->attempt));
 	kg_record_controller(j->audit, j->doc, j->trace, "admission", "admission", cmdline, kg_decision_name(res->decision),
 		     res->rule_id, res->reason, extra);
 	json_decref(extra);
@@ -260,8 +290,17 @@ int kg_admit(struct kg_admit *j, struct kg_admission_result *res)
 		       "(burst %llu)", res->rule_id, (unsigned long long)res->rate_per_sec,
 		       (unsigned long long)res->burst);
 		return KG_EXIT_DENIED;
-	case KG_DEC_REQUIRE_APPROVAL:
+	case KG_DEC_REQUIRE_APPROVAL: {
+		char id[KG_APPR_ID_LEN + 1];
+
+		if (approved_before(j, id, sizeof(id))) {
+			if (s->live)
+				fprintf(s->live, "kgate: attempt %u of this job: its launch was "
+					"approved (request %s)\n", s->attempt, id);
+			return 0;
+		}
 		return wait_for_launch_approval(j, res);
+	}
 	default:
 		kg_err("run: launch denied by rule %s", res->rule_id);
 		return KG_EXIT_DENIED;

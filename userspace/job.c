@@ -514,6 +514,11 @@ static json_t *job_start_extra(struct job *j, const struct kg_constraints *c,
 			 "file_mechanism", j->full ? "bpf-lsm" : "mount-ns+landlock",
 			 "run_as", "uid", (json_int_t)uid, "gid", (json_int_t)gid, "name", name,
 			 "source", why);
+	if (extra && j->spec->attempt > 1)	/* a dispatched job's retry (max_retries) */
+		json_object_set_new(extra, "attempt", json_integer(j->spec->attempt));
+	if (extra && c->max_retries)
+		json_object_set_new(json_object_get(extra, "constraints"), "max_retries",
+				    json_integer((json_int_t)c->max_retries));
 	if (extra && j->home)
 		json_object_set_new(json_object_get(extra, "run_as"), "home",
 				    json_pack("{s:s,s:s}", "path", j->home, "source", j->home_why));
@@ -921,6 +926,8 @@ static void report_exit(struct job *j, const struct kg_exit_info *xi)
 		snprintf(what, sizeof(what), "exited with %d", xi->code);
 	extra = json_pack("{s:i,s:i,s:b,s:i}", "exit_code", xi->code, "signal", xi->signal,
 			  "timed_out", xi->timed_out, "kgate_exit", xi->exit_code);
+	if (extra && j->spec->attempt > 1)
+		json_object_set_new(extra, "attempt", json_integer(j->spec->attempt));
 	audit_simple(j, "job_exit", "exit", j->spec->argv[0], NULL, NULL, what, extra);
 	json_decref(extra);
 	if (!j->spec->live)

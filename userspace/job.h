@@ -29,6 +29,8 @@ struct kg_job_spec {
 	 * Only in-process callers set it; no command-line option does. */
 	const struct kg_actor *launcher;
 	struct json_t *labels;	/* the submitter's labels (recorded with the admission) */
+	unsigned int attempt;	/* > 1: the daemon relaunches a failed dispatched job
+				 * (max_retries) under the same trace */
 	const char *topic, *tenant;
 	const char *const *risk_tags;
 	size_t nrisk_tags;

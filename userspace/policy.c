@@ -1015,7 +1015,8 @@ static int value_bytes(struct ctx *c, json_t *v, uint64_t *out)
 
 static int parse_constraints(struct ctx *c, json_t *obj, struct kg_constraints *out)
 {
-	static const char *const keys[] = { "max_runtime_sec", "max_procs", "memory_max", NULL };
+	static const char *const keys[] = { "max_runtime_sec", "max_procs", "memory_max",
+					    "max_retries", NULL };
 	json_t *v;
 
 	if (check_keys(c, obj, keys))
@@ -1023,7 +1024,8 @@ static int parse_constraints(struct ctx *c, json_t *obj, struct kg_constraints *
 	if (json_object_size(obj) == 0)
 		return perr(c, "empty constraints (give at least one limit)");
 	if (get_uint(c, obj, "max_runtime_sec", 1, MAX_SECONDS, &out->max_runtime_sec) ||
-	    get_uint(c, obj, "max_procs", 1, 4194304, &out->max_procs))
+	    get_uint(c, obj, "max_procs", 1, 4194304, &out->max_procs) ||
+	    get_uint(c, obj, "max_retries", 0, 100, &out->max_retries))
 		return -1;
 	v = json_object_get(obj, "memory_max");
 	if (v) {

@@ -49,6 +49,8 @@ struct kg_constraints {
 	uint64_t max_runtime_sec;	/* 0 = none */
 	uint64_t max_procs;		/* pids.max, 0 = none */
 	uint64_t memory_max;		/* bytes, 0 = none */
+	uint64_t max_retries;		/* a failed dispatched job is relaunched at most
+					 * this many times (POST /api/v1/jobs), 0 = none */
 };
 
 struct kg_rule {

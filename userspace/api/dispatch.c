@@ -76,6 +76,8 @@ struct djob {
 	json_t *submitted;		/* what was asked (topic, tenant, risk tags, labels, argv) */
 	uint64_t created_ns;
 	uint64_t out_bytes, out_dropped; /* output written by the job; rotated away */
+	json_t *spec;			/* what its process is given (relaunched with it) */
+	unsigned int attempt, max_retries;	/* 1, 2, ...; from the admission's constraints */
 	bool stop;			/* DELETE asked for it to stop */
 	uint32_t stopped_by;
 	char stopped_via[96];
@@ -152,8 +154,10 @@ void kg_dispatch_close(struct kg_dispatch *d)
 		return;
 	for (i = 0; i < d->ndocs; i++)
 		kg_policy_free(d->docs[i]);
-	for (i = 0; i < d->n; i++)
+	for (i = 0; i < d->n; i++) {
 		json_decref(d->v[i].submitted);
+		json_decref(d->v[i].spec);
+	}
 	free(d->v);
 	pthread_mutex_destroy(&d->mu);
 	free(d);
@@ -199,6 +203,7 @@ int cmd_dispatch_child(int argc, char **argv)
 	spec.tenant = json_string_value(json_object_get(o, "tenant"));
 	spec.labels = json_object_get(o, "labels");
 	spec.job_id = (uint64_t)json_integer_value(json_object_get(o, "job_id"));
+	spec.attempt = (unsigned int)json_integer_value(json_object_get(o, "attempt"));
 	actor.uid = (uint32_t)json_integer_value(json_object_get(o, "uid"));
 	actor.user = json_string_value(json_object_get(o, "user"));
 	json_array_foreach(json_object_get(o, "gids"), i, v)
@@ -524,16 +529,108 @@ static int pump_output(struct waiter *w, struct kg_dispatch *d)
 	return status;
 }
 
+static int count_cb(json_t *rec, const char *line, size_t len, void *ctx)
+{
+	(void)rec;
+	(void)line;
+	(void)len;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+/* Records of `type` under the trace. */
+static size_t trace_count(const char *trace, const char *type)
+{
+	struct kg_audit_filter flt = { .trace_id = trace, .type = type };
+	struct kg_audit_qstats st = {};
+	size_t n = 0;
+
+	kg_audit_query(NULL, &flt, count_cb, &n, false, &st);
+	return n;
+}
+
+static int spec_memfd(json_t *spec);
+static pid_t spawn(const char *self, int specfd, int outfd);
+
+/* The job's next attempt: a new `kgate __dispatch` with the same spec (and
+ * trace), attempt + 1.  false when it could not be started. */
+static bool relaunch(struct waiter *w, struct kg_dispatch *d, json_t *spec)
+{
+	int pfd[2], specfd;
+	struct djob *j;
+	bool stop = false;
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC))
+		return false;
+	specfd = spec_memfd(spec);
+	pid = specfd >= 0 ? spawn(d->self, specfd, pfd[1]) : -1;
+	close(pfd[1]);
+	if (specfd >= 0)
+		close(specfd);
+	if (pid <= 0) {
+		close(pfd[0]);
+		return false;
+	}
+	w->pid = pid;
+	w->out = pfd[0];
+	pthread_mutex_lock(&d->mu);
+	if ((j = find_locked(d, w->trace))) {
+		j->pid = pid;
+		stop = j->stop;
+	}
+	pthread_mutex_unlock(&d->mu);
+	if (stop)
+		kill(pid, SIGTERM);
+	return true;
+}
+
+/* After an attempt ended: relaunch it when it ran (job_start of this
+ * attempt is recorded), failed (non-zero exit or a signal), was not
+ * stopped and has retries left (max_retries). */
+static bool retry(struct waiter *w, struct kg_dispatch *d, int status)
+{
+	unsigned int attempt = 0;
+	json_t *spec = NULL;
+	struct djob *j;
+	bool again = false;
+
+	pthread_mutex_lock(&d->mu);
+	j = find_locked(d, w->trace);
+	if (j && !j->stop && j->spec && j->attempt <= j->max_retries) {
+		attempt = j->attempt;
+		spec = json_incref(j->spec);
+	}
+	pthread_mutex_unlock(&d->mu);
+	if (spec && (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status))) &&
+	    trace_count(w->trace, "job_start") >= attempt) {
+		json_object_set_new(spec, "attempt", json_integer(attempt + 1));
+		pthread_mutex_lock(&d->mu);
+		if ((j = find_locked(d, w->trace)))
+			j->attempt = attempt + 1;
+		pthread_mutex_unlock(&d->mu);
+		again = relaunch(w, d, spec);
+	}
+	json_decref(spec);
+	return again;
+}
+
 static void *waiter_main(void *arg)
 {
 	struct waiter *w = arg;
 	struct kg_dispatch *d = w->api->dispatch;
 	struct djob copy, *j;
 	char state[24];
-	int status = pump_output(w, d);
+	int status;
 
-	if (w->out >= 0)
-		close(w->out);
+	for (;;) {
+		status = pump_output(w, d);
+		if (w->out >= 0)
+			close(w->out);
+		w->out = -1;
+		if (!retry(w, d, status))
+			break;
+	}
 	pthread_mutex_lock(&d->mu);
 	j = find_locked(d, w->trace);
 	if (j) {
@@ -618,6 +715,10 @@ json_t *kg_dispatch_job_json(struct kg_api *api, const struct kg_principal *p, c
 		      live_state(api, trace, reqid, sizeof(reqid)),
 		      "launcher_uid", (json_int_t)copy.uid, "submitted", copy.submitted,
 		      "policy", copy.policy, "output_bytes", (json_int_t)copy.out_bytes);
+	if (o && copy.max_retries) {
+		json_object_set_new(o, "attempt", json_integer(copy.attempt));
+		json_object_set_new(o, "max_retries", json_integer(copy.max_retries));
+	}
 	if (o && copy.stop) {
 		char when[48];
 
@@ -883,6 +984,7 @@ static void submit(struct kg_api_req *r)
 			goto out;
 		}
 		json_decref(d->v[k].submitted);
+		json_decref(d->v[k].spec);
 		{
 			char lp[4300];
 
@@ -936,6 +1038,41 @@ static void submit(struct kg_api_req *r)
 	for (x = 0; spec && x < actor.ngids; x++)
 		json_array_append_new(json_object_get(spec, "gids"), json_integer(actor.gids[x]));
 	snprintf(logpath, sizeof(logpath), "%s/dispatch/%s.log", kg_state_dir(), trace);
+	/* its attempts and how many may follow a failure: the admission's
+	 * constraints, decided as its `kgate run` will decide them */
+	{
+		struct kg_label labels[KG_MAX_LABELS];
+		const char *const *tags = NULL;
+		const char *tagv[MAX_TAGS];
+		struct kg_launch_req req = {
+			.topic = json_string_value(json_object_get(o, "topic")),
+			.tenant = json_string_value(json_object_get(o, "tenant_id")),
+			.labels = labels,
+		};
+		struct kg_admission_result res;
+		const char *lk;
+		json_t *lv;
+		struct djob *j;
+
+		json_array_foreach(json_object_get(o, "risk_tags"), x, v)
+			if (req.nrisk_tags < MAX_TAGS)
+				tagv[req.nrisk_tags++] = json_string_value(v);
+		tags = tagv;
+		req.risk_tags = tags;
+		json_object_foreach(json_object_get(o, "labels"), lk, lv)
+			if (req.nlabels < KG_MAX_LABELS)
+				labels[req.nlabels++] = (struct kg_label){ lk, json_string_value(lv) };
+		if (spec)
+			json_object_set_new(spec, "attempt", json_integer(1));
+		pthread_mutex_lock(&d->mu);
+		if ((j = find_locked(d, trace))) {
+			j->attempt = 1;
+			j->spec = json_incref(spec);
+			if (!kg_admission_decide(doc, &actor, &req, &res))
+				j->max_retries = (unsigned int)res.constraints.max_retries;
+		}
+		pthread_mutex_unlock(&d->mu);
+	}
 	/* a fresh file (never one planted there); the waiter appends to it */
 	logfd = open(logpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (logfd >= 0 && pipe2(pipefd, O_CLOEXEC))
