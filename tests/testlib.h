@@ -33,6 +33,10 @@ struct kt_test {
 static struct kt_test kt_tests[KT_MAX_TESTS];
 static int kt_ntests;
 static int kt_failed_here;	/* assertions failed in the current test */
+/* Set by a binary's constructor when it needs set-up shared by its tests:
+ * main() runs it once, in the parent, just before the first selected test
+ * (not at all when a filter selects none of the binary's tests). */
+static void (*kt_before_tests)(void);
 
 #define TEST(name)							\
 	static void kt_fn_##name(void);					\
@@ -175,6 +179,12 @@ int main(int argc, char **argv)
 
 		if (!kt_selected(argc, argv, t->name))
 			continue;
+		if (kt_before_tests) {
+			void (*before)(void) = kt_before_tests;
+
+			kt_before_tests = NULL;
+			before();
+		}
 		fflush(stdout);
 		fflush(stderr);
 		pid = fork();

@@ -12,12 +12,14 @@
  *   ASSERT_TRUE(vt_event(&v, KG_OP_READ, KG_DEC_DENY, "rule-id"), "event");
  *   vt_teardown(&v);
  *
- * Each binary loads every object once through the real loader, under a
+ * Each binary loads every object once through the real loader (before its
+ * first selected test; not at all when a filter selects none), under a
  * private pin directory on a bpffs it mounts (KGATE_BPFFS), and unpins it
  * all at exit (the links go, the programs detach).  Each test compiles its
  * own policy, registers its own job cgroup and removes both again; events
  * are read straight from the kg_events ring buffer and filtered by job.
- * Outside the "full" VM configuration the tests SKIP.
+ * Outside the "full" VM configuration the tests SKIP; in it, a loader that
+ * fell back to degraded mode (BPF LSM not active) fails every test.
  */
 #ifndef KGATE_VT_LIB_H
 #define KGATE_VT_LIB_H
@@ -100,13 +102,12 @@ __attribute__((destructor)) static void vt_global_fini(void)
 	rmdir(vt_g.bpffs);
 }
 
-__attribute__((constructor)) static void vt_global_init(void)
+/* Load and attach (kt_before_tests: once, before the first selected test,
+ * so a filter that selects none of a binary's tests loads nothing). */
+static void vt_global_load(void)
 {
 	struct kg_loader_opts lo = { .want_lsm = true };
-	const char *cfg = getenv("KGATE_VM_CONFIG");
 
-	if (!cfg || strcmp(cfg, "full") || geteuid() != 0)
-		return;
 	vt_g.tried = true;
 	kg_env.verbose = VT_VERBOSE;
 	snprintf(vt_g.bpffs, sizeof(vt_g.bpffs), "/tmp/kgvt-bpf.XXXXXX");
@@ -120,8 +121,18 @@ __attribute__((constructor)) static void vt_global_init(void)
 	if (!vt_g.l)
 		snprintf(vt_g.error, sizeof(vt_g.error), "kg_loader_open failed");
 	else if (!kg_loader_lsm_active(vt_g.l))
-		snprintf(vt_g.error, sizeof(vt_g.error), "BPF LSM not active: %s",
-			 kg_loader_lsm_error(vt_g.l));
+		snprintf(vt_g.error, sizeof(vt_g.error),
+			 "the loader fell back to degraded mode in the full configuration: "
+			 "BPF LSM not active: %s", kg_loader_lsm_error(vt_g.l));
+}
+
+__attribute__((constructor)) static void vt_global_init(void)
+{
+	const char *cfg = getenv("KGATE_VM_CONFIG");
+
+	if (!cfg || strcmp(cfg, "full") || geteuid() != 0)
+		return;
+	kt_before_tests = vt_global_load;
 }
 
 static inline int vt_on_event(void *ctx, void *data, size_t len)
@@ -177,8 +188,10 @@ static inline int vt_setup(struct vt *v, const char *policy_json)
 	vt_require_full();
 	memset(v, 0, sizeof(*v));
 	v->cg.fd = -1;
-	if (!vt_g.l) {
-		ASSERT_TRUE(vt_g.l != NULL, vt_g.error[0] ? vt_g.error : "loader");
+	/* in "full" a loader that fell back to degraded mode is a failure,
+	 * never a silent run of the tests without BPF LSM */
+	if (!vt_g.l || vt_g.error[0]) {
+		ASSERT_TRUE(false, vt_g.error[0] ? vt_g.error : "the loader did not run");
 		return -1;
 	}
 	v->l = vt_g.l;
