@@ -2,9 +2,12 @@
 /*
  * test_dispatch.c - POST /api/v1/jobs against a real `kgate daemon --http
  * --dispatch-policy`: the canonical session (submit a high-risk job, see it
- * in the approval queue, approve it with a note, watch it run and exit,
- * read its timeline), an allowed job that starts at once, launch approvals
- * bound to the labels (admission matches them), and the
+ * in the approval queue and its age in /metrics and `kgate approvals list`,
+ * approve it with a note, watch it run and exit, read its timeline:
+ * admission, approval by whom, launch, the kernel's decision, exit), an
+ * allowed job that starts at once, launch approvals bound to the labels
+ * (admission matches them), DELETE, bounded and rotated output, states,
+ * max_retries, 200 concurrent submits, and the
  * refusals (a non-launcher, malformed bodies, an environment variable that
  * is not allowed, another user to run as, a retried submit with the same
  * idempotency key).
@@ -22,6 +25,8 @@ static const char policy[] =
 	"{\"version\":1,\"name\":\"dispatch\",\"default\":\"allow\","
 	"\"launchers\":{\"uids\":[4343]},"
 	"\"approvals\":{\"timeout_sec\":120,\"approvers\":{\"uids\":[4242]}},"
+	"\"runtime\":[{\"id\":\"no-discard\",\"net\":{\"cidr\":\"127.0.0.1/32\",\"ports\":[9]},"
+	"\"decision\":\"deny\",\"reason\":\"not there\"}],"
 	"\"admission\":[{\"id\":\"prod-needs-a-human\",\"match\":{\"risk_tags\":[\"prod\"],"
 	"\"labels\":{\"mcp.action\":[\"write\",\"delete*\"]}},"
 	"\"decision\":\"require_approval\",\"reason\":\"production changes need a human\"},"
@@ -129,21 +134,22 @@ TEST(canonical_session_submit_approve_run_timeline)
 {
 	struct scene s;
 	struct af_res r;
-	char trace[48] = "", id[32] = "", path[160];
+	char trace[48] = "", id[32] = "", path[160], body[1200];
 	json_t *o, *rec, *recs;
-	bool admission = false, approval = false, start = false, exited = false;
+	bool admission = false, approval = false, start = false, exited = false, kernel = false;
 	size_t i;
 
 	if (!scene_start(&s)) {
 		scene_stop(&s);
 		return;
 	}
-	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher,
-			  "{\"policy\":\"dispatch\",\"topic\":\"job.agent.mcp.write\","
-			  "\"tenant_id\":\"acme\",\"risk_tags\":[\"prod\"],"
-			  "\"labels\":{\"mcp.action\":\"write\"},"
-			  "\"argv\":[\"/bin/sh\",\"-c\",\"echo hello from the job; exit 3\"],"
-			  "\"idempotency_key\":\"submit-1\"}", &r),
+	snprintf(body, sizeof(body),
+		 "{\"policy\":\"dispatch\",\"topic\":\"job.agent.mcp.write\","
+		 "\"tenant_id\":\"acme\",\"risk_tags\":[\"prod\"],"
+		 "\"labels\":{\"mcp.action\":\"write\"},"
+		 "\"argv\":[\"/bin/sh\",\"-c\",\"echo hello from the job; %s connect 127.0.0.1 9; exit 3\"],"
+		 "\"idempotency_key\":\"submit-1\"}", af_helper("net_probe"));
+	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher, body, &r),
 		  202, "a prod job waits for a human: 202");
 	snprintf(trace, sizeof(trace), "%s", jstr(r.json, "job", "trace"));
 	snprintf(id, sizeof(id), "%s", jstr(r.json, "job", "approval_id"));
@@ -203,12 +209,20 @@ TEST(canonical_session_submit_approve_run_timeline)
 
 		admission = admission || (!strcmp(type, "admission") && !strcmp(dec, "require_approval"));
 		approval = approval || (!strcmp(type, "approval") && !strcmp(dec, "approved") &&
-					!strcmp(jstr(rec, "actor", "role"), "token:reviewer"));
+					!strcmp(jstr(rec, "actor", "role"), "token:reviewer") &&
+					json_integer_value(json_object_get(json_object_get(rec, "actor"),
+									   "uid")) == atoi(REVIEWER_UID) &&
+					!strcmp(jstr(rec, "extra", "note"), "reviewed the change"));
+		/* the kernel's decision on the job's connect, under its trace */
+		kernel = kernel || (!strcmp(type, "decision") && !strcmp(dec, "deny") &&
+				    !strcmp(json_string_value(json_object_get(rec, "rule")) ?: "",
+					    "no-discard"));
 		start = start || !strcmp(type, "job_start");
 		exited = exited || !strcmp(type, "job_exit");
 	}
 	ASSERT_TRUE(admission, "timeline: admission require_approval");
-	ASSERT_TRUE(approval, "timeline: approved under the reviewer's token");
+	ASSERT_TRUE(approval, "timeline: approved by the reviewer (uid, token, note)");
+	ASSERT_TRUE(kernel, "timeline: the kernel refused the job's connect (rule no-discard)");
 	ASSERT_TRUE(start && exited, "timeline: the job started and exited");
 	ASSERT_STREQ(json_string_value(json_object_get(json_object_get(json_object_get(
 		json_object_get(json_object_get(o, "job"), "dispatch"), "submitted"), "labels"),
