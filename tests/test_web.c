@@ -118,30 +118,41 @@ static const char *wd_find(struct wd *w, const char *css, char *buf, size_t len)
 	return buf;
 }
 
-static bool wd_click(struct wd *w, const char *css)
+/* Find the element and act on it (path suffix, body).  The page re-renders
+ * its lists from the event stream, so an element found may be replaced
+ * before the action reaches it ("stale element reference"): then find it
+ * again and retry, for up to 10 s.  True only once the action succeeded
+ * (a failed action is never reported as done). */
+static bool wd_act(struct wd *w, const char *css, const char *what, const char *text)
 {
 	char id[128], path[256];
-	json_t *v;
+	int i;
 
-	if (!wd_find(w, css, id, sizeof(id))[0])
-		return false;
-	snprintf(path, sizeof(path), "/element/%s/click", id);
-	v = wd_cmd(w, "POST", path, NULL);
-	json_decref(v);
-	return true;
+	for (i = 0; i < 100; i++) {
+		json_t *v;
+
+		if (i)
+			af_sleep_ms(100);
+		if (!wd_find(w, css, id, sizeof(id))[0])
+			continue;
+		snprintf(path, sizeof(path), "/element/%s/%s", id, what);
+		v = wd_cmd(w, "POST", path, text ? json_pack("{s:s}", "text", text) : NULL);
+		if (v) {	/* 200: the value (JSON null) */
+			json_decref(v);
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool wd_click(struct wd *w, const char *css)
+{
+	return wd_act(w, css, "click", NULL);
 }
 
 static bool wd_type(struct wd *w, const char *css, const char *text)
 {
-	char id[128], path[256];
-	json_t *v;
-
-	if (!wd_find(w, css, id, sizeof(id))[0])
-		return false;
-	snprintf(path, sizeof(path), "/element/%s/value", id);
-	v = wd_cmd(w, "POST", path, json_pack("{s:s}", "text", text));
-	json_decref(v);
-	return true;
+	return wd_act(w, css, "value", text);
 }
 
 static const char *artifacts_dir(void)
