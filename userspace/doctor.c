@@ -481,8 +481,12 @@ static void matrix_common(struct kg_doctor_report *r)
 	else
 		row(r, KG_RT_NET, KG_ENF_NONE, "none", "network rules are not enforced");
 
+	/* the note is not a gap in enforcement: which refusals reach the trail */
 	if (r->seccomp_filter)
-		row(r, KG_RT_SYSCALL, KG_ENF_FULL, "seccomp (filter checks the architecture)", "");
+		row(r, KG_RT_SYSCALL, KG_ENF_FULL, "seccomp (filter checks the architecture)",
+		    r->full ? "refusals are not recorded one by one in full mode"
+			    : "refusals recorded one by one from the kernel audit log (kgate run "
+			      "turns audit on; says at start when it cannot)");
 	else
 		row(r, KG_RT_SYSCALL, KG_ENF_NONE, "none", "syscall rules are not enforced");
 	matrix_hold(r);
@@ -594,7 +598,8 @@ static void matrix_degraded(struct kg_doctor_report *r)
 		    "seccomp (bpf, ptrace, mount, ns...), read-only cgroupfs, kgate's state hidden "
 		    "(mount ns), Landlock domain + signal scoping",
 		    "ptrace refused wholesale (not scoped to the job); no child cgroups; refusals "
-		    "of kgate's state are not recorded");
+		    "of kgate's state by the mount namespace are not recorded; seccomp and "
+		    "Landlock refusals are (kernel audit log, Landlock ABI 7)");
 	else if (r->seccomp_filter && r->landlock_abi >= 2)
 		row(r, KG_RT_SELF_PROTECTION, KG_ENF_PARTIAL,
 		    "seccomp (bpf, ptrace, mount, ns...), read-only cgroupfs, kgate's state hidden "

@@ -296,7 +296,99 @@ static void open_kernel_log(struct job *j)
 			"audit log)%s%s\n", said[0] ? "; " : "", said);
 }
 
-/* One Landlock refusal of the job, from the kernel audit log. */
+/* The job's seccomp refusals are named by its audit session, opened by
+ * its first process before exec. */
+static void watch_seccomp(struct job *j)
+{
+	unsigned int ses, own;
+
+	if (!j->ka)
+		return;
+	ses = kg_kaudit_session_of(j->jp.pid);
+	own = kg_kaudit_session_of(getpid());
+	if (ses && ses != own) {
+		kg_kaudit_watch_session(j->ka, ses);
+		if (j->spec->live)
+			fprintf(j->spec->live, "kgate: seccomp refusals are recorded one by one (kernel "
+				"audit log, the job's audit session %u)\n", ses);
+	} else if (j->spec->live) {
+		fprintf(j->spec->live, "kgate: seccomp refusals are NOT recorded: the job has no "
+			"audit session of its own (writing its loginuid needs CAP_AUDIT_CONTROL and "
+			"a mutable loginuid)\n");
+	}
+}
+
+#ifndef SCMP_ARCH_X86_64_AUDIT
+#define SCMP_ARCH_X86_64_AUDIT 0xc000003eu
+#endif
+
+/* One seccomp refusal (or audit decision) of the job. */
+static void record_seccomp(struct job *j, const struct kg_kaudit_denial *d)
+{
+	/* the kernel logs the action without its data (the errno) */
+	uint32_t action = d->code & 0xffff0000u;
+	const struct kg_rule *rule = NULL;
+	const char *decision, *outcome = "refused", *rule_id = "kgate:seccomp-baseline";
+	const char *reason = "refused in every job whatever the policy (the seccomp baseline: "
+			     "kgate's own objects, mounts, namespaces, kernel state)";
+	struct kg_audit_rec rec = {};
+	char *name = seccomp_syscall_resolve_num_arch(d->arch ? d->arch : SCMP_ARCH_X86_64_AUDIT,
+						      d->syscall);
+	char num[32];
+	json_t *extra;
+	size_t i, k;
+
+	snprintf(num, sizeof(num), "syscall %d", d->syscall);
+	for (i = 0; name && i < j->doc->nrules; i++) {
+		const struct kg_rule *r = &j->doc->rules[i];
+
+		if (r->kind != KG_RULE_SYSCALL)
+			continue;
+		for (k = 0; k < r->nsyscalls && strcmp(r->syscalls[k], name); k++)
+			;
+		if (k < r->nsyscalls && (r->decision != KG_DEC_ALLOW || !r->nargs)) {
+			rule = r;
+			break;
+		}
+	}
+	if (action == 0x7ffc0000u) {		/* SECCOMP_RET_LOG: an audit decision */
+		decision = "audit";
+		outcome = "allowed";
+	} else {
+		decision = rule && rule->decision != KG_DEC_ALLOW && rule->decision != KG_DEC_AUDIT
+			   ? kg_decision_name(rule->decision) : "deny";
+	}
+	/* a refusal the policy's rule did not make is the baseline's */
+	if (rule && (action == 0x7ffc0000u) == (rule->decision == KG_DEC_AUDIT)) {
+		rule_id = rule->id;
+		reason = rule->reason;
+	}
+	extra = json_pack("{s:s,s:s,s:i,s:I}", "kind", "syscall", "outcome", outcome,
+			  "syscall_nr", d->syscall, "cgroup_id", (json_int_t)j->cg.id);
+	rec.type = "decision";
+	rec.trace_id = j->trace;
+	rec.actor_uid = -1;
+	rec.pid = d->pid;
+	rec.tid = -1;
+	rec.comm = d->comm[0] ? d->comm : NULL;
+	rec.exe = d->exe[0] ? d->exe : NULL;
+	rec.op = "syscall";
+	rec.target = name ? name : num;
+	rec.decision = decision;
+	rec.rule_id = rule_id;
+	rec.reason = reason;
+	rec.policy_name = j->doc->name;
+	rec.policy_hash = j->doc->hash;
+	rec.policy_version = j->doc->version;
+	rec.mechanism = "seccomp";
+	rec.extra = extra;
+	if (j->audit && kg_audit_append(j->audit, &rec))
+		kg_warn("audit append failed for a seccomp refusal");
+	json_decref(extra);
+	free(name);
+}
+
+/* One refusal of the job from the kernel audit log: Landlock's or seccomp's. */
 static void record_landlock_denial(void *ctx, const struct kg_kaudit_denial *d)
 {
 	struct job *j = ctx;
@@ -305,6 +397,11 @@ static void record_landlock_denial(void *ctx, const struct kg_kaudit_denial *d)
 	struct kg_audit_rec rec = {};
 	bool self = !strncmp(d->blockers, "scope.", 6);
 	json_t *extra;
+
+	if (d->seccomp) {
+		record_seccomp(j, d);
+		return;
+	}
 
 	if (!self && d->target[0] == '/') {
 		enum kg_op kop = !strcmp(op, "read") ? KG_OP_READ : !strcmp(op, "write") ? KG_OP_WRITE
@@ -655,8 +752,10 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 		.have_as = j->spec->have_as, .as_uid = j->spec->as_uid, .as_gid = j->spec->as_gid,
 		.landlock = j->full ? NULL : j->ll,
 		.hide = j->full ? NULL : &j->sp,
-		.seccomp = { .degraded = !j->full, .hold_syscalls = policy_holds_calls(j->doc) },
+		.seccomp = { .degraded = !j->full, .hold_syscalls = policy_holds_calls(j->doc),
+			     .log_refusals = j->ka != NULL },
 		.caps_grant = j->doc->system_access,
+		.audit_session = j->ka != NULL,
 	};
 	struct kg_limit_report lim = {};
 	json_t *extra;
@@ -736,6 +835,7 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 		       kg_launch_stage_name(j->jp.failed_stage));
 		return 127;
 	}
+	watch_seccomp(j);
 	kg_pty_start(&j->pty);
 	if (j->pty.master >= 0 && j->spec->live)
 		fprintf(j->spec->live, "kgate: the job has a session and a terminal of its own, "

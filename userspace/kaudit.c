@@ -20,6 +20,9 @@
 #ifndef AUDIT_NLGRP_READLOG
 #define AUDIT_NLGRP_READLOG 1
 #endif
+#ifndef AUDIT_SECCOMP
+#define AUDIT_SECCOMP 1326
+#endif
 #define KA_LANDLOCK_ACCESS 1423	/* AUDIT_LANDLOCK_ACCESS (Linux 6.15) */
 #define KA_LANDLOCK_DOMAIN 1424	/* AUDIT_LANDLOCK_DOMAIN */
 
@@ -33,6 +36,7 @@ struct pending {
 struct kg_kaudit {
 	int fd;
 	pid_t pid;			/* the job's first process */
+	unsigned int ses;		/* the job's audit session, 0 = none */
 	char domain[24];		/* its domain, once the kernel named it */
 	uint64_t reported;
 	int64_t kernel_denials;		/* from the deallocation record, -1 before */
@@ -163,6 +167,53 @@ void kg_kaudit_watch(struct kg_kaudit *k, pid_t pid)
 		k->pid = pid;
 }
 
+void kg_kaudit_watch_session(struct kg_kaudit *k, unsigned int ses)
+{
+	if (k)
+		k->ses = ses;
+}
+
+int kg_kaudit_new_session(unsigned int uid)
+{
+	char buf[32];
+	ssize_t n;
+	int fd = open("/proc/self/loginuid", O_RDWR | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0) {
+		close(fd);
+		return n < 0 ? -errno : -EIO;
+	}
+	buf[n] = '\0';
+	/* keep who logged in; a job outside any login gets the run-as uid */
+	if (!strncmp(buf, "4294967295", 10))
+		n = snprintf(buf, sizeof(buf), "%u", uid);
+	if (pwrite(fd, buf, (size_t)n, 0) != n)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+unsigned int kg_kaudit_session_of(pid_t pid)
+{
+	char path[64], buf[32];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/sessionid", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return strtoul(buf, NULL, 10) == 4294967295ul ? 0 : (unsigned int)strtoul(buf, NULL, 10);
+}
+
 static int hexval(char c)
 {
 	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
@@ -219,7 +270,8 @@ static bool field(const char *msg, const char *key, bool untrusted, char *out, s
 
 static int report(struct kg_kaudit *k, const struct kg_kaudit_denial *d, kg_kaudit_cb cb, void *ctx)
 {
-	k->reported++;
+	if (!d->seccomp)
+		k->reported++;	/* against the domain's own count */
 	if (cb)
 		cb(ctx, d);
 	return 1;
@@ -247,6 +299,25 @@ static int handle_access(struct kg_kaudit *k, const char *msg, kg_kaudit_cb cb, 
 	k->pend[k->next].used = true;
 	k->next = (k->next + 1) % KA_PENDING;
 	return 0;
+}
+
+/* "... ses=N pid=P comm=... exe=... sig=0 arch=c000003e syscall=165 ... code=0x50001" */
+static int handle_seccomp(struct kg_kaudit *k, const char *msg, kg_kaudit_cb cb, void *ctx)
+{
+	struct kg_kaudit_denial d;
+	char v[64];
+
+	if (!k->ses || !field(msg, "ses", false, v, sizeof(v)) || strtoul(v, NULL, 10) != k->ses)
+		return 0;
+	memset(&d, 0, sizeof(d));
+	d.seccomp = true;
+	d.pid = field(msg, "pid", false, v, sizeof(v)) ? atol(v) : -1;
+	field(msg, "comm", true, d.comm, sizeof(d.comm));
+	field(msg, "exe", true, d.exe, sizeof(d.exe));
+	d.syscall = field(msg, "syscall", false, v, sizeof(v)) ? atoi(v) : -1;
+	d.arch = field(msg, "arch", false, v, sizeof(v)) ? (uint32_t)strtoul(v, NULL, 16) : 0;
+	d.code = field(msg, "code", false, v, sizeof(v)) ? (uint32_t)strtoul(v, NULL, 0) : 0;
+	return report(k, &d, cb, ctx);
 }
 
 static int handle_domain(struct kg_kaudit *k, const char *msg, kg_kaudit_cb cb, void *ctx)
@@ -299,7 +370,8 @@ int kg_kaudit_poll(struct kg_kaudit *k, kg_kaudit_cb cb, void *ctx)
 		/* one record per datagram; audit's nlmsg_len is not always
 		 * trustworthy, the datagram's length is */
 		if ((size_t)len < NLMSG_HDRLEN || (h->nlmsg_type != KA_LANDLOCK_ACCESS &&
-						   h->nlmsg_type != KA_LANDLOCK_DOMAIN))
+						   h->nlmsg_type != KA_LANDLOCK_DOMAIN &&
+						   h->nlmsg_type != AUDIT_SECCOMP))
 			continue;
 		msg = k->buf + NLMSG_HDRLEN;
 		mlen = (size_t)len - NLMSG_HDRLEN;
@@ -308,8 +380,11 @@ int kg_kaudit_poll(struct kg_kaudit *k, kg_kaudit_cb cb, void *ctx)
 		msg[mlen] = '\0';
 		body = strstr(msg, "): ");
 		body = body ? body + 3 : msg;
-		n += h->nlmsg_type == KA_LANDLOCK_ACCESS ? handle_access(k, body, cb, ctx)
-							 : handle_domain(k, body, cb, ctx);
+		if (h->nlmsg_type == AUDIT_SECCOMP)
+			n += handle_seccomp(k, body, cb, ctx);
+		else
+			n += h->nlmsg_type == KA_LANDLOCK_ACCESS ? handle_access(k, body, cb, ctx)
+								 : handle_domain(k, body, cb, ctx);
 	}
 }
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * kaudit.h - Landlock refusals read back from the kernel audit log.
+ * kaudit.h - Landlock and seccomp refusals read back from the kernel audit log.
  *
  * In degraded mode Landlock refuses file accesses (and, as self-protection,
  * signals and abstract unix sockets outside the job) without telling kgate.
@@ -34,9 +34,15 @@
 struct kg_kaudit;
 
 struct kg_kaudit_denial {
+	bool seccomp;		/* an AUDIT_SECCOMP record, else Landlock's */
 	char blockers[160];	/* "fs.read_file", "scope.signal", ... (Landlock's names) */
 	char target[4096];	/* path, or "pid N" for a signal */
 	char domain[24];	/* Landlock domain id (hex) */
+	/* seccomp: who, which call, what the filter answered */
+	long pid;		/* -1 unknown */
+	char comm[64], exe[512];
+	int syscall;
+	uint32_t arch, code;	/* AUDIT_ARCH_*, SECCOMP_RET_* | data */
 };
 
 /* Subscribe; turn audit on if it is off.  NULL (and `why` says) when the
@@ -50,13 +56,26 @@ int kg_kaudit_fd(const struct kg_kaudit *k);
  * calls landlock_restrict_self before exec). */
 void kg_kaudit_watch(struct kg_kaudit *k, pid_t pid);
 
+/* Seccomp: the kernel's records name the audit session (ses=), which the
+ * job's first process opened for the job (kg_kaudit_new_session); every
+ * process of the job inherits it, even after its pid is gone.  0 = none. */
+void kg_kaudit_watch_session(struct kg_kaudit *k, unsigned int ses);
+
+/* In the launched child before privileges are dropped (syscalls only):
+ * write its login uid again (or `uid` if unset), which gives it a new audit
+ * session id.  Needs CAP_AUDIT_CONTROL.  0 or -errno. */
+int kg_kaudit_new_session(unsigned int uid);
+
+/* /proc/PID/sessionid (0 if unreadable or unset). */
+unsigned int kg_kaudit_session_of(pid_t pid);
+
 typedef void (*kg_kaudit_cb)(void *ctx, const struct kg_kaudit_denial *d);
 
 /* Read what the kernel sent; call cb for each refusal of the job's domain.
  * Returns refusals reported, or -errno. */
 int kg_kaudit_poll(struct kg_kaudit *k, kg_kaudit_cb cb, void *ctx);
 
-/* Refusals reported so far, and the kernel's own count for the domain once
+/* Landlock refusals reported so far, and the kernel's own count for the domain once
  * it was deallocated (-1 until then). */
 void kg_kaudit_counts(const struct kg_kaudit *k, uint64_t *reported, int64_t *kernel_denials);
 

@@ -28,6 +28,7 @@
 #include "common.h"
 #include "kernel/caps.h"
 #include "kernel/mntrules.h"
+#include "kaudit.h"
 #include "launch.h"
 #include "mntns.h"
 
@@ -255,6 +256,10 @@ static __attribute__((noreturn)) void child_main(const struct kg_launch_opts *o,
 	 * CAP_SETGID stay for drop_privileges and for the job itself) */
 	if ((ret = kg_caps_apply(kg_caps_kept() | o->caps_grant)) < 0)
 		child_fail(status_fd, KG_STAGE_CAPS, ret);
+	/* best effort: without it the job's seccomp refusals are not recorded
+	 * (kgate run sees no session of the job's own and says so) */
+	if (o->audit_session)
+		kg_kaudit_new_session(o->have_as ? o->as_uid : getuid());
 	if (o->have_as && (ret = drop_privileges(o->as_uid, o->as_gid)) < 0)
 		child_fail(status_fd, KG_STAGE_CREDS, ret);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

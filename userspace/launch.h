@@ -45,6 +45,9 @@ struct kg_launch_opts {
 	 * namespace (may be NULL) */
 	const struct kg_sp_dirs *hide;
 	struct kg_seccomp_opts seccomp;
+	/* the job gets an audit session of its own (kaudit.h), by which the
+	 * kernel's seccomp records name it */
+	bool audit_session;
 	bool no_seccomp;			/* tests only: skip the filter */
 	const struct kg_limit_report *limits;	/* rlimit fallbacks (may be NULL) */
 	/* The job always gets a session of its own (setsid).  With have_tty,

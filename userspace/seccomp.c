@@ -115,7 +115,7 @@ static int add_named(scmp_filter_ctx ctx, struct owned *o, const char *name, uin
 /* unshare(flags) and clone(flags, ...): refuse any namespace flag. clone3
  * passes its flags in memory that seccomp cannot read, so it gets ENOSYS and
  * libc falls back to clone (this also closes clone3(CLONE_INTO_CGROUP)). */
-static int add_namespace_rules(scmp_filter_ctx ctx, struct owned *o)
+static int add_namespace_rules(scmp_filter_ctx ctx, scmp_filter_ctx quiet, struct owned *o)
 {
 	static const char *const calls[] = { "unshare", "clone" };
 	size_t i, j;
@@ -132,7 +132,7 @@ static int add_namespace_rules(scmp_filter_ctx ctx, struct owned *o)
 					      strerror(-ret)), ret;
 		}
 	}
-	return add_named(ctx, o, "clone3", SCMP_ACT_ERRNO(ENOSYS));
+	return add_named(quiet, o, "clone3", SCMP_ACT_ERRNO(ENOSYS));
 }
 
 /* Terminal ioctls that reach past the job's own terminal, refused with
@@ -192,7 +192,10 @@ static int add_sockopt_rules(scmp_filter_ctx ctx)
 	return 0;
 }
 
-static int add_baseline(scmp_filter_ctx ctx, struct owned *o, const struct kg_seccomp_opts *opts)
+/* `quiet` gets what must not be logged: the ENOSYS answers libc falls back
+ * from (clone3 at every thread, io_uring probes) and the held calls. */
+static int add_baseline(scmp_filter_ctx ctx, scmp_filter_ctx quiet, struct owned *o,
+			const struct kg_seccomp_opts *opts)
 {
 	size_t i;
 	int ret;
@@ -205,16 +208,16 @@ static int add_baseline(scmp_filter_ctx ctx, struct owned *o, const struct kg_se
 			if ((ret = add_named(ctx, o, degraded_only[i], SCMP_ACT_ERRNO(EPERM))))
 				return ret;
 	for (i = 0; i < ARRAY_SIZE(io_uring_calls); i++)
-		if ((ret = add_named(ctx, o, io_uring_calls[i], SCMP_ACT_ERRNO(ENOSYS))))
+		if ((ret = add_named(quiet, o, io_uring_calls[i], SCMP_ACT_ERRNO(ENOSYS))))
 			return ret;
 	if (opts && opts->hold_syscalls) {
 		for (i = 0; i < ARRAY_SIZE(held); i++)
-			if ((ret = add_named(ctx, o, held[i], SCMP_ACT_NOTIFY)))
+			if ((ret = add_named(quiet, o, held[i], SCMP_ACT_NOTIFY)))
 				return ret;
 	}
 	if ((ret = add_tty_rules(ctx)) || (ret = add_sockopt_rules(ctx)))
 		return ret;
-	return add_namespace_rules(ctx, o);
+	return add_namespace_rules(ctx, quiet, o);
 }
 
 /* ---- policy rules ------------------------------------------------------------ */
@@ -434,21 +437,27 @@ static int add_exec_memory_rules(scmp_filter_ctx ctx, const struct owned *o)
 
 /* ---- build and load -------------------------------------------------------------- */
 
-static int build_filter(scmp_filter_ctx ctx, const struct kg_policy_doc *doc,
+static int base_attrs(scmp_filter_ctx ctx)
+{
+	int ret = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+
+	if (ret < 0)
+		return kg_err("seccomp: bad-arch action: %s", strerror(-ret)), ret;
+	/* no_new_privs is set by kg_seccomp_load itself, explicitly */
+	return seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+}
+
+static int build_filter(scmp_filter_ctx ctx, scmp_filter_ctx quiet, const struct kg_policy_doc *doc,
 			const struct kg_seccomp_opts *opts)
 {
 	struct owned owned = { .n = 0 };
 	size_t i;
 	int ret;
 
-	ret = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-	if (ret < 0)
-		return kg_err("seccomp: bad-arch action: %s", strerror(-ret)), ret;
-	/* no_new_privs is set by kg_seccomp_load itself, explicitly */
-	ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+	ret = base_attrs(ctx);
 	if (ret < 0)
 		return ret;
-	ret = add_baseline(ctx, &owned, opts);
+	ret = add_baseline(ctx, quiet, &owned, opts);
 	if (ret < 0)
 		return ret;
 	/* with BPF LSM, lsm/socket_create decides these families and records
@@ -473,7 +482,7 @@ static int build_filter(scmp_filter_ctx ctx, const struct kg_policy_doc *doc,
 int kg_seccomp_load(const struct kg_policy_doc *doc, const struct kg_seccomp_opts *opts,
 		    int *notify_fd_out)
 {
-	scmp_filter_ctx ctx;
+	scmp_filter_ctx ctx, quiet = NULL;
 	int ret;
 
 	if (notify_fd_out)
@@ -485,14 +494,34 @@ int kg_seccomp_load(const struct kg_policy_doc *doc, const struct kg_seccomp_opt
 	ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (!ctx)
 		return kg_err("seccomp: init failed"), -ENOMEM;
-	ret = build_filter(ctx, doc, opts);
+	/* refusals logged (SECCOMP_FILTER_FLAG_LOG) for the trail (kaudit.h):
+	 * what must not be logged goes to a second, quiet filter */
+	if (opts && opts->log_refusals) {
+		quiet = seccomp_init(SCMP_ACT_ALLOW);
+		ret = quiet ? base_attrs(quiet) : -ENOMEM;
+		if (!ret)
+			ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1);
+		if (ret) {
+			kg_err("seccomp: logged filter: %s", strerror(-ret));
+			seccomp_release(ctx);
+			if (quiet)
+				seccomp_release(quiet);
+			return ret;
+		}
+	}
+	ret = build_filter(ctx, quiet ? quiet : ctx, doc, opts);
 	if (!ret) {
 		ret = seccomp_load(ctx);
 		if (ret < 0)
 			kg_err("seccomp: load: %s", strerror(-ret));
 	}
+	if (!ret && quiet) {
+		ret = seccomp_load(quiet);
+		if (ret < 0)
+			kg_err("seccomp: load (quiet filter): %s", strerror(-ret));
+	}
 	if (!ret && opts && opts->hold_syscalls) {
-		ret = seccomp_notify_fd(ctx);
+		ret = seccomp_notify_fd(quiet ? quiet : ctx);
 		if (ret >= 0) {
 			*notify_fd_out = ret;
 			ret = 0;
@@ -501,5 +530,7 @@ int kg_seccomp_load(const struct kg_policy_doc *doc, const struct kg_seccomp_opt
 		}
 	}
 	seccomp_release(ctx);
+	if (quiet)
+		seccomp_release(quiet);
 	return ret;
 }

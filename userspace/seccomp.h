@@ -26,6 +26,10 @@ struct kg_seccomp_opts {
 	/* connect/sendto/sendmsg/sendmmsg return SECCOMP_RET_USER_NOTIF: a
 	 * controller holds them on the listener fd until it answers. */
 	bool hold_syscalls;
+	/* Refusals are logged to the kernel audit log (SECCOMP_FILTER_FLAG_LOG)
+	 * for kaudit.h; the ENOSYS answers and held calls go to a second filter
+	 * that logs nothing. */
+	bool log_refusals;
 };
 
 /* Build and load the filter in the calling thread (and its future children).
