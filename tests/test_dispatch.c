@@ -744,6 +744,40 @@ TEST(max_retries_relaunches_a_failed_job_under_the_same_trace)
 	scene_stop(&s);
 }
 
+/* Stopping the daemon ends its jobs and does not relaunch them (max_retries). */
+TEST(daemon_stop_ends_jobs_without_retrying_them)
+{
+	struct scene s;
+	struct af_res r;
+	char trace[48];
+	json_t *o, *recs, *rec;
+	size_t i, n = 0;
+
+	if (!scene_start(&s)) {
+		scene_stop(&s);
+		return;
+	}
+	ASSERT_EQ(af_http(&s.d, "POST", "/api/v1/jobs", s.launcher,
+			  "{\"policy\":\"dispatch\",\"topic\":\"job.flaky\","
+			  "\"argv\":[\"/bin/sh\",\"-c\",\"sleep 60; exit 1\"]}", &r),
+		  201, "a long flaky job starts");
+	snprintf(trace, sizeof(trace), "%s", jstr(r.json, "job", "trace"));
+	af_res_free(&r);
+	o = wait_state(&s, s.launcher, trace, "running");
+	ASSERT_TRUE(o != NULL, "running");
+	json_decref(o);
+	ASSERT_EQ(af_daemon_stop(&s.d), 0, "the daemon stops cleanly, its job ended");
+	recs = af_audit("job_start", NULL);
+	json_array_foreach(recs, i, rec)
+		n += !strcmp(json_string_value(json_object_get(rec, "trace")) ?: "", trace);
+	ASSERT_EQ(n, 1, "started once: not relaunched while the daemon stops");
+	json_decref(recs);
+	recs = af_audit("job_exit", NULL);
+	ASSERT_EQ(json_array_size(recs), 1, "and it ended");
+	json_decref(recs);
+	af_teardown();
+}
+
 TEST(refused_submits_launch_nothing)
 {
 	static const struct {

@@ -94,6 +94,7 @@ struct kg_dispatch {
 	struct djob *v;
 	size_t n;
 	unsigned int active;
+	bool closing;			/* the daemon stops: no more attempts */
 	char self[PATH_MAX];		/* this kgate binary */
 	struct kg_policy_doc *docs[KG_API_MAX_DISPATCH];
 	char paths[KG_API_MAX_DISPATCH][PATH_MAX];
@@ -577,7 +578,7 @@ static bool relaunch(struct waiter *w, struct kg_dispatch *d, json_t *spec)
 	pthread_mutex_lock(&d->mu);
 	if ((j = find_locked(d, w->trace))) {
 		j->pid = pid;
-		stop = j->stop;
+		stop = j->stop || d->closing;
 	}
 	pthread_mutex_unlock(&d->mu);
 	if (stop)
@@ -597,7 +598,7 @@ static bool retry(struct waiter *w, struct kg_dispatch *d, int status)
 
 	pthread_mutex_lock(&d->mu);
 	j = find_locked(d, w->trace);
-	if (j && !j->stop && j->spec && j->attempt <= j->max_retries) {
+	if (j && !j->stop && !d->closing && j->spec && j->attempt <= j->max_retries) {
 		attempt = j->attempt;
 		spec = json_incref(j->spec);
 	}
@@ -1386,6 +1387,7 @@ bool kg_dispatch_close_wait(struct kg_dispatch *d)
 	int ms;
 
 	pthread_mutex_lock(&d->mu);
+	d->closing = true;	/* a job ended by this is not relaunched (max_retries) */
 	for (i = 0; i < d->n; i++)
 		if (!d->v[i].done && d->v[i].pid > 0)
 			kill(d->v[i].pid, SIGTERM);	/* kgate run ends its job cleanly */
