@@ -73,83 +73,11 @@ static void probe_kernel(struct kg_doctor_report *r)
 
 /* ---- the active LSM list ------------------------------------------------ */
 
-static int read_lsm_list(const char *path, char *buf, size_t len)
-{
-	size_t n = 0;
-	char *data = kg_read_file(path, 4096, &n);
-
-	if (!data)
-		return -errno;
-	while (n && (data[n - 1] == '\n' || data[n - 1] == ' '))
-		data[--n] = '\0';
-	n = kg_strlcpy(buf, data, len) ? -ENAMETOOLONG : 0;
-	free(data);
-	return (int)n;
-}
-
-/* securityfs is not mounted: mount it in a private mount namespace of a
- * child (so the machine's mounts are untouched) and pass the list back. */
-static int read_lsm_list_private(char *buf, size_t len)
-{
-	char dir[] = "/tmp/kgate-doctor-sec.XXXXXX";
-	int pfd[2], status = 0;
-	ssize_t n;
-	pid_t pid;
-
-	if (!mkdtemp(dir))
-		return -errno;
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		rmdir(dir);
-		return -errno;
-	}
-	pid = fork();
-	if (pid == 0) {
-		char path[64], list[512] = "";
-
-		close(pfd[0]);
-		if (unshare(CLONE_NEWNS) == 0 &&
-		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
-		    mount("securityfs", dir, "securityfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0) {
-			snprintf(path, sizeof(path), "%s/lsm", dir);
-			if (read_lsm_list(path, list, sizeof(list)) == 0 &&
-			    write(pfd[1], list, strlen(list)) < 0)
-				_exit(1);
-		}
-		_exit(0);
-	}
-	close(pfd[1]);
-	n = pid > 0 ? read(pfd[0], buf, len - 1) : -1;
-	buf[n > 0 ? n : 0] = '\0';
-	close(pfd[0]);
-	if (pid > 0)
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-	rmdir(dir);
-	return n > 0 ? 0 : -ENOENT;
-}
-
-static bool list_has_word(const char *list, const char *word)
-{
-	size_t wl = strlen(word);
-	const char *p = list;
-
-	while ((p = strstr(p, word))) {
-		if ((p == list || p[-1] == ',') && (p[wl] == ',' || p[wl] == '\0'))
-			return true;
-		p += wl;
-	}
-	return false;
-}
-
 static void probe_lsm_list(struct kg_doctor_report *r)
 {
-	if (read_lsm_list("/sys/kernel/security/lsm", r->lsm_list, sizeof(r->lsm_list)) &&
-	    read_lsm_list_private(r->lsm_list, sizeof(r->lsm_list))) {
-		r->lsm_list[0] = '\0';
-		r->bpf_in_lsm_list = KG_UNKNOWN;
-		return;
-	}
-	r->bpf_in_lsm_list = list_has_word(r->lsm_list, "bpf") ? KG_YES : KG_NO;
+	struct kg_lsm_sources src = { .mount_private = true };
+
+	r->bpf_in_lsm_list = kg_bpf_lsm_listed(&src, r->lsm_list, sizeof(r->lsm_list), NULL, 0);
 }
 
 /* ---- BPF LSM: load, attach, deny, report --------------------------------- */

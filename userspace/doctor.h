@@ -27,7 +27,7 @@ struct kg_probe_event {
 /* kg_kernel_dev() (userspace dev_t -> inode->i_sb->s_dev) is in common.h */
 #include "common.h"
 
-enum kg_tristate { KG_NO = 0, KG_YES = 1, KG_UNKNOWN = 2 };
+#include "lsmstate.h"	/* enum kg_tristate */
 
 /* how well a rule type is enforced */
 enum kg_enf_level {
@@ -61,7 +61,7 @@ struct kg_doctor_report {
 	bool btf;				/* /sys/kernel/btf/vmlinux */
 
 	/* BPF LSM */
-	enum kg_tristate bpf_in_lsm_list;	/* "bpf" in /sys/kernel/security/lsm */
+	enum kg_tristate bpf_in_lsm_list;	/* "bpf" active: kg_bpf_lsm_listed() */
 	char lsm_list[512];			/* "" when unknown */
 	bool lsm_prog_loads;			/* BPF_PROG_LOAD of lsm/file_open */
 	int lsm_load_errno;			/* when it does not */

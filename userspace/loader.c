@@ -17,8 +17,10 @@
 
 #include <linux/types.h>
 #include "common.h"
+#include "doctor.h"
 #include "kgate.h"
 #include "loader.h"
+#include "lsmstate.h"
 #include "kg_objects.h"
 
 #ifndef BPF_FS_MAGIC
@@ -61,24 +63,22 @@ static bool on_bpffs(const char *dir)
 
 /* BPF LSM programs load and attach even when "bpf" is not among the
  * active LSMs (lsm= without it): the hooks are then never called and
- * nothing is enforced.  So the active list decides; false only when it is
- * readable and lacks "bpf" (an unreadable list leaves it to the load). */
-static bool bpf_lsm_listed(char *why, size_t len)
+ * nothing is enforced.  So the active list decides (lsmstate.h); when it
+ * cannot be read, an LSM program must be seen denying (doctor's probe),
+ * else the loader stays degraded. */
+static bool bpf_lsm_enforces(char *why, size_t len)
 {
-	char *list = kg_read_file("/sys/kernel/security/lsm", 4096, NULL), *p, *save = NULL;
-	char shown[128];
-	bool found = false;
+	struct kg_lsm_sources src = { .mount_private = true };
+	enum kg_tristate listed = kg_bpf_lsm_listed(&src, NULL, 0, why, len);
+	size_t n;
 
-	if (!list)
+	if (listed != KG_UNKNOWN)
+		return listed == KG_YES;
+	if (kg_bpf_lsm_available())
 		return true;
-	list[strcspn(list, "\n")] = '\0';
-	snprintf(shown, sizeof(shown), "%s", list);
-	for (p = strtok_r(list, ",", &save); p && !found; p = strtok_r(NULL, ",", &save))
-		found = !strcmp(p, "bpf");
-	if (!found)
-		snprintf(why, len, "bpf is not an active LSM (%s): see `kgate doctor`", shown);
-	free(list);
-	return found;
+	n = strlen(why);
+	snprintf(why + n, len - n, " and a probe LSM program did not deny: see `kgate doctor`");
+	return false;
 }
 
 /* bpffs must be mounted at (or above) the pin dir; many systems do not
@@ -458,7 +458,7 @@ struct kg_loader *kg_loader_open(const struct kg_loader_opts *opts)
 	if (ensure_bpffs(pin_dir))
 		goto fail;
 	l->lsm_active = opts && opts->want_lsm;
-	if (l->lsm_active && !bpf_lsm_listed(l->lsm_error, sizeof(l->lsm_error)))
+	if (l->lsm_active && !bpf_lsm_enforces(l->lsm_error, sizeof(l->lsm_error)))
 		l->lsm_active = false;
 	if (l->lsm_active) {
 		vmlinux = btf__load_vmlinux_btf();
