@@ -10,6 +10,15 @@
  * Data flow: policy JSON -> compiled rules written under a fresh policy id
  * (a generation) -> one update of the job's entry flips it to the new id ->
  * hooks decide -> events in the ring buffer -> controller -> audit trail.
+ *
+ * Rule numbers: every rule_id in these maps and in struct kg_event is the
+ * rule's number in its policy document, its index in the "runtime" array
+ * plus one (0 = no rule: the class default).  The parser assigns them
+ * (policy.c, rules[i].num = i + 1); kg_policy_rule_by_num() and the
+ * recorder's policy snapshot ("rules"[rule_id - 1]) map them back.  Guard
+ * entries (KG_FILE_F_GUARD) and the *_rule_id fields of struct kg_policy
+ * carry the number of the rule they come from.  Reordering, filtering or
+ * renumbering doc->rules breaks every audit record's rule name.
  */
 #ifndef KGATE_H
 #define KGATE_H
@@ -495,6 +504,17 @@ struct kg_counters {
 	__u64 walk_incomplete;		/* dentry walks that hit KG_MAX_DEPTH */
 };
 
+/* ---- the probe of `kgate doctor` (bpf/probe.bpf.c) ---------------------------
+ * One event per open the probe LSM program denied (its own ring buffer;
+ * nothing shared with kgate's maps). */
+struct kg_probe_event {
+	__u32 pid;		/* thread group id of the opener */
+	__u32 tid;
+	__u64 cgid;
+	__u64 dev;		/* kernel encoding: MAJOR << 20 | MINOR */
+	__u64 ino;
+};
+
 /* FNV-1a 64: a map-key hash for names (not a security boundary: lookups by
  * hash only ever *add* restrictions, never grants). */
 #define KG_FNV_OFFSET	0xcbf29ce484222325ULL
@@ -503,21 +523,74 @@ struct kg_counters {
 #define KG_PIN_DEFAULT	"/sys/fs/bpf/kgate"
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
-_Static_assert(sizeof(struct kg_job) == 16, "kg_job layout");
-_Static_assert(sizeof(struct kg_file_key) == 24, "kg_file_key layout");
-_Static_assert(sizeof(struct kg_rule_ent) == 12, "kg_rule_ent layout");
-_Static_assert(sizeof(struct kg_net_key) == 24, "kg_net_key layout");
-_Static_assert(sizeof(struct kg_net_ent) == 12, "kg_net_ent layout");
-_Static_assert(sizeof(struct kg_target) == 24, "kg_target layout");
+/* Every struct that crosses the kernel/userspace boundary: its size, and the
+ * offset of the fields after which padding could hide (BPF's clang and the
+ * controller's gcc must agree byte for byte). */
+#define KG_OFF(t, f) __builtin_offsetof(struct t, f)
+_Static_assert(sizeof(struct kg_job) == 16 && KG_OFF(kg_job, policy_id) == 8, "kg_job layout");
+_Static_assert(sizeof(struct kg_policy) == 88 && KG_OFF(kg_policy, default_rule_id) == 4 &&
+	       KG_OFF(kg_policy, socket_family_allow) == 24 &&
+	       KG_OFF(kg_policy, cooldown_threshold) == 40 &&
+	       KG_OFF(kg_policy, heartbeat_timeout_ns) == 64 &&
+	       KG_OFF(kg_policy, file_ops_ruled) == 72 && KG_OFF(kg_policy, serial) == 80,
+	       "kg_policy layout");
+_Static_assert(sizeof(struct kg_dc_slot) == 8, "kg_dc_slot layout");
+_Static_assert(sizeof(struct kg_dir_cache) == 24 + 8 * KG_DC_OPS &&
+	       KG_OFF(kg_dir_cache, slot) == 24, "kg_dir_cache layout");
+_Static_assert(sizeof(struct kg_job_state) == 32 && KG_OFF(kg_job_state, cooldown_until_ns) == 16,
+	       "kg_job_state layout");
+_Static_assert(sizeof(struct kg_file_key) == 24 && KG_OFF(kg_file_key, dev) == 8,
+	       "kg_file_key layout");
+_Static_assert(sizeof(struct kg_rule_ent) == 12 && KG_OFF(kg_rule_ent, decision) == 8,
+	       "kg_rule_ent layout");
+_Static_assert(sizeof(struct kg_file_rule) == 12 * KG_FILE_ENTS, "kg_file_rule layout");
+_Static_assert(sizeof(struct kg_name_key) == 32 && KG_OFF(kg_name_key, name_hash) == 24,
+	       "kg_name_key layout");
+_Static_assert(sizeof(struct kg_net_key) == 24 && KG_OFF(kg_net_key, addr) == 8,
+	       "kg_net_key layout");
+_Static_assert(sizeof(struct kg_net_ent) == 12 && KG_OFF(kg_net_ent, proto) == 8,
+	       "kg_net_ent layout");
+_Static_assert(sizeof(struct kg_net_rule) == 12 * KG_NET_ENTS, "kg_net_rule layout");
+_Static_assert(sizeof(struct kg_dns_redirect) == 24 && KG_OFF(kg_dns_redirect, addr6) == 8,
+	       "kg_dns_redirect layout");
+_Static_assert(sizeof(struct kg_dns_orig) == 40 && KG_OFF(kg_dns_orig, port) == 32,
+	       "kg_dns_orig layout");
+_Static_assert(sizeof(struct kg_dns_key) == 24 && KG_OFF(kg_dns_key, addr) == 8,
+	       "kg_dns_key layout");
+_Static_assert(sizeof(struct kg_dns_addr) == 16 + 12 * KG_NET_ENTS && KG_OFF(kg_dns_addr, ent) == 16,
+	       "kg_dns_addr layout");
+_Static_assert(sizeof(struct kg_dns_name_key) == 16 && KG_OFF(kg_dns_name_key, name_id) == 8,
+	       "kg_dns_name_key layout");
+_Static_assert(sizeof(struct kg_dns_name) == KG_PATH_MAX, "kg_dns_name layout");
+_Static_assert(sizeof(struct kg_unix_key) == 16 && KG_OFF(kg_unix_key, name_hash) == 8,
+	       "kg_unix_key layout");
+_Static_assert(sizeof(struct kg_rule_key) == 8 && KG_OFF(kg_rule_key, rule_id) == 4,
+	       "kg_rule_key layout");
+_Static_assert(sizeof(struct kg_rule_params) == 16, "kg_rule_params layout");
+_Static_assert(sizeof(struct kg_throttle_key) == 16 && KG_OFF(kg_throttle_key, rule_id) == 8,
+	       "kg_throttle_key layout");
+_Static_assert(sizeof(struct kg_throttle_state) == 48 && KG_OFF(kg_throttle_state, policy_id) == 32,
+	       "kg_throttle_state layout");
+_Static_assert(sizeof(struct kg_target) == 24 && KG_OFF(kg_target, net.port) == 16,
+	       "kg_target layout");
+_Static_assert(sizeof(struct kg_grant_key) == 40 && KG_OFF(kg_grant_key, target) == 16,
+	       "kg_grant_key layout");
+_Static_assert(sizeof(struct kg_grant) == 16 && KG_OFF(kg_grant, uses_left) == 8,
+	       "kg_grant layout");
 _Static_assert(sizeof(struct kg_prot_key) == 16, "kg_prot_key layout");
-_Static_assert(sizeof(struct kg_dns_key) == 24, "kg_dns_key layout");
-_Static_assert(sizeof(struct kg_dns_addr) == 16 + 12 * KG_NET_ENTS, "kg_dns_addr layout");
-_Static_assert(sizeof(struct kg_dns_redirect) == 24, "kg_dns_redirect layout");
-_Static_assert(sizeof(struct kg_dns_orig) == 40, "kg_dns_orig layout");
-_Static_assert(sizeof(struct kg_grant_key) == 40, "kg_grant_key layout");
-_Static_assert(sizeof(struct kg_event) == 104 + KG_PATH_MAX, "kg_event layout");
-_Static_assert(sizeof(struct kg_dir_cache) == 24 + 8 * KG_DC_OPS, "kg_dir_cache layout");
+_Static_assert(sizeof(struct kg_control) == 16 && KG_OFF(kg_control, lsm_active) == 8,
+	       "kg_control layout");
+_Static_assert(sizeof(struct kg_event) == 104 + KG_PATH_MAX && KG_OFF(kg_event, kind) == 44 &&
+	       KG_OFF(kg_event, flags) == 48 && KG_OFF(kg_event, comm) == 56 &&
+	       KG_OFF(kg_event, target) == 72 && KG_OFF(kg_event, aux) == 100 &&
+	       KG_OFF(kg_event, path) == 104, "kg_event layout");
+_Static_assert(sizeof(struct kg_counters) == 8 * (KG_DEC_MAX + 2 * KG_EV_MAX + 1) &&
+	       KG_OFF(kg_counters, walk_incomplete) == 8 * (KG_DEC_MAX + 2 * KG_EV_MAX),
+	       "kg_counters layout");
+_Static_assert(sizeof(struct kg_probe_event) == 32 && KG_OFF(kg_probe_event, cgid) == 8,
+	       "kg_probe_event layout");
 _Static_assert(KG_OP_UNIX_CONNECT < KG_DC_OPS, "every file op has a cache slot");
+#undef KG_OFF
 #endif
 
 #endif /* KGATE_H */

@@ -10,24 +10,17 @@
  *
  * Deliberately independent of kgate's shared maps: nothing is pinned, so a
  * probe never touches (or is confused by) a running controller's state.
- * The event layout is mirrored by struct kg_probe_event in
- * userspace/doctor.h.
+ * The event layout is struct kg_probe_event in kgate.h (sizes asserted
+ * there); nothing else of kgate.h is used.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include "kgate.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define PROBE_EPERM 1
-
-struct probe_event {
-	__u32 pid;		/* thread group id of the opener */
-	__u32 tid;
-	__u64 cgid;
-	__u64 dev;		/* kernel encoding: MAJOR << 20 | MINOR */
-	__u64 ino;
-};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -45,7 +38,7 @@ __u64 lost;
 SEC("lsm/file_open")
 int BPF_PROG(probe_file_open, struct file *file, int ret)
 {
-	struct probe_event *e;
+	struct kg_probe_event *e;
 	struct inode *inode;
 	__u64 pid_tgid;
 

@@ -39,8 +39,6 @@
 #include "doctor.h"
 #include "probe.skel.h"
 
-_Static_assert(sizeof(struct kg_probe_event) == 32, "mirror of struct probe_event");
-
 #define DOCTOR_RINGBUF_WAIT_MS	200
 
 static const char *errno_name(int e)

@@ -15,14 +15,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Mirrors struct probe_event in bpf/probe.bpf.c (the probe's ring buffer). */
-struct kg_probe_event {
-	uint32_t pid;
-	uint32_t tid;
-	uint64_t cgid;
-	uint64_t dev;		/* kernel encoding: MAJOR << 20 | MINOR */
-	uint64_t ino;
-};
+/* struct kg_probe_event (the probe's ring buffer) is in kgate.h */
+#include <linux/types.h>
+#include "kgate.h"
 
 /* kg_kernel_dev() (userspace dev_t -> inode->i_sb->s_dev) is in common.h */
 #include "common.h"

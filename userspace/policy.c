@@ -2007,7 +2007,7 @@ static int parse_rule_list(struct ctx *c, json_t *root, const char *key, bool ru
 		if (runtime) {
 			struct kg_rule *rule = &doc->rules[i];
 
-			rule->num = (uint32_t)(i + 1);
+			rule->num = (uint32_t)(i + 1);	/* the kernel's rule_id: kgate.h */
 			rule->line = line;
 			rule->column = col;
 			doc->nrules++;

@@ -246,6 +246,7 @@ static void rule_of(json_t *snap, const struct kg_event *e, char *id, size_t idl
 		return;
 	}
 	if (snap)
+		/* rule_id = index + 1 (kgate.h) */
 		rule = json_array_get(json_object_get(snap, "rules"), e->rule_id - 1);
 	if (!rule) {
 		snprintf(id, idlen, "#%u", e->rule_id);
