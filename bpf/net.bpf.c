@@ -25,6 +25,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 #include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -511,4 +512,123 @@ int BPF_PROG(kg_lsm_socket_create, int family, int type, int protocol, int kern,
 	kg_socket_decide(&c, family, type & 0xf, protocol);
 	return c.allow ? 0 : -EPERM;
 }
+/* ---- full mode: what the cgroup hooks cannot see ------------------------------ */
 
+/* listen() on a socket that was never bound: the kernel binds it to the
+ * wildcard address and a port of its choosing, past bind4/6.  Decided like
+ * that bind (a stream socket on port 0 of the wildcard).  A bound socket
+ * was decided at bind. */
+SEC("lsm/socket_listen")
+int BPF_PROG(kg_lsm_socket_listen, struct socket *sock, int backlog, int ret)
+{
+	struct sock *sk;
+	__u8 addr[16] = {};
+	__u8 decision = KG_DEC_NONE;
+	__u32 rule_id = 0;
+	struct kg_event *e;
+	struct kg_ctx c;
+	__u16 family;
+
+	if (ret)
+		return ret;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return 0;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if ((family != KG_AF_INET && family != KG_AF_INET6) || BPF_CORE_READ(sk, __sk_common.skc_num))
+		return 0;
+	if (kg_ctx_init(&c, KG_OP_NET_BIND, KG_MECH_BPF_LSM))
+		return 0;
+	if (family == KG_AF_INET) {
+		addr[10] = 0xff;
+		addr[11] = 0xff;
+	}
+	c.target.net.proto = KG_PROTO_TCP;
+	__builtin_memcpy(c.target.net.addr, addr, 16);
+	kg_net_match(&c, addr, 0, KG_PROTO_TCP, KG_NET_OP_BIND, &decision, &rule_id);
+	if (decision == KG_DEC_NONE)
+		decision = KG_DEC_DENY;	/* inbound needs a rule */
+	kg_decide(&c, decision, rule_id);
+	if (c.emit) {
+		e = kg_event_begin(&c);
+		if (e) {
+			e->family = (__u8)family;
+			e->aux = KG_SOCK_STREAM;
+			kg_event_submit(e);
+		}
+	}
+	return c.allow ? 0 : -EPERM;
+}
+
+#define KG_SOL_IP		0
+#define KG_SOL_IPV6		41
+#define KG_IP_RETOPTS		7
+#define KG_IPV6_2292RTHDR	5
+#define KG_IPV6_RTHDR		57
+#define KG_CMSG_MAX		8
+
+struct kg_cmsghdr {
+	__u64 len;
+	__s32 level;
+	__s32 type;
+};
+
+/* Source routes given per message (ancillary data to sendmsg): the first
+ * hop would be the route's first address, not the one connect4/sendmsg4
+ * checked.  The setsockopt forms are refused by seccomp in every mode.
+ * Refused: op net_send, aux = the cmsg type. */
+SEC("lsm/socket_sendmsg")
+int BPF_PROG(kg_lsm_socket_sendmsg, struct socket *sock, struct msghdr *msg, int size, int ret)
+{
+	struct kg_cmsghdr h;
+	__u64 len, off = 0;
+	bool user, bad = false;
+	struct kg_event *e;
+	struct kg_ctx c;
+	struct sock *sk;
+	__u16 family;
+	void *ctl;
+	int i;
+
+	if (ret)
+		return ret;
+	len = BPF_CORE_READ(msg, msg_controllen);
+	if (len < sizeof(h))
+		return 0;
+	sk = BPF_CORE_READ(sock, sk);
+	family = sk ? BPF_CORE_READ(sk, __sk_common.skc_family) : 0;
+	if (family != KG_AF_INET && family != KG_AF_INET6)
+		return 0;
+	if (kg_ctx_init(&c, KG_OP_NET_SEND, KG_MECH_BPF_LSM))
+		return 0;
+	ctl = BPF_CORE_READ(msg, msg_control);
+	user = BPF_CORE_READ_BITFIELD_PROBED(msg, msg_control_is_user);
+	for (i = 0; i < KG_CMSG_MAX; i++) {
+		if (off + sizeof(h) > len)
+			break;
+		if (user ? bpf_probe_read_user(&h, sizeof(h), ctl + off)
+			 : bpf_probe_read_kernel(&h, sizeof(h), ctl + off))
+			break;
+		if ((h.level == KG_SOL_IP && h.type == KG_IP_RETOPTS) ||
+		    (h.level == KG_SOL_IPV6 && (h.type == KG_IPV6_RTHDR || h.type == KG_IPV6_2292RTHDR))) {
+			bad = true;
+			break;
+		}
+		if (h.len < sizeof(h))
+			break;
+		off += (h.len + 7) & ~7ULL;
+	}
+	if (!bad)
+		return 0;
+	c.target.net.proto = (__u8)BPF_CORE_READ(sk, sk_protocol);
+	kg_decide(&c, KG_DEC_DENY, 0);
+	c.allow = false;
+	c.decision = KG_DEC_DENY;
+	e = kg_event_begin(&c);
+	if (e) {
+		e->family = (__u8)family;
+		e->aux = (__u32)h.type;
+		kg_event_submit(e);
+	}
+	return -EPERM;
+}

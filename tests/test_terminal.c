@@ -206,3 +206,59 @@ TEST(non_terminal_fds_pass_unchanged)
 	ASSERT_EQ(r.status, 3, "exit status passes through");
 	teardown();
 }
+
+static pid_t sleeper(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		for (;;)
+			pause();
+	}
+	return pid;
+}
+
+static bool died(pid_t pid)
+{
+	int st, i;
+
+	for (i = 0; i < 20; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return true;
+		usleep(50000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return false;
+}
+
+/* F_SETOWN + F_SETSIG(SIGKILL) + O_ASYNC signals a process past task_kill:
+ * degraded mode relies on Landlock's signal scoping (ABI 6+), full mode on
+ * file_send_sigiotask (vmtests/vt_session.c). */
+TEST(sigio_cannot_signal_outside_the_job)
+{
+	char policy[512], pid_s[16], *out;
+	pid_t victim;
+
+	setup();
+	write_policy(ALLOW_ALL, policy, sizeof(policy));
+	victim = sleeper();
+	snprintf(pid_s, sizeof(pid_s), "%d", (int)victim);
+	{
+		char *argv[] = { (char *)helper("kg_attack"), "sigio", pid_s, NULL };
+
+		run_capture(argv, &out);
+	}
+	ASSERT_TRUE(died(victim), "control: outside kgate the signal kills");
+	victim = sleeper();
+	snprintf(pid_s, sizeof(pid_s), "%d", (int)victim);
+	KGATE_RUN(policy, &out, (char *)helper("kg_attack"), "sigio", pid_s);
+	if (!strstr(out, "signals and abstract unix sockets scoped to the job")) {
+		kill(victim, SIGKILL);
+		waitpid(victim, NULL, 0);
+		SKIP("Landlock signal scoping (ABI 6+) unavailable here");
+	}
+	ASSERT_HAS_SUBSTR(out, "sigio ret=0", "the job could set the owner and write");
+	ASSERT_FALSE(died(victim), "the process outside the job is alive");
+	teardown();
+}

@@ -205,6 +205,14 @@ int main(int argc, char **argv)
 	if (!strcmp(w, "tiocsti") || !strcmp(w, "tiocsti_hi") || !strcmp(w, "tcsetpgrp") ||
 	    !strcmp(w, "tiocsctty"))
 		return terminal_attack(w, arg);
+	if (!strcmp(w, "sigio")) {	/* SIGKILL to PID through a pipe's owner (F_SETOWN) */
+		int p[2];
+
+		if (pipe(p) || fcntl(p[0], F_SETOWN, atoi(arg)) || fcntl(p[0], F_SETSIG, SIGKILL) ||
+		    fcntl(p[0], F_SETFL, O_ASYNC | O_NONBLOCK))
+			return done(w, -1);
+		return done(w, write(p[1], "x", 1) == 1 ? 0 : -1);
+	}
 	if (!strcmp(w, "session")) {	/* own session? a controlling terminal? */
 		int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
 
