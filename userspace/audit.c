@@ -2368,6 +2368,28 @@ int kg_audit_sync(struct kg_audit *a)
 	return serr;
 }
 
+int kg_audit_quiesce(struct kg_audit *a, int timeout_ms)
+{
+	int ms;
+
+	if (!a)
+		return 0;
+	kg_audit_flush(a);
+	if (!a->sync.started || !syncer_here(a))
+		return 0;
+	for (ms = 0; ms < timeout_ms; ms += 5) {
+		bool idle;
+
+		pthread_mutex_lock(&a->sync.mu);
+		idle = a->sync.idle && a->sync.written == a->sync.covered;
+		pthread_mutex_unlock(&a->sync.mu);
+		if (idle)
+			return 0;
+		usleep(5000);
+	}
+	return -ETIMEDOUT;
+}
+
 int kg_audit_flush_if_due(struct kg_audit *a)
 {
 	return a && due(a) ? commit(a) : 0;

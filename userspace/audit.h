@@ -67,6 +67,12 @@ int kg_audit_flush(struct kg_audit *a);
 /* kg_audit_flush, then fdatasync whatever the sync setting: the records
  * are on disk when it returns 0. 0 / -errno. */
 int kg_audit_sync(struct kg_audit *a);
+/* Flush, then wait (at most timeout_ms) until the background sync thread is
+ * parked with nothing to do: a fork right after cannot catch it inside the
+ * allocator (a child of a process with threads may only rely on what no
+ * other thread held; the sanitizers' allocator is not fork-safe).
+ * 0, or -ETIMEDOUT. */
+int kg_audit_quiesce(struct kg_audit *a, int timeout_ms);
 void kg_audit_close(struct kg_audit *a);   /* flushes */
 /* Sequence number of the last record this handle committed (0 = none yet). */
 uint64_t kg_audit_last_seq(const struct kg_audit *a);

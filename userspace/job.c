@@ -1150,6 +1150,10 @@ int kg_job_run(const struct kg_job_spec *spec)
 	/* without a daemon, nobody else finishes jobs whose kgate run died */
 	kg_reap_orphans(j.loader, j.audit, "a later kgate run");
 	try_consume(&j);
+	/* the job's first process is forked from here: not while the trail's
+	 * sync thread is starting or working (a fork-time allocator lock hung
+	 * the child in test_daemon under ASan) */
+	kg_audit_quiesce(j.audit, 2000);
 	rc = start_child(&j, &adm.constraints);
 	if (rc)
 		goto out_fail;
