@@ -263,11 +263,29 @@ static bool event_allowed(const struct kg_event *e)
 	return e->decision == KG_DEC_ALLOW || e->decision == KG_DEC_AUDIT;
 }
 
-static void exe_of(uint32_t pid, char *buf, size_t len)
+/* The executable is not in the event: it is read from /proc/PID/exe when
+ * the record is written, so it is approximate (the process may have exec'd
+ * since the decision, or exited: then there is none).  The kernel took comm
+ * at decision time: when the process's comm is no longer that one, it has
+ * exec'd since and its exe would name the wrong program, so none is given.
+ * (An exec of a program with the same comm is not detected.) */
+static void exe_of(uint32_t pid, const char *comm, char *buf, size_t len)
 {
-	char link[64];
+	char link[64], now[KG_COMM_LEN + 2] = "";
 	ssize_t n;
+	FILE *f;
 
+	buf[0] = '\0';
+	snprintf(link, sizeof(link), "/proc/%u/comm", pid);
+	f = fopen(link, "re");
+	if (!f)
+		return;
+	if (!fgets(now, sizeof(now), f))
+		now[0] = '\0';
+	fclose(f);
+	now[strcspn(now, "\n")] = '\0';
+	if (strcmp(now, comm))
+		return;
 	snprintf(link, sizeof(link), "/proc/%u/exe", pid);
 	n = readlink(link, buf, len - 1);
 	buf[n > 0 ? n : 0] = '\0';
@@ -406,7 +424,7 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 	comm[KG_COMM_LEN] = '\0';
 	exe[0] = '\0';
 	if (!(e->flags & KG_EVF_RESIDUE))
-		exe_of(e->pid, exe, sizeof(exe));
+		exe_of(e->pid, comm, exe, sizeof(exe));
 	extra = json_pack("{s:s,s:s,s:I,s:I,s:I}", "kind", kg_event_kind_name(e->kind),
 			  "outcome", event_allowed(e) ? "allowed" : "refused", "count", (json_int_t)e->count,
 			  "policy_id", (json_int_t)e->policy_id, "cgroup_id", (json_int_t)e->job_cgid);
