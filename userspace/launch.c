@@ -217,7 +217,70 @@ static int protect_system_settings(void)
 	return 0;
 }
 
-static __attribute__((noreturn)) void child_main(const struct kg_launch_opts *o, int go_fd,
+/* What the child needs that takes memory, made before the fork: the child
+ * of a controller with threads (the audit syncer, the API) must not
+ * allocate (another thread may have held the allocator's lock at fork). */
+struct child_prep {
+	struct kg_seccomp_prog seccomp;
+	char **envp;		/* with $HOME set, when o->home; else NULL */
+	char *home_var;
+};
+
+static void child_prep_free(struct child_prep *cp)
+{
+	kg_seccomp_prog_free(&cp->seccomp);
+	free(cp->envp);
+	free(cp->home_var);
+}
+
+/* the environment given, or ours, with $HOME = the run-as user's home
+ * (what '~' in the policy meant) */
+static int prep_env(const struct kg_launch_opts *o, struct child_prep *cp)
+{
+	char *const *src = o->envp ? o->envp : environ;
+	size_t n = 0, i, k = 0;
+
+	if (!o->home)
+		return 0;
+	if (asprintf(&cp->home_var, "HOME=%s", o->home) < 0) {
+		cp->home_var = NULL;
+		return -ENOMEM;
+	}
+	while (src && src[n])
+		n++;
+	cp->envp = calloc(n + 2, sizeof(*cp->envp));
+	if (!cp->envp)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		if (strncmp(src[i], "HOME=", 5))
+			cp->envp[k++] = src[i];
+	cp->envp[k++] = cp->home_var;
+	cp->envp[k] = NULL;
+	return 0;
+}
+
+static int child_prep(const struct kg_launch_opts *o, struct child_prep *cp)
+{
+	int ret;
+
+	memset(cp, 0, sizeof(*cp));
+	cp->seccomp.notify_filter = -1;
+	if (!o->no_seccomp) {
+		struct kg_seccomp_opts so = o->seccomp;
+
+		so.degraded = so.degraded || o->degraded;
+		ret = kg_seccomp_compile(o->doc, &so, &cp->seccomp);
+		if (ret < 0)
+			return ret;
+	}
+	ret = prep_env(o, cp);
+	if (ret < 0)
+		child_prep_free(cp);
+	return ret;
+}
+
+static __attribute__((noreturn)) void child_main(const struct kg_launch_opts *o,
+						  const struct child_prep *cp, int go_fd,
 						  int status_fd, bool born_in_cgroup)
 {
 	int ret, notify_fd = -1;
@@ -267,32 +330,17 @@ static __attribute__((noreturn)) void child_main(const struct kg_launch_opts *o,
 	if (o->landlock && (ret = kg_landlock_apply(o->landlock)) < 0)
 		child_fail(status_fd, KG_STAGE_LANDLOCK, ret);
 	if (!o->no_seccomp) {
-		struct kg_seccomp_opts so = o->seccomp;
-
-		so.degraded = so.degraded || o->degraded;
-		if ((ret = kg_seccomp_load(o->doc, &so, &notify_fd)) < 0)
+		if ((ret = kg_seccomp_install(&cp->seccomp, &notify_fd)) < 0)
 			child_fail(status_fd, KG_STAGE_SECCOMP, ret);
 		if (notify_fd >= 0)
 			pass_notify_fd(status_fd, go_fd, notify_fd);
 	}
-	if (o->home) {
-		/* the environment given, or ours, with $HOME = the run-as
-		 * user's home (what '~' in the policy meant) */
-		size_t i;
-
-		if (o->envp) {
-			clearenv();
-			for (i = 0; o->envp[i]; i++)
-				putenv(o->envp[i]);
-		}
-		if (setenv("HOME", o->home, 1) < 0)
-			child_fail(status_fd, KG_STAGE_EXEC, errno);
-		execvp(o->argv[0], o->argv);
-	} else if (o->envp) {
+	if (cp->envp)
+		execvpe(o->argv[0], o->argv, cp->envp);
+	else if (o->envp)
 		execvpe(o->argv[0], o->argv, o->envp);
-	} else {
+	else
 		execvp(o->argv[0], o->argv);
-	}
 	child_fail(status_fd, KG_STAGE_EXEC, errno);
 }
 
@@ -323,18 +371,27 @@ static void jp_init(struct kg_job_proc *jp, const struct kg_cgroup *cg)
 
 int kg_launch_start(const struct kg_launch_opts *o, struct kg_job_proc *jp)
 {
-	int go[2], st[2];
+	int go[2], st[2], ret;
 	pid_t pid = -ENOSYS;
+	struct child_prep cp;
 
 	jp_init(jp, o->cg);
 	if (!o->argv || !o->argv[0] || !o->cg || !o->cg->path[0])
 		return -EINVAL;
-	if (pipe2(go, O_CLOEXEC) < 0)
-		return -errno;
+	ret = child_prep(o, &cp);
+	if (ret < 0)
+		return ret;
+	if (pipe2(go, O_CLOEXEC) < 0) {
+		ret = -errno;
+		child_prep_free(&cp);
+		return ret;
+	}
 	if (pipe2(st, O_CLOEXEC) < 0) {
+		ret = -errno;
 		close(go[0]);
 		close(go[1]);
-		return -errno;
+		child_prep_free(&cp);
+		return ret;
 	}
 	fflush(NULL);	/* no duplicated stdio buffers in the child */
 	if (o->cg->fd >= 0)
@@ -352,8 +409,9 @@ int kg_launch_start(const struct kg_launch_opts *o, struct kg_job_proc *jp)
 	if (pid == 0) {
 		close(go[1]);
 		close(st[0]);
-		child_main(o, go[0], st[1], jp->into_cgroup_at_birth);
+		child_main(o, &cp, go[0], st[1], jp->into_cgroup_at_birth);
 	}
+	child_prep_free(&cp);
 	close(go[0]);
 	close(st[1]);
 	if (pid < 0) {

@@ -10,8 +10,10 @@
  *
  * Nothing of the command runs ungoverned: the child is in the cgroup before
  * the parent releases it, and Landlock + seccomp are in place before exec.
- * kg_launch_start forks: call it while the controller is single-threaded
- * (the child allocates while building the seccomp filter).
+ * kg_launch_start forks, possibly from a controller with threads (the
+ * audit syncer, the API): what takes memory (the seccomp programs, the
+ * environment) is made before the fork, and the child only makes system
+ * calls until exec.
  *
  * No PR_SET_PDEATHSIG: in fail_closed mode the job must outlive a crashed
  * controller, still enforced by the pinned BPF objects, its cgroup, Landlock

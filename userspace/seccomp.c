@@ -20,7 +20,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "landlock.h"
@@ -479,18 +486,63 @@ static int build_filter(scmp_filter_ctx ctx, scmp_filter_ctx quiet, const struct
 	return 0;
 }
 
-int kg_seccomp_load(const struct kg_policy_doc *doc, const struct kg_seccomp_opts *opts,
-		    int *notify_fd_out)
+/* One filter as the kernel takes it: libseccomp's program, exported. */
+static int export_filter(scmp_filter_ctx ctx, unsigned int flags, struct kg_seccomp_filter *f)
+{
+	struct stat st;
+	ssize_t got;
+	int fd, ret;
+
+	fd = memfd_create("kgate-seccomp", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = seccomp_export_bpf(ctx, fd);
+	if (ret < 0)
+		goto out;
+	if (fstat(fd, &st) < 0 || st.st_size <= 0 ||
+	    st.st_size % (off_t)sizeof(struct sock_filter) ||
+	    st.st_size / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS) {
+		ret = -EINVAL;
+		goto out;
+	}
+	f->insns = malloc((size_t)st.st_size);
+	if (!f->insns) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	got = pread(fd, f->insns, (size_t)st.st_size, 0);
+	if (got != st.st_size) {
+		ret = got < 0 ? -errno : -EIO;
+		free(f->insns);
+		f->insns = NULL;
+		goto out;
+	}
+	f->len = (unsigned short)(st.st_size / (off_t)sizeof(struct sock_filter));
+	f->flags = flags;
+	ret = 0;
+out:
+	close(fd);
+	return ret;
+}
+
+void kg_seccomp_prog_free(struct kg_seccomp_prog *p)
+{
+	int i;
+
+	for (i = 0; i < p->n; i++)
+		free(p->filters[i].insns);
+	memset(p, 0, sizeof(*p));
+}
+
+int kg_seccomp_compile(const struct kg_policy_doc *doc, const struct kg_seccomp_opts *opts,
+		       struct kg_seccomp_prog *out)
 {
 	scmp_filter_ctx ctx, quiet = NULL;
+	unsigned int main_flags = 0, quiet_flags = 0;
 	int ret;
 
-	if (notify_fd_out)
-		*notify_fd_out = -1;
-	if (opts && opts->hold_syscalls && !notify_fd_out)
-		return -EINVAL;
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return kg_err("seccomp: no_new_privs: %s", strerror(errno)), -errno;
+	memset(out, 0, sizeof(*out));
+	out->notify_filter = -1;
 	ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (!ctx)
 		return kg_err("seccomp: init failed"), -ENOMEM;
@@ -499,38 +551,88 @@ int kg_seccomp_load(const struct kg_policy_doc *doc, const struct kg_seccomp_opt
 	if (opts && opts->log_refusals) {
 		quiet = seccomp_init(SCMP_ACT_ALLOW);
 		ret = quiet ? base_attrs(quiet) : -ENOMEM;
-		if (!ret)
-			ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1);
 		if (ret) {
 			kg_err("seccomp: logged filter: %s", strerror(-ret));
-			seccomp_release(ctx);
-			if (quiet)
-				seccomp_release(quiet);
-			return ret;
+			goto out;
 		}
+		main_flags |= SECCOMP_FILTER_FLAG_LOG;
 	}
 	ret = build_filter(ctx, quiet ? quiet : ctx, doc, opts);
-	if (!ret) {
-		ret = seccomp_load(ctx);
-		if (ret < 0)
-			kg_err("seccomp: load: %s", strerror(-ret));
+	if (ret < 0)
+		goto out;
+	/* held calls (SCMP_ACT_NOTIFY) are in the quiet filter when there is
+	 * one: that filter gets the listener (one per task) */
+	if (opts && opts->hold_syscalls) {
+		if (quiet)
+			quiet_flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+		else
+			main_flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+		out->notify_filter = quiet ? 1 : 0;
 	}
+	ret = export_filter(ctx, main_flags, &out->filters[0]);
+	if (!ret)
+		out->n = 1;
 	if (!ret && quiet) {
-		ret = seccomp_load(quiet);
-		if (ret < 0)
-			kg_err("seccomp: load (quiet filter): %s", strerror(-ret));
+		ret = export_filter(quiet, quiet_flags, &out->filters[1]);
+		if (!ret)
+			out->n = 2;
 	}
-	if (!ret && opts && opts->hold_syscalls) {
-		ret = seccomp_notify_fd(quiet ? quiet : ctx);
-		if (ret >= 0) {
-			*notify_fd_out = ret;
-			ret = 0;
-		} else {
-			kg_err("seccomp: no listener fd: %s", strerror(-ret));
-		}
+	if (ret < 0) {
+		kg_err("seccomp: export: %s", strerror(-ret));
+		kg_seccomp_prog_free(out);
 	}
+out:
 	seccomp_release(ctx);
 	if (quiet)
 		seccomp_release(quiet);
+	return ret;
+}
+
+/* Only system calls: safe in a child forked from a threaded controller,
+ * where another thread may have held the allocator's lock at fork. */
+int kg_seccomp_install(const struct kg_seccomp_prog *p, int *notify_fd_out)
+{
+	int i;
+
+	if (notify_fd_out)
+		*notify_fd_out = -1;
+	if (p->notify_filter >= 0 && !notify_fd_out)
+		return -EINVAL;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	for (i = 0; i < p->n; i++) {
+		struct sock_fprog prog = {
+			.len = p->filters[i].len,
+			.filter = p->filters[i].insns,
+		};
+		long ret = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->filters[i].flags, &prog);
+
+		if (ret < 0)
+			return -errno;
+		if (i == p->notify_filter)
+			*notify_fd_out = (int)ret;
+	}
+	return 0;
+}
+
+int kg_seccomp_load(const struct kg_policy_doc *doc, const struct kg_seccomp_opts *opts,
+		    int *notify_fd_out)
+{
+	struct kg_seccomp_prog p;
+	int ret;
+
+	if (notify_fd_out)
+		*notify_fd_out = -1;
+	if (opts && opts->hold_syscalls && !notify_fd_out)
+		return -EINVAL;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return kg_err("seccomp: no_new_privs: %s", strerror(errno)), -errno;
+	ret = kg_seccomp_compile(doc, opts, &p);
+	if (ret < 0)
+		return ret;
+	ret = kg_seccomp_install(&p, notify_fd_out);
+	if (ret < 0)
+		kg_err("seccomp: load: %s", strerror(-ret));
+	kg_seccomp_prog_free(&p);
 	return ret;
 }

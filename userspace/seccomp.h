@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include "policy.h"
 
+struct sock_filter;
+
 struct kg_seccomp_opts {
 	/* No BPF LSM: refuse ptrace and process_vm_* outright (in full mode
 	 * the LSM scopes them to the job instead). */
@@ -37,6 +39,28 @@ struct kg_seccomp_opts {
  * listener fd (else -1). 0 or -errno; on error nothing is loaded. */
 int kg_seccomp_load(const struct kg_policy_doc *doc, const struct kg_seccomp_opts *opts,
 		    int *notify_fd_out);
+
+/* The filters compiled ahead of a fork: the child installs them with
+ * system calls only (kg_seccomp_install), no allocation. */
+struct kg_seccomp_filter {
+	struct sock_filter *insns;
+	unsigned short len;
+	unsigned int flags;		/* SECCOMP_FILTER_FLAG_* */
+};
+
+struct kg_seccomp_prog {
+	struct kg_seccomp_filter filters[2];	/* logged, then quiet */
+	int n;
+	int notify_filter;		/* index of the listener's filter, or -1 */
+};
+
+/* kg_seccomp_load in two halves: compile in the controller (0 or -errno,
+ * an error logged), install in the child (sets no_new_privs; 0 or -errno,
+ * nothing logged: async-signal-safe). */
+int kg_seccomp_compile(const struct kg_policy_doc *doc, const struct kg_seccomp_opts *opts,
+		       struct kg_seccomp_prog *out);
+int kg_seccomp_install(const struct kg_seccomp_prog *p, int *notify_fd_out);
+void kg_seccomp_prog_free(struct kg_seccomp_prog *p);
 
 /* Check a document's syscall rules without loading anything (unknown syscall
  * names, bad argument indexes); fills err (may be NULL). 0 or -errno. */
