@@ -152,55 +152,31 @@ void kg_approvals_close(struct kg_approvals *q)
 
 static int job_lookup(struct kg_approvals *q, uint64_t cgid, struct kg_job *job)
 {
+	int err;
+
 	if (q->loader)
 		return kg_maps_get_job(q->loader, cgid, job);
-	if (q->jobs_fd < 0) {
-		q->jobs_fd = kg_open_pinned_map("kg_jobs");
-		if (q->jobs_fd < 0) {
-			int err = q->jobs_fd;
-
-			q->jobs_fd = -1;
-			/* no kgate BPF state at all: no job can be running */
-			return err == -ENOENT ? -ENOENT : err;
-		}
-	}
+	/* -ENOENT: no kgate BPF state at all, no job can be running */
+	err = kg_open_pinned_map_once(&q->jobs_fd, "kg_jobs");
+	if (err < 0)
+		return err;
 	return bpf_map_lookup_elem(q->jobs_fd, &cgid, job) ? -errno : 0;
 }
 
 static int grant_put(struct kg_approvals *q, const struct kg_grant_key *k, const struct kg_grant *g)
 {
+	int err;
+
 	if (q->loader)
 		return kg_maps_put_grant(q->loader, k, g);
-	if (q->grants_fd < 0) {
-		q->grants_fd = kg_open_pinned_map("kg_grants");
-		if (q->grants_fd < 0) {
-			int err = q->grants_fd;
-
-			q->grants_fd = -1;
-			return err;
-		}
-	}
-	if (q->jobs_fd < 0)
-		q->jobs_fd = kg_open_pinned_map("kg_jobs");
-	if (q->jobs_fd < 0)
-		q->jobs_fd = -1;
+	err = kg_open_pinned_map_once(&q->grants_fd, "kg_grants");
+	if (err < 0)
+		return err;
+	kg_open_pinned_map_once(&q->jobs_fd, "kg_jobs");	/* optional: -1 if absent */
 	return kg_grants_put_fd(q->grants_fd, q->jobs_fd, k, g);
 }
 
 /* ---- encoding ------------------------------------------------------------------ */
-
-static void hex_encode(const void *data, size_t len, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	const unsigned char *p = data;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * len] = '\0';
-}
 
 static int hex_nibble(char c)
 {
@@ -235,7 +211,7 @@ void kg_approvals_action_hash(const struct kg_grant_key *key, char out[KG_HASH_H
 	unsigned char md[SHA256_DIGEST_LENGTH];
 
 	SHA256((const unsigned char *)key, sizeof(*key), md);
-	hex_encode(md, sizeof(md), out);
+	kg_hex_encode(md, sizeof(md), out);
 }
 
 static bool valid_id(const char *id)
@@ -264,7 +240,7 @@ json_t *kg_approval_to_json(const struct kg_approval *a)
 {
 	char key_hex[sizeof(a->key) * 2 + 1], created[48], expires[48], decided[48];
 
-	hex_encode(&a->key, sizeof(a->key), key_hex);
+	kg_hex_encode(&a->key, sizeof(a->key), key_hex);
 	kg_audit_format_time(a->created_ns, created, sizeof(created));
 	kg_audit_format_time(a->expires_ns, expires, sizeof(expires));
 	kg_audit_format_time(a->decided_ns, decided, sizeof(decided));
@@ -588,7 +564,7 @@ static void new_id(char *out)
 		t = kg_now_mono_ns() ^ ((uint64_t)getpid() << 40);
 		memcpy(b, &t, sizeof(b));
 	}
-	hex_encode(b, sizeof(b), out);
+	kg_hex_encode(b, sizeof(b), out);
 }
 
 static bool id_taken(struct kg_approvals *q, const char *id)
@@ -738,6 +714,7 @@ struct list_ctx {
 static int collect(struct kg_approvals *q, struct kg_approval *a, void *ctx)
 {
 	struct list_ctx *l = ctx;
+	struct kg_approval *nv;
 	size_t i;
 
 	(void)q;
@@ -747,15 +724,10 @@ static int collect(struct kg_approvals *q, struct kg_approval *a, void *ctx)
 				l->v[i] = *a;
 			return 0;
 		}
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		struct kg_approval *nv = realloc(l->v, cap * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		l->v = nv;
-		l->cap = cap;
-	}
+	nv = kg_grow(l->v, &l->cap, l->n, sizeof(*nv), 16);
+	if (!nv)
+		return -ENOMEM;
+	l->v = nv;
 	l->v[l->n++] = *a;
 	return 0;
 }

@@ -130,18 +130,6 @@ static int seal_chunks(struct sealer *s, const struct chunk *c, int n,
 	return 0;
 }
 
-static void to_hex(const unsigned char *in, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static int hexval(int c)
 {
 	if (c >= '0' && c <= '9')
@@ -149,22 +137,6 @@ static int hexval(int c)
 	if (c >= 'a' && c <= 'f')
 		return c - 'a' + 10;
 	return -1;
-}
-
-/* lowercase hex only: the writer never emits anything else */
-static int from_hex(const char *in, size_t n_bytes, unsigned char *out)
-{
-	size_t i;
-
-	for (i = 0; i < n_bytes; i++) {
-		int hi = hexval((unsigned char)in[2 * i]);
-		int lo = hi < 0 ? -1 : hexval((unsigned char)in[2 * i + 1]);
-
-		if (lo < 0)
-			return -EINVAL;
-		out[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -948,11 +920,11 @@ static int head_write(struct kg_audit *a)
 	unsigned char mac[HASH_LEN];
 	int n, err;
 
-	to_hex(a->last_hash, HASH_LEN, hex);
+	kg_hex_encode(a->last_hash, HASH_LEN, hex);
 	err = head_mac(&a->sealer, a->last_seq, hex, mac);
 	if (err)
 		return err;
-	to_hex(mac, HASH_LEN, machex);
+	kg_hex_encode(mac, HASH_LEN, machex);
 	n = snprintf(line, sizeof(line), "{\"seq\":%" PRIu64 ",\"hash\":\"%s\",\"mac\":\"%s\"}",
 		     a->last_seq, hex, machex);
 	if (n < 0 || n >= HEAD_SIZE)
@@ -994,7 +966,7 @@ static int head_read(const char *path, struct sealer *s, struct head_info *h)
 	free(txt);
 	if (o && !json_unpack(o, "{s:I,s:s,s:s}", "seq", &seq, "hash", &hash, "mac", &machex) &&
 	    seq >= 0 && strlen(hash) == HASH_HEX && strlen(machex) == HASH_HEX &&
-	    !from_hex(hash, HASH_LEN, h->hash) && !from_hex(machex, HASH_LEN, want) &&
+	    !kg_hex_decode(hash, h->hash, HASH_LEN) && !kg_hex_decode(machex, want, HASH_LEN) &&
 	    !head_mac(s, (uint64_t)seq, hash, mac) && !CRYPTO_memcmp(mac, want, HASH_LEN)) {
 		h->seq = (uint64_t)seq;
 		err = 0;
@@ -1037,7 +1009,7 @@ static int parse_sealed(const char *line, size_t len, struct sealed_line *sl,
 	if (!json_unpack(o, "{s:I,s:s,s:s}", "seq", &seq, "prev", &prev, "hash", &hash) &&
 	    seq > 0 && strlen(prev) == HASH_HEX && strlen(hash) == HASH_HEX &&
 	    !memcmp(hash, line + len - 2 - HASH_HEX, HASH_HEX) &&
-	    !from_hex(prev, HASH_LEN, sl->prev) && !from_hex(hash, HASH_LEN, sl->hash)) {
+	    !kg_hex_decode(prev, sl->prev, HASH_LEN) && !kg_hex_decode(hash, sl->hash, HASH_LEN)) {
 		sl->seq = (uint64_t)seq;
 		err = 0;
 	}
@@ -1900,7 +1872,7 @@ static size_t line_prefix(char *out, uint64_t seq, const unsigned char *prev)
 	n += fmt_u64(out + n, seq);
 	memcpy(out + n, ",\"prev\":\"", 9);
 	n += 9;
-	to_hex(prev, HASH_LEN, out + n);
+	kg_hex_encode(prev, HASH_LEN, out + n);
 	n += HASH_HEX;
 	memcpy(out + n, "\",", 2);
 	return n + 2;
@@ -1939,7 +1911,7 @@ static int seal_pending(struct kg_audit *a, unsigned char *hash_out)
 		memcpy(prev, mac, HASH_LEN);
 		memcpy(o->p + o->len, SEAL_KEY, SEAL_KEY_LEN);
 		o->len += SEAL_KEY_LEN;
-		to_hex(prev, HASH_LEN, o->p + o->len);
+		kg_hex_encode(prev, HASH_LEN, o->p + o->len);
 		o->len += HASH_HEX;
 		memcpy(o->p + o->len, "\"}\n", 3);
 		o->len += 3;

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -195,6 +196,60 @@ fail:
 		errno = saved;
 	}
 	return NULL;
+}
+
+void kg_hex_encode(const void *data, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	const unsigned char *p = data;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+static int hex_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int kg_hex_decode(const char *s, void *out, size_t len)
+{
+	unsigned char *p = out;
+	size_t i;
+
+	if (!s || strlen(s) != 2 * len)
+		return -EINVAL;
+	for (i = 0; i < len; i++) {
+		int hi = hex_nibble(s[2 * i]), lo = hex_nibble(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		p[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+void *kg_grow(void *v, size_t *cap, size_t n, size_t elem, size_t first_cap)
+{
+	size_t ncap;
+
+	if (n < *cap)
+		return v;
+	ncap = *cap ? *cap * 2 : first_cap;
+	if (ncap < *cap || (elem && ncap > SIZE_MAX / elem))
+		return NULL;
+	v = realloc(v, ncap * elem);
+	if (v)
+		*cap = ncap;
+	return v;
 }
 
 char *kg_read_file(const char *path, size_t max, size_t *len_out)

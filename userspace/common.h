@@ -39,6 +39,18 @@ int kg_strlcpy(char *dst, const char *src, size_t size);	/* -1 if truncated */
 int kg_snprintf(char *dst, size_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));			/* -1 if truncated */
 
+/* Lowercase hex: encode len bytes into out (2 * len + 1 chars, NUL-ended);
+ * decode exactly 2 * len lowercase hex digits (s NULL, another length or
+ * another character: -EINVAL). */
+void kg_hex_encode(const void *data, size_t len, char *out);
+int kg_hex_decode(const char *s, void *out, size_t len);
+
+/* Room for element n of a growing array v of *cap elements of elem bytes:
+ * v itself while n < *cap, else v reallocated to twice *cap (first_cap the
+ * first time) with *cap updated; NULL (v and *cap untouched) when out of
+ * memory. */
+void *kg_grow(void *v, size_t *cap, size_t n, size_t elem, size_t first_cap);
+
 /* mkdir -p with mode; 0 or -errno. */
 int kg_mkdir_p(const char *path, unsigned int mode);
 

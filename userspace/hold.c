@@ -279,11 +279,9 @@ static bool needs_approval(struct kg_hold *h, const struct sockaddr_storage *ss,
 static bool grant_valid(struct kg_hold *h, const struct kg_grant_key *key)
 {
 	struct kg_grant g;
-	int fd = h->loader ? kg_loader_map_fd(h->loader, "kg_grants") : h->grants_fd;
-	if (fd < 0 && !h->loader) {
-		h->grants_fd = kg_open_pinned_map("kg_grants");
-		fd = h->grants_fd;
-	}
+	int fd = h->loader ? kg_loader_map_fd(h->loader, "kg_grants") :
+			     kg_open_pinned_map_once(&h->grants_fd, "kg_grants");
+
 	if (fd < 0 || bpf_map_lookup_elem(fd, key, &g))
 		return false;
 	if (g.policy_id != h->policy_id || !g.uses_left)
@@ -374,15 +372,11 @@ static int op_for(const struct seccomp_notif *n, const struct sock_info *si, int
 
 static int remember(struct kg_hold *h, uint64_t id, uint32_t pid, const struct kg_approval *a)
 {
-	if (h->nheld == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 16;
-		struct held_call *nv = realloc(h->held, cap * sizeof(*nv));
+	struct held_call *nv = kg_grow(h->held, &h->cap, h->nheld, sizeof(*nv), 16);
 
-		if (!nv)
-			return -ENOMEM;
-		h->held = nv;
-		h->cap = cap;
-	}
+	if (!nv)
+		return -ENOMEM;
+	h->held = nv;
 	h->held[h->nheld].notif_id = id;
 	h->held[h->nheld].pid = pid;
 	memcpy(h->held[h->nheld].req_id, a->id, sizeof(a->id));

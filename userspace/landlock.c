@@ -196,15 +196,10 @@ static int add_grant(struct planner *pl, const char *path, uint64_t access)
 		pl->overflow = true;
 		return -E2BIG;
 	}
-	if (plan->ngrants == plan->cap) {
-		size_t cap = plan->cap ? plan->cap * 2 : 64;
-
-		g = realloc(plan->grants, cap * sizeof(*g));
-		if (!g)
-			return -ENOMEM;
-		plan->grants = g;
-		plan->cap = cap;
-	}
+	g = kg_grow(plan->grants, &plan->cap, plan->ngrants, sizeof(*g), 64);
+	if (!g)
+		return -ENOMEM;
+	plan->grants = g;
 	g = &plan->grants[plan->ngrants];
 	g->path = strdup(path);
 	if (!g->path)

@@ -532,6 +532,17 @@ int kg_open_pinned_map(const char *name)
 	return fd < 0 ? -errno : fd;
 }
 
+int kg_open_pinned_map_once(int *fd, const char *name)
+{
+	int r;
+
+	if (*fd >= 0)
+		return *fd;
+	r = kg_open_pinned_map(name);
+	*fd = r < 0 ? -1 : r;
+	return r;
+}
+
 int kg_loader_attach_cgroup(struct kg_loader *l, int cgroup_fd, uint64_t cgid)
 {
 	char dir[4096], path[4200];

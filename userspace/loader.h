@@ -40,6 +40,9 @@ int kg_loader_map_fd(const struct kg_loader *l, const char *name);
  * read or update state (status, approvals): no object is loaded.  An fd the
  * caller closes, or -errno (-ENOENT: kgate never ran here). */
 int kg_open_pinned_map(const char *name);
+/* The same, opened once into *fd (-1: not yet): *fd, or -errno with *fd
+ * left -1 so that the next call tries again. */
+int kg_open_pinned_map_once(int *fd, const char *name);
 
 /* Attach the cgroup-BPF programs to a job's cgroup and pin the links. */
 int kg_loader_attach_cgroup(struct kg_loader *l, int cgroup_fd, uint64_t cgid);

@@ -59,15 +59,11 @@ struct file_list {
 static int file_list_add(struct file_list *fl, const struct kg_file_key *key,
 			 const struct kg_rule_ent *ent)
 {
-	if (fl->n == fl->cap) {
-		size_t cap = fl->cap ? fl->cap * 2 : 64;
-		struct file_acc *v = realloc(fl->v, cap * sizeof(*v));
+	struct file_acc *v = kg_grow(fl->v, &fl->cap, fl->n, sizeof(*v), 64);
 
-		if (!v)
-			return -ENOMEM;
-		fl->v = v;
-		fl->cap = cap;
-	}
+	if (!v)
+		return -ENOMEM;
+	fl->v = v;
 	fl->v[fl->n].key = *key;
 	fl->v[fl->n].ent = *ent;
 	fl->n++;

@@ -42,35 +42,6 @@ bool kg_token_name_ok(const char *name)
 	return true;
 }
 
-static void to_hex(const unsigned char *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-static int from_hex(const char *s, unsigned char *out, size_t n)
-{
-	size_t i;
-
-	if (!s || strlen(s) != 2 * n)
-		return -EINVAL;
-	for (i = 0; i < 2 * n; i++) {
-		char c = s[i];
-		int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-
-		if (v < 0)
-			return -EINVAL;
-		out[i / 2] = (unsigned char)(i % 2 ? out[i / 2] | v : v << 4);
-	}
-	return 0;
-}
-
 static int sha256(const void *data, size_t len, unsigned char out[32])
 {
 	unsigned int n = 0;
@@ -119,7 +90,7 @@ static int parse_token(json_t *o, struct kg_token *t)
 	memset(t, 0, sizeof(*t));
 	if (!id || strlen(id) != KG_TOKEN_ID_LEN || !kg_token_name_ok(name) ||
 	    !json_is_integer(json_object_get(o, "uid")) ||
-	    from_hex(json_string_value(json_object_get(o, "sha256")), t->hash, sizeof(t->hash)))
+	    kg_hex_decode(json_string_value(json_object_get(o, "sha256")), t->hash, sizeof(t->hash)))
 		return -EINVAL;
 	kg_strlcpy(t->id, id, sizeof(t->id));
 	kg_strlcpy(t->name, name, sizeof(t->name));
@@ -138,7 +109,7 @@ static json_t *token_json(const struct kg_token *t)
 	json_t *gids = json_array();
 	size_t i;
 
-	to_hex(t->hash, sizeof(t->hash), hash);
+	kg_hex_encode(t->hash, sizeof(t->hash), hash);
 	kg_audit_format_time(t->created_ns, created, sizeof(created));
 	for (i = 0; gids && i < t->ngids; i++)
 		json_array_append_new(gids, json_integer(t->gids[i]));
@@ -296,9 +267,9 @@ static int do_create(struct kg_token **v, size_t *n, void *ctx)
 	if (RAND_bytes(raw, sizeof(raw)) != 1 || RAND_bytes(idraw, sizeof(idraw)) != 1)
 		return -EIO;
 	memcpy(c->secret, KG_TOKEN_PREFIX, 4);
-	to_hex(raw, sizeof(raw), c->secret + 4);
+	kg_hex_encode(raw, sizeof(raw), c->secret + 4);
 	OPENSSL_cleanse(raw, sizeof(raw));
-	to_hex(idraw, sizeof(idraw), t.id);
+	kg_hex_encode(idraw, sizeof(idraw), t.id);
 	kg_strlcpy(t.name, c->name, sizeof(t.name));
 	t.uid = c->uid;
 	for (i = 0; i < c->ngids && i < KG_TOKEN_MAX_GROUPS; i++)

@@ -46,15 +46,10 @@ static int push_op(struct kg_mnt_plan *p, enum kg_mnt_kind kind, const char *pat
 {
 	struct kg_mnt_op *ops;
 
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 16;
-
-		ops = realloc(p->ops, cap * sizeof(*ops));
-		if (!ops)
-			return -ENOMEM;
-		p->ops = ops;
-		p->cap = cap;
-	}
+	ops = kg_grow(p->ops, &p->cap, p->n, sizeof(*ops), 16);
+	if (!ops)
+		return -ENOMEM;
+	p->ops = ops;
 	p->ops[p->n].path = strdup(path);
 	if (!p->ops[p->n].path)
 		return -ENOMEM;
