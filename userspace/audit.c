@@ -2367,25 +2367,9 @@ int kg_audit_flush_if_due(struct kg_audit *a)
 	return a && due(a) ? commit(a) : 0;
 }
 
-int kg_audit_flush_timeout_ms(const struct kg_audit *a)
-{
-	uint64_t elapsed, limit;
-
-	if (!a || !a->npending)
-		return -1;
-	elapsed = kg_now_mono_ns() - a->first_pending_mono;
-	limit = (uint64_t)a->o.flush_interval_ms * 1000000ull;
-	return elapsed >= limit ? 0 : (int)((limit - elapsed + 999999) / 1000000);
-}
-
 unsigned kg_audit_pending(const struct kg_audit *a)
 {
 	return a ? a->npending : 0;
-}
-
-uint64_t kg_audit_last_seq(const struct kg_audit *a)
-{
-	return a ? a->last_seq : 0;
 }
 
 bool kg_audit_recovered(const struct kg_audit *a, struct kg_audit_recovery *out)

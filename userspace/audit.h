@@ -74,12 +74,8 @@ int kg_audit_sync(struct kg_audit *a);
  * 0, or -ETIMEDOUT. */
 int kg_audit_quiesce(struct kg_audit *a, int timeout_ms);
 void kg_audit_close(struct kg_audit *a);   /* flushes */
-/* Sequence number of the last record this handle committed (0 = none yet). */
-uint64_t kg_audit_last_seq(const struct kg_audit *a);
 
-/* Event loops: milliseconds until queued records are due (-1 = nothing
- * queued), and a call that commits them if they are due. */
-int kg_audit_flush_timeout_ms(const struct kg_audit *a);
+/* Event loops: a call that commits queued records if they are due. */
 int kg_audit_flush_if_due(struct kg_audit *a);
 unsigned kg_audit_pending(const struct kg_audit *a);
 

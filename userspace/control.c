@@ -328,15 +328,6 @@ void kg_control_server_close(struct kg_control_server *s)
 	free(s);
 }
 
-size_t kg_control_server_clients(const struct kg_control_server *s)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < KG_CONTROL_MAX_CLIENTS; i++)
-		n += s->c[i].fd >= 0;
-	return n;
-}
-
 size_t kg_control_server_pollfds(const struct kg_control_server *s, struct pollfd *pfd, size_t max)
 {
 	size_t i, n = 0;

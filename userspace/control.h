@@ -88,7 +88,6 @@ int kg_control_server_timeout_ms(const struct kg_control_server *s);
 /* After poll(): accept, read, answer complete requests, write replies,
  * drop clients past their deadline. */
 void kg_control_server_service(struct kg_control_server *s, const struct pollfd *pfd, size_t n);
-size_t kg_control_server_clients(const struct kg_control_server *s);
 
 /* What the kernel says about the peer of a connected socket. 0/-errno. */
 int kg_control_peer(int fd, struct kg_peer *peer);

@@ -159,11 +159,6 @@ uint32_t kg_events_ring_id(const struct kg_events *ev)
 	return ev->map_id;
 }
 
-uint64_t kg_events_position(const struct kg_events *ev)
-{
-	return *ev->consumer_pos;
-}
-
 void kg_events_skip_to(struct kg_events *ev, uint64_t pos)
 {
 	uint64_t cons = *ev->consumer_pos, prod = *ev->producer_pos;

@@ -50,9 +50,8 @@ int kg_events_drain(struct kg_events *ev);
 int kg_events_epoll_fd(const struct kg_events *ev);
 /* A delivered batch is waiting for its commit (see kg_event_sink). */
 bool kg_events_held(const struct kg_events *ev);
-/* Identity of the ring (its BPF map id) and the consumer position. */
+/* Identity of the ring (its BPF map id). */
 uint32_t kg_events_ring_id(const struct kg_events *ev);
-uint64_t kg_events_position(const struct kg_events *ev);
 /* Skip records before pos: a previous consumer committed them already. */
 void kg_events_skip_to(struct kg_events *ev, uint64_t pos);
 void kg_events_close(struct kg_events *ev);

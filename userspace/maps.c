@@ -1230,15 +1230,6 @@ int kg_maps_put_grant(struct kg_loader *l, const struct kg_grant_key *key, const
 	return kg_grants_put_fd(fd, kg_loader_map_fd(l, "kg_jobs"), key, g);
 }
 
-int kg_maps_del_grant(struct kg_loader *l, const struct kg_grant_key *key)
-{
-	int fd = map_fd(l, "kg_grants");
-
-	if (fd < 0)
-		return -ENOENT;
-	return bpf_map_delete_elem(fd, key) && errno != ENOENT ? -errno : 0;
-}
-
 static bool grant_dead(int jobs_fd, const struct kg_grant_key *k, const struct kg_grant *g,
 		       uint64_t now, uint64_t only_cgid)
 {

@@ -59,10 +59,9 @@ int kg_maps_set_jobs_root(struct kg_loader *l, const char *cgroup_dir);
 int kg_maps_set_root_slot(struct kg_loader *l, uint32_t slot, int cgroup_fd);
 int kg_maps_set_roots_used(struct kg_loader *l, uint32_t used);
 
-/* Install or revoke a grant (approvals). */
+/* Install a grant (approvals). */
 int kg_maps_put_grant(struct kg_loader *l, const struct kg_grant_key *key,
 		      const struct kg_grant *g);
-int kg_maps_del_grant(struct kg_loader *l, const struct kg_grant_key *key);
 /* Delete the grants nobody can use again: spent, expired, of a job that is
  * gone or runs another policy generation now; with only_cgid != 0, every
  * grant of that job (it ended).  The kernel deletes a one-shot grant when

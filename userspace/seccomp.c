@@ -345,33 +345,6 @@ static int add_policy_rule(scmp_filter_ctx ctx, struct owned *o, const struct kg
 	return 0;
 }
 
-int kg_seccomp_check(const struct kg_policy_doc *doc, char *err, size_t errlen)
-{
-	struct scmp_arg_cmp cmp[6];
-	size_t i, j;
-
-	for (i = 0; doc && i < doc->nrules; i++) {
-		const struct kg_rule *r = &doc->rules[i];
-
-		if (r->kind != KG_RULE_SYSCALL)
-			continue;
-		if (rule_args(r, cmp, ARRAY_SIZE(cmp)) < 0) {
-			if (err)
-				snprintf(err, errlen, "rule '%s': bad argument condition", r->id);
-			return -EINVAL;
-		}
-		for (j = 0; j < r->nsyscalls; j++) {
-			if (seccomp_syscall_resolve_name(r->syscalls[j]) == __NR_SCMP_ERROR) {
-				if (err)
-					snprintf(err, errlen, "rule '%s': unknown syscall '%s'",
-						 r->id, r->syscalls[j]);
-				return -EINVAL;
-			}
-		}
-	}
-	return 0;
-}
-
 /* socket(2) families outside the policy's socket allow-list.  cgroup-BPF
  * sock_create only sees AF_INET/AF_INET6, so without BPF LSM seccomp (which
  * reads the family argument) refuses the others: packet, netlink, vsock,

@@ -62,10 +62,6 @@ int kg_seccomp_compile(const struct kg_policy_doc *doc, const struct kg_seccomp_
 int kg_seccomp_install(const struct kg_seccomp_prog *p, int *notify_fd_out);
 void kg_seccomp_prog_free(struct kg_seccomp_prog *p);
 
-/* Check a document's syscall rules without loading anything (unknown syscall
- * names, bad argument indexes); fills err (may be NULL). 0 or -errno. */
-int kg_seccomp_check(const struct kg_policy_doc *doc, char *err, size_t errlen);
-
 /* Which mechanism enforces `rule` in this configuration, with a one-line
  * reason: KG_MECH_SECCOMP for syscall rules seccomp can express,
  * KG_MECH_NONE otherwise (and for non-syscall rules, which are not its job). */

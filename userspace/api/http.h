@@ -43,8 +43,6 @@ struct kg_api;
 struct kg_api *kg_api_start(const struct kg_api_cfg *cfg);
 /* Stop accepting, end the event streams, wait for the connections. */
 void kg_api_stop(struct kg_api *api);
-/* "http://127.0.0.1:8081/" (the bound port, when 0 was asked for). */
-const char *kg_api_url(const struct kg_api *api);
 
 /* `kgate __dispatch FD`: the process of a job submitted with POST
  * /api/v1/jobs (api/dispatch.c); the daemon execs it, nobody else. */

@@ -967,7 +967,3 @@ void kg_api_stop(struct kg_api *api)
 	api_free(api);
 }
 
-const char *kg_api_url(const struct kg_api *api)
-{
-	return api->url;
-}

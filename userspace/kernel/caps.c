@@ -148,28 +148,6 @@ int kg_caps_apply(uint64_t keep)
 	return 0;
 }
 
-uint64_t kg_caps_bounding_of(int pid, bool *ok)
-{
-	char path[64], *s, *p;
-	uint64_t v = 0;
-
-	*ok = false;
-	if (pid)
-		snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	else
-		snprintf(path, sizeof(path), "/proc/self/status");
-	s = kg_read_file(path, 1 << 16, NULL);
-	if (!s)
-		return 0;
-	p = strstr(s, "\nCapBnd:");
-	if (p) {
-		v = strtoull(p + 8, NULL, 16);
-		*ok = true;
-	}
-	free(s);
-	return v;
-}
-
 json_t *kg_caps_json(uint64_t grant, const char *how)
 {
 	json_t *g = json_array(), *d = json_array(), *k = json_array(), *o;

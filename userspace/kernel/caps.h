@@ -56,9 +56,6 @@ int kg_caps_apply(uint64_t keep);
 struct json_t;
 struct json_t *kg_caps_json(uint64_t grant, const char *how);
 
-/* The bounding set of pid (0 = self) from /proc/PID/status, or 0 with
- * *ok false. */
-uint64_t kg_caps_bounding_of(int pid, bool *ok);
 
 /* Paths the job's mount namespace makes read-only in degraded mode (the
  * system-wide settings: /proc/sys with binfmt_misc, /sys, sysrq-trigger);
