@@ -28,7 +28,7 @@ HEAD
 printf '\t"")\n\t\tCOMPREPLY=($(compgen -W "-v --json --help %s" -- "$cur")) ;;\n' "${cmds[*]}"
 for c in "${cmds[@]}"; do
 	help=$("$kgate" "$c" --help 2>&1) || true
-	# its sub-commands ("kgate audit verify ...") and its long options
+	# its subcommands ("kgate audit verify ...") and its long options
 	words=$( { printf '%s\n' "$help" | grep -oE -- "kgate $c [a-z][a-z-]*" | awk '{ print $3 }'
 		   printf '%s\n' "$help" | awk '/^subcommands:/ { on = 1; next }
 						on && /^  [a-z]/ { print $1 } on && /^$/ { on = 0 }'

@@ -69,7 +69,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 	int c;
 
 	memset(a, 0, sizeof(*a));
-	optind = 0;	/* re-initialise getopt: argv is a sub-command's */
+	optind = 0;	/* re-initialise getopt: argv is a subcommand's */
 	while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
@@ -318,7 +318,7 @@ int cmd_audit(int argc, char **argv)
 		return do_query(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "timeline"))
 		return do_timeline(argc - 1, argv + 1);
-	kg_err("audit: unknown sub-command '%s'", argv[1]);
+	kg_err("audit: unknown subcommand '%s'", argv[1]);
 	usage(stderr);
 	return KG_EXIT_USAGE;
 }
