@@ -64,8 +64,22 @@ enum kg_op {
 	KG_OP_KGATE_STATE = 20,	/* self-protection: kgate's own files, pins and control
 				 * socket; the event's aux is the op tried (read...) */
 	KG_OP_NET_BIND = 21,	/* bind4/6 to a non-loopback address, listen (inbound) */
+	KG_OP_SYSTEM = 22,	/* self-protection: the kernel or something outside the
+				 * job acting for it (capabilities, kernel settings);
+				 * aux = KG_SYS_* */
 	KG_OP_MAX,
 };
+
+/* aux of KG_OP_SYSTEM events */
+#define KG_SYS_SETTING		1	/* a write to a kernel setting (/proc/sys, /sys...) */
+#define KG_SYS_CAP_BASE		0x100	/* KG_SYS_CAP_BASE + CAP_*: a capability used */
+
+/* What every job keeps (userspace/kernel/caps.c says which and why, and
+ * tests/test_outside.c that both agree): chown, dac_override,
+ * dac_read_search, fowner, fsetid, kill, setgid, setuid, setpcap,
+ * net_bind_service, net_broadcast, net_raw, ipc_lock, lease, audit_write.
+ * lsm/capable answers these at once, before any lookup. */
+#define KG_CAPS_KEPT		0x30006dffULL
 
 #define KG_OP_BIT(op)		(1u << (op))
 #define KG_FILE_OPS_MASK	(KG_OP_BIT(KG_OP_READ) | KG_OP_BIT(KG_OP_WRITE) | \
@@ -160,6 +174,10 @@ struct kg_policy {
 	 * decision cache of the file hooks (kg_dir_cache), so a policy id that
 	 * is reused after its generation was removed never matches old entries */
 	__u64 serial;
+	/* capabilities the job may use (a bit per CAP_*): what every job keeps
+	 * and the policy's system_access (userspace/kernel/caps.h); lsm/capable
+	 * refuses the others */
+	__u64 caps_allow;
 };
 
 /* ---- the decision cache of the file hooks (full mode) -----------------------

@@ -32,6 +32,27 @@
  *   cgroupfs                             descriptor opened before the task
  *                                        was governed (kgate govern)
  *   task_alloc             KG_OP_CGROUP_ESCAPE  clone3(CLONE_INTO_CGROUP)
+ *   file_open,             KG_OP_SYSTEM  opened for writing (and, through a
+ *   file_permission                      descriptor opened before the task
+ *                                        was governed, each write) on a
+ *                                        kernel-settings filesystem: procfs
+ *                                        outside /proc/PID (/proc/sys with
+ *                                        kernel.core_pattern, modprobe,
+ *                                        hotplug; sysrq-trigger), sysfs
+ *                                        (uevent_helper), binfmt_misc,
+ *                                        cgroup v1 (release_agent), debugfs,
+ *                                        tracefs, securityfs, configfs,
+ *                                        efivarfs, pstore: the kernel would
+ *                                        run a program, or change for every
+ *                                        process, what the job wrote.
+ *                                        aux = KG_SYS_SETTING
+ *   capable                KG_OP_SYSTEM  a capability that neither every job
+ *                                        keeps nor the policy's
+ *                                        system_access grants (kg_policy
+ *                                        caps_allow); quiet probes
+ *                                        (CAP_OPT_NOAUDIT) are refused
+ *                                        unreported.  aux = KG_SYS_CAP_BASE +
+ *                                        the capability
  *
  *   file_open, path_*,     KG_OP_KGATE_STATE  anything beneath kgate's own
  *   unix_stream_connect,                 directories (pins, state dir with
@@ -63,6 +84,20 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define KG_FMODE_WRITE		0x2
 #define KG_MAY_WRITE		0x2
 #define KG_CLONE_INTO_CGROUP	0x200000000ULL
+#define KG_CAP_OPT_NOAUDIT	0x2	/* include/linux/security.h: CAP_OPT_NOAUDIT */
+
+/* Filesystems whose files are kernel settings (include/uapi/linux/magic.h) */
+#define KG_PROC_SUPER_MAGIC	0x9fa0
+#define KG_SYSFS_MAGIC		0x62656572
+#define KG_BINFMTFS_MAGIC	0x42494e4d
+#define KG_CGROUP_SUPER_MAGIC	0x27e0eb
+#define KG_DEBUGFS_MAGIC	0x64626720
+#define KG_TRACEFS_MAGIC	0x74726163
+#define KG_SECURITYFS_MAGIC	0x73636673
+#define KG_CONFIGFS_MAGIC	0x62656570
+#define KG_EFIVARFS_MAGIC	0xde5e81e4
+#define KG_PSTOREFS_MAGIC	0x6165676c
+#define KG_FUSECTL_MAGIC	0x65735543
 
 /* A refusal that no policy can turn into an allow.  Even a fail-open policy
  * whose controller is gone keeps these: they protect kgate itself. */
@@ -616,4 +651,130 @@ int BPF_PROG(kg_state_unix_may_send, struct socket *sock, struct socket *other, 
 	if (ret)
 		return ret;
 	return kg_state_unix_peer(other ? BPF_CORE_READ(other, sk) : NULL);
+}
+
+/* ---- escapes by proxy: the kernel acting for the job -------------------------- */
+
+static __always_inline bool kg_settings_fs(unsigned long magic)
+{
+	switch (magic) {
+	case KG_PROC_SUPER_MAGIC:
+	case KG_SYSFS_MAGIC:
+	case KG_BINFMTFS_MAGIC:
+	case KG_CGROUP_SUPER_MAGIC:
+	case KG_DEBUGFS_MAGIC:
+	case KG_TRACEFS_MAGIC:
+	case KG_SECURITYFS_MAGIC:
+	case KG_CONFIGFS_MAGIC:
+	case KG_EFIVARFS_MAGIC:
+	case KG_PSTOREFS_MAGIC:
+	case KG_FUSECTL_MAGIC:
+		return true;
+	}
+	return false;
+}
+
+/* procfs: is d beneath /proc/PID (a process's own files: oom_score_adj,
+ * comm, attr...)?  The name of the directory just below the procfs root
+ * is all digits there; /proc/self and /proc/thread-self resolve to it. */
+static __always_inline bool kg_proc_per_process(struct dentry *d)
+{
+	struct dentry *top = d, *parent;
+	const unsigned char *name;
+	char s[4] = {};
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		parent = BPF_CORE_READ(top, d_parent);
+		if (!parent || parent == top)
+			return false;	/* d is the root itself */
+		if (BPF_CORE_READ(parent, d_parent) == parent)
+			break;		/* parent is the root: top is /proc/<top> */
+		top = parent;
+	}
+	if (i == 16)
+		return false;
+	name = BPF_CORE_READ(top, d_name.name);
+	if (bpf_probe_read_kernel(s, 1, name) < 0)
+		return false;
+	return s[0] >= '0' && s[0] <= '9';
+}
+
+/* A governed task writing a kernel setting: refused, whatever its policy
+ * and its system_access say. */
+static __always_inline int kg_settings_write_check(struct file *file)
+{
+	unsigned long magic = BPF_CORE_READ(file, f_path.dentry, d_sb, s_magic);
+	struct dentry *d;
+	struct kg_ctx c;
+	struct kg_event *e;
+
+	if (!kg_settings_fs(magic))
+		return 0;
+	if (kg_ctx_init(&c, KG_OP_SYSTEM, KG_MECH_BPF_LSM))
+		return 0;
+	d = BPF_CORE_READ(file, f_path.dentry);
+	if (magic == KG_PROC_SUPER_MAGIC && kg_proc_per_process(d))
+		return 0;
+	kg_target_of(&c.target, d);
+	kg_decide(&c, KG_DEC_DENY, 0);
+	if (c.allow) {
+		c.allow = false;
+		c.decision = KG_DEC_DENY;
+		c.flags &= ~KG_EVF_FAIL_OPEN;
+		c.kind = KG_EV_DECISION;
+	}
+	e = kg_event_begin(&c);
+	if (e) {
+		e->aux = KG_SYS_SETTING;
+		kg_fill_path_mnt(e, d, BPF_CORE_READ(file, f_path.mnt));
+		kg_event_submit(e);
+	}
+	return -EPERM;
+}
+
+SEC("lsm/file_open")
+int BPF_PROG(kg_settings_open, struct file *file, int ret)
+{
+	if (ret)
+		return ret;
+	if (!(BPF_CORE_READ(file, f_mode) & KG_FMODE_WRITE))
+		return 0;
+	return kg_settings_write_check(file);
+}
+
+/* A descriptor opened for writing before the task was governed (kgate
+ * govern): each write is checked as an open would be. */
+SEC("lsm/file_permission")
+int BPF_PROG(kg_settings_write, struct file *file, int mask, int ret)
+{
+	if (ret)
+		return ret;
+	if (!(mask & KG_MAY_WRITE))
+		return 0;
+	return kg_settings_write_check(file);
+}
+
+/* Capabilities.  A kgate run job in degraded mode has lost these from its
+ * bounding set already; in full mode (and for cgroups kgate govern put
+ * under a policy, whose running processes keep their capabilities) this
+ * hook refuses them, each refusal recorded.  The capability module runs
+ * first: a capability the task does not have never gets here. */
+SEC("lsm/capable")
+int BPF_PROG(kg_capable, const struct cred *cred, struct user_namespace *ns, int cap,
+	     unsigned int opts, int ret)
+{
+	struct kg_ctx c;
+
+	if (ret)
+		return ret;
+	if (cap < 0 || cap > 63 || (KG_CAPS_KEPT & (1ULL << cap)))
+		return 0;
+	if (kg_ctx_init(&c, KG_OP_SYSTEM, KG_MECH_BPF_LSM))
+		return 0;
+	if (c.pol && (c.pol->caps_allow & (1ULL << cap)))
+		return 0;
+	if (opts & KG_CAP_OPT_NOAUDIT)
+		return -EPERM;	/* a quiet probe: refuse, report nothing */
+	return kg_protect_deny(&c, KG_SYS_CAP_BASE + (__u32)cap);
 }

@@ -226,6 +226,14 @@ TEST(doctor_matrix_names_degraded_mechanisms)
 	ASSERT_TRUE(r->matrix[KG_RT_UNIX].level != KG_ENF_FULL, "AF_UNIX path rules not fully enforced");
 	ASSERT_HAS_SUBSTR(r->matrix[KG_RT_ESCALATION_HOLD].mechanism, "seccomp user notification",
 			  "holds by seccomp user notification");
+	ASSERT_HAS_SUBSTR(r->matrix[KG_RT_OUTSIDE].mechanism, "capability bounding set",
+			  "escapes by proxy: capabilities by the bounding set");
+	ASSERT_HAS_SUBSTR(r->matrix[KG_RT_OUTSIDE].mechanism, "/proc/sys",
+			  "escapes by proxy: kernel settings read-only");
+	ASSERT_HAS_SUBSTR(r->matrix[KG_RT_OUTSIDE].missing, "not recorded",
+			  "escapes by proxy: what is not said is said");
+	ASSERT_HAS_SUBSTR(r->govern[KG_RT_OUTSIDE].missing, "keep their capabilities",
+			  "govern: running processes keep their capabilities");
 	ASSERT_TRUE(r->fix[0][0] != '\0', "a fix is suggested");
 	free(r);
 }

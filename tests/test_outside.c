@@ -6,8 +6,9 @@
  * A root job under the shipped coding-agent policy tries what reaches
  * outside: open kernel.core_pattern (and the other usermode-helper
  * settings that exist here) for writing, mknod a block and a char device,
- * mount, init_module, sethostname; each is refused, its bounding set is
- * what kgate keeps (kernel/caps.h).  The writes open the file and write
+ * mount, init_module, sethostname, read a block device that this test can
+ * read from outside; each is refused, its bounding set is what kgate keeps
+ * (kernel/caps.h).  The writes open the file and write
  * nothing, so a failure of the test changes nothing on the machine.
  * With `system_access: ["mknod", "sys_admin"]` the same job creates the char
  * device and sets the hostname (so the refusals above are the capability
@@ -15,13 +16,16 @@
  * lifts it).  And a normal root workload still works: a small C project is
  * built with make and its tests run, under the coding-agent policy.
  */
+#include <dirent.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <jansson.h>
 #include <sys/stat.h>
 
 #include "testlib.h"
 #include "kgrun.h"
 #include "kernel/caps.h"
+#include "policy.h"
 
 static char home[512], policy[512];
 
@@ -113,27 +117,79 @@ static uint64_t capbnd(const char *out)
 	return p ? strtoull(p + 7, NULL, 16) : ~0ULL;
 }
 
-/* the settings whose program the kernel runs as root; those this kernel has */
-static const char *const helpers_settings[] = {
+/* the settings whose program the kernel runs as root; those this kernel has
+ * (the last: a cgroup v1 hierarchy's release_agent, found at run time) */
+static const char *helpers_settings[] = {
 	"/proc/sys/kernel/core_pattern", "/proc/sys/kernel/modprobe",
 	"/proc/sys/kernel/hotplug", "/sys/kernel/uevent_helper",
-	"/proc/sys/fs/binfmt_misc/register", "/proc/sysrq-trigger",
+	"/proc/sys/fs/binfmt_misc/register", "/proc/sysrq-trigger", "",
 };
+
+static void find_release_agent(void)
+{
+	static char path[256];
+	glob_t g;
+
+	if (glob("/sys/fs/cgroup/*/release_agent", 0, NULL, &g) == 0 && g.gl_pathc) {
+		snprintf(path, sizeof(path), "%s", g.gl_pathv[0]);
+		helpers_settings[ARRAY_SIZE(helpers_settings) - 1] = path;
+	}
+	globfree(&g);
+}
+
+/* A block device node this process (outside any job) can open for reading:
+ * "" when there is none (the test then says so). */
+static const char *readable_block_device(void)
+{
+	static char path[300];
+	struct dirent *de;
+	DIR *d = opendir("/dev");
+
+	path[0] = '\0';
+	while (d && (de = readdir(d))) {
+		struct stat st;
+		int fd;
+
+		snprintf(path, sizeof(path), "/dev/%s", de->d_name);
+		if (stat(path, &st) || !S_ISBLK(st.st_mode))
+			continue;
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			break;
+		}
+	}
+	if (!de)
+		path[0] = '\0';
+	if (d)
+		closedir(d);
+	return path;
+}
+
+TEST(the_kernels_list_of_kept_capabilities_is_kgates)
+{
+	ASSERT_EQ(kg_caps_kept(), KG_CAPS_KEPT, "caps.c and lsm/capable keep the same");
+}
 
 TEST(a_root_job_cannot_reach_outside_its_job)
 {
 	char script[4096], *out;
 	size_t off = 0, i;
 	int tried = 0;
-	const char *a = helper("kg_attack");
+	const char *a = helper("kg_attack"), *blk = readable_block_device();
 
 	make_home();
+	find_release_agent();
+	if (*blk)
+		off += (size_t)snprintf(script + off, sizeof(script) - off, "%s read %s; ", a, blk);
+	else
+		printf("  no block device this test can read from outside: not tried\n");
 	off += (size_t)snprintf(script + off, sizeof(script) - off,
 				"%s capbnd; %s mknod_blk \"$HOME/workspace/sda\"; "
 				"%s mknod_chr \"$HOME/workspace/null\"; %s mount; %s init_module; "
 				"%s sethostname; ", a, a, a, a, a, a);
 	for (i = 0; i < ARRAY_SIZE(helpers_settings); i++)
-		if (access(helpers_settings[i], F_OK) == 0)
+		if (*helpers_settings[i] && access(helpers_settings[i], F_OK) == 0)
 			off += (size_t)snprintf(script + off, sizeof(script) - off,
 						"%s openw %s; ", a, helpers_settings[i]);
 	snprintf(script + off, sizeof(script) - off, "echo done");
@@ -145,8 +201,10 @@ TEST(a_root_job_cannot_reach_outside_its_job)
 	ASSERT_EQ(attack_errno(out, "mount"), EPERM, "mount refused");
 	ASSERT_EQ(attack_errno(out, "init_module"), EPERM, "init_module refused");
 	ASSERT_EQ(attack_errno(out, "sethostname"), EPERM, "sethostname refused");
+	if (*blk)
+		ASSERT_EQ(attack_errno(out, "read"), EPERM, "reading a block device refused (cgroup-bpf)");
 	for (i = 0; i < ARRAY_SIZE(helpers_settings); i++) {
-		if (access(helpers_settings[i], F_OK))
+		if (!*helpers_settings[i] || access(helpers_settings[i], F_OK))
 			continue;
 		tried++;
 		printf("  %s: must be read-only in the job\n", helpers_settings[i]);

@@ -383,7 +383,7 @@ static int show_json(const struct kg_policy_doc *doc)
 			goto oom;
 	if (arr) {
 		/* last: what a job of this policy keeps and loses (kernel/caps.h) */
-		json_t *sa = kg_caps_json(doc->system_access, NULL);
+		json_t *sa = kg_caps_json(doc->system_access, -1);
 
 		if (!sa || json_object_set_new(sa, "kind", json_string("system_access")) ||
 		    json_array_append_new(arr, sa))
@@ -403,7 +403,8 @@ static void show_system_access(const struct kg_policy_doc *doc)
 	size_t i;
 
 	printf("\nsystem access: every job loses the capabilities that reach outside it; "
-	       "writes to kernel settings (/proc/sys, /sys) are refused whatever is granted\n");
+	       "writes to kernel settings (/proc/sys, /sys...) and block devices are refused "
+	       "whatever is granted\n");
 	printf("  granted by this policy (system_access):%s\n", doc->system_access ? "" : " none");
 	for (i = 0; i < kg_caps_len; i++)
 		if (!kg_caps[i].kept && (doc->system_access & (1ULL << kg_caps[i].num)))

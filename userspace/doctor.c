@@ -447,6 +447,11 @@ static void matrix_govern(struct kg_doctor_report *r)
 		     "held from before, clone3 into a cgroup, kgate's pins/state/trail)",
 		     "no seccomp baseline (reboot, keyctl, perf_event_open... not refused), no "
 		     "no_new_privs");
+		grow(r, KG_RT_OUTSIDE, KG_ENF_PARTIAL,
+		     "BPF LSM (capable, writes to kernel settings incl. descriptors held from "
+		     "before, module autoload) + cgroup-BPF (block devices)",
+		     "keyrings (request_key helpers) not refused (no seccomp); daemons' sockets "
+		     "only by the policy's unix rules");
 		return;
 	}
 	grow(r, KG_RT_FILE, KG_ENF_NONE, "none", "needs BPF LSM (Landlock must be applied by "
@@ -459,6 +464,9 @@ static void matrix_govern(struct kg_doctor_report *r)
 	grow(r, KG_RT_SELF_PROTECTION, KG_ENF_NONE, "none",
 	     "nothing keeps the processes in their cgroup or away from kgate's state: "
 	     "kgate govern refuses unless --force");
+	grow(r, KG_RT_OUTSIDE, KG_ENF_PARTIAL, "cgroup-BPF (block devices)",
+	     "running processes keep their capabilities and can write kernel settings "
+	     "(core_pattern...): kgate govern refuses unless --force");
 }
 
 static void matrix_full(struct kg_doctor_report *r)
@@ -471,6 +479,11 @@ static void matrix_full(struct kg_doctor_report *r)
 	row(r, KG_RT_SELF_PROTECTION, KG_ENF_FULL,
 	    "BPF LSM (bpf, ptrace, task_kill, mounts, userns, cgroupfs, kgate's pins/state/trail) "
 	    "+ seccomp", "");
+	row(r, KG_RT_OUTSIDE, KG_ENF_PARTIAL,
+	    "BPF LSM (capable; writes to /proc/sys, /sys, binfmt_misc, cgroup v1...; module "
+	    "autoload) + cgroup-BPF (block devices) + seccomp (keyrings)",
+	    "privileged daemons' sockets (systemd, D-Bus, docker) only by the policy's unix "
+	    "rules; /proc/PID files of processes outside the job; block devices unrecorded");
 }
 
 static void matrix_degraded(struct kg_doctor_report *r)
@@ -540,6 +553,12 @@ static void matrix_degraded(struct kg_doctor_report *r)
 		    "cgroupfs through /proc/PID/root; signals outside the job not refused");
 	else
 		row(r, KG_RT_SELF_PROTECTION, KG_ENF_NONE, "none", "self-protection is not enforced");
+	row(r, KG_RT_OUTSIDE, r->seccomp_filter ? KG_ENF_PARTIAL : KG_ENF_NONE,
+	    r->seccomp_filter ? "capability bounding set, /proc/sys /sys sysrq-trigger read-only "
+	    "(mount ns), seccomp (modules, keyrings, kexec), cgroup-BPF (block devices)" : "none",
+	    "refusals not recorded; module autoload by socket family not refused (a socket "
+	    "allow-list closes it); privileged daemons' sockets not refused (unix rules need "
+	    "BPF LSM)");
 }
 
 static void add_fix(struct kg_doctor_report *r, const char *fmt, ...)
@@ -662,6 +681,7 @@ const char *kg_rule_type_name(enum kg_rule_type t)
 		[KG_RT_SYSCALL] = "syscall",
 		[KG_RT_SELF_PROTECTION] = "self-protection",
 		[KG_RT_ESCALATION_HOLD] = "escalation-hold",
+		[KG_RT_OUTSIDE] = "outside-the-job",
 	};
 
 	return (unsigned int)t < KG_RT_MAX ? names[t] : "?";

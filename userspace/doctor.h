@@ -40,6 +40,8 @@ enum kg_rule_type {
 	KG_RT_SYSCALL,
 	KG_RT_SELF_PROTECTION,
 	KG_RT_ESCALATION_HOLD,
+	KG_RT_OUTSIDE,		/* escapes by proxy: the kernel or a process outside the
+				 * job acting for it (docs/design.md) */
 	KG_RT_MAX,
 };
 

@@ -13,6 +13,7 @@
 
 #include "common.h"
 #include "events.h"
+#include "kernel/caps.h"
 
 struct kg_events {
 	struct kg_event_sink sink;
@@ -244,6 +245,17 @@ void kg_event_target(const struct kg_event *e, char *buf, size_t len)
 	case KG_OP_PTRACE:
 		snprintf(buf, len, "pid %u (arg %u)", (unsigned int)e->target.file.ino, e->aux);
 		return;
+	case KG_OP_SYSTEM:
+		if (e->aux >= KG_SYS_CAP_BASE) {
+			const struct kg_cap_info *ci = kg_cap_info((int)(e->aux - KG_SYS_CAP_BASE));
+
+			if (ci)
+				snprintf(buf, len, "capability %s", ci->name);
+			else
+				snprintf(buf, len, "capability %u", e->aux - KG_SYS_CAP_BASE);
+			return;
+		}
+		break;
 	default:
 		break;
 	}

@@ -623,8 +623,7 @@ static json_t *job_start_extra(struct job *j, const struct kg_constraints *c,
 		json_object_set_new(extra, "file_rules", file_rules_json(j->ll));
 	if (extra)
 		json_object_set_new(extra, "system_access",
-				    kg_caps_json(j->doc->system_access, j->full ? "bpf-lsm"
-						 : "mount-ns (read-only)"));
+				    kg_caps_json(j->doc->system_access, j->full));
 	return extra;
 }
 

@@ -315,9 +315,12 @@ static __attribute__((noreturn)) void child_main(const struct kg_launch_opts *o,
 	 * uncovered one: enter it again through them */
 	if (o->degraded && (ret = kg_mnt_reenter_cwd()) < 0)
 		child_fail(status_fd, KG_STAGE_CWD, ret);
-	/* what only reaches outside the job goes, for good (CAP_SETUID and
-	 * CAP_SETGID stay for drop_privileges and for the job itself) */
-	if ((ret = kg_caps_apply(kg_caps_kept() | o->caps_grant)) < 0)
+	/* degraded mode: what only reaches outside the job goes, for good
+	 * (CAP_SETUID and CAP_SETGID stay for drop_privileges and for the job
+	 * itself).  Full mode leaves the sets alone: lsm/capable refuses the
+	 * same capabilities and records each refusal (a capability missing
+	 * from the bounding set would be refused before any LSM saw it). */
+	if (o->degraded && (ret = kg_caps_apply(kg_caps_kept() | o->caps_grant)) < 0)
 		child_fail(status_fd, KG_STAGE_CAPS, ret);
 	/* best effort: without it the job's seccomp refusals are not recorded
 	 * (kgate run sees no session of the job's own and says so) */

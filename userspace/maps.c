@@ -31,6 +31,7 @@
 #include <bpf/libbpf.h>
 
 #include "common.h"
+#include "kernel/caps.h"
 #include "maps.h"
 
 #define KG_HARDLINK_SCAN_MAX	20000	/* entries visited per prefix rule */
@@ -904,6 +905,8 @@ static void fill_policy_entry(const struct kg_policy_doc *doc, struct kg_policy 
 	/* fileless exec (memfd, O_TMPFILE, deleted files) is never governed by a
 	 * path rule, so it is refused outright for governed jobs */
 	p->flags = KG_POL_F_EXEC_NO_FILELESS;
+	/* lsm/capable refuses the rest (and KG_CAPS_KEPT must say the same) */
+	p->caps_allow = kg_caps_kept() | doc->system_access;
 	if (doc->fail_mode == KG_FAIL_OPEN) {
 		p->flags |= KG_POL_F_FAIL_OPEN;
 		p->heartbeat_timeout_ns = 10ull * 1000000000ull;

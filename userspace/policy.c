@@ -88,6 +88,7 @@ static const char *const op_names[KG_OP_MAX] = {
 	[KG_OP_ADMISSION] = "admission",
 	[KG_OP_KGATE_STATE] = "kgate_state",
 	[KG_OP_NET_BIND] = "net_bind",
+	[KG_OP_SYSTEM] = "system",
 };
 
 const char *kg_op_name(enum kg_op op)

@@ -15,6 +15,7 @@
 
 #include "approvals.h"
 #include "common.h"
+#include "kernel/caps.h"
 #include "events.h"
 #include "maps.h"
 #include "recorder.h"
@@ -230,6 +231,12 @@ static void rule_of(json_t *snap, const struct kg_event *e, char *id, size_t idl
 		*reason = "governed processes may not reach kgate's pins, state, queue or audit trail";
 		return;
 	}
+	if (e->op == KG_OP_SYSTEM) {
+		snprintf(id, idlen, "kgate:self-protection");
+		*reason = "governed processes may not get the kernel or anything outside their job "
+			  "to act for them (capabilities, kernel settings)";
+		return;
+	}
 	if (e->op >= KG_OP_BPF && e->op <= KG_OP_CGROUP_ESCAPE && !e->rule_id) {
 		snprintf(id, idlen, "kgate:self-protection");
 		*reason = "governed processes may not tamper with kgate or leave their job";
@@ -434,6 +441,15 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 		json_object_set_new(extra, "fail_open", json_true());
 	if (extra && e->op == KG_OP_KGATE_STATE)	/* what the task tried on kgate's state */
 		json_object_set_new(extra, "tried", json_string(kg_op_name(e->aux)));
+	if (extra && e->op == KG_OP_SYSTEM && e->aux >= KG_SYS_CAP_BASE) {
+		const struct kg_cap_info *ci = kg_cap_info((int)(e->aux - KG_SYS_CAP_BASE));
+
+		json_object_set_new(extra, "tried", json_string("capability"));
+		json_object_set_new(extra, "capability", ci ? json_string(ci->name)
+				    : json_integer(e->aux - KG_SYS_CAP_BASE));
+	} else if (extra && e->op == KG_OP_SYSTEM && e->aux == KG_SYS_SETTING) {
+		json_object_set_new(extra, "tried", json_string("write a kernel setting"));
+	}
 	if (extra && (e->flags & KG_EVF_WALK_INCOMPLETE))
 		json_object_set_new(extra, "walk_incomplete", json_true());
 	if (extra && (e->flags & KG_EVF_RESIDUE))

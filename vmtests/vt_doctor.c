@@ -64,6 +64,8 @@ TEST(doctor_full_config_reports_full_enforcement)
 	ASSERT_EQ(kg_doctor_exit_code(r), KG_EXIT_OK, "exit code");
 	ASSERT_HAS_SUBSTR(r->matrix[KG_RT_FILE].mechanism, "BPF LSM", "file rules by BPF LSM");
 	ASSERT_EQ(r->matrix[KG_RT_FILE].level, KG_ENF_FULL, "file rules fully enforced");
+	ASSERT_HAS_SUBSTR(r->matrix[KG_RT_OUTSIDE].mechanism, "capable",
+			  "escapes by proxy: capabilities by lsm/capable");
 	ASSERT_TRUE(kg_bpf_lsm_available(), "kg_bpf_lsm_available()");
 	ASSERT_EQ(kgate_doctor_exit(), KG_EXIT_OK, "`kgate doctor` exits 0");
 	free(r);

@@ -148,11 +148,13 @@ void kg_govern_plan(const struct kg_policy_doc *doc, bool full, json_t *unenforc
 	    "stay refused by the BPF LSM" :
 	    "nothing refuses bpf, mount, modules, ptrace, leaving the cgroup or kgate's own "
 	    "state: the job is not protected from undoing its governance");
-	add(not_applied, "what", "capability bounding set", "a running process's "
-	    "capabilities cannot be taken from outside: root processes in the cgroup keep "
-	    "what a kgate run job loses (sys_module, sys_admin, sys_rawio, mknod, net_admin...; "
-	    "`kgate policy show`), and kernel settings such as kernel.core_pattern are not "
-	    "read-only for them");
+	if (!full)
+		add(not_applied, "what", "capabilities and kernel settings", "a running process's "
+		    "capabilities cannot be taken from outside and nothing refuses them here: root "
+		    "processes in the cgroup keep what a kgate run job loses (sys_module, "
+		    "sys_admin, sys_rawio, mknod, net_admin...; `kgate policy show`) and can "
+		    "write kernel settings such as kernel.core_pattern (full mode refuses both in "
+		    "the BPF LSM)");
 	add(not_applied, "what", "no_new_privs", "setuid and file-capability programs still "
 	    "gain privileges (file and exec rules still decide which programs run)");
 	if (!full) {

@@ -148,7 +148,7 @@ int kg_caps_apply(uint64_t keep)
 	return 0;
 }
 
-json_t *kg_caps_json(uint64_t grant, const char *how)
+json_t *kg_caps_json(uint64_t grant, int full)
 {
 	json_t *g = json_array(), *d = json_array(), *k = json_array(), *o;
 	size_t i;
@@ -159,7 +159,12 @@ json_t *kg_caps_json(uint64_t grant, const char *how)
 		json_array_append_new(to, json_string(kg_caps[i].name));
 	}
 	o = json_pack("{s:o,s:o,s:o}", "granted", g, "dropped", d, "kept", k);
-	if (o && how)
-		json_object_set_new(o, "settings", json_string(how));
+	if (o && full >= 0) {
+		json_object_set_new(o, "capabilities", json_string(full ? "bpf-lsm (capable)"
+								   : "bounding set"));
+		json_object_set_new(o, "settings", json_string(full ? "bpf-lsm (file_open)"
+								: "mount-ns (read-only)"));
+		json_object_set_new(o, "block_devices", json_string("cgroup-bpf (device)"));
+	}
 	return o;
 }

@@ -50,11 +50,12 @@ const struct kg_cap_info *kg_cap_info(int num);
  * 0/-errno. */
 int kg_caps_apply(uint64_t keep);
 
-/* {"granted":[names],"dropped":[names],"kept":[names],"settings":how}: what
- * a job with `grant` (the policy's system_access) keeps and loses, and how
- * writes to system settings are refused (`how`, NULL = not said). */
+/* {"granted":[names],"dropped":[names],"kept":[names]}: what a job with
+ * `grant` (the policy's system_access) keeps and loses; with full 0 or 1
+ * (degraded, full mode; -1: not said) also how: "capabilities",
+ * "settings", "block_devices". */
 struct json_t;
-struct json_t *kg_caps_json(uint64_t grant, const char *how);
+struct json_t *kg_caps_json(uint64_t grant, int full);
 
 
 /* Paths the job's mount namespace makes read-only in degraded mode (the
