@@ -759,7 +759,9 @@ int BPF_PROG(kg_settings_write, struct file *file, int mask, int ret)
  * bounding set already; in full mode (and for cgroups kgate govern put
  * under a policy, whose running processes keep their capabilities) this
  * hook refuses them, each refusal recorded.  The capability module runs
- * first: a capability the task does not have never gets here. */
+ * first: a capability the task does not have never gets here.  Only the
+ * task's own credentials are judged: a check against a file opener's
+ * (file_ns_capable) or overridden credentials is not the job's privilege. */
 SEC("lsm/capable")
 int BPF_PROG(kg_capable, const struct cred *cred, struct user_namespace *ns, int cap,
 	     unsigned int opts, int ret)
@@ -769,6 +771,11 @@ int BPF_PROG(kg_capable, const struct cred *cred, struct user_namespace *ns, int
 	if (ret)
 		return ret;
 	if (cap < 0 || cap > 63 || (KG_CAPS_KEPT & (1ULL << cap)))
+		return 0;
+	/* credentials the kernel put in place of the task's own for a moment
+	 * (override_creds: overlayfs copying up with its mounter's, nfsd...)
+	 * are someone else's privilege, not the job's */
+	if (cred != BPF_CORE_READ(bpf_get_current_task_btf(), real_cred))
 		return 0;
 	if (kg_ctx_init(&c, KG_OP_SYSTEM, KG_MECH_BPF_LSM))
 		return 0;

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <jansson.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "testlib.h"
@@ -177,9 +178,20 @@ TEST(a_root_job_cannot_reach_outside_its_job)
 	size_t off = 0, i;
 	int tried = 0;
 	const char *a = helper("kg_attack"), *blk = readable_block_device();
+	bool vsock;
 
 	make_home();
 	find_release_agent();
+	{	/* a family outside the degraded baseline that this kernel has */
+		int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
+
+		vsock = fd >= 0;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (vsock)
+		off += (size_t)snprintf(script + off, sizeof(script) - off, "%s socket %d %d 0; ",
+					a, AF_VSOCK, SOCK_STREAM);
 	if (*blk)
 		off += (size_t)snprintf(script + off, sizeof(script) - off, "%s read %s; ", a, blk);
 	else
@@ -203,6 +215,8 @@ TEST(a_root_job_cannot_reach_outside_its_job)
 	ASSERT_EQ(attack_errno(out, "sethostname"), EPERM, "sethostname refused");
 	if (*blk)
 		ASSERT_EQ(attack_errno(out, "read"), EPERM, "reading a block device refused (cgroup-bpf)");
+	if (vsock)	/* the policy's socket rule lists unix, inet, inet6, netlink */
+		ASSERT_EQ(attack_errno(out, "socket"), EPERM, "AF_VSOCK refused by the policy");
 	for (i = 0; i < ARRAY_SIZE(helpers_settings); i++) {
 		if (!*helpers_settings[i] || access(helpers_settings[i], F_OK))
 			continue;
@@ -256,6 +270,36 @@ TEST(system_access_grants_a_capability_back_and_not_the_settings)
 		run_capture(argv, &o);
 		ASSERT_HAS_SUBSTR(o, "\"granted\":[\"sys_admin\",\"mknod\"]", "job_start: granted");
 	}
+	remove_home();
+}
+
+/* Without a socket rule, degraded mode allows the families every program
+ * uses and answers EAFNOSUPPORT for the others (a socket of a family whose
+ * module is not loaded makes the kernel run modprobe: request_module asks
+ * no capability).  A socket rule's families replace the list. */
+TEST(degraded_socket_families_without_a_rule_are_the_common_ones)
+{
+	char pol[512], script[2048], *out;
+	const char *a = helper("kg_attack");
+	int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		SKIP("AF_VSOCK is not available here outside a job either");
+	close(fd);
+	make_home();
+	snprintf(script, sizeof(script), "%s socket %d %d 0; %s socket %d %d 0; echo done", a,
+		 AF_VSOCK, SOCK_STREAM, a, AF_INET, SOCK_STREAM);
+	write_policy("{\"version\":1,\"name\":\"t\",\"default\":\"allow\","
+		     "\"runtime_defaults\":{\"net\":\"allow\"}}", pol, sizeof(pol));
+	ASSERT_EQ(run_root(pol, script, &out), 0, "the job ran");
+	ASSERT_EQ(attack_errno(out, "socket"), EAFNOSUPPORT, "AF_VSOCK: EAFNOSUPPORT");
+	ASSERT_HAS_SUBSTR(out, "socket ret=3 errno=0", "AF_INET works");
+	write_policy("{\"version\":1,\"name\":\"t\",\"default\":\"allow\","
+		     "\"runtime_defaults\":{\"net\":\"allow\"},\"runtime\":[{\"id\":\"s\","
+		     "\"socket\":{\"families\":[\"unix\",\"inet\",\"vsock\"]},"
+		     "\"decision\":\"deny\"}]}", pol, sizeof(pol));
+	ASSERT_EQ(run_root(pol, script, &out), 0, "the job ran");
+	ASSERT_EQ(attack_errno(out, "socket"), 0, "AF_VSOCK works when the policy lists it");
 	remove_home();
 }
 

@@ -555,10 +555,10 @@ static void matrix_degraded(struct kg_doctor_report *r)
 		row(r, KG_RT_SELF_PROTECTION, KG_ENF_NONE, "none", "self-protection is not enforced");
 	row(r, KG_RT_OUTSIDE, r->seccomp_filter ? KG_ENF_PARTIAL : KG_ENF_NONE,
 	    r->seccomp_filter ? "capability bounding set, /proc/sys /sys sysrq-trigger read-only "
-	    "(mount ns), seccomp (modules, keyrings, kexec), cgroup-BPF (block devices)" : "none",
-	    "refusals not recorded; module autoload by socket family not refused (a socket "
-	    "allow-list closes it); privileged daemons' sockets not refused (unix rules need "
-	    "BPF LSM)");
+	    "(mount ns), seccomp (modules, socket families, keyrings), cgroup-BPF (block devices)"
+	    : "none",
+	    "refusals not recorded; netlink protocol module autoload not refused; privileged "
+	    "daemons' sockets not refused (unix rules need BPF LSM)");
 }
 
 static void add_fix(struct kg_doctor_report *r, const char *fmt, ...)

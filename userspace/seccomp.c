@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -354,7 +355,7 @@ static int add_policy_rule(scmp_filter_ctx ctx, struct owned *o, const struct kg
 
 static int add_socket_family_rules(scmp_filter_ctx ctx, const struct kg_policy_doc *doc)
 {
-	int nr = seccomp_syscall_resolve_name("socket"), ret, fam;
+	int nr = seccomp_syscall_resolve_name("socket"), ret, fam, err = EPERM;
 	uint64_t allowed = 0;
 	bool have = false;
 	size_t i;
@@ -367,18 +368,26 @@ static int add_socket_family_rules(scmp_filter_ctx ctx, const struct kg_policy_d
 		allowed |= doc->rules[i].families;
 		have = true;
 	}
-	if (!have || !allowed)
-		return 0;
+	/* No allow-list in the policy: the families every program uses.  A
+	 * socket() of a family no module provides yet makes the kernel run
+	 * modprobe for it (request_module, no capability asked), which in
+	 * degraded mode nothing else refuses; EAFNOSUPPORT is what a kernel
+	 * without the family answers. */
+	if (!have || !allowed) {
+		allowed = 1ull << AF_UNIX | 1ull << AF_INET | 1ull << AF_INET6 |
+			  1ull << AF_NETLINK | 1ull << AF_PACKET;
+		err = EAFNOSUPPORT;
+	}
 	for (fam = 0; fam < KG_AF_MAX; fam++) {
 		if (allowed & (1ull << fam))
 			continue;
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1,
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(err), nr, 1,
 				       SCMP_A0(SCMP_CMP_EQ, (uint64_t)fam));
 		if (ret < 0)
 			return kg_err("seccomp: socket family rule: %s", strerror(-ret)), ret;
 	}
 	/* families beyond the table are refused too */
-	ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1,
+	ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(err), nr, 1,
 			       SCMP_A0(SCMP_CMP_GE, (uint64_t)KG_AF_MAX));
 	return ret < 0 ? kg_err("seccomp: socket family rule: %s", strerror(-ret)), ret : 0;
 }
