@@ -546,11 +546,12 @@ struct kg_probe_event {
  * controller's gcc must agree byte for byte). */
 #define KG_OFF(t, f) __builtin_offsetof(struct t, f)
 _Static_assert(sizeof(struct kg_job) == 16 && KG_OFF(kg_job, policy_id) == 8, "kg_job layout");
-_Static_assert(sizeof(struct kg_policy) == 88 && KG_OFF(kg_policy, default_rule_id) == 4 &&
+_Static_assert(sizeof(struct kg_policy) == 96 && KG_OFF(kg_policy, default_rule_id) == 4 &&
 	       KG_OFF(kg_policy, socket_family_allow) == 24 &&
 	       KG_OFF(kg_policy, cooldown_threshold) == 40 &&
 	       KG_OFF(kg_policy, heartbeat_timeout_ns) == 64 &&
-	       KG_OFF(kg_policy, file_ops_ruled) == 72 && KG_OFF(kg_policy, serial) == 80,
+	       KG_OFF(kg_policy, file_ops_ruled) == 72 && KG_OFF(kg_policy, serial) == 80 &&
+	       KG_OFF(kg_policy, caps_allow) == 88,
 	       "kg_policy layout");
 _Static_assert(sizeof(struct kg_dc_slot) == 8, "kg_dc_slot layout");
 _Static_assert(sizeof(struct kg_dir_cache) == 24 + 8 * KG_DC_OPS &&
