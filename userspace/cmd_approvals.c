@@ -348,30 +348,21 @@ static int daemon_decide(const char *verb, const char *id, const struct opts *o)
 	return exit_for(err);
 }
 
-int cmd_approvals(int argc, char **argv)
+/* argv[0] is the subcommand: list, approve or deny */
+static int approvals_sub(int argc, char **argv)
 {
+	const char *sub = argv[0];
 	struct kg_approvals *q;
-	const char *sub;
 	struct opts o;
 	int first, rc;
 
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? KG_EXIT_USAGE : KG_EXIT_OK;
-	}
-	sub = argv[1];
-	if (strcmp(sub, "list") && strcmp(sub, "approve") && strcmp(sub, "deny")) {
-		kg_err("approvals: unknown subcommand '%s'", sub);
-		return KG_EXIT_USAGE;
-	}
-	first = parse(argc - 1, argv + 1, &o);
+	first = parse(argc, argv, &o);
 	if (first == -2) {
 		usage(stdout);
 		return KG_EXIT_OK;
 	}
 	if (first < 0)
 		return KG_EXIT_USAGE;
-	first++;	/* index in argv */
 	if (!strcmp(sub, "list") ? first != argc : first != argc - 1) {
 		kg_err("approvals: %s", strcmp(sub, "list") ? "expected exactly one request ID"
 							   : "list takes no arguments");
@@ -393,4 +384,17 @@ int cmd_approvals(int argc, char **argv)
 		rc = do_decide(q, sub, argv[first], &o);
 	kg_approvals_close(q);
 	return rc;
+}
+
+/* the three share their options and their way to the queue (approvals_sub) */
+static const struct kg_cmd approvals_cmds[] = {
+	{ "list",	approvals_sub, NULL },
+	{ "approve",	approvals_sub, NULL },
+	{ "deny",	approvals_sub, NULL },
+};
+
+int cmd_approvals(int argc, char **argv)
+{
+	return kg_cmd_select("approvals", approvals_cmds, ARRAY_SIZE(approvals_cmds), argc - 1,
+			     argv + 1, usage);
 }

@@ -302,23 +302,13 @@ static int do_timeline(int argc, char **argv)
 	return finish_query(err, &st, "timeline");
 }
 
+static const struct kg_cmd audit_cmds[] = {
+	{ "verify",	do_verify, NULL },
+	{ "query",	do_query, NULL },
+	{ "timeline",	do_timeline, NULL },
+};
+
 int cmd_audit(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return KG_EXIT_USAGE;
-	}
-	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		usage(stdout);
-		return KG_EXIT_OK;
-	}
-	if (!strcmp(argv[1], "verify"))
-		return do_verify(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "query"))
-		return do_query(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "timeline"))
-		return do_timeline(argc - 1, argv + 1);
-	kg_err("audit: unknown subcommand '%s'", argv[1]);
-	usage(stderr);
-	return KG_EXIT_USAGE;
+	return kg_cmd_select("audit", audit_cmds, ARRAY_SIZE(audit_cmds), argc - 1, argv + 1, usage);
 }

@@ -574,23 +574,14 @@ static int policy_push(int argc, char **argv)
 	return rc;
 }
 
+static const struct kg_cmd policy_cmds[] = {
+	{ "check",	policy_check, NULL },
+	{ "show",	policy_show, NULL },
+	{ "push",	policy_push, NULL },
+};
+
 int cmd_policy(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage_policy(stderr);
-		return KG_EXIT_USAGE;
-	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-		usage_policy(stdout);
-		return KG_EXIT_OK;
-	}
-	if (!strcmp(argv[1], "check"))
-		return policy_check(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "show"))
-		return policy_show(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "push"))
-		return policy_push(argc - 1, argv + 1);
-	kg_err("policy: unknown subcommand '%s'", argv[1]);
-	usage_policy(stderr);
-	return KG_EXIT_USAGE;
+	return kg_cmd_select("policy", policy_cmds, ARRAY_SIZE(policy_cmds), argc - 1, argv + 1,
+			     usage_policy);
 }

@@ -4,6 +4,10 @@
 #ifndef KGATE_CMDS_H
 #define KGATE_CMDS_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
 /* exit codes that mean something */
 #define KG_EXIT_OK		0
 #define KG_EXIT_FAIL		1	/* operation failed */
@@ -12,6 +16,24 @@
 #define KG_EXIT_DENIED		4	/* admission denied / approval refused */
 #define KG_EXIT_DEGRADED	5	/* full enforcement required but unavailable */
 #define KG_EXIT_TAMPERED	6	/* audit verification failed */
+
+/* A table of commands or subcommands (cli/select.c).  fn gets argv with
+ * argv[0] = its own name and returns the exit code; summary is the line of
+ * the generated top-level usage (NULL: not listed; subcommand tables leave
+ * it out, their usage texts are written by hand with the options). */
+struct kg_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+/* Run the entry of cmds named argv[0].  No argv[0]: usage to stderr, exit
+ * 2.  -h, --help or help: usage to stdout, exit 0.  An unknown name: "FAMILY:
+ * unknown subcommand 'X'" (or "unknown command 'X'" when family is NULL),
+ * usage to stderr, exit 2. */
+int kg_cmd_select(const char *family, const struct kg_cmd *cmds, size_t n, int argc,
+		  char **argv, void (*usage)(FILE *f));
+bool kg_cmd_is_help(const char *arg);
 
 int cmd_run(int argc, char **argv);
 int cmd_daemon(int argc, char **argv);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* main.c - kgate command dispatcher. */
+/* main.c - kgate's global options and its table of commands (cli/select.c). */
 #include <stdio.h>
 #include <string.h>
 
@@ -7,13 +7,7 @@
 #include "cmds.h"
 #include "common.h"
 
-struct command {
-	const char *name;
-	int (*fn)(int argc, char **argv);
-	const char *summary;
-};
-
-static const struct command commands[] = {
+static const struct kg_cmd commands[] = {
 	{ "run",	cmd_run,	"launch a command as a governed job" },
 	{ "govern",	cmd_govern,	"put an existing cgroup under a policy" },
 	{ "release",	cmd_release,	"end a job kgate govern started" },
@@ -24,6 +18,8 @@ static const struct command commands[] = {
 	{ "doctor",	cmd_doctor,	"probe the kernel and print the enforcement matrix" },
 	{ "status",	cmd_status,	"list governed jobs and counters" },
 	{ "token",	cmd_token,	"issue, list and revoke HTTP API tokens" },
+	/* the process of a job the daemon dispatches (api/dispatch.c) */
+	{ "__dispatch",	cmd_dispatch_child,	NULL },
 };
 
 static void usage(FILE *f)
@@ -33,13 +29,13 @@ static void usage(FILE *f)
 	fprintf(f, "usage: kgate [-v] [--json] COMMAND [ARGS]...\n\n"
 		   "kernel-enforced runtime governance for AI agents\n\ncommands:\n");
 	for (i = 0; i < ARRAY_SIZE(commands); i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		if (commands[i].summary)
+			fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n'kgate COMMAND --help' describes each command\n");
 }
 
 int main(int argc, char **argv)
 {
-	size_t i;
 	int a = 1;
 
 	for (; a < argc && argv[a][0] == '-'; a++) {
@@ -56,17 +52,5 @@ int main(int argc, char **argv)
 			return KG_EXIT_USAGE;
 		}
 	}
-	if (a >= argc) {
-		usage(stderr);
-		return KG_EXIT_USAGE;
-	}
-	/* the process of a job the daemon dispatches (api/dispatch.c) */
-	if (!strcmp(argv[a], "__dispatch"))
-		return cmd_dispatch_child(argc - a, argv + a);
-	for (i = 0; i < ARRAY_SIZE(commands); i++)
-		if (!strcmp(argv[a], commands[i].name))
-			return commands[i].fn(argc - a, argv + a);
-	kg_err("unknown command '%s'", argv[a]);
-	usage(stderr);
-	return KG_EXIT_USAGE;
+	return kg_cmd_select(NULL, commands, ARRAY_SIZE(commands), argc - a, argv + a, usage);
 }

@@ -284,21 +284,15 @@ static int do_revoke(int argc, char **argv)
 	return KG_EXIT_OK;
 }
 
+static const struct kg_cmd token_cmds[] = {
+	{ "create",	do_create, NULL },
+	{ "list",	do_list, NULL },
+	{ "revoke",	do_revoke, NULL },
+};
+
 int cmd_token(int argc, char **argv)
 {
-	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? KG_EXIT_USAGE : KG_EXIT_OK;
-	}
-	if (getuid() != 0)
+	if (argc >= 2 && !kg_cmd_is_help(argv[1]) && getuid() != 0)
 		return kg_err("token: the HTTP API's tokens are root's: run this as root"), KG_EXIT_FAIL;
-	if (!strcmp(argv[1], "create"))
-		return do_create(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "list"))
-		return do_list(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "revoke"))
-		return do_revoke(argc - 1, argv + 1);
-	kg_err("token: unknown subcommand '%s'", argv[1]);
-	usage(stderr);
-	return KG_EXIT_USAGE;
+	return kg_cmd_select("token", token_cmds, ARRAY_SIZE(token_cmds), argc - 1, argv + 1, usage);
 }
