@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* loader.c - load kgate's BPF objects, pin them, attach them. */
+/* loader.c - load kgate's BPF objects, pin them, attach them.
+ *
+ * Errors: a function returns -errno (or NULL with errno set) and logs once,
+ * here, where the detail (which object, program or pin) is known; callers
+ * pass the -errno on without logging it again (docs/design.md, "Errors"). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -89,14 +93,16 @@ static int ensure_bpffs(const char *pin_dir)
 
 	if (kg_mkdir_p(pin_dir, 0700) == 0 && on_bpffs(pin_dir))
 		return 0;
-	if (!on_bpffs("/sys/fs/bpf") && mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
+	if (!on_bpffs("/sys/fs/bpf") && mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700")) {
+		err = -errno;
 		return kg_err("loader: %s is not on bpffs and mounting /sys/fs/bpf failed: %s",
-			      pin_dir, strerror(errno));
+			      pin_dir, strerror(-err)), err;
+	}
 	err = kg_mkdir_p(pin_dir, 0700);
 	if (err)
-		return kg_err("loader: cannot create %s: %s", pin_dir, strerror(-err));
+		return kg_err("loader: cannot create %s: %s", pin_dir, strerror(-err)), err;
 	if (!on_bpffs(pin_dir))
-		return kg_err("loader: %s is not on a bpf filesystem", pin_dir);
+		return kg_err("loader: %s is not on a bpf filesystem", pin_dir), -ENOTSUP;
 	return 0;
 }
 
@@ -137,8 +143,6 @@ static bool kernel_has_lsm_hook(struct btf *vmlinux, const char *sec, const char
 	return proto && btf_is_func_proto(proto) && btf_vlen(proto) == atoi(args + 6);
 }
 
-/* Open one object with its maps bound to the pins; choose which programs
- * load.  Returns NULL (no error) when nothing in it is loadable here. */
 static int pin_path(char *buf, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int pin_path(char *buf, size_t len, const char *fmt, ...)
@@ -270,6 +274,9 @@ static bool obj_walks(struct bpf_object *obj)
 	return !rodata_var(obj, KG_RENAME_LOCK_VAR, &m, &off);
 }
 
+/* Open one object with its maps bound to the pins; choose which programs
+ * load.  NULL with errno set on error, NULL with errno 0 when nothing in it
+ * is loadable here. */
 static struct bpf_object *open_object(const struct kg_obj_desc *d, const char *pin_dir,
 				      bool want_lsm, struct btf *vmlinux)
 {
@@ -283,7 +290,10 @@ static struct bpf_object *open_object(const struct kg_obj_desc *d, const char *p
 	bytes = d->elf_bytes(&sz);
 	obj = bpf_object__open_mem(bytes, sz, &oo);
 	if (!obj) {
-		kg_err("loader: cannot open BPF object %s: %s", d->name, strerror(errno));
+		int err = errno ?: EINVAL;
+
+		kg_err("loader: cannot open BPF object %s: %s", d->name, strerror(err));
+		errno = err;
 		return NULL;
 	}
 	bpf_object__for_each_program(p, obj) {
@@ -321,27 +331,35 @@ static int attach_lsm(struct bpf_object *obj, const char *objname)
 {
 	char path[4096];
 	struct bpf_program *p;
+	int err;
 
-	if (pin_path(path, sizeof(path), "%s/links", kg_pin_dir()) ||
-	    kg_mkdir_p(path, 0700))
-		return kg_err("loader: cannot create link directory under %s", kg_pin_dir());
+	err = pin_path(path, sizeof(path), "%s/links", kg_pin_dir());
+	if (!err)
+		err = kg_mkdir_p(path, 0700);
+	if (err)
+		return kg_err("loader: cannot create link directory under %s: %s", kg_pin_dir(),
+			      strerror(-err)), err;
 	bpf_object__for_each_program(p, obj) {
 		struct bpf_link *link;
-		int err;
 
 		if (!is_lsm_prog(p) || !bpf_program__autoload(p))
 			continue;
-		if (link_pin_path(path, sizeof(path), objname, bpf_program__name(p)))
-			return -ENAMETOOLONG;
+		err = link_pin_path(path, sizeof(path), objname, bpf_program__name(p));
+		if (err)
+			return kg_err("loader: link pin path of %s: %s", bpf_program__name(p),
+				      strerror(-err)), err;
 		if (access(path, F_OK) == 0)
 			continue;
 		link = bpf_program__attach_lsm(p);
-		if (!link)
-			return kg_err("loader: attach %s: %s", bpf_program__name(p), strerror(errno));
+		if (!link) {
+			err = -(errno ?: EINVAL);
+			return kg_err("loader: attach %s: %s", bpf_program__name(p),
+				      strerror(-err)), err;
+		}
 		err = bpf_link__pin(link, path);
 		bpf_link__destroy(link);	/* the pin holds it */
 		if (err)
-			return kg_err("loader: pin %s: %s", path, strerror(-err));
+			return kg_err("loader: pin %s: %s", path, strerror(-err)), err;
 	}
 	return 0;
 }
@@ -390,7 +408,7 @@ static int load_one(struct kg_loader *l, const struct kg_obj_desc *d, const char
 			      pins_exist(pin_dir) ? " (pinned maps under " : "",
 			      pins_exist(pin_dir) ? pin_dir : "",
 			      pins_exist(pin_dir) ? " may come from another kgate build: once no "
-			      "job runs, remove that directory; -v shows libbpf's reason)" : "");
+			      "job runs, remove that directory; -v shows libbpf's reason)" : ""), err;
 	}
 	if (l->lsm_active && obj_has_lsm(obj)) {
 		err = attach_lsm(obj, d->name);
@@ -449,13 +467,14 @@ struct kg_loader *kg_loader_open(const struct kg_loader_opts *opts)
 	struct btf *vmlinux = NULL;
 	struct kg_loader *l;
 	size_t i;
-	int pass;
+	int pass, err;
 
 	libbpf_set_print(libbpf_print);
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return NULL;
-	if (ensure_bpffs(pin_dir))
+	err = ensure_bpffs(pin_dir);
+	if (err)
 		goto fail;
 	l->lsm_active = opts && opts->want_lsm;
 	if (l->lsm_active && !bpf_lsm_enforces(l->lsm_error, sizeof(l->lsm_error)))
@@ -470,20 +489,24 @@ struct kg_loader *kg_loader_open(const struct kg_loader_opts *opts)
 		snprintf(l->lsm_error, sizeof(l->lsm_error), "not requested");
 	}
 	for (pass = 0; pass < 2; pass++)
-		for (i = 0; i < ARRAY_SIZE(kg_obj_table) && l->nobjs < KG_MAX_OBJECTS; i++)
-			if (load_one(l, &kg_obj_table[i], pin_dir, l->lsm_active, vmlinux, pass))
+		for (i = 0; i < ARRAY_SIZE(kg_obj_table) && l->nobjs < KG_MAX_OBJECTS; i++) {
+			err = load_one(l, &kg_obj_table[i], pin_dir, l->lsm_active, vmlinux, pass);
+			if (err)
 				goto fail;
+		}
 	note_fs_support(l, vmlinux);
 	btf__free(vmlinux);
 	if (kg_loader_map_fd(l, "kg_jobs") < 0) {
 		kg_err("loader: no object provides the kg_jobs map");
 		kg_loader_close(l);
+		errno = ENOENT;
 		return NULL;
 	}
 	return l;
 fail:
 	btf__free(vmlinux);
 	kg_loader_close(l);
+	errno = -err;
 	return NULL;
 }
 
@@ -518,7 +541,7 @@ int kg_loader_map_fd(const struct kg_loader *l, const char *name)
 		if (m && bpf_map__fd(m) >= 0)
 			return bpf_map__fd(m);
 	}
-	return -1;
+	return -ENOENT;
 }
 
 int kg_open_pinned_map(const char *name)
@@ -547,35 +570,40 @@ int kg_loader_attach_cgroup(struct kg_loader *l, int cgroup_fd, uint64_t cgid)
 {
 	char dir[4096], path[4200];
 	struct bpf_program *p;
-	int i, attached = 0;
+	int i, err, attached = 0;
 
-	if (pin_path(dir, sizeof(dir), "%s/jobs/%llu", kg_pin_dir(), (unsigned long long)cgid) ||
-	    kg_mkdir_p(dir, 0700))
-		return kg_err("loader: cannot create %s/jobs/%llu", kg_pin_dir(),
-			      (unsigned long long)cgid);
+	err = pin_path(dir, sizeof(dir), "%s/jobs/%llu", kg_pin_dir(), (unsigned long long)cgid);
+	if (!err)
+		err = kg_mkdir_p(dir, 0700);
+	if (err)
+		return kg_err("loader: cannot create %s/jobs/%llu: %s", kg_pin_dir(),
+			      (unsigned long long)cgid, strerror(-err)), err;
 	for (i = 0; i < l->nobjs; i++) {
 		bpf_object__for_each_program(p, l->objs[i]) {
 			struct bpf_link *link;
-			int err;
 
 			if (!is_cgroup_prog(p) || !bpf_program__autoload(p))
 				continue;
-			if (pin_path(path, sizeof(path), "%s/%s", dir, bpf_program__name(p)))
-				return -ENAMETOOLONG;
+			err = pin_path(path, sizeof(path), "%s/%s", dir, bpf_program__name(p));
+			if (err)
+				return kg_err("loader: pin path of %s under %s: %s",
+					      bpf_program__name(p), dir, strerror(-err)), err;
 			link = bpf_program__attach_cgroup(p, cgroup_fd);
-			if (!link)
+			if (!link) {
+				err = -(errno ?: EINVAL);
 				return kg_err("loader: attach %s to cgroup %llu: %s",
 					      bpf_program__name(p), (unsigned long long)cgid,
-					      strerror(errno));
+					      strerror(-err)), err;
+			}
 			err = bpf_link__pin(link, path);
 			bpf_link__destroy(link);
 			if (err)
-				return kg_err("loader: pin %s: %s", path, strerror(-err));
+				return kg_err("loader: pin %s: %s", path, strerror(-err)), err;
 			attached++;
 		}
 	}
 	if (!attached)
-		return kg_err("loader: no cgroup programs to attach");
+		return kg_err("loader: no cgroup programs to attach"), -ENOENT;
 	return 0;
 }
 

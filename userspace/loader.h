@@ -10,6 +10,9 @@
  * Pinned links keep enforcing when every kgate process is gone (fail
  * closed); a restarted controller finds the pins and re-uses them, so there
  * is no window in which a governed action is unenforced.
+ *
+ * Errors: -errno (NULL with errno set), logged once in here with what failed;
+ * callers pass it on without logging it again.
  */
 #ifndef KGATE_LOADER_H
 #define KGATE_LOADER_H
@@ -26,14 +29,15 @@ struct kg_loader_opts {
 /* Load every object; maps come from (or go to) the pins.  LSM programs are
  * attached globally unless their links are already pinned.  When BPF LSM
  * cannot be used the cgroup programs still load (degraded mode) and
- * kg_loader_lsm_active() says false, with the reason in lsm_error. */
+ * kg_loader_lsm_active() says false, with the reason in lsm_error.
+ * NULL with errno set when anything else fails. */
 struct kg_loader *kg_loader_open(const struct kg_loader_opts *opts);
 void kg_loader_close(struct kg_loader *l);	/* pins stay */
 
 bool kg_loader_lsm_active(const struct kg_loader *l);
 const char *kg_loader_lsm_error(const struct kg_loader *l);
 
-/* fd of a shared map by name ("kg_jobs"...), -1 if unknown. Owned by l. */
+/* fd of a shared map by name ("kg_jobs"...), -ENOENT if unknown. Owned by l. */
 int kg_loader_map_fd(const struct kg_loader *l, const char *name);
 
 /* A shared map straight from its pin ("kg_jobs"...), for tools that only
@@ -44,9 +48,11 @@ int kg_open_pinned_map(const char *name);
  * left -1 so that the next call tries again. */
 int kg_open_pinned_map_once(int *fd, const char *name);
 
-/* Attach the cgroup-BPF programs to a job's cgroup and pin the links. */
+/* Attach the cgroup-BPF programs to a job's cgroup and pin the links: 0 or
+ * -errno (-ENOENT: no cgroup program loaded). */
 int kg_loader_attach_cgroup(struct kg_loader *l, int cgroup_fd, uint64_t cgid);
-/* Remove a job's pinned links (the cgroup going away detaches them too). */
+/* Remove a job's pinned links (the cgroup going away detaches them too):
+ * 0 or -errno, not logged. */
 int kg_loader_detach_cgroup(uint64_t cgid);
 
 /* Remove every pin under the pin dir (tests, `kgate daemon --uninstall`). */
