@@ -5,7 +5,10 @@
  * depend on the JSON parser.
  */
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -249,6 +252,158 @@ TEST(rule_mechanism_report)
 	ASSERT_EQ(kg_seccomp_rule_mechanism(&r, why, sizeof(why)), KG_MECH_SECCOMP, "no_op");
 	r.kind = KG_RULE_FILE;
 	ASSERT_EQ(kg_seccomp_rule_mechanism(&r, NULL, 0), KG_MECH_NONE, "file rule");
+}
+
+/* ---- the filter's shape ------------------------------------------------------ */
+
+/* A classic BPF interpreter for what libseccomp emits: returns the action,
+ * counts the instructions run and whether anything beyond the syscall
+ * number and architecture was read (then the kernel cannot cache it). */
+static uint32_t run_filter(const struct kg_seccomp_filter *f, const struct seccomp_data *d,
+			   unsigned int *steps, bool *read_args)
+{
+	uint32_t A = 0, X = 0, mem[16] = { 0 };
+	unsigned int pc = 0;
+
+	*steps = 0;
+	while (pc < f->len && *steps < 10000) {
+		const struct sock_filter *i = &f->insns[pc++];
+		uint32_t k = i->k, src;
+
+		(*steps)++;
+		switch (BPF_CLASS(i->code)) {
+		case BPF_LD:
+			if (BPF_MODE(i->code) == BPF_ABS) {
+				if (k != offsetof(struct seccomp_data, nr) &&
+				    k != offsetof(struct seccomp_data, arch))
+					*read_args = true;
+				memcpy(&A, (const char *)d + k, 4);
+			} else if (BPF_MODE(i->code) == BPF_IMM) {
+				A = k;
+			} else if (BPF_MODE(i->code) == BPF_MEM) {
+				A = mem[k & 15];
+			}
+			break;
+		case BPF_LDX:
+			X = BPF_MODE(i->code) == BPF_MEM ? mem[k & 15] : k;
+			break;
+		case BPF_ST:
+			mem[k & 15] = A;
+			break;
+		case BPF_STX:
+			mem[k & 15] = X;
+			break;
+		case BPF_ALU:
+			src = BPF_SRC(i->code) == BPF_X ? X : k;
+			switch (BPF_OP(i->code)) {
+			case BPF_AND: A &= src; break;
+			case BPF_OR: A |= src; break;
+			case BPF_ADD: A += src; break;
+			case BPF_SUB: A -= src; break;
+			case BPF_RSH: A >>= src; break;
+			case BPF_LSH: A <<= src; break;
+			default: return 0xdead;
+			}
+			break;
+		case BPF_JMP: {
+			bool t;
+
+			src = BPF_SRC(i->code) == BPF_X ? X : k;
+			switch (BPF_OP(i->code)) {
+			case BPF_JA: pc += k; continue;
+			case BPF_JEQ: t = A == src; break;
+			case BPF_JGT: t = A > src; break;
+			case BPF_JGE: t = A >= src; break;
+			case BPF_JSET: t = A & src; break;
+			default: return 0xdead;
+			}
+			pc += t ? i->jt : i->jf;
+			break;
+		}
+		case BPF_RET:
+			return k;
+		case BPF_MISC:
+			if (BPF_MISCOP(i->code) == BPF_TAX)
+				X = A;
+			else
+				A = X;
+			break;
+		}
+	}
+	return 0xdead;
+}
+
+/* Syscalls no rule names are decided from their number alone (so the
+ * kernel answers them from its per-filter cache without running the
+ * filter), and finding any syscall takes a few comparisons (binary tree),
+ * not one per rule.  The decisions of the named ones are checked too. */
+TEST(filter_shape_for_the_common_path)
+{
+	struct kg_seccomp_opts o = { .degraded = true, .log_refusals = true };
+	struct kg_seccomp_prog p;
+	unsigned int nr, worst = 0;
+	int i;
+
+	doc.nrules = 0;
+	add_rule("no-mount", KG_DEC_DENY, "mount", "umount2");
+	add_rule("no-chmod", KG_DEC_DENY, "chmod", NULL);
+	ASSERT_OK(kg_seccomp_compile(&doc, &o, &p), "compile");
+	ASSERT_EQ(p.n, 2, "a logged and a quiet filter");
+	for (nr = 0; nr < 480; nr++) {
+		uint32_t act[2][2];
+		unsigned int most = 0;
+		bool args = false;
+		int v;
+
+		for (v = 0; v < 2; v++) {
+			struct seccomp_data d = { .nr = (int)nr, .arch = AUDIT_ARCH_X86_64 };
+			int a;
+
+			for (a = 0; a < 6; a++)
+				d.args[a] = v ? 0xffffffffffffffffull : 0;
+			for (i = 0; i < p.n; i++) {
+				unsigned int steps;
+
+				act[v][i] = run_filter(&p.filters[i], &d, &steps, &args);
+				if (steps > most)
+					most = steps;
+			}
+		}
+		/* decided by the number alone: the kernel caches these; the
+		 * search itself is what a binary tree shortens */
+		if (!args && most > worst)
+			worst = most;
+		if (nr == SYS_getpid || nr == SYS_read || nr == SYS_openat || nr == SYS_write ||
+		    nr == SYS_close || nr == SYS_mmap || nr == SYS_execve || nr == SYS_fstat) {
+			ASSERT_FALSE(args, "a common syscall is decided by its number");
+			ASSERT_TRUE(act[0][0] == SECCOMP_RET_ALLOW && act[0][1] == SECCOMP_RET_ALLOW,
+				    "a common syscall is allowed by both filters");
+		}
+		if (nr == SYS_chmod || nr == SYS_mount || nr == SYS_bpf)
+			ASSERT_EQ(act[0][0] & SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ERRNO,
+				  "a named syscall is refused");
+		if (nr == SYS_ioctl)
+			ASSERT_TRUE(args, "ioctl's command is checked (TIOCSTI)");
+	}
+	/* a linear chain of this policy runs about 60 comparisons for the
+	 * last syscall it names; a binary search, about a dozen */
+	ASSERT_TRUE(worst < 30, "no syscall walks a long chain of comparisons");
+	/* x32 and other architectures still go to the bad-arch action */
+	{
+		struct seccomp_data d = { .nr = SYS_getpid | __X32_SYSCALL_BIT,
+					  .arch = AUDIT_ARCH_X86_64 };
+		unsigned int steps;
+		bool args = false;
+
+		ASSERT_EQ(run_filter(&p.filters[0], &d, &steps, &args), SECCOMP_RET_KILL_PROCESS,
+			  "x32 number killed");
+		d.nr = SYS_getpid;
+		d.arch = AUDIT_ARCH_I386;
+		ASSERT_EQ(run_filter(&p.filters[0], &d, &steps, &args), SECCOMP_RET_KILL_PROCESS,
+			  "i386 killed");
+	}
+	kg_seccomp_prog_free(&p);
+	doc.nrules = 0;
 }
 
 /* ---- held connect() --------------------------------------------------------- */

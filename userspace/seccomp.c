@@ -433,7 +433,20 @@ static int base_attrs(scmp_filter_ctx ctx)
 	if (ret < 0)
 		return kg_err("seccomp: bad-arch action: %s", strerror(-ret)), ret;
 	/* no_new_privs is set by kg_seccomp_load itself, explicitly */
-	return seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+	ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+	if (ret < 0)
+		return ret;
+	/* Syscalls are found by a binary search on their number instead of a
+	 * linear chain: a call that some rule names (ioctl, socket, clone...)
+	 * pays a few comparisons, not one per rule before it.  A call that no
+	 * rule names never runs the filter: the kernel's per-filter cache
+	 * (5.11+) answers allow from a bitmap, which needs the decision to
+	 * depend on the architecture and number alone, as it does here.  An
+	 * older libseccomp without the attribute builds the linear chain,
+	 * which decides the same. */
+	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2) < 0)
+		kg_debug("seccomp: no binary-tree optimisation in this libseccomp");
+	return 0;
 }
 
 static int build_filter(scmp_filter_ctx ctx, scmp_filter_ctx quiet, const struct kg_policy_doc *doc,
