@@ -33,8 +33,10 @@ int kg_registry_save(const struct kg_job_record *r)
 	size_t i;
 	int err;
 
+	err = job_path(r->trace, path, sizeof(path));
+	if (err)
+		return err;
 	if (kg_snprintf(dir, sizeof(dir), "%s/jobs", kg_state_dir()) ||
-	    job_path(r->trace, path, sizeof(path)) ||
 	    kg_snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, getpid()))
 		return -ENAMETOOLONG;
 	err = kg_mkdir_p(dir, 0700);
