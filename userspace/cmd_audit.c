@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* cmd_audit.c - 'kgate audit verify|query|timeline' */
 #include "audit.h"
+#include "cli/cmd_audit_ship.h"
 #include "cmds.h"
 #include "common.h"
 
@@ -20,12 +21,19 @@ static void usage(FILE *f)
 		"                         [--decision D] [--rule ID] [--policy HASH]\n"
 		"                         [--type TYPE] [--json] [FILES...]\n"
 		"       kgate audit timeline [--dir DIR] [--json] TRACE\n"
+		"       kgate audit follow [--dir DIR] [--json] [--from POSITION] ...\n"
+		"       kgate audit export [--format native|ocsf] [--otlp URL] ...\n"
+		"       kgate audit verify --batch FILE [--seal FILE] [--key FILE] [--dir DIR]\n"
 		"\n"
 		"verify    check the HMAC chain and the sealed head; names the first bad\n"
 		"          sequence number and file (exit 6 when the trail was tampered with)\n"
 		"query     print the records matching every given filter, oldest first\n"
 		"          (T = RFC 3339 or unix seconds; HASH may be a prefix)\n"
 		"timeline  a job's story, one line per record with time since launch\n"
+		"follow    stream records as they are committed, across rotation\n"
+		"export    records as a sealed batch, as OCSF events, or to an OpenTelemetry\n"
+		"          collector (OTLP/HTTP JSON); verify --batch checks an exported batch\n"
+		"          (each has its own --help)\n"
 		"\n"
 		"the directory is $KGATE_AUDIT_DIR or /var/log/kgate unless --dir is given;\n"
 		"docs/audit-format.md describes the records\n");
@@ -144,7 +152,11 @@ static int do_verify(int argc, char **argv)
 	struct kg_audit_verify_result res;
 	struct args a;
 	struct stat st;
-	int err;
+	int err, i;
+
+	for (i = 1; i < argc; i++)	/* an exported batch: cli/cmd_audit_export.c */
+		if (!strcmp(argv[i], "--batch") || !strncmp(argv[i], "--batch=", 8))
+			return cmd_audit_verify_batch(argc, argv);
 
 	err = parse_args(argc, argv, &a);
 	if (err)
@@ -306,6 +318,8 @@ static const struct kg_cmd audit_cmds[] = {
 	{ "verify",	do_verify, NULL },
 	{ "query",	do_query, NULL },
 	{ "timeline",	do_timeline, NULL },
+	{ "follow",	cmd_audit_follow, NULL },	/* cli/cmd_audit_ship.c */
+	{ "export",	cmd_audit_export, NULL },	/* cli/cmd_audit_export.c */
 };
 
 int cmd_audit(int argc, char **argv)

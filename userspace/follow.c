@@ -4,63 +4,34 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "audit.h"
 #include "common.h"
 #include "follow.h"
+#include "record/tail.h"
 
 struct kg_follow {
-	char *dir;
+	struct kg_tail *tail;	/* record/tail.c: follows rotation */
 	char trace[64];
 	FILE *out;
-	char path[4096];	/* the active segment */
-	ino_t ino;
-	long offset;
 	unsigned long refused, audited;
+	int printed;
 };
-
-static int active_segment(const char *dir, char *buf, size_t len)
-{
-	char **paths = NULL;
-	int n = 0, err;
-
-	err = kg_audit_list_segments(dir, &paths, &n);
-	if (err || n == 0) {
-		kg_audit_free_list(paths, n);
-		return err ? err : -ENOENT;
-	}
-	err = kg_strlcpy(buf, paths[n - 1], len) ? -ENAMETOOLONG : 0;
-	kg_audit_free_list(paths, n);
-	return err;
-}
-
-static void reset_to_end(struct kg_follow *f)
-{
-	struct stat st;
-
-	if (active_segment(f->dir, f->path, sizeof(f->path)) || stat(f->path, &st)) {
-		f->path[0] = '\0';
-		return;
-	}
-	f->ino = st.st_ino;
-	f->offset = st.st_size;
-}
 
 struct kg_follow *kg_follow_open(const char *dir, const char *trace, FILE *out)
 {
 	struct kg_follow *f = calloc(1, sizeof(*f));
+	struct kg_tail_pos end = { .at_end = true };
 
 	if (!f)
 		return NULL;
-	f->dir = strdup(dir ? dir : kg_audit_dir());
 	kg_strlcpy(f->trace, trace, sizeof(f->trace));
 	f->out = out;
-	if (!f->dir) {
+	f->tail = kg_tail_open(dir, &end);
+	if (!f->tail) {
 		free(f);
 		return NULL;
 	}
-	reset_to_end(f);
 	return f;
 }
 
@@ -80,13 +51,19 @@ static void print_record(FILE *out, json_t *rec)
 		json_string_value(json_object_get(subj, "comm")) ?: "");
 }
 
-static void handle_line(struct kg_follow *f, const char *line, int *printed)
+static int handle_line(const char *line, size_t len, uint64_t seq, void *ctx)
 {
-	json_t *rec = json_loads(line, 0, NULL);
+	struct kg_follow *f = ctx;
+	json_t *rec;
 	const char *trace, *type;
 
+	(void)seq;
+	/* a cheap filter before parsing: the trace id appears verbatim */
+	if (!memmem(line, len, f->trace, strlen(f->trace)))
+		return 0;
+	rec = json_loadb(line, len, 0, NULL);
 	if (!rec)
-		return;
+		return 0;
 	trace = json_string_value(json_object_get(rec, "trace"));
 	type = json_string_value(json_object_get(rec, "type"));
 	if (trace && type && !strcmp(trace, f->trace) && !strcmp(type, "decision")) {
@@ -100,44 +77,19 @@ static void handle_line(struct kg_follow *f, const char *line, int *printed)
 			f->audited++;
 		if (f->out)
 			print_record(f->out, rec);
-		(*printed)++;
+		f->printed++;
 	}
 	json_decref(rec);
+	return 0;
 }
 
 int kg_follow_poll(struct kg_follow *f)
 {
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	struct stat st;
-	int printed = 0;
-	FILE *in;
-
-	if (!f->path[0] || stat(f->path, &st) || st.st_ino != f->ino || st.st_size < f->offset) {
-		/* rotated (or created since): start over at the new segment */
-		reset_to_end(f);
-		if (f->path[0])
-			f->offset = 0;
-		return 0;
-	}
-	if (st.st_size == f->offset)
-		return 0;
-	in = fopen(f->path, "r");
-	if (!in)
-		return 0;
-	fseek(in, f->offset, SEEK_SET);
-	while ((n = getline(&line, &cap, in)) > 0) {
-		if (line[n - 1] != '\n')
-			break;	/* incomplete: read it again next time */
-		f->offset += n;
-		handle_line(f, line, &printed);
-	}
-	free(line);
-	fclose(in);
+	f->printed = 0;
+	kg_tail_poll(f->tail, handle_line, f);
 	if (f->out)
 		fflush(f->out);
-	return printed;
+	return f->printed;
 }
 
 void kg_follow_counts(const struct kg_follow *f, unsigned long *refused, unsigned long *audited)
@@ -150,6 +102,6 @@ void kg_follow_close(struct kg_follow *f)
 {
 	if (!f)
 		return;
-	free(f->dir);
+	kg_tail_close(f->tail);
 	free(f);
 }
