@@ -47,7 +47,7 @@ endif
 WARN := -Wall -Wextra -Werror
 CFLAGS ?= -g -O2
 CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -I$(OUTPUT) -Iuserspace -Ibpf
-LDLIBS += -lbpf -lelf -lz -ljansson -lseccomp -lcrypto -lmicrohttpd -lldns -lidn2
+LDLIBS += -lbpf -lelf -lz -ljansson -lseccomp -lcrypto -lmicrohttpd -lldns -lidn2 -lcurl
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
