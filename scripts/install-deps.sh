@@ -22,6 +22,8 @@ build=(
 	libmicrohttpd-dev
 	# egress by name: DNS messages (ldns), IDN A-labels (libidn2)
 	libldns-dev libidn2-dev
+	# kgate audit export --otlp: OTLP/HTTP to a collector (libcurl)
+	libcurl4-openssl-dev
 )
 test=(
 	# sanitizer build (ASan/UBSan runtime for gcc)
