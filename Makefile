@@ -76,6 +76,10 @@ TEST_HELPERS_SRCS := $(wildcard tests/helpers/*.c)
 TEST_HELPERS := $(patsubst tests/helpers/%.c,$(OUTPUT)/tests/helpers/%,$(TEST_HELPERS_SRCS))
 VMTEST_SRCS := $(wildcard vmtests/vt_*.c)
 VMTEST_BINS := $(patsubst vmtests/%.c,$(OUTPUT)/vmtests/%,$(VMTEST_SRCS))
+# benchmarks that run in the VM (vmtests/run.sh --bench): sources in bench/,
+# binaries beside the VM tests, which the guest image takes as a whole
+VM_BENCH_SRCS := $(wildcard bench/vt_*.c)
+VMTEST_BINS += $(patsubst bench/%.c,$(OUTPUT)/vmtests/%,$(VM_BENCH_SRCS))
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(OUTPUT)/bench/%,$(BENCH_SRCS))
 
@@ -159,6 +163,10 @@ $(OUTPUT)/tests/helpers/%: tests/helpers/%.c | $(OUTPUT)/tests/helpers
 	$(Q)$(CC) $(HELPER_CFLAGS) -MMD -MP $< -o $@
 
 $(OUTPUT)/vmtests/%: vmtests/%.c $(LIBKGATE) tests/testlib.h | $(OUTPUT)/vmtests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests -MMD -MP $< $(LIBKGATE) $(LDFLAGS) $(LDLIBS) -o $@
+
+$(OUTPUT)/vmtests/%: bench/%.c $(LIBKGATE) tests/testlib.h | $(OUTPUT)/vmtests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests -MMD -MP $< $(LIBKGATE) $(LDFLAGS) $(LDLIBS) -o $@
 

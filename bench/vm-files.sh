@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# File-heavy work in full mode (vmtests/vt_bench_files.c), as a report
+# File-heavy work in full mode (bench/vt_bench_files.c), as a report
 # section: reads the "files*" result lines of a VM bench run.
 #
 # Usage: bench/vm-files.sh JSONL   (markdown on stdout; nothing when the run

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The BPF LSM path, measured in the VM: boots `vmtests/run.sh BUILD_DIR
-# --bench` (vmtests/vt_bench.c in the full configuration) and turns its
+# --bench` (bench/vt_bench.c in the full configuration) and turns its
 # "KGATE-BENCH {json}" lines into a report section.
 #
 # Usage: bench/vm.sh BUILD_DIR --out DIR
@@ -118,7 +118,7 @@ def verdict($v; $t): if $v == null or $v == 0 then "n/a"
   ""
 ' --argjson main_all "$(jq '.ops' "$json")" --argjson progs "$(jq '.progs' "$json")" "$json" >"$md" ||
 	not_measured "the report could not be generated from $jsonl"
-# file-heavy work (vmtests/vt_bench_files.c): its own section and key
+# file-heavy work (bench/vt_bench_files.c): its own section and key
 "$here/vm-files.sh" "$jsonl" >>"$md"
 files_json=$("$here/vm-files.sh" --json "$jsonl")
 if [ -n "$files_json" ]; then

@@ -41,8 +41,8 @@
 #include <sys/utsname.h>
 
 #include "testlib.h"
-#include "../bench/bench.h"
-#include "../bench/loops.h"
+#include "bench.h"
+#include "loops.h"
 #include "selfprotect.h"
 
 #define NSIZES 3

@@ -39,7 +39,7 @@
 #include <sys/utsname.h>
 
 #include "testlib.h"
-#include "../bench/bench.h"
+#include "bench.h"
 #include "selfprotect.h"
 
 #define VF_DIRS		50
