@@ -153,6 +153,8 @@ $(OUTPUT)/tests/%: tests/%.c $(LIBKGATE) tests/testlib.h | $(OUTPUT)/tests
 
 # the HTTP API's tests are HTTP clients (libcurl), the daemon is not
 $(OUTPUT)/tests/test_api $(OUTPUT)/tests/test_web $(OUTPUT)/tests/test_dispatch: LDLIBS += -lcurl
+# test_otlp is the collector (libmicrohttpd, threads)
+$(OUTPUT)/tests/test_otlp: LDLIBS += -lpthread
 
 # Helpers are the programs a test runs *inside* a governed job: built without
 # sanitizers, whose runtimes (LeakSanitizer's ptrace-based stop-the-world)

@@ -482,6 +482,22 @@ static void record_drop(const struct export_args *a, const struct batch *b,
 	kg_audit_close(au);
 }
 
+/* A batch of nothing but this exporter's own loss records: recording its
+ * drop would make another such record, and so on, as long as the collector
+ * refuses; it is counted and warned about instead. */
+static bool only_own_loss_records(const struct batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		const char *op = json_string_value(json_object_get(b->recs[i], "op"));
+
+		if (!op || strcmp(op, "otlp_export"))
+			return false;
+	}
+	return true;
+}
+
 static void sleep_ms(unsigned ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
@@ -523,7 +539,11 @@ static int deliver(const struct export_args *a, struct kg_otlp *o, struct kg_sea
 		if (r == 2 || (a->max_retries >= 0 && tries >= a->max_retries)) {
 			s->dropped_records += b->n;
 			s->dropped_batches++;
-			record_drop(a, b, s, err);
+			if (!only_own_loss_records(b))
+				record_drop(a, b, s, err);
+			else
+				kg_warn("audit: export: %zu loss records of this exporter dropped "
+					"(%s); not recorded again (that would never end)", b->n, err);
 			r = 1;
 			break;
 		}
