@@ -71,6 +71,12 @@ TEST(follow_live_trail_across_rotation_and_gzip)
 		usleep(20000);
 	kill(pid, SIGTERM);
 	rc = sf_wait(pid);
+	{
+		char *e = sf_read(err);
+
+		printf("%s", e);
+		free(e);
+	}
 	ASSERT_EQ(rc, 0, "follow exits 0 on SIGTERM");
 	expect_seqs(out, 1, n);
 	position_of(err, pos, sizeof(pos));

@@ -311,8 +311,10 @@ static int catch_up(struct kg_tail *t, kg_tail_fn fn, void *ctx, int *taken)
 {
 	uint64_t want = t->want_hash[0] ? t->seq : t->seq + 1, first, afirst;
 	char **paths = NULL;
-	int n = 0, i, start = -1, err;
+	int n = 0, i, start = -1, err, tries = 0;
 
+relist:
+	start = -1;
 	err = kg_audit_list_segments(t->dir, &paths, &n);
 	if (err == -ENOENT)
 		return 0;
@@ -344,6 +346,14 @@ static int catch_up(struct kg_tail *t, kg_tail_fn fn, void *ctx, int *taken)
 			break;
 	}
 	kg_audit_free_list(paths, n);
+	paths = NULL;
+	n = 0;
+	if (err == -ENOENT && tries++ < 8) {
+		/* a plain closed segment was compressed (and removed) between
+		 * the listing and the open: list again, read its .gz */
+		want = t->want_hash[0] ? t->seq : t->seq + 1;
+		goto relist;
+	}
 	if (err)
 		return err;
 	err = open_active(t);
