@@ -39,6 +39,8 @@ test=(
 	dnsmasq-base ldnsutils
 	# make bench (report assembly)
 	jq
+	# the Kubernetes manifests' check (tests/test_k8s_manifests.sh)
+	python3-yaml
 )
 vm=(
 	# VM suite: QEMU and a static busybox for the initramfs, packed with
