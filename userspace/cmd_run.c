@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cmds.h"
+#include "record/journal.h"
 #include "admission.h"
 #include "common.h"
 #include "job.h"
@@ -219,7 +220,17 @@ int cmd_run(int argc, char **argv)
 	}
 	if (nlabels && !(spec.labels = labels_json(labels, nlabels)))
 		return kg_err("run: --label: out of memory or not UTF-8"), KG_EXIT_USAGE;
+	/* under systemd (JOURNAL_STREAM names our stderr): every line about
+	 * the job carries a syslog priority; decisions their own (follow.c) */
+	if (spec.live == stderr && kg_journal_stderr()) {
+		FILE *j = kg_journal_lines(stderr, 6);
+
+		if (j)
+			spec.live = j;
+	}
 	rc = kg_job_run(&spec);
+	if (spec.live && spec.live != stderr)
+		fclose(spec.live);
 	json_decref(spec.labels);
 	free((char *)invoker.as_name);
 	return rc;

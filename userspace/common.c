@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* common.c - logging, paths and small helpers shared by every module. */
 #include "common.h"
+#include "record/journal.h"
 #include <linux/types.h>
 #include "kgate.h"
 #include "kg_abi.h"
@@ -19,8 +20,12 @@
 
 struct kg_env kg_env;
 
-static void vlog(FILE *f, const char *prefix, const char *fmt, va_list ap)
+/* prio: the syslog priority, written as "<N>" in front when stderr is
+ * systemd's journal (record/journal.h) */
+static void vlog(FILE *f, int prio, const char *prefix, const char *fmt, va_list ap)
 {
+	if (f == stderr && kg_journal_stderr())
+		fprintf(f, "<%d>", prio);
 	fputs(prefix, f);
 	vfprintf(f, fmt, ap);
 	fputc('\n', f);
@@ -43,7 +48,7 @@ int kg_err(const char *fmt, ...)
 		free(s);
 		json_decref(o);
 	} else {
-		vlog(stderr, "kgate: error: ", fmt, ap);
+		vlog(stderr, 3, "kgate: error: ", fmt, ap);
 	}
 	va_end(ap);
 	return -1;
@@ -54,7 +59,7 @@ void kg_warn(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(stderr, "kgate: warning: ", fmt, ap);
+	vlog(stderr, 4, "kgate: warning: ", fmt, ap);
 	va_end(ap);
 }
 
@@ -63,7 +68,7 @@ void kg_info(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(stderr, "kgate: ", fmt, ap);
+	vlog(stderr, 6, "kgate: ", fmt, ap);
 	va_end(ap);
 }
 
@@ -74,7 +79,7 @@ void kg_debug(const char *fmt, ...)
 	if (!kg_env.verbose)
 		return;
 	va_start(ap, fmt);
-	vlog(stderr, "kgate: debug: ", fmt, ap);
+	vlog(stderr, 7, "kgate: debug: ", fmt, ap);
 	va_end(ap);
 }
 

@@ -8,6 +8,7 @@
 #include "audit.h"
 #include "common.h"
 #include "follow.h"
+#include "record/journal.h"
 #include "record/tail.h"
 
 struct kg_follow {
@@ -40,6 +41,9 @@ static void print_record(FILE *out, json_t *rec)
 	json_t *subj = json_object_get(rec, "subject"), *extra = json_object_get(rec, "extra");
 	const char *outcome = json_string_value(json_object_get(extra, "outcome"));
 
+	/* under systemd (JOURNAL_STREAM): the record's syslog priority */
+	if (kg_journal_stderr())
+		fprintf(out, "<%d>", kg_journal_record_priority(rec));
 	fprintf(out, "kgate: %-16s %-7s %-13s %s  [rule %s, %s, pid %lld %s]\n",
 		json_string_value(json_object_get(rec, "decision")) ?: "-",
 		outcome && !strcmp(outcome, "refused") ? "REFUSED" : "allowed",
