@@ -17,6 +17,9 @@
  *   sock_create  socket(2) family/type allow-list (raw, packet, netlink...),
  *                ICMP datagram sockets (struct kg_policy: icmp_allow)
  *   bind4/6      inbound: a non-loopback local address needs a "bind" rule
+ *   cgroup_skb/ingress   degraded mode only: packets to a listener the kernel
+ *                bound itself (listen() without bind)
+ *   cgroup_skb/egress    degraded mode only: packets carrying a source route
  *
  * IPv4 addresses are looked up as IPv4-mapped IPv6, so connecting to
  * ::ffff:10.0.0.1 over an AF_INET6 socket meets the rules of 10.0.0.1.
@@ -458,12 +461,15 @@ static __always_inline void kg_socket_decide(struct kg_ctx *c, __u32 family, __u
 		if (refused)
 			decision = c->pol->socket_decision;
 	}
-	/* ping sockets (and raw inet ones no socket rule decided): their
-	 * sendto reaches no cgroup hook, so they are decided here */
+	/* ping sockets (and raw inet and packet ones no socket rule decided):
+	 * what they send reaches no cgroup hook, so they are decided here.  A
+	 * packet socket (lsm/socket_create, full mode; seccomp refuses them in
+	 * degraded mode) sends any frame to any host. */
 	if (!refused && c->pol && !c->pol->icmp_allow &&
-	    (family == KG_AF_INET || family == KG_AF_INET6) &&
-	    ((type == KG_SOCK_DGRAM && (proto == KG_PROTO_ICMP || proto == KG_PROTO_ICMPV6)) ||
-	     (type == KG_SOCK_RAW && !c->pol->socket_family_allow))) {
+	    (((family == KG_AF_INET || family == KG_AF_INET6) &&
+	      ((type == KG_SOCK_DGRAM && (proto == KG_PROTO_ICMP || proto == KG_PROTO_ICMPV6)) ||
+	       (type == KG_SOCK_RAW && !c->pol->socket_family_allow))) ||
+	     (family == KG_AF_PACKET && !c->pol->socket_family_allow))) {
 		/* rule 0: the net default refuses them (kg_decide reports it) */
 		rule_id = c->pol->icmp_rule_id;
 		decision = rule_id ? c->pol->icmp_decision : KG_DEC_NONE;
@@ -558,6 +564,311 @@ int BPF_PROG(kg_lsm_socket_listen, struct socket *sock, int backlog, int ret)
 		}
 	}
 	return c.allow ? 0 : -EPERM;
+}
+
+/* ---- degraded mode: listeners the kernel bound itself --------------------------
+ * listen() on a never-bound TCP socket binds it to the wildcard address and
+ * a port of the kernel's choosing, past bind4/6; without BPF LSM nothing sees
+ * that listen() (seccomp cannot tell a bound socket from an unbound one, and
+ * Landlock's TCP bind right is checked at bind(2) only).  So the packets do:
+ * this program runs for every packet delivered to a socket of the job
+ * (cgroup_skb, attached to the job's cgroup, loaded only without BPF LSM,
+ * where lsm/socket_listen refuses the listen() itself).  A packet that
+ * reaches a TCP listener of the job that no bind(2) placed (its userlocks
+ * hold neither an address nor a port), from outside the loopback addresses,
+ * is dropped unless a bind of the wildcard address on port 0 would be
+ * allowed, which is lsm/socket_listen's decision.  The peer sees no answer
+ * to its SYN; the job's loopback clients still connect.  A SYN dropped is
+ * recorded as a refused net_bind (pid 0: it is the peer's packet, decided in
+ * the softirq, and the socket's uid). */
+#define KG_ETH_P_IP		0x0800
+#define KG_ETH_P_IPV6		0x86DD
+#define KG_SOCK_BINDADDR_LOCK	4
+#define KG_SOCK_BINDPORT_LOCK	8
+
+/* The job of the packet's socket: its cgroup, then its ancestors. */
+static __always_inline struct kg_job *kg_skb_job(struct __sk_buff *skb, __u64 *cgid_out)
+{
+	__u64 cgid = bpf_skb_cgroup_id(skb);
+	struct kg_job *job;
+	int level;
+
+	job = bpf_map_lookup_elem(&kg_jobs, &cgid);
+	if (job) {
+		*cgid_out = cgid;
+		return job;
+	}
+	for (level = 1; level < KG_MAX_CGROUP_LEVELS; level++) {
+		__u64 id = bpf_skb_ancestor_cgroup_id(skb, level);
+
+		if (!id || id == cgid)
+			break;
+		job = bpf_map_lookup_elem(&kg_jobs, &id);
+		if (job) {
+			*cgid_out = id;
+			return job;
+		}
+	}
+	return NULL;
+}
+
+/* The common part of a refusal decided on a packet: no task to name (pid 0),
+ * the socket's uid. */
+static __always_inline void kg_skb_event_fill(struct kg_event *e, struct __sk_buff *skb,
+					      struct kg_ctx *c, __u8 op, __u32 rule_id)
+{
+	e->ts_ns = bpf_ktime_get_ns();
+	e->job_cgid = c->cgid;
+	e->job_id = c->job ? c->job->job_id : 0;
+	e->pid = 0;
+	e->tid = 0;
+	e->uid = bpf_get_socket_uid(skb);
+	e->policy_id = c->policy_id;
+	e->rule_id = rule_id;
+	e->kind = KG_EV_DECISION;
+	e->op = op;
+	e->decision = KG_DEC_DENY;
+	e->mechanism = KG_MECH_CGROUP_BPF;
+	e->flags = 0;
+	e->count = 1;
+	__builtin_memset(e->comm, 0, sizeof(e->comm));
+	__builtin_memset(&e->target, 0, sizeof(e->target));
+	e->family = 0;
+	e->aux = 0;
+	e->path[0] = '\0';
+}
+
+/* 1 when the packet is addressed to a loopback address; *syn when it is a
+ * TCP SYN (no ACK) whose header could be read. */
+static __always_inline int kg_skb_to_loopback(struct __sk_buff *skb, bool *syn)
+{
+	__u8 hdr[40], flags = 0;
+	__u32 off = 0;
+
+	*syn = false;
+	if (skb->protocol == bpf_htons(KG_ETH_P_IP)) {
+		if (bpf_skb_load_bytes(skb, 0, hdr, 20))
+			return 0;
+		if (hdr[16] == 127)
+			return 1;
+		if (hdr[9] == KG_PROTO_TCP)
+			off = (hdr[0] & 0xf) * 4;
+	} else if (skb->protocol == bpf_htons(KG_ETH_P_IPV6)) {
+		__u32 *d;
+
+		if (bpf_skb_load_bytes(skb, 0, hdr, 40))
+			return 0;
+		d = (__u32 *)&hdr[24];
+		if (!d[0] && !d[1] && ((!d[2] && d[3] == bpf_htonl(1)) ||
+				       (d[2] == bpf_htonl(0xffff) && hdr[36] == 127)))
+			return 1;
+		if (hdr[6] == KG_PROTO_TCP)
+			off = 40;
+	} else {
+		return 0;
+	}
+	if (off >= 20 && off <= 60 && !bpf_skb_load_bytes(skb, off + 13, &flags, 1))
+		*syn = (flags & 0x12) == 0x02;
+	return 0;
+}
+
+SEC("cgroup_skb/ingress")
+int kg_listen_unbound_ingress(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct kg_counters *cnt;
+	__u8 addr[16] = {};
+	__u8 decision = KG_DEC_NONE, locks;
+	__u32 rule_id = 0;
+	struct tcp_sock *tp;
+	struct kg_event *e;
+	struct kg_ctx c;
+	__u32 family;
+	bool syn;
+
+	if (!sk)
+		return CG_ALLOW;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->state != BPF_TCP_LISTEN || sk->protocol != KG_PROTO_TCP)
+		return CG_ALLOW;
+	family = sk->family;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return CG_ALLOW;
+	locks = BPF_CORE_READ_BITFIELD(&tp->inet_conn.icsk_inet.sk, sk_userlocks);
+	if (locks & (KG_SOCK_BINDADDR_LOCK | KG_SOCK_BINDPORT_LOCK))
+		return CG_ALLOW;	/* placed by bind(2): decided there */
+	if (kg_skb_to_loopback(skb, &syn))
+		return CG_ALLOW;
+	__builtin_memset(&c, 0, sizeof(c));
+	c.job = kg_skb_job(skb, &c.cgid);
+	if (!c.job)
+		return CG_ALLOW;
+	c.policy_id = c.job->policy_id;
+	c.pol = bpf_map_lookup_elem(&kg_policies, &c.policy_id);
+	c.op = KG_OP_NET_BIND;
+	c.mechanism = KG_MECH_CGROUP_BPF;
+	if (family == KG_AF_INET) {
+		addr[10] = 0xff;
+		addr[11] = 0xff;
+	}
+	kg_net_match(&c, addr, 0, KG_PROTO_TCP, KG_NET_OP_BIND, &decision, &rule_id);
+	if (decision == KG_DEC_ALLOW || decision == KG_DEC_ALLOW_WITH_CONSTRAINTS ||
+	    decision == KG_DEC_AUDIT || decision == KG_DEC_NO_OP)
+		return CG_ALLOW;
+	if (c.pol && kg_controller_dead_fail_open(&c, bpf_ktime_get_ns()))
+		return CG_ALLOW;
+	if (!syn)
+		return CG_DENY;
+	cnt = kg_counters_get();
+	if (cnt)
+		__sync_fetch_and_add(&cnt->decisions[KG_DEC_DENY], 1);
+	e = bpf_ringbuf_reserve(&kg_events, sizeof(*e), 0);
+	if (!e) {
+		if (cnt)
+			__sync_fetch_and_add(&cnt->events_lost[KG_EV_DECISION], 1);
+		return CG_DENY;
+	}
+	if (cnt)
+		__sync_fetch_and_add(&cnt->events_sent[KG_EV_DECISION], 1);
+	kg_skb_event_fill(e, skb, &c, KG_OP_NET_BIND, rule_id);
+	__builtin_memcpy(e->target.net.addr, addr, 16);
+	e->target.net.proto = KG_PROTO_TCP;
+	e->family = (__u8)family;
+	e->aux = KG_SOCK_STREAM;
+	bpf_ringbuf_submit(e, 0);
+	return CG_DENY;
+}
+
+/* ---- degraded mode: source routes given per message -----------------------------
+ * A source route in a sendmsg's ancillary data (IP_RETOPTS with LSRR/SSRR,
+ * IPV6_RTHDR) sends the packet to the route's first address, not the one
+ * sendmsg4/6 checked; lsm/socket_sendmsg refuses that in full mode, and the
+ * setsockopt forms are refused by seccomp in every mode.  Without BPF LSM
+ * nothing sees the ancillary data, so the packet is checked as it leaves:
+ * an IPv4 header whose options hold a loose or strict source route, or an
+ * IPv6 packet with a routing header (directly or after hop-by-hop or
+ * destination options), is dropped and sendmsg fails with EPERM.  Recorded
+ * as a refused net_send whose aux is the cmsg type (as in full mode): pid 0
+ * (the packet's sender is not known here) and the socket's uid. */
+#define KG_IPOPT_END	0
+#define KG_IPOPT_NOOP	1
+#define KG_IPOPT_LSRR	131
+#define KG_IPOPT_SSRR	137
+#define KG_NEXTHDR_HOP		0
+#define KG_NEXTHDR_ROUTING	43
+#define KG_NEXTHDR_DEST		60
+#define KG_IP_RETOPTS_TYPE	7
+#define KG_IPV6_RTHDR_TYPE	57
+
+struct kg_optscan {
+	struct __sk_buff *skb;
+	__u32 off, end;
+	bool route;
+};
+
+static long kg_optscan_cb(__u32 i, void *arg)
+{
+	struct kg_optscan *s = arg;
+	__u8 o[2];
+
+	if (s->off >= s->end || bpf_skb_load_bytes(s->skb, s->off, o, 1))
+		return 1;
+	if (o[0] == KG_IPOPT_END)
+		return 1;
+	if (o[0] == KG_IPOPT_NOOP) {
+		s->off++;
+		return 0;
+	}
+	if (o[0] == KG_IPOPT_LSRR || o[0] == KG_IPOPT_SSRR) {
+		s->route = true;
+		return 1;
+	}
+	if (s->off + 1 >= s->end || bpf_skb_load_bytes(s->skb, s->off, o, 2) || o[1] < 2)
+		return 1;
+	s->off += o[1];
+	return 0;
+}
+
+/* The cmsg type that carries the packet's source route, or 0. */
+static __always_inline __u32 kg_skb_source_route(struct __sk_buff *skb)
+{
+	__u8 b[2];
+
+	if (skb->protocol == bpf_htons(KG_ETH_P_IP)) {
+		struct kg_optscan s = { .skb = skb, .off = 20 };
+
+		if (bpf_skb_load_bytes(skb, 0, b, 1) || (b[0] & 0xf) <= 5)
+			return 0;
+		s.end = (b[0] & 0xf) * 4;
+		bpf_loop(40, kg_optscan_cb, &s, 0);
+		return s.route ? KG_IP_RETOPTS_TYPE : 0;
+	}
+	if (skb->protocol == bpf_htons(KG_ETH_P_IPV6)) {
+		__u32 off = 40;
+		__u8 next;
+		int i;
+
+		if (bpf_skb_load_bytes(skb, 6, &next, 1))
+			return 0;
+		for (i = 0; i < 3; i++) {
+			if (next == KG_NEXTHDR_ROUTING)
+				return KG_IPV6_RTHDR_TYPE;
+			if (next != KG_NEXTHDR_HOP && next != KG_NEXTHDR_DEST)
+				return 0;
+			if (bpf_skb_load_bytes(skb, off, b, 2))
+				return 0;
+			next = b[0];
+			off += (b[1] + 1) * 8;
+		}
+	}
+	return 0;
+}
+
+SEC("cgroup_skb/egress")
+int kg_source_route_egress(struct __sk_buff *skb)
+{
+	struct kg_counters *cnt;
+	struct kg_event *e;
+	struct kg_ctx c;
+	__u32 type;
+
+	type = kg_skb_source_route(skb);
+	if (!type)
+		return CG_ALLOW;
+	__builtin_memset(&c, 0, sizeof(c));
+	c.job = kg_skb_job(skb, &c.cgid);
+	if (!c.job)
+		return CG_ALLOW;
+	c.policy_id = c.job->policy_id;
+	c.pol = bpf_map_lookup_elem(&kg_policies, &c.policy_id);
+	if (c.pol && kg_controller_dead_fail_open(&c, bpf_ktime_get_ns()))
+		return CG_ALLOW;
+	cnt = kg_counters_get();
+	if (cnt)
+		__sync_fetch_and_add(&cnt->decisions[KG_DEC_DENY], 1);
+	e = bpf_ringbuf_reserve(&kg_events, sizeof(*e), 0);
+	if (!e) {
+		if (cnt)
+			__sync_fetch_and_add(&cnt->events_lost[KG_EV_DECISION], 1);
+		return CG_DENY;
+	}
+	if (cnt)
+		__sync_fetch_and_add(&cnt->events_sent[KG_EV_DECISION], 1);
+	kg_skb_event_fill(e, skb, &c, KG_OP_NET_SEND, 0);
+	/* the target: where the packet goes first (the route's first hop) */
+	if (skb->protocol == bpf_htons(KG_ETH_P_IP)) {
+		e->family = KG_AF_INET;
+		e->target.net.addr[10] = 0xff;
+		e->target.net.addr[11] = 0xff;
+		bpf_skb_load_bytes(skb, 16, &e->target.net.addr[12], 4);
+	} else {
+		e->family = KG_AF_INET6;
+		bpf_skb_load_bytes(skb, 24, e->target.net.addr, 16);
+	}
+	e->aux = type;
+	bpf_ringbuf_submit(e, 0);
+	return CG_DENY;
 }
 
 #define KG_SOL_IP		0

@@ -400,7 +400,9 @@ static void matrix_hold(struct kg_doctor_report *r)
 static void matrix_common(struct kg_doctor_report *r)
 {
 	if (r->cgroup_bpf)
-		row(r, KG_RT_NET, KG_ENF_FULL, "cgroup-BPF (connect4/6, sendmsg4/6)", "");
+		row(r, KG_RT_NET, KG_ENF_FULL, "cgroup-BPF (connect4/6, sendmsg4/6, bind4/6)",
+		    r->full ? "" : "listen() without bind() and per-message source routes are "
+		    "decided on their packets (cgroup_skb), not at the call");
 	else if (r->landlock_abi >= 4)
 		row(r, KG_RT_NET, KG_ENF_PARTIAL, "Landlock (TCP bind/connect ports)",
 		    "no address/CIDR rules, no UDP");

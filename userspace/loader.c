@@ -113,9 +113,16 @@ static bool is_lsm_prog(const struct bpf_program *p)
 	return !strncmp(sec, "lsm/", 4) || !strncmp(sec, "lsm.s/", 6);
 }
 
+/* cgroup_skb programs stand in for LSM hooks where BPF LSM is unavailable
+ * (net.bpf.c: a listener the kernel bound itself): loaded only then. */
+static bool is_skb_prog(const struct bpf_program *p)
+{
+	return !strncmp(bpf_program__section_name(p), "cgroup_skb/", 11);
+}
+
 static bool is_cgroup_prog(const struct bpf_program *p)
 {
-	return !strncmp(bpf_program__section_name(p), "cgroup/", 7);
+	return !strncmp(bpf_program__section_name(p), "cgroup/", 7) || is_skb_prog(p);
 }
 
 /* Does the running kernel have the LSM hook?  (file_truncate is 6.2+, for
@@ -303,6 +310,8 @@ static struct bpf_object *open_object(const struct kg_obj_desc *d, const char *p
 			load = want_lsm && kernel_has_lsm_hook(vmlinux, bpf_program__section_name(p),
 							       bpf_program__name(p)) &&
 			       !lsm_link_pinned(d->name, p);
+		else if (is_skb_prog(p))
+			load = !want_lsm;
 		bpf_program__set_autoload(p, load);
 		loadable += load;
 	}

@@ -247,6 +247,22 @@ static void rule_of(json_t *snap, const struct kg_event *e, char *id, size_t idl
 		*reason = "too many refusals: the job is in cooldown";
 		return;
 	}
+	/* refusals no rule of the policy can lift (net.bpf.c): a listener on a
+	 * non-loopback address without a bind rule, a source route (aux = the
+	 * cmsg type: IP_RETOPTS 7, IPV6_RTHDR 57, IPV6_2292RTHDR 5; a sendmsg4/6
+	 * event's aux is the socket type, 1-3) */
+	if (e->op == KG_OP_NET_BIND && !e->rule_id && e->decision == KG_DEC_DENY) {
+		snprintf(id, idlen, "kgate:inbound");
+		*reason = "listening on a non-loopback address needs a net rule with ops [\"bind\"]";
+		return;
+	}
+	if (e->op == KG_OP_NET_SEND && !e->rule_id && e->decision == KG_DEC_DENY &&
+	    (e->aux == 5 || e->aux == 7 || e->aux == 57)) {
+		snprintf(id, idlen, "kgate:source-route");
+		*reason = "a source route sends the packet to its first hop, not to the address "
+			  "the rules checked";
+		return;
+	}
 	if (!e->rule_id) {
 		snprintf(id, idlen, "default");
 		*reason = "no rule matched: the class default decided";

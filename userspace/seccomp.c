@@ -352,12 +352,57 @@ static int add_policy_rule(scmp_filter_ctx ctx, struct owned *o, const struct kg
  * bluetooth...  The error is the rule's.  In full mode lsm/socket_create
  * covers them (and audits each refusal), so the filter leaves them alone. */
 #define KG_AF_MAX 64
+#ifndef SOCK_PACKET
+#define SOCK_PACKET 10
+#endif
+
+/* Does the policy refuse, hold or throttle any network destination?  The
+ * same test as maps.c's for ICMP and raw sockets (fill_icmp). */
+static bool net_restricts(enum kg_decision d)
+{
+	return d != KG_DEC_NONE && d != KG_DEC_ALLOW && d != KG_DEC_AUDIT;
+}
+
+static bool policy_restricts_net(const struct kg_policy_doc *doc)
+{
+	size_t i;
+
+	if (!doc)
+		return false;
+	if (net_restricts(doc->class_default[KG_CLASS_NET]))
+		return true;
+	for (i = 0; i < doc->nrules; i++)
+		if (doc->rules[i].kind == KG_RULE_NET && net_restricts(doc->rules[i].decision))
+			return true;
+	return false;
+}
+
+/* Packet sockets send any frame to any host past every cgroup hook (a root
+ * job keeps CAP_NET_RAW).  They are allowed when the socket rule lists
+ * "packet" with allow_raw, or, with no socket rule, when the policy
+ * restricts no network destination (like raw inet sockets, decided by
+ * kg_sock_create).  socket(AF_INET, SOCK_PACKET) is the old spelling of a
+ * packet socket: the kernel makes it one before inet_create, so neither the
+ * family list nor cgroup/sock_create would see it. */
+static int add_packet_socket_rules(scmp_filter_ctx ctx, int nr, bool refuse_af_packet, int err)
+{
+	int ret = 0;
+
+	if (refuse_af_packet)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(err), nr, 1,
+				       SCMP_A0(SCMP_CMP_EQ, (uint64_t)AF_PACKET));
+	if (ret >= 0)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(err), nr, 2,
+				       SCMP_A0(SCMP_CMP_EQ, (uint64_t)AF_INET),
+				       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (uint64_t)SOCK_PACKET));
+	return ret < 0 ? kg_err("seccomp: packet socket rule: %s", strerror(-ret)), ret : 0;
+}
 
 static int add_socket_family_rules(scmp_filter_ctx ctx, const struct kg_policy_doc *doc)
 {
 	int nr = seccomp_syscall_resolve_name("socket"), ret, fam, err = EPERM;
 	uint64_t allowed = 0;
-	bool have = false;
+	bool have = false, allow_raw = false, packet_ok;
 	size_t i;
 
 	for (i = 0; doc && i < doc->nrules; i++) {
@@ -366,8 +411,10 @@ static int add_socket_family_rules(scmp_filter_ctx ctx, const struct kg_policy_d
 		     doc->rules[i].decision != KG_DEC_REQUIRE_APPROVAL))
 			continue;
 		allowed |= doc->rules[i].families;
+		allow_raw = doc->rules[i].allow_raw;
 		have = true;
 	}
+	packet_ok = (allowed & (1ull << AF_PACKET)) && allow_raw;
 	/* No allow-list in the policy: the families every program uses.  A
 	 * socket() of a family no module provides yet makes the kernel run
 	 * modprobe for it (request_module, no capability asked), which in
@@ -377,6 +424,7 @@ static int add_socket_family_rules(scmp_filter_ctx ctx, const struct kg_policy_d
 		allowed = 1ull << AF_UNIX | 1ull << AF_INET | 1ull << AF_INET6 |
 			  1ull << AF_NETLINK | 1ull << AF_PACKET;
 		err = EAFNOSUPPORT;
+		packet_ok = !policy_restricts_net(doc);
 	}
 	for (fam = 0; fam < KG_AF_MAX; fam++) {
 		if (allowed & (1ull << fam))
@@ -389,7 +437,11 @@ static int add_socket_family_rules(scmp_filter_ctx ctx, const struct kg_policy_d
 	/* families beyond the table are refused too */
 	ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(err), nr, 1,
 			       SCMP_A0(SCMP_CMP_GE, (uint64_t)KG_AF_MAX));
-	return ret < 0 ? kg_err("seccomp: socket family rule: %s", strerror(-ret)), ret : 0;
+	if (ret < 0)
+		return kg_err("seccomp: socket family rule: %s", strerror(-ret)), ret;
+	if (packet_ok)
+		return 0;
+	return add_packet_socket_rules(ctx, nr, allowed & (1ull << AF_PACKET), EPERM);
 }
 
 /* Degraded mode, a policy that refuses some exec: Landlock checks the path

@@ -251,6 +251,47 @@ TEST(run_connect_allowed_denied_and_packet_socket)
 	bb_teardown();
 }
 
+/* Packet sockets without a socket rule follow the network restriction (a
+ * root job keeps CAP_NET_RAW): lsm/socket_create in full mode, seccomp
+ * without BPF LSM, for AF_PACKET and for socket(AF_INET, SOCK_PACKET). */
+TEST(run_packet_sockets_follow_the_network_restriction)
+{
+	char policy[512], script[1024];
+	const char *probe = bb_helper("net_probe"), *trace;
+	json_t *recs;
+	int rc;
+
+	bb_setup(false);
+	bb_policy("p.json", "{\"version\":1,\"name\":\"vt-nonet\",\"default\":\"allow\","
+		  "\"runtime_defaults\":{\"net\":\"deny\"},\"runtime\":[]}", policy, sizeof(policy));
+	snprintf(script, sizeof(script),
+		 "%s socket 17 3 0; echo raw=$?; %s socket 17 2 0; echo dgram=$?; "
+		 "%s socket 2 10 768; echo old=$?; %s socket 2 1 0; echo tcp=$?",
+		 probe, probe, probe, probe);
+	rc = BB_KGATE("run.out", "run", "--policy", policy, "--", "/bin/sh", "-c", script);
+	ASSERT_EQ(rc, 0, "the job ran");
+	ASSERT_EQ(bb_result("run.out", "raw", NULL), EPERM, "no-network policy: AF_PACKET raw refused");
+	ASSERT_EQ(bb_result("run.out", "dgram", NULL), EPERM, "AF_PACKET dgram refused");
+	ASSERT_EQ(bb_result("run.out", "old", NULL), EPERM, "socket(AF_INET, SOCK_PACKET) refused");
+	ASSERT_EQ(bb_result("run.out", "tcp", NULL), 0, "an ordinary TCP socket works");
+	trace = bb_trace("run.out");
+	recs = bb_audit(trace);
+	if (bb_full())
+		ASSERT_GE(bb_count(recs, "decision", "socket_create", "deny", NULL, "bpf-lsm"), 3,
+			  "each packet socket refusal audited");
+	if (kt_failed_here)
+		bb_dump(recs);
+	json_decref(recs);
+
+	bb_policy("p2.json", "{\"version\":1,\"name\":\"vt-open\",\"default\":\"allow\","
+		  "\"runtime_defaults\":{\"net\":\"allow\"},\"runtime\":[]}", policy, sizeof(policy));
+	snprintf(script, sizeof(script), "%s socket 17 3 0; echo raw=$?", probe);
+	rc = BB_KGATE("run2.out", "run", "--policy", policy, "--", "/bin/sh", "-c", script);
+	ASSERT_EQ(rc, 0, "the job ran");
+	ASSERT_EQ(bb_result("run2.out", "raw", NULL), 0, "open network: a packet socket works");
+	bb_teardown();
+}
+
 TEST(run_agent_cannot_ptrace_signal_kgate_or_leave_its_cgroup)
 {
 	char policy[512];
