@@ -117,7 +117,10 @@ $(OUTPUT)/kg_objects.h: $(SKELS) Makefile | $(OUTPUT)
 	  for o in $(KG_OBJ_NAMES); do echo "#include \"$$o.skel.h\""; done; \
 	  echo '#define KG_OBJECTS(X) \\'; \
 	  for o in $(KG_OBJ_NAMES); do echo "	X($$o) \\"; done; \
-	  echo '	/* end */' ) > $@.tmp && mv $@.tmp $@
+	  echo '	/* end */'; \
+	  printf '#define KG_OBJECTS_TAG "%s"\n' \
+		"$$(cat $(patsubst %,$(OUTPUT)/bpf/%.bpf.o,$(KG_OBJ_NAMES)) | sha256sum | cut -c1-12)" ) \
+		> $@.tmp && mv $@.tmp $@
 
 # The ABI of the pinned maps: a build pins under <bpffs>/kgate/<abi id>, so
 # a build whose map layout differs never trips over (or breaks) the pins

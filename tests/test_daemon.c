@@ -520,7 +520,9 @@ TEST(killed_run_is_cleaned_up_by_the_next_run_without_a_daemon)
 	sleep_ms(2500);			/* the job's sleep ends meanwhile */
 	snprintf(cgdir, sizeof(cgdir), "%s", first.cgroup_path);
 	snprintf(links, sizeof(links), "%s/jobs/%llu", pindir, (unsigned long long)first.cgid);
-	ASSERT_OK(access(links, F_OK), "its links are still pinned before the next run");
+	/* governed by the programs on <cgroup2>/kgate (no links of its own),
+	 * or by its own links where the loader could not attach there */
+	ASSERT_OK(access(cgdir, F_OK), "its cgroup is still there before the next run");
 
 	{
 		char *argv[] = { (char *)kgate_bin(), "run", "-q", "--policy", p1, "--", "/bin/true",

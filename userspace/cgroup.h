@@ -42,6 +42,11 @@ struct kg_limit_report {
 /* Path of the cgroup2 mount (cached); NULL if there is none. */
 const char *kg_cgroup2_mount(void);
 
+/* The cgroup under the cgroup2 mount where every `kgate run` job lives
+ * (<cgroup2>/kgate/<trace>): the loader attaches the cgroup-BPF programs
+ * to it once, and job cgroups inherit them. */
+#define KG_JOBS_CGROUP "kgate"
+
 /* True if `ctrl` ("pids", "memory") is available in <cg2>/cgroup.controllers. */
 bool kg_cgroup2_has_controller(const char *ctrl);
 

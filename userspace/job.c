@@ -760,7 +760,7 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 	json_t *extra;
 	int err;
 
-	err = kg_cgroup_create_job("kgate", j->trace, &j->cg);
+	err = kg_cgroup_create_job(KG_JOBS_CGROUP, j->trace, &j->cg);
 	if (err)
 		return kg_err("run: cannot create the job cgroup: %s", strerror(-err));
 	j->have_cg = true;
@@ -800,10 +800,15 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 		return kg_err("run: cannot start the command: %s", strerror(-err));
 	j->started = true;
 	kg_kaudit_watch(j->ka, j->jp.pid);
-	err = kg_loader_attach_cgroup(j->loader, j->cg.fd, j->cg.id);
-	if (err)
-		return err;
-	j->links_attached = true;
+	/* the cgroup programs on <cgroup2>/kgate govern the job's cgroup (and
+	 * any it creates below) from its creation; only a loader that could
+	 * not put them there attaches a copy to the job itself */
+	if (!kg_loader_governs_jobs_root(j->loader)) {
+		err = kg_loader_attach_cgroup(j->loader, j->cg.fd, j->cg.id);
+		if (err)
+			return err;
+		j->links_attached = true;
+	}
 	err = kg_maps_add_job(j->loader, j->cg.id, j->job_id, j->policy_id,
 			      j->full ? 0 : KG_JOB_F_DEGRADED);
 	if (err)

@@ -6,7 +6,12 @@
  * a hash of the map layout, so builds with different layouts never share):
  *   <pin>/kg_*                 maps (shared by every object, by name)
  *   <pin>/links/<obj>.<prog>   global LSM links (full mode)
- *   <pin>/jobs/<cgid>/<prog>   cgroup-BPF links of one job
+ *   <pin>/root/<tag>-<obj>-<prog>  cgroup-BPF links on <cgroup2>/kgate, which
+ *                              every `kgate run` job inherits (<tag>: a hash
+ *                              of the BPF objects)
+ *   <pin>/ready_<tag>          marker: all of the above is in place (and
+ *                              whether the BPF LSM is attached or refused)
+ *   <pin>/jobs/<cgid>/<prog>   cgroup-BPF links of a governed cgroup
  * Pinned links keep enforcing when every kgate process is gone (fail
  * closed); a restarted controller finds the pins and re-uses them, so there
  * is no window in which a governed action is unenforced.
@@ -51,9 +56,16 @@ int kg_open_pinned_map_once(int *fd, const char *name);
 /* Attach the cgroup-BPF programs to a job's cgroup and pin the links: 0 or
  * -errno (-ENOENT: no cgroup program loaded). */
 int kg_loader_attach_cgroup(struct kg_loader *l, int cgroup_fd, uint64_t cgid);
+/* True when every cgroup-BPF program is attached to <cgroup2>/kgate
+ * (KG_JOBS_CGROUP), so that a job cgroup created below it is governed from
+ * its birth without an attach of its own. */
+bool kg_loader_governs_jobs_root(const struct kg_loader *l);
 /* Remove a job's pinned links (the cgroup going away detaches them too):
  * 0 or -errno, not logged. */
 int kg_loader_detach_cgroup(uint64_t cgid);
+
+/* The hash of the BPF objects in this build (names of the root links). */
+const char *kg_loader_objects_tag(void);
 
 /* Remove every pin under the pin dir (tests, `kgate daemon --uninstall`). */
 int kg_loader_unpin_all(void);

@@ -16,8 +16,6 @@
 #include "kgate.h"
 #include "selfprotect.h"
 
-/* The cgroup (under the cgroup2 mount) that `kgate run` puts its jobs in. */
-#define KG_JOBS_CGROUP "/kgate"
 
 static int add_dir(struct kg_sp_dirs *out, const char *path)
 {
@@ -223,7 +221,7 @@ bool kg_selfprotect_cgroup_governed(struct kg_loader *l, const char *cgroup_rel,
 	size_t mlen;
 
 	*job_cgid = 0;
-	under_root = !strncmp(cgroup_rel, KG_JOBS_CGROUP "/", strlen(KG_JOBS_CGROUP "/"));
+	under_root = !strncmp(cgroup_rel, "/" KG_JOBS_CGROUP "/", strlen("/" KG_JOBS_CGROUP "/"));
 	if (!mnt || fd < 0 || kg_snprintf(path, sizeof(path), "%s%s", mnt, cgroup_rel))
 		return under_root;
 	/* the cgroup, then each ancestor, as the hooks look them up */

@@ -343,10 +343,10 @@ static const char state_attacks[] =
 	"at() { n=$1; shift; $A \"$@\" >/dev/null 2>&1; echo \"$n=$?\"; }\n"
 	"S=$KGATE_STATE_DIR; L=$KGATE_AUDIT_DIR; B=$KGATE_BPFFS; P=$PPID\n"
 	"at pin_unlink unlink $B/kg_jobs\n"
-	/* the job's own cgroup links: <pins>/jobs/<its cgroup id>/<program> */
-	"ID=$(stat -c %i $CG2$(sed -n 's/^0:://p' /proc/self/cgroup))\n"
+	/* the cgroup links that govern the job: on <cgroup2>/kgate, pinned as
+	 * <pins>/root/<tag>-<obj>-<program> */
 	"for l in kg_connect4 kg_connect6 kg_sendmsg4 kg_sendmsg6 kg_sock_create; do\n"
-	"  at link_unlink unlink $B/jobs/$ID/$l; done\n"
+	"  at link_unlink unlink $B/root/$KT-net-$l; done\n"
 	"at key_read read $L/audit.key\n"
 	"at key_link link $L/audit.key $HOME/key\n"
 	"at trail_append append $L/audit.jsonl\n"
@@ -360,7 +360,7 @@ static const char state_attacks[] =
 	"for x in $P $D; do\n"
 	"  at proc_key_read_$x read /proc/$x/root$L/audit.key\n"
 	"  at proc_pin_unlink_$x unlink /proc/$x/root$B/kg_jobs\n"
-	"  at proc_link_unlink_$x unlink /proc/$x/root$B/jobs/$ID/kg_connect4\n"
+	"  at proc_link_unlink_$x unlink /proc/$x/root$B/root/$KT-net-kg_connect4\n"
 	"done\n"
 	"at secret_after read $HOME/secret/key\n"
 	"$N connect 127.0.0.2 9 >/dev/null 2>&1; echo connect_after=$?\n";
@@ -397,6 +397,7 @@ TEST(run_root_agent_cannot_reach_kgate_state)
 	setenv("A", bb_helper("kg_attack"), 1);
 	setenv("N", bb_helper("net_probe"), 1);
 	setenv("CG2", kg_cgroup2_mount(), 1);
+	setenv("KT", kg_loader_objects_tag(), 1);
 	snprintf(script, sizeof(script), "%s", state_attacks);
 	rc = BB_KGATE("run.out", "run", "--policy", policy, "--", "/bin/sh", "-c", script);
 	ASSERT_EQ(rc, 0, "the job ran to its end");
@@ -416,7 +417,7 @@ TEST(run_root_agent_cannot_reach_kgate_state)
 	ASSERT_TRUE(bb_refused(bb_result("run.out", label, NULL)), "a link via /proc/DAEMON/root");
 	out = bb_slurp("run.out");
 	ASSERT_TRUE(strstr(out, "\nlink_unlink=") && !strstr(out, "\nlink_unlink=0"),
-		    "the job's own cgroup links stay pinned");
+		    "the cgroup links governing the job stay pinned");
 	if (bb_full())
 		ASSERT_TRUE(!strstr(out, "\nlink_unlink=2"), "(found, and refused)");
 	free(out);
