@@ -188,7 +188,11 @@ TEST(holes_left_open_are_stated_per_rule)
 			  "... of its exact path applied to a subtree");
 	ASSERT_HAS_SUBSTR(out, "runtime_defaults file: audit is NOT done here",
 			  "... and of the audit default that records nothing");
+	ASSERT_HAS_SUBSTR(out, "\"ld.so FILE\" and mmap(PROT_EXEC) of a denied file are NOT covered",
+			  "... and of ld.so running a denied program");
 	run_capture(q, &out);
+	ASSERT_HAS_SUBSTR(out, "\\\"ld.so FILE\\\" and mmap(PROT_EXEC) of a denied file are NOT",
+			  "job_start says it too");
 	ASSERT_HAS_SUBSTR(out, "\"holes\":", "job_start has the rule's holes");
 	ASSERT_HAS_SUBSTR(out, "other names (hard links", "... with the hard link");
 	ASSERT_HAS_SUBSTR(out, "runtime_defaults file: audit is NOT done", "... and the notes");
@@ -197,5 +201,7 @@ TEST(holes_left_open_are_stated_per_rule)
 	ASSERT_HAS_SUBSTR(out, "other names (hard links", "... the hard link");
 	ASSERT_HAS_SUBSTR(out, "/view (another mount of it)", "... the bind it covers");
 	ASSERT_HAS_SUBSTR(out, "runtime_defaults file: audit is NOT done", "... and the notes");
+	ASSERT_HAS_SUBSTR(out, "\"ld.so FILE\" and mmap(PROT_EXEC) of a denied file are NOT covered",
+			  "... ld.so included");
 	destroy();
 }

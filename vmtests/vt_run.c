@@ -12,8 +12,10 @@
  */
 #include <arpa/inet.h>
 #include <glob.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "testlib.h"
@@ -289,6 +291,84 @@ TEST(run_packet_sockets_follow_the_network_restriction)
 	rc = BB_KGATE("run2.out", "run", "--policy", policy, "--", "/bin/sh", "-c", script);
 	ASSERT_EQ(rc, 0, "the job ran");
 	ASSERT_EQ(bb_result("run2.out", "raw", NULL), 0, "open network: a packet socket works");
+	bb_teardown();
+}
+
+/* A second local address (lo:9, 10.9.9.9) so a connection can come from a
+ * non-loopback address inside the guest; removed by taking lo:9 down. */
+static bool alias_address(bool up)
+{
+	struct ifreq ifr = { .ifr_name = "lo:9" };
+	struct sockaddr_in *a = (struct sockaddr_in *)&ifr.ifr_addr;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), r;
+
+	if (fd < 0)
+		return false;
+	if (up) {
+		a->sin_family = AF_INET;
+		inet_pton(AF_INET, "10.9.9.9", &a->sin_addr);
+		r = ioctl(fd, SIOCSIFADDR, &ifr);
+		inet_pton(AF_INET, "255.255.255.255", &a->sin_addr);
+		r = r ? r : ioctl(fd, SIOCSIFNETMASK, &ifr);
+	} else {
+		r = ioctl(fd, SIOCGIFFLAGS, &ifr);
+		ifr.ifr_flags &= ~IFF_UP;
+		r = r ? r : ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	close(fd);
+	return r == 0;
+}
+
+/* Inbound and first hop past bind4/6 and sendmsg4: listen() on a socket no
+ * bind() placed, and a source route given per message.  Full mode refuses
+ * the calls (lsm/socket_listen, lsm/socket_sendmsg); without BPF LSM their
+ * packets are dropped (cgroup_skb).  Either way a connection from a
+ * non-loopback address is never served, loopback clients are, the route's
+ * first hop is never reached, and each refusal is recorded. */
+TEST(run_listen_without_bind_and_source_routes_per_message)
+{
+	char policy[512], script[2048];
+	const char *probe = bb_helper("net_probe"), *trace;
+	json_t *recs;
+	int rc;
+
+	bb_setup(false);
+	if (!alias_address(true)) {
+		bb_teardown();
+		SKIP("cannot add 10.9.9.9 to lo:9");
+	}
+	bb_policy("p.json", "{\"version\":1,\"name\":\"vt-inbound\",\"default\":\"allow\","
+		  "\"runtime_defaults\":{\"net\":\"allow\"},\"runtime\":[{\"id\":\"not-2\","
+		  "\"net\":{\"cidr\":\"127.0.0.2/32\"},\"decision\":\"deny\"}]}", policy, sizeof(policy));
+	snprintf(script, sizeof(script),
+		 "P=%s; S=$(mktemp); $P retopts 127.0.0.2 9; echo route=$?; "
+		 "$P retopts-none 127.0.0.2 9; echo plain=$?; "
+		 "$P serve-unbound 4 6000 > $S & pid=$!; sleep 1; port=$(sed -n 's/^port //p' $S); "
+		 "if [ -n \"$port\" ]; then $P connect-ms 10.9.9.9 $port 3000; echo wild=$?; "
+		 "$P connect 127.0.0.1 $port; echo lo=$?; fi; wait $pid; echo serve=$?; cat $S",
+		 probe);
+	rc = BB_KGATE("run.out", "run", "--policy", policy, "--", "/bin/sh", "-c", script);
+	alias_address(false);
+	ASSERT_EQ(rc, 0, "the job ran");
+	ASSERT_EQ(bb_result("run.out", "route", NULL), EPERM, "a per-message source route is refused");
+	ASSERT_EQ(bb_result("run.out", "plain", NULL), 0, "the same sendmsg without it works");
+	if (bb_full()) {
+		ASSERT_EQ(bb_result("run.out", "serve", NULL), EPERM, "listen() without bind refused");
+	} else {
+		ASSERT_EQ(bb_result("run.out", "wild", NULL), 110,
+			  "a connection from 10.9.9.9 to the unbound listener gets no answer");
+		ASSERT_EQ(bb_result("run.out", "lo", NULL), 0, "a loopback client connects");
+		ASSERT_EQ(bb_result("run.out", "serve", NULL), 0, "and is served");
+	}
+	trace = bb_trace("run.out");
+	recs = bb_audit(trace);
+	ASSERT_GE(bb_count(recs, "decision", "net_send", "deny", "kgate:source-route",
+			   bb_full() ? "bpf-lsm" : "cgroup-bpf"), 1, "the source route is recorded");
+	ASSERT_GE(bb_count(recs, "decision", "net_bind", "deny", "kgate:inbound",
+			   bb_full() ? "bpf-lsm" : "cgroup-bpf"), 1, "the listener's refusal is recorded");
+	if (kt_failed_here)
+		bb_dump(recs);
+	json_decref(recs);
 	bb_teardown();
 }
 

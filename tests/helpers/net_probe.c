@@ -3,6 +3,8 @@
  * net_probe - one network action, for tests run inside a governed job.
  *
  *   net_probe connect ADDR PORT        TCP connect (IPv4, IPv6, ::ffff:a.b.c.d)
+ *   net_probe connect-ms ADDR PORT MS  TCP connect that gives up after MS ms
+ *                                      (exit 110: no answer)
  *   net_probe udp-sendto ADDR PORT     UDP sendto without connect()
  *   net_probe udp-connect ADDR PORT    UDP connect() then send()
  *   net_probe tfo ADDR PORT            TCP Fast Open: sendto(MSG_FASTOPEN)
@@ -135,6 +137,24 @@ int main(int argc, char **argv)
 		fd = socket(family, SOCK_STREAM, 0);
 		if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len))
 			return fail();
+	} else if (!strcmp(argv[1], "connect-ms")) {
+		struct pollfd pfd;
+		int err = 0;
+		socklen_t el = sizeof(err);
+
+		fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (fd < 0 || (connect(fd, (struct sockaddr *)&ss, len) && errno != EINPROGRESS))
+			return fail();
+		pfd.fd = fd;
+		pfd.events = POLLOUT;
+		if (poll(&pfd, 1, argc > 4 ? atoi(argv[4]) : 3000) != 1) {
+			printf("timeout\n");
+			return 110;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) || err) {
+			errno = err ? err : errno;
+			return fail();
+		}
 	} else if (!strcmp(argv[1], "udp-sendto")) {
 		fd = socket(family, SOCK_DGRAM, 0);
 		if (fd < 0 || sendto(fd, "x", 1, 0, (struct sockaddr *)&ss, len) < 0)
