@@ -584,6 +584,9 @@ static inline char *bench_base_policy(const struct bench *b, const char *extra)
 		"\"runtime\":["
 		"{\"id\":\"lo-allow\",\"net\":{\"cidr\":\"127.0.0.1/32\"},\"decision\":\"allow\"},"
 		"{\"id\":\"lo2-deny\",\"net\":{\"cidr\":\"127.0.0.2/32\"},\"decision\":\"deny\"},"
+		/* the loops' listeners bind the wildcard (loops_env_open) */
+		"{\"id\":\"bench-bind\",\"net\":{\"cidr\":\"0.0.0.0/0\",\"ops\":[\"bind\"]},"
+		"\"decision\":\"allow\"},"
 		"{\"id\":\"files-deny\",\"file\":{\"prefix\":\"%s/deny\",\"ops\":[\"read\",\"write\",\"exec\"]},"
 		"\"decision\":\"deny\"}%s]}", b->name, b->tmp, extra ? extra : "");
 	return s.s;

@@ -83,6 +83,15 @@ if [ -x "$here/peers.sh" ]; then
 	"$here/peers.sh" "${peer_args[@]}" >"$parts/peers.out" 2>"$parts/peers.log" && names+=(peers)
 fi
 
+# issue 13's figures beside their goals (from the parts above, plus the
+# start-up warm and cold): the first section of the report
+if [ -x "$here/goals.sh" ]; then
+	echo "bench: running goals.sh (start-up warm/cold, the goals table)" >&2
+	"$here/goals.sh" "$build" --out "$parts" >"$parts/goals.out" 2>"$parts/goals.log"
+	echo $? >"$parts/goals.rc"
+	names=(goals "${names[@]}")
+fi
+
 mode=$(jq -r '.mode // empty' "$parts/bench_ops.json" 2>/dev/null)
 [ -n "$mode" ] || mode=unknown
 
