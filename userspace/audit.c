@@ -2349,7 +2349,9 @@ int kg_audit_quiesce(struct kg_audit *a, int timeout_ms)
 	kg_audit_flush(a);
 	if (!a->sync.started || !syncer_here(a))
 		return 0;
-	for (ms = 0; ms < timeout_ms; ms += 5) {
+	/* 1 ms steps: this runs before every job's first fork, usually just
+	 * after the syncer started, which is idle again well within 5 ms */
+	for (ms = 0; ms < timeout_ms; ms++) {
 		bool idle;
 
 		pthread_mutex_lock(&a->sync.mu);
@@ -2357,7 +2359,7 @@ int kg_audit_quiesce(struct kg_audit *a, int timeout_ms)
 		pthread_mutex_unlock(&a->sync.mu);
 		if (idle)
 			return 0;
-		usleep(5000);
+		usleep(1000);
 	}
 	return -ETIMEDOUT;
 }
