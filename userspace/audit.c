@@ -2685,8 +2685,8 @@ struct needle {
 
 struct query {
 	const struct kg_audit_filter *f;
-	char *trace, *decision, *rule, *type, *phash;	/* escaped forms */
-	struct needle nd[5];
+	char *trace, *decision, *rule, *type, *phash, *target;	/* escaped forms */
+	struct needle nd[6];
 	int nneedles;
 	kg_audit_visit_fn fn;
 	void *ctx;
@@ -2738,6 +2738,7 @@ static void query_free(struct query *q)
 	free(q->rule);
 	free(q->type);
 	free(q->phash);
+	free(q->target);
 }
 
 static int query_setup(struct query *q, const struct kg_audit_filter *f)
@@ -2756,6 +2757,20 @@ static int query_setup(struct query *q, const struct kg_audit_filter *f)
 		err = query_setup_one(q, f->type, "type", false, &q->type);
 	if (!err)
 		err = query_setup_one(q, f->policy_hash, "hash", true, &q->phash);
+	if (!err && f->target) {
+		/* "target":"T" or "name":"T": the value, quoted, is in the line */
+		json_t *js = NULL;
+		char *enc = NULL;
+
+		q->target = kg_audit_escape(f->target, strlen(f->target));
+		js = q->target ? json_string(q->target) : NULL;
+		enc = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
+		json_decref(js);
+		if (!enc)
+			return -ENOMEM;
+		q->nd[q->nneedles].s = enc;
+		q->nd[q->nneedles++].len = strlen(enc);
+	}
 	return err;
 }
 
@@ -2777,6 +2792,9 @@ static bool record_matches(const struct query *q, json_t *o)
 
 	if (!str_member_is(o, "trace", q->trace) || !str_member_is(o, "decision", q->decision) ||
 	    !str_member_is(o, "rule", q->rule) || !str_member_is(o, "type", q->type))
+		return false;
+	if (q->target && !str_member_is(o, "target", q->target) &&
+	    !str_member_is(json_object_get(o, "extra"), "name", q->target))
 		return false;
 	if (q->phash) {
 		const char *h = json_string_value(json_object_get(json_object_get(o, "policy"), "hash"));

@@ -140,6 +140,8 @@ int kg_audit_verify_files(char *const *files, int nfiles, const char *key_path,
 
 struct kg_audit_filter {
 	const char *trace_id, *decision, *rule_id, *policy_hash, *type;
+	const char *target;	/* the record's target, or the host name a connect was
+				 * decided through (extra.name) */
 	uint64_t since_ns, until_ns;	/* 0 = unbounded; inclusive */
 };
 

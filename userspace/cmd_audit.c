@@ -19,7 +19,7 @@ static void usage(FILE *f)
 		"usage: kgate audit verify [--dir DIR] [--key FILE] [--json] [FILES...|DIR]\n"
 		"       kgate audit query [--dir DIR] [--trace ID] [--since T] [--until T]\n"
 		"                         [--decision D] [--rule ID] [--policy HASH]\n"
-		"                         [--type TYPE] [--json] [FILES...]\n"
+		"                         [--type TYPE] [--target NAME] [--json] [FILES...]\n"
 		"       kgate audit timeline [--dir DIR] [--json] TRACE\n"
 		"       kgate audit follow [--dir DIR] [--json] [--from POSITION] ...\n"
 		"       kgate audit export [--format native|ocsf] [--otlp URL] ...\n"
@@ -28,7 +28,9 @@ static void usage(FILE *f)
 		"verify    check the HMAC chain and the sealed head; names the first bad\n"
 		"          sequence number and file (exit 6 when the trail was tampered with)\n"
 		"query     print the records matching every given filter, oldest first\n"
-		"          (T = RFC 3339 or unix seconds; HASH may be a prefix)\n"
+		"          (T = RFC 3339 or unix seconds; HASH may be a prefix; NAME:\n"
+		"          the record's target, or the host name a connection was\n"
+		"          allowed through: both the resolution and the connect)\n"
 		"timeline  a job's story, one line per record with time since launch\n"
 		"follow    stream records as they are committed, across rotation\n"
 		"export    records as a sealed batch, as OCSF events, or to an OpenTelemetry\n"
@@ -40,7 +42,7 @@ static void usage(FILE *f)
 }
 
 enum { OPT_DIR = 256, OPT_KEY, OPT_TRACE, OPT_SINCE, OPT_UNTIL, OPT_DECISION,
-       OPT_RULE, OPT_POLICY, OPT_TYPE, OPT_JSON };
+       OPT_RULE, OPT_POLICY, OPT_TYPE, OPT_JSON, OPT_TARGET };
 
 static const struct option long_opts[] = {
 	{ "help", no_argument, NULL, 'h' },
@@ -53,6 +55,7 @@ static const struct option long_opts[] = {
 	{ "rule", required_argument, NULL, OPT_RULE },
 	{ "policy", required_argument, NULL, OPT_POLICY },
 	{ "type", required_argument, NULL, OPT_TYPE },
+	{ "target", required_argument, NULL, OPT_TARGET },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ 0 },
 };
@@ -90,6 +93,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case OPT_RULE: a->f.rule_id = optarg; break;
 		case OPT_POLICY: a->f.policy_hash = optarg; break;
 		case OPT_TYPE: a->f.type = optarg; break;
+		case OPT_TARGET: a->f.target = optarg; break;
 		case OPT_JSON: kg_env.json = true; break;
 		case OPT_SINCE:
 			if (parse_time_arg("--since", optarg, &a->f.since_ns))

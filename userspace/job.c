@@ -118,6 +118,8 @@ struct job {
 	uint32_t dns_policy_id;		/* the generation it decides under */
 	struct kg_policy_doc *dns_doc;	/* that generation's document after a push */
 	uint64_t dns_lost_said;		/* resolver records lost, already audited */
+	uint64_t dns_dropped_said;	/* queries dropped + answers unsent, already audited */
+	bool dns_upstream_said;		/* "the upstream does not answer", until it does */
 	struct kg_pty pty;		/* the job's own terminal, when fds 0-2 had one */
 	char *home;			/* what '~' means in the policy (NULL: no home known) */
 	const char *home_why;		/* where it comes from */
@@ -708,6 +710,20 @@ static void drain_dns(struct job *j)
 		audit_simple(j, "decision", "dns_resolve", d.name, kg_decision_name(d.decision),
 			     r ? r->id : NULL, d.reason[0] ? d.reason : NULL, extra);
 		json_decref(extra);
+		/* a dead upstream fails every allowed name: said once, and again
+		 * after it answered in between */
+		if (d.decision == KG_DEC_ALLOW && !strcmp(d.rcode, "SERVFAIL") &&
+		    !strncmp(d.reason, "upstream", 8) && !j->dns_upstream_said) {
+			const char *up = j->spec->dns_upstream ? j->spec->dns_upstream
+							       : getenv("KGATE_DNS_UPSTREAM");
+
+			kg_warn("dns: the upstream resolver (%s) did not answer (%s): the job's "
+				"allowed names get SERVFAIL until it does (--dns-upstream ADDR "
+				"chooses another)", up && *up ? up : "from /etc/resolv.conf", d.reason);
+			j->dns_upstream_said = true;
+		} else if (d.decision == KG_DEC_ALLOW && strcmp(d.rcode, "SERVFAIL")) {
+			j->dns_upstream_said = false;
+		}
 	}
 	kg_resolver_stats(j->dns, &st);
 	if (st.records_lost > j->dns_lost_said) {
@@ -718,6 +734,17 @@ static void drain_dns(struct job *j)
 			     "resolution records the controller could not keep up with", extra);
 		json_decref(extra);
 		j->dns_lost_said = st.records_lost;
+	}
+	if (st.dropped + st.unsent > j->dns_dropped_said) {
+		json_t *extra = json_pack("{s:I,s:I}", "queries_dropped", (json_int_t)st.dropped,
+					  "answers_unsent", (json_int_t)st.unsent);
+
+		audit_simple(j, "events_lost", "dns_resolve", NULL, NULL, NULL,
+			     "the job's DNS queries the kernel dropped before kgate's resolver read "
+			     "them (its receive queue was full), or answers it could not send back "
+			     "(totals so far)", extra);
+		json_decref(extra);
+		j->dns_dropped_said = st.dropped + st.unsent;
 	}
 }
 
@@ -942,6 +969,8 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 			kg_kaudit_poll(j->ka, record_landlock_denial, j);
 		kg_pty_handle(&j->pty, pfd[4].fd >= 0 ? pfd[4].revents : 0,
 			      pfd[5].fd >= 0 ? pfd[5].revents : 0);
+		if (j->dns && kg_resolver_wanted_policy(j->dns))
+			follow_pushed_dns(j);	/* a query waits for the pushed rules */
 		drain_dns(j);
 		if ((pfd[2].revents & POLLIN) && kg_hold_handle(j->hold) < 0)
 			pfd[2].fd = -1;	/* listener gone with the process */
@@ -986,7 +1015,8 @@ static void job_cleanup(struct job *j)
 		close(j->jp.notify_fd);
 	if (j->have_cg)
 		kg_cgroup_kill(&j->cg);
-	drain_dns(j);
+	kg_resolver_halt(j->dns);	/* a query being answered finishes first */
+	drain_dns(j);			/* so its record reaches the trail */
 	kg_resolver_stop(j->dns);	/* its redirect and everything the job learnt */
 	kg_policy_free(j->dns_doc);
 	if (j->consumer)

@@ -51,15 +51,20 @@ struct kg_resolver {
 	bool started;
 	pthread_mutex_t mu;		/* doc, policy id, learnt: held while serving */
 	pthread_mutex_t qmu;		/* queue, stats: never held for long */
+	pthread_cond_t policy_cv;	/* (mu) the controller handed over a generation */
+	pthread_cond_t room_cv;		/* (qmu) the controller took records */
+	bool halting;			/* (qmu) no more waiting for room */
+	uint32_t ovfl4, ovfl6;		/* the UDP sockets' drop counters, last seen */
 	const struct kg_policy_doc *doc;
 	uint32_t policy_id;
+	uint32_t wanted_id;		/* (qmu) the job's generation, when not policy_id */
 	bool stopping;
 	int stop_fd;			/* eventfd: stop or policy change */
 	int rec_fd;			/* eventfd: records waiting */
 	int udp4, tcp4, udp6, tcp6;
 	uint16_t port4, port6;		/* host order */
 	uint32_t addr4;			/* network order */
-	int addrs_fd, names_fd, redirect_fd;
+	int addrs_fd, names_fd, redirect_fd, jobs_fd;
 	ldns_resolver *up;
 	struct kg_dns_record *queue;
 	size_t qhead, qlen;
@@ -71,6 +76,8 @@ struct kg_resolver {
 	uint32_t nnames;
 	uint64_t next_sweep_ns;
 };
+
+static bool follow_generation(struct kg_resolver *r);
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -127,11 +134,30 @@ bool kg_dns_addr_private(const uint8_t a[16])
 
 /* ---- records for the audit trail ------------------------------------------------ */
 
+/* Called by the resolver thread at the end of a query, holding mu.  A full
+ * queue is back-pressure, not loss: the thread lets go of mu (so a policy
+ * hand-over cannot deadlock on it) and waits for the controller, so the
+ * job's lookups slow down to what the audit trail takes.  Only once the
+ * resolver is halting does a record that finds no room count as lost. */
 static void push_record(struct kg_resolver *r, const struct kg_dns_record *rec)
 {
 	uint64_t one = 1;
 
 	pthread_mutex_lock(&r->qmu);
+	if (r->qlen == REC_QUEUE && !r->halting) {
+		pthread_mutex_unlock(&r->qmu);
+		pthread_mutex_unlock(&r->mu);
+		pthread_mutex_lock(&r->qmu);
+		while (r->qlen == REC_QUEUE && !r->halting) {
+			if (write(r->rec_fd, &one, sizeof(one)) < 0) {
+				/* saturates only after 2^64-2 writes */
+			}
+			pthread_cond_wait(&r->room_cv, &r->qmu);
+		}
+		pthread_mutex_unlock(&r->qmu);
+		pthread_mutex_lock(&r->mu);
+		pthread_mutex_lock(&r->qmu);
+	}
 	if (r->qlen == REC_QUEUE) {
 		r->st.records_lost++;
 	} else {
@@ -158,6 +184,8 @@ bool kg_resolver_next(struct kg_resolver *r, struct kg_dns_record *out)
 		r->qhead = (r->qhead + 1) % REC_QUEUE;
 		r->qlen--;
 		got = true;
+		if (r->qlen == REC_QUEUE - 1)
+			pthread_cond_signal(&r->room_cv);
 	}
 	pthread_mutex_unlock(&r->qmu);
 	return got;
@@ -415,7 +443,8 @@ static ldns_pkt *resolve(struct kg_resolver *r, const ldns_pkt *q, struct kg_dns
 
 	if (ldns_pkt_qr(q) || ldns_pkt_get_opcode(q) != LDNS_PACKET_QUERY ||
 	    ldns_pkt_qdcount(q) != 1 || ldns_rr_list_rr_count(ldns_pkt_question(q)) != 1)
-		return refuse(q, rec, LDNS_RCODE_FORMERR, "%snot one standard query", "");
+		return kg_strlcpy(rec->name, "?", sizeof(rec->name)),
+		       refuse(q, rec, LDNS_RCODE_FORMERR, "%snot one standard query", "");
 	qrr = ldns_rr_list_rr(ldns_pkt_question(q), 0);
 	rdf_name(ldns_rr_owner(qrr), text, sizeof(text));
 	kg_strlcpy(rec->name, text, sizeof(rec->name));
@@ -425,11 +454,11 @@ static ldns_pkt *resolve(struct kg_resolver *r, const ldns_pkt *q, struct kg_dns
 		kg_strlcpy(rec->qtype, t ? t : "?", sizeof(rec->qtype));
 		free(t);
 	}
-	if (ldns_rr_get_class(qrr) != LDNS_RR_CLASS_IN)
-		return refuse(q, rec, LDNS_RCODE_REFUSED, "%sclass other than IN", "");
 	if (kg_host_name_normalize(text, chain[0]))
 		return refuse(q, rec, LDNS_RCODE_REFUSED, "%snot a host name no rule can match", "");
 	kg_strlcpy(rec->name, chain[0], sizeof(rec->name));
+	if (ldns_rr_get_class(qrr) != LDNS_RR_CLASS_IN)
+		return refuse(q, rec, LDNS_RCODE_REFUSED, "%sclass other than IN", "");
 	n = kg_dns_host_entries(r->doc, chain[0], ent, &allow_private);
 	rec->rule_num = n > 0 ? ent[0].rule_id : 0;
 	if (n <= 0)
@@ -587,7 +616,13 @@ static void handle(struct kg_resolver *r, const uint8_t *wire, size_t len, bool 
 	}
 	if (!tcp && ldns_pkt_edns(q) && ldns_pkt_edns_udp_size(q) > max)
 		max = ldns_pkt_edns_udp_size(q);
-	resp = resolve(r, q, &rec);
+	if (follow_generation(r)) {
+		resp = resolve(r, q, &rec);
+	} else {
+		count(r, &r->st.failed);
+		resp = refuse(q, &rec, LDNS_RCODE_SERVFAIL, "%sthe job's policy was just changed "
+			      "and the resolver has not been given the new rules yet", "");
+	}
 	count(r, rec.decision == KG_DEC_ALLOW ? &r->st.answered : &r->st.refused);
 	if (resp && ldns_pkt2wire(out, resp, outlen) == LDNS_STATUS_OK && *outlen > max) {
 		/* too big for the client's UDP: the question and TC, it retries on TCP */
@@ -612,22 +647,40 @@ static void handle(struct kg_resolver *r, const uint8_t *wire, size_t len, bool 
 
 /* ---- transport ------------------------------------------------------------------ */
 
-static void serve_udp(struct kg_resolver *r, int fd)
+/* One datagram.  Read with recvmsg (the bytes only: ldns parses them) for
+ * the socket's drop counter (SO_RXQ_OVFL): queries the kernel dropped
+ * because the receive queue was full are counted, never silently gone. */
+static void serve_udp(struct kg_resolver *r, int fd, uint32_t *ovfl)
 {
+	static uint8_t wire[65536];	/* only the resolver thread reads here */
 	struct sockaddr_storage from;
-	socklen_t fromlen = sizeof(from);
-	size_t len = 0, outlen;
-	uint8_t *wire, *out;
+	char cbuf[CMSG_SPACE(sizeof(uint32_t))];
+	struct iovec iov = { wire, sizeof(wire) };
+	struct msghdr m = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov,
+			    .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	size_t outlen;
+	uint8_t *out;
+	ssize_t len = recvmsg(fd, &m, MSG_DONTWAIT);
 
-	wire = ldns_udp_read_wire(fd, &len, &from, &fromlen);
-	if (!wire)
+	if (len < 0)
 		return;
-	handle(r, wire, len, false, &out, &outlen);
-	if (out && sendto(fd, out, outlen, MSG_DONTWAIT, (struct sockaddr *)&from, fromlen) < 0) {
-		/* a client that went away: nothing to tell it */
-	}
+	for (c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+			uint32_t now;
+
+			memcpy(&now, CMSG_DATA(c), sizeof(now));
+			if (now != *ovfl) {
+				pthread_mutex_lock(&r->qmu);
+				r->st.dropped += now - *ovfl;
+				pthread_mutex_unlock(&r->qmu);
+				*ovfl = now;
+			}
+		}
+	handle(r, wire, (size_t)len, false, &out, &outlen);
+	if (out && sendto(fd, out, outlen, MSG_DONTWAIT, (struct sockaddr *)&from, m.msg_namelen) < 0)
+		count(r, &r->st.unsent);	/* the client's queue full, or it went away */
 	free(out);
-	LDNS_FREE(wire);
 }
 
 static void serve_tcp(struct kg_resolver *r, int lfd)
@@ -662,6 +715,43 @@ static void serve_tcp(struct kg_resolver *r, int lfd)
 	close(fd);
 }
 
+/* A push flips the job's generation in kg_jobs; the controller hands the
+ * resolver the new rules on its next tick.  A query that arrives in between
+ * must not be decided (nor its addresses learnt) under the old generation,
+ * whose entries the kernel already ignores: ask the controller now and wait
+ * for it (mu is released meanwhile), at most 2 s.  false = still behind. */
+static bool follow_generation(struct kg_resolver *r)
+{
+	struct kg_job kj;
+	struct timespec until;
+	uint64_t one = 1;
+
+	if (bpf_map_lookup_elem(r->jobs_fd, &r->cfg.cgid, &kj) || kj.policy_id == r->policy_id)
+		return true;	/* no entry: the job is ending; the kernel refuses anyway */
+	pthread_mutex_lock(&r->qmu);
+	r->wanted_id = kj.policy_id;
+	pthread_mutex_unlock(&r->qmu);
+	if (write(r->rec_fd, &one, sizeof(one)) < 0) {
+		/* saturates only after 2^64-2 writes */
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 2;
+	while (r->policy_id != kj.policy_id && !r->stopping)
+		if (pthread_cond_timedwait(&r->policy_cv, &r->mu, &until))
+			break;
+	return r->policy_id == kj.policy_id;
+}
+
+uint32_t kg_resolver_wanted_policy(struct kg_resolver *r)
+{
+	uint32_t id;
+
+	pthread_mutex_lock(&r->qmu);
+	id = r->wanted_id;
+	pthread_mutex_unlock(&r->qmu);
+	return id;
+}
+
 static void *resolver_main(void *arg)
 {
 	struct kg_resolver *r = arg;
@@ -688,9 +778,9 @@ static void *resolver_main(void *arg)
 			break;
 		}
 		if (p[1].revents & POLLIN)
-			serve_udp(r, r->udp4);
+			serve_udp(r, r->udp4, &r->ovfl4);
 		if (p[3].revents & POLLIN)
-			serve_udp(r, r->udp6);
+			serve_udp(r, r->udp6, &r->ovfl6);
 		if (p[2].revents & POLLIN)
 			serve_tcp(r, r->tcp4);
 		if (p[4].revents & POLLIN)
@@ -716,9 +806,20 @@ static int upstream_open(struct kg_resolver *r, const char *spec, char *err, siz
 	char *end;
 
 	if (!spec) {
-		if (ldns_resolver_new_frm_file(&r->up, NULL) != LDNS_STATUS_OK || !r->up)
+		static const char fix[] = "give one with --dns-upstream ADDR (or $KGATE_DNS_UPSTREAM)";
+		ldns_status st;
+
+		if (access("/etc/resolv.conf", F_OK) && errno == ENOENT)
+			return snprintf(err, errlen, "no /etc/resolv.conf, so no upstream resolver for "
+					"the job's names: %s", fix), -1;
+		st = ldns_resolver_new_frm_file(&r->up, NULL);
+		if (st != LDNS_STATUS_OK || !r->up)
 			return snprintf(err, errlen, "cannot read the upstream resolvers from "
-					"/etc/resolv.conf"), -1;
+					"/etc/resolv.conf (%s): %s", ldns_get_errorstr_by_id(st),
+					fix), -1;
+		if (!ldns_resolver_nameserver_count(r->up))
+			return snprintf(err, errlen, "/etc/resolv.conf has no nameserver line, so no "
+					"upstream resolver for the job's names: %s", fix), -1;
 	} else {
 		if (spec[0] == '[') {
 			const char *close = strchr(spec, ']');
@@ -776,7 +877,7 @@ static int bind_pair(int family, const void *addr, int *udp, int *tcp, uint16_t 
 	for (attempt = 0; attempt < 32; attempt++) {
 		struct sockaddr_storage ss = {};
 		socklen_t sl;
-		int one = 1;
+		int one = 1, rcvbuf = 4 << 20;
 
 		if (family == AF_INET) {
 			struct sockaddr_in *s = (struct sockaddr_in *)&ss;
@@ -799,6 +900,11 @@ static int bind_pair(int family, const void *addr, int *udp, int *tcp, uint16_t 
 			setsockopt(*udp, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)),
 			setsockopt(*tcp, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 		setsockopt(*tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		/* room for a burst of the job's queries (root may exceed rmem_max),
+		 * and the count of those that found none */
+		if (setsockopt(*udp, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)))
+			setsockopt(*udp, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+		setsockopt(*udp, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
 		if (bind(*udp, (struct sockaddr *)&ss, sl) || getsockname(*udp, (struct sockaddr *)&ss, &sl))
 			goto fail;
 		*port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
@@ -831,9 +937,11 @@ struct kg_resolver *kg_resolver_start(const struct kg_resolver_cfg *cfg)
 	r->doc = cfg->doc;
 	r->policy_id = cfg->policy_id;
 	r->stop_fd = r->rec_fd = r->udp4 = r->tcp4 = r->udp6 = r->tcp6 = -1;
-	r->addrs_fd = r->names_fd = r->redirect_fd = -1;
+	r->addrs_fd = r->names_fd = r->redirect_fd = r->jobs_fd = -1;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_mutex_init(&r->qmu, NULL);
+	pthread_cond_init(&r->policy_cv, NULL);
+	pthread_cond_init(&r->room_cv, NULL);
 	r->queue = calloc(REC_QUEUE, sizeof(*r->queue));
 	r->learnt = calloc(LEARNT_SLOTS, sizeof(*r->learnt));
 	if (!r->queue || !r->learnt) {
@@ -849,7 +957,8 @@ struct kg_resolver *kg_resolver_start(const struct kg_resolver_cfg *cfg)
 	r->addrs_fd = kg_open_pinned_map("kg_dns_addrs");
 	r->names_fd = kg_open_pinned_map("kg_dns_names");
 	r->redirect_fd = kg_open_pinned_map("kg_dns_redirect");
-	if (r->addrs_fd < 0 || r->names_fd < 0 || r->redirect_fd < 0) {
+	r->jobs_fd = kg_open_pinned_map("kg_jobs");
+	if (r->addrs_fd < 0 || r->names_fd < 0 || r->redirect_fd < 0 || r->jobs_fd < 0) {
 		kg_err("dns: cannot open kgate's DNS maps in %s (are the programs loaded?)",
 		       kg_pin_dir());
 		goto fail;
@@ -899,27 +1008,46 @@ void kg_resolver_set_policy(struct kg_resolver *r, const struct kg_policy_doc *d
 	r->doc = doc;
 	r->policy_id = policy_id;
 	learnt_filter(r, keep_relearn);
+	pthread_cond_broadcast(&r->policy_cv);
 	pthread_mutex_unlock(&r->mu);
+	pthread_mutex_lock(&r->qmu);
+	if (r->wanted_id == policy_id)
+		r->wanted_id = 0;
+	pthread_mutex_unlock(&r->qmu);
 }
 
-void kg_resolver_stop(struct kg_resolver *r)
+void kg_resolver_halt(struct kg_resolver *r)
 {
 	uint64_t one = 1;
-	uint32_t i;
 
 	if (!r)
 		return;
 	if (r->redirect_fd >= 0)
 		bpf_map_delete_elem(r->redirect_fd, &r->cfg.cgid);
 	if (r->started) {
+		pthread_mutex_lock(&r->qmu);
+		r->halting = true;
+		pthread_cond_broadcast(&r->room_cv);
+		pthread_mutex_unlock(&r->qmu);
 		pthread_mutex_lock(&r->mu);
 		r->stopping = true;
+		pthread_cond_broadcast(&r->policy_cv);
 		pthread_mutex_unlock(&r->mu);
 		if (write(r->stop_fd, &one, sizeof(one)) < 0) {
 			/* an eventfd write fails only on overflow */
 		}
 		pthread_join(r->thread, NULL);
+		r->started = false;
 	}
+}
+
+void kg_resolver_stop(struct kg_resolver *r)
+{
+	uint32_t i;
+
+	if (!r)
+		return;
+	kg_resolver_halt(r);
 	for (i = 0; r->learnt && i < LEARNT_SLOTS; i++)
 		if (r->learnt[i].used && r->addrs_fd >= 0)
 			map_delete(r, r->learnt[i].addr);
@@ -941,6 +1069,9 @@ void kg_resolver_stop(struct kg_resolver *r)
 	close_fd(&r->addrs_fd);
 	close_fd(&r->names_fd);
 	close_fd(&r->redirect_fd);
+	close_fd(&r->jobs_fd);
+	pthread_cond_destroy(&r->policy_cv);
+	pthread_cond_destroy(&r->room_cv);
 	pthread_mutex_destroy(&r->mu);
 	pthread_mutex_destroy(&r->qmu);
 	free(r->queue);

@@ -55,12 +55,17 @@ struct kg_dns_record {
 
 struct kg_resolver_stats {
 	uint64_t queries, answered, refused, failed, malformed, learnt, records_lost;
+	uint64_t dropped;	/* UDP queries the kernel dropped: the receive queue was full */
+	uint64_t unsent;	/* UDP answers that could not be sent to the job */
 };
 
 struct kg_resolver;
 
 /* Bind, write the job's redirect entry, start the thread.  NULL + message. */
 struct kg_resolver *kg_resolver_start(const struct kg_resolver_cfg *cfg);
+/* Stop the thread and remove the redirect entry; the records it queued
+ * can still be drained (kg_resolver_next).  kg_resolver_stop does it too. */
+void kg_resolver_halt(struct kg_resolver *r);
 /* Stop the thread, remove the redirect entry and every address and name of
  * the job. */
 void kg_resolver_stop(struct kg_resolver *r);
@@ -70,6 +75,11 @@ void kg_resolver_stop(struct kg_resolver *r);
  * this returns; the old doc is no longer used afterwards. */
 void kg_resolver_set_policy(struct kg_resolver *r, const struct kg_policy_doc *doc,
 			    uint32_t policy_id);
+
+/* Non-zero: a query is waiting for the rules of this generation (a push
+ * flipped the job); the controller should call kg_resolver_set_policy now.
+ * kg_resolver_fd is readable then too. */
+uint32_t kg_resolver_wanted_policy(struct kg_resolver *r);
 
 /* Readable when records are waiting; drain them with kg_resolver_next. */
 int kg_resolver_fd(const struct kg_resolver *r);
