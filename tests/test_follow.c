@@ -226,3 +226,36 @@ TEST(tail_positions_parse)
 	ASSERT_EQ(kg_tail_parse_pos("1x", &p), -EINVAL, "trailing junk");
 	ASSERT_EQ(kg_tail_parse_pos("", &p), -EINVAL, "empty");
 }
+
+TEST(follow_end_after_a_long_last_record_and_on_an_empty_dir)
+{
+	char out[512], err[512], pos[160], *big, *e;
+	char *argv[] = { (char *)sf_kgate(), "audit", "follow", "--json", "--once", "--from", "end",
+			 "--dir", sf_trail, NULL };
+	struct kg_audit *a;
+	struct kg_audit_rec r = { .type = "decision", .op = "read", .decision = "deny",
+				  .actor_uid = -1, .pid = -1, .tid = -1 };
+
+	sf_setup();
+	sf_path(out, sizeof(out), "o");
+	sf_path(err, sizeof(err), "e");
+	/* nothing written yet: the end is seq 0 */
+	ASSERT_EQ(sf_run(argv, out, err), 0, "follow --from end on an empty trail");
+	e = sf_read(err);
+	ASSERT_HAS_SUBSTR(e, "resume with --from 0", "position 0");
+	free(e);
+	a = sf_open(0);
+	sf_append(a, 1);
+	big = malloc(200 << 10);
+	memset(big, 'x', (200 << 10) - 1);
+	big[(200 << 10) - 1] = '\0';
+	r.target = big;	/* a 200 KiB line: longer than the first look back */
+	ASSERT_OK(kg_audit_append(a, &r), "a long record");
+	kg_audit_close(a);
+	free(big);
+	ASSERT_EQ(sf_run(argv, out, err), 0, "follow --from end after it");
+	position_of(err, pos, sizeof(pos));
+	ASSERT_TRUE(!strncmp(pos, "2:", 2) && strlen(pos) == 2 + 64, "the end is the long record");
+	ASSERT_EQ(sf_count_lines(out), 0, "nothing printed");
+	sf_teardown();
+}

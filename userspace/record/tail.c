@@ -426,30 +426,43 @@ static int start_at_end(struct kg_tail *t)
 
 	err = open_active(t);
 	if (!err && !fstat(t->fd, &st) && st.st_size > 0) {
-		size_t back = st.st_size < (off_t)(KG_AUDIT_MAX_LINE + 2) ?
-			(size_t)st.st_size : KG_AUDIT_MAX_LINE + 2;
-		char *b = malloc(back);
-		ssize_t n;
+		/* the last complete line: 64 KiB from the end hold it unless it
+		 * is a long one (then up to the longest line a record may be) */
+		size_t want = 64u << 10;
 
-		if (!b)
-			return -ENOMEM;
-		n = pread(t->fd, b, back, st.st_size - (off_t)back);
-		if (n == (ssize_t)back) {
-			size_t end = back, s;
+		for (;;) {
+			size_t back = (uint64_t)st.st_size < want ? (size_t)st.st_size : want;
+			char *b = malloc(back);
+			size_t end = back, s0 = 0;
+			bool found = false;
+			ssize_t n;
 
-			while (end && b[end - 1] != '\n')	/* an unfinished line */
-				end--;
-			if (end) {
-				s = end - 1;
-				while (s && b[s - 1] != '\n')
-					s--;
-				t->seq = kg_tail_line_seq(b + s, end - 1 - s);
-				set_hash(t->hash, b + s, end - 1 - s);
+			if (!b)
+				return -ENOMEM;
+			n = pread(t->fd, b, back, st.st_size - (off_t)back);
+			if (n == (ssize_t)back) {
+				while (end && b[end - 1] != '\n')	/* an unfinished line */
+					end--;
+				if (end) {
+					s0 = end - 1;
+					while (s0 && b[s0 - 1] != '\n')
+						s0--;
+					/* a line start, or the segment's start */
+					found = s0 > 0 || back == (size_t)st.st_size;
+				}
+			}
+			if (found) {
+				t->seq = kg_tail_line_seq(b + s0, end - 1 - s0);
+				set_hash(t->hash, b + s0, end - 1 - s0);
 				t->off = (uint64_t)st.st_size - back + end;
 				t->expect_next = t->seq != 0;
 			}
+			free(b);
+			if (found || n != (ssize_t)back || back == (size_t)st.st_size ||
+			    want >= KG_AUDIT_MAX_LINE + 2)
+				break;
+			want = KG_AUDIT_MAX_LINE + 2;
 		}
-		free(b);
 		if (t->seq)
 			return 0;
 	}
