@@ -69,6 +69,7 @@ fi
 # the installed files
 missing=
 for f in /usr/bin/kgate /etc/kgate/policy.json /lib/systemd/system/kgate.service \
+	 /lib/systemd/system/kgate-export.service \
 	 /usr/lib/tmpfiles.d/kgate.conf /usr/share/bash-completion/completions/kgate \
 	 /usr/share/man/man1/kgate.1.gz /usr/share/kgate/policies/coding-agent.json; do
 	[ -e "$root$f" ] || missing="$missing $f"
