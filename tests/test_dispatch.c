@@ -107,6 +107,48 @@ static json_t *wait_state(struct scene *s, const char *token, const char *trace,
 	return NULL;
 }
 
+/* Whether a job's timeline holds the kernel's deny of rule RULE. */
+static bool timeline_has_kernel_deny(json_t *o, const char *rule)
+{
+	json_t *rec;
+	size_t i;
+
+	json_array_foreach(json_object_get(o, "timeline"), i, rec)
+		if (!strcmp(json_string_value(json_object_get(rec, "type")) ?: "", "decision") &&
+		    !strcmp(json_string_value(json_object_get(rec, "decision")) ?: "", "deny") &&
+		    !strcmp(json_string_value(json_object_get(rec, "rule")) ?: "", rule))
+			return true;
+	return false;
+}
+
+/*
+ * The job as GET /api/v1/jobs/{trace} gives it once its timeline holds the
+ * kernel's deny of RULE.  The job's exit and the kernel's events reach the
+ * trail by different roads (the launcher's wait, the ring-buffer consumer),
+ * so under load the exit can be committed first: wait for the event,
+ * bounded (15 s), rather than read the timeline once.  O is consumed.
+ */
+static json_t *wait_kernel_deny(struct scene *s, const char *token, const char *trace,
+				json_t *o, const char *rule)
+{
+	char path[128];
+	int i;
+
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", trace);
+	for (i = 0; i < 300 && !timeline_has_kernel_deny(o, rule); i++) {
+		struct af_res r;
+
+		af_sleep_ms(50);
+		af_http(&s->d, "GET", path, token, NULL, &r);
+		if (r.json) {
+			json_decref(o);
+			o = json_incref(r.json);
+		}
+		af_res_free(&r);
+	}
+	return o;
+}
+
 /* One sample of /metrics (NAN when absent). */
 static double metric(struct scene *s, const char *token, const char *name)
 {
@@ -198,6 +240,7 @@ TEST(canonical_session_submit_approve_run_timeline)
 	af_res_free(&r);
 	o = wait_state(&s, s.launcher, trace, "exited");
 	ASSERT_TRUE(o != NULL, "the job runs and exits");
+	o = wait_kernel_deny(&s, s.launcher, trace, o, "no-discard");
 	ASSERT_EQ(metric(&s, s.reviewer, "kgate_approvals_pending"), 0, "/metrics: none pending");
 	ASSERT_EQ(metric(&s, s.reviewer, "kgate_approvals_pending_oldest_age_seconds"), 0,
 		  "/metrics: no age when none waits");
