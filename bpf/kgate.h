@@ -73,6 +73,9 @@ enum kg_op {
 /* aux of KG_OP_SYSTEM events */
 #define KG_SYS_SETTING		1	/* a write to a kernel setting (/proc/sys, /sys...) */
 #define KG_SYS_CAP_BASE		0x100	/* KG_SYS_CAP_BASE + CAP_*: a capability used */
+#define KG_SYS_OUTSIDE_BASE	0x10000	/* | member << 8 | the op tried (KG_OP_*): a
+					 * daemon's socket or a file something outside
+					 * the job runs or obeys (kg_outside) */
 
 /* What every job keeps (userspace/kernel/caps.c says which and why, and
  * tests/test_outside.c that both agree): chown, dac_override,
@@ -178,6 +181,10 @@ struct kg_policy {
 	 * and the policy's system_access (userspace/kernel/caps.h); lsm/capable
 	 * refuses the others */
 	__u64 caps_allow;
+	/* members of kg_outside the policy's system_access grants back (a bit
+	 * per member, userspace/kernel/outside.h) */
+	__u32 outside_allow;
+	__u32 _pad_outside;
 };
 
 /* ---- the decision cache of the file hooks (full mode) -----------------------
@@ -455,6 +462,34 @@ struct kg_prot_key {
 	__u64 ino;		/* 0 = the device entry */
 };
 
+/* ---- escapes by proxy: daemons' sockets, files run or obeyed outside the job ---
+ * kg_outside: names, by (kernel dev, inode of the directory holding them,
+ * FNV-1a of the name), that no governed task may write, create, remove,
+ * rename, link, chmod, chown or connect to (a socket), whatever its policy
+ * says, unless its policy's system_access grants the member back
+ * (kg_policy.outside_allow).  name_hash 0: the directory holds entries (so
+ * the walk hashes a name only there); name_hash 1: the directory itself is
+ * a protected tree that is the root of its superblock (a mount point).
+ * Value: KG_OUT_F_* | the member number (KG_OUT_MEMBER_MASK).
+ * userspace/kernel/outside.c fills it; bpf/outside.bpf.c reads it.
+ */
+#define KG_OUT_MEMBER_MASK	0xffu
+#define KG_OUT_F_ENTRY		(1u << 8)	/* this name (a file, a socket) */
+#define KG_OUT_F_TREE		(1u << 9)	/* this name and everything beneath */
+#define KG_OUT_F_PATH		(1u << 10)	/* a directory leading to entries: not
+						 * renamed or removed */
+#define KG_OUT_F_EXEMPT		(1u << 11)	/* beneath a tree, left alone (/usr/local) */
+#define KG_OUT_F_DIR		(1u << 12)	/* name_hash 0: the directory holds entries */
+#define KG_OUT_HASH_DIR		0
+#define KG_OUT_HASH_SELF	1
+#define KG_MAX_OUTSIDE		2048
+
+struct kg_out_key {
+	__u64 dev;		/* kernel encoding, as in kg_file_key */
+	__u64 ino;		/* the directory holding the name */
+	__u64 name_hash;	/* kg_hash_bytes() of the name, or KG_OUT_HASH_* */
+};
+
 /* ---- control -------------------------------------------------------------- */
 struct kg_control {
 	__u64 heartbeat_ns;	/* controller liveness (bpf_ktime_get_ns clock) */
@@ -546,12 +581,12 @@ struct kg_probe_event {
  * controller's gcc must agree byte for byte). */
 #define KG_OFF(t, f) __builtin_offsetof(struct t, f)
 _Static_assert(sizeof(struct kg_job) == 16 && KG_OFF(kg_job, policy_id) == 8, "kg_job layout");
-_Static_assert(sizeof(struct kg_policy) == 96 && KG_OFF(kg_policy, default_rule_id) == 4 &&
+_Static_assert(sizeof(struct kg_policy) == 104 && KG_OFF(kg_policy, default_rule_id) == 4 &&
 	       KG_OFF(kg_policy, socket_family_allow) == 24 &&
 	       KG_OFF(kg_policy, cooldown_threshold) == 40 &&
 	       KG_OFF(kg_policy, heartbeat_timeout_ns) == 64 &&
 	       KG_OFF(kg_policy, file_ops_ruled) == 72 && KG_OFF(kg_policy, serial) == 80 &&
-	       KG_OFF(kg_policy, caps_allow) == 88,
+	       KG_OFF(kg_policy, caps_allow) == 88 && KG_OFF(kg_policy, outside_allow) == 96,
 	       "kg_policy layout");
 _Static_assert(sizeof(struct kg_dc_slot) == 8, "kg_dc_slot layout");
 _Static_assert(sizeof(struct kg_dir_cache) == 24 + 8 * KG_DC_OPS &&
@@ -597,6 +632,8 @@ _Static_assert(sizeof(struct kg_grant_key) == 40 && KG_OFF(kg_grant_key, target)
 _Static_assert(sizeof(struct kg_grant) == 16 && KG_OFF(kg_grant, uses_left) == 8,
 	       "kg_grant layout");
 _Static_assert(sizeof(struct kg_prot_key) == 16, "kg_prot_key layout");
+_Static_assert(sizeof(struct kg_out_key) == 24 && KG_OFF(kg_out_key, name_hash) == 16,
+	       "kg_out_key layout");
 _Static_assert(sizeof(struct kg_control) == 16 && KG_OFF(kg_control, lsm_active) == 8,
 	       "kg_control layout");
 _Static_assert(sizeof(struct kg_event) == 104 + KG_PATH_MAX && KG_OFF(kg_event, kind) == 44 &&

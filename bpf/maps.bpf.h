@@ -170,6 +170,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kg_protected SEC(".maps");
 
+/* names run, obeyed or served outside the job (kg_outside in kgate.h):
+ * key -> KG_OUT_F_* | member */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KG_MAX_OUTSIDE);
+	__type(key, struct kg_out_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_outside SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);

@@ -15,17 +15,30 @@
  * drop's, not an accident), and core_pattern stays read-only (no grant
  * lifts it).  And a normal root workload still works: a small C project is
  * built with make and its tests run, under the coding-agent policy.
+ *
+ * Daemons' sockets and files run outside the job (kernel/outside.h), in a
+ * mount namespace of this test's own with fake daemons and overlays over
+ * /etc, /usr, /root, /var/spool (nothing of the machine's is touched): no
+ * connect reaches a daemon, no file changes, /usr/local and the workspace
+ * stay writable; system_access grants members back.  Processes outside the
+ * job: /proc/PID/mem, process_vm_writev, pidfd_getfd, pidfd_send_signal,
+ * ptrace, /proc/PID/root and cwd are refused (the same attacks outside any
+ * job get through).  kgate doctor lists the members and how.
  */
 #include <dirent.h>
 #include <fcntl.h>
 #include <glob.h>
 #include <jansson.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include "testlib.h"
 #include "kgrun.h"
 #include "kernel/caps.h"
+#include "kernel/outside.h"
 #include "policy.h"
 
 static char home[512], policy[512];
@@ -332,4 +345,317 @@ TEST(a_root_job_builds_and_tests_a_c_project)
 	ASSERT_HAS_SUBSTR(out, "tests: 1 passed", "the project's tests passed");
 	ASSERT_HAS_SUBSTR(out, "PROJECT-OK", "the whole build went through");
 	remove_home();
+}
+
+/* ---- daemons' sockets and files run outside the job (kernel/outside.h) ------------ */
+
+/* This test's own mount namespace, so nothing of the machine's is touched:
+ * /run a tmpfs with fake daemons' sockets that this test listens on; /etc,
+ * /usr, /root and /var/spool overlays whose upper layers are this test's
+ * (a write the job should not have made lands there, never in the real
+ * directory).  The job runs in it (kgate run makes its own beneath). */
+static int orig_ns = -1;
+static const char *const fake_sockets[] = {
+	"/run/docker.sock", "/run/dbus/system_bus_socket", "/run/systemd/private",
+	"/run/containerd/containerd.sock", "/run/podman/podman.sock", "/run/snapd.socket",
+};
+static int listeners[ARRAY_SIZE(fake_sockets)];
+
+static int overlay(const char *dir, const char *base, const char *name)
+{
+	char lo[600], up[600], wk[600], opts[2000];
+
+	/* the lower layer by a name of its own: a lowerdir that names the
+	 * directory the overlay then covers would name the overlay itself */
+	snprintf(lo, sizeof(lo), "%s/%s.lo", base, name);
+	snprintf(up, sizeof(up), "%s/%s.up", base, name);
+	snprintf(wk, sizeof(wk), "%s/%s.wk", base, name);
+	if (mkdir(lo, 0755) || mkdir(up, 0755) || mkdir(wk, 0755) ||
+	    mount(dir, lo, NULL, MS_BIND, NULL))
+		return -1;
+	snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s", lo, up, wk);
+	return mount("overlay", dir, "overlay", 0, opts);
+}
+
+static void private_machine(void)
+{
+	char base[512];
+	size_t i;
+
+	orig_ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (orig_ns < 0 || unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		SKIP("cannot make a private mount namespace: %s", strerror(errno));
+	snprintf(base, sizeof(base), "%s/ov", tmpdir);
+	if (mkdir(base, 0755) || mount("kgtest", base, "tmpfs", 0, "mode=0755"))
+		SKIP("tmpfs: %s", strerror(errno));
+	if (overlay("/etc", base, "etc") || overlay("/usr", base, "usr") ||
+	    overlay("/root", base, "root") ||
+	    (access("/var/spool", F_OK) == 0 && overlay("/var/spool", base, "spool")))
+		SKIP("overlayfs: %s", strerror(errno));
+	if (mount("kgtest-run", "/run", "tmpfs", 0, "mode=0755"))
+		SKIP("tmpfs on /run: %s", strerror(errno));
+	if (sh("mkdir -p /run/dbus /run/systemd /run/containerd /run/podman "
+	       "/var/spool/cron/crontabs && echo '# crontab' > /etc/crontab && "
+	       "echo '# bashrc' > /root/.bashrc && rm -f /etc/ld.so.preload"))
+		SKIP("cannot lay out the fake machine");
+	for (i = 0; i < ARRAY_SIZE(fake_sockets); i++) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+		listeners[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", fake_sockets[i]);
+		if (listeners[i] < 0 || bind(listeners[i], (struct sockaddr *)&sa, sizeof(sa)) ||
+		    listen(listeners[i], 8) || chmod(fake_sockets[i], 0666))
+			SKIP("fake daemon %s: %s", fake_sockets[i], strerror(errno));
+	}
+}
+
+/* how many clients reached fake daemon i (accepts what is queued) */
+static int reached(size_t i)
+{
+	int n = 0, fd;
+
+	while ((fd = accept(listeners[i], NULL, NULL)) >= 0) {
+		close(fd);
+		n++;
+	}
+	return n;
+}
+
+static void leave_private_machine(void)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(fake_sockets); i++)
+		if (listeners[i] >= 0)
+			close(listeners[i]);
+	if (orig_ns >= 0 && setns(orig_ns, CLONE_NEWNS))
+		printf("  cannot return to the original mount namespace: %s\n", strerror(errno));
+	if (orig_ns >= 0)
+		close(orig_ns);
+	orig_ns = -1;
+}
+
+/* the attacks, one line each; $HOME/workspace is the job's */
+static void outside_script(char *script, size_t len)
+{
+	const char *a = helper("kg_attack");
+	size_t off = 0, i;
+
+	for (i = 0; i < ARRAY_SIZE(fake_sockets); i++)
+		off += (size_t)snprintf(script + off, len - off, "echo %s; %s unix-connect %s; ",
+					fake_sockets[i], a, fake_sockets[i]);
+	snprintf(script + off, len - off,
+		 "echo preload; %s create /etc/ld.so.preload; "
+		 "echo crontab; %s append /etc/crontab; "
+		 "echo cron.d; %s create /etc/cron.d/kgate-test; "
+		 "echo spool; %s create /var/spool/cron/crontabs/root; "
+		 "echo bashrc; %s append /root/.bashrc; "
+		 "echo usrbin; %s create /usr/bin/kgate-test; "
+		 "echo rename-etc; %s rename /etc/pam.d /etc/pam.d.old; "
+		 "echo link; %s link /etc/crontab /etc/crontab-link; "
+		 "echo usrlocal; %s create /usr/local/kgate-test-ok; "
+		 "echo workspace; %s create \"$HOME/workspace/ok\"; echo done",
+		 a, a, a, a, a, a, a, a, a, a);
+}
+
+/* errno of the attack printed after "echo LABEL" */
+static int errno_after(const char *out, const char *label)
+{
+	char key[128];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\n%s\n", label);
+	p = out ? strstr(out, key) : NULL;
+	if (out && !p && !strncmp(out, key + 1, strlen(key + 1)))
+		p = out - 1;	/* the first line */
+	if (!p || !(p = strstr(p + strlen(key), "errno=")))
+		return -1;
+	return atoi(p + 6);
+}
+
+TEST(a_root_job_cannot_reach_daemons_or_leave_work_for_them)
+{
+	char script[8192], *out, *s;
+	size_t i;
+
+	make_home();
+	private_machine();
+	outside_script(script, sizeof(script));
+	ASSERT_EQ(run_root(policy, script, &out), 0, "the job ran");
+	ASSERT_HAS_SUBSTR(out, "degraded mode", "degraded mode (this host)");
+	for (i = 0; i < ARRAY_SIZE(fake_sockets); i++) {
+		ASSERT_NEQ(errno_after(out, fake_sockets[i]), 0, fake_sockets[i]);
+		ASSERT_EQ(reached(i), 0, "the fake daemon saw no client");
+	}
+	ASSERT_EQ(errno_after(out, "preload"), EROFS, "/etc/ld.so.preload cannot be created");
+	ASSERT_TRUE(access("/etc/ld.so.preload", F_OK) < 0, "and is not there");
+	ASSERT_EQ(errno_after(out, "crontab"), EROFS, "/etc/crontab is read-only");
+	ASSERT_EQ(errno_after(out, "cron.d"), EROFS, "nothing new in /etc/cron.d");
+	ASSERT_EQ(errno_after(out, "spool"), EROFS, "no crontab in /var/spool/cron");
+	ASSERT_EQ(errno_after(out, "bashrc"), EROFS, "root's .bashrc is read-only");
+	ASSERT_EQ(errno_after(out, "usrbin"), EROFS, "nothing new in /usr/bin");
+	ASSERT_NEQ(errno_after(out, "rename-etc"), 0, "/etc/pam.d stays where it is");
+	ASSERT_EQ(errno_after(out, "link"), EROFS, "no second name for /etc/crontab");
+	ASSERT_EQ(errno_after(out, "usrlocal"), 0, "/usr/local stays writable (make install)");
+	ASSERT_EQ(errno_after(out, "workspace"), 0, "the workspace stays writable");
+	s = kg_read_file("/etc/crontab", 4096, NULL);
+	ASSERT_TRUE(s && !strcmp(s, "# crontab\n"), "/etc/crontab unchanged");
+	free(s);
+	s = kg_read_file("/root/.bashrc", 4096, NULL);
+	ASSERT_TRUE(s && !strcmp(s, "# bashrc\n"), "root's .bashrc unchanged");
+	free(s);
+	ASSERT_TRUE(access("/usr/bin/kgate-test", F_OK) < 0, "no /usr/bin/kgate-test");
+	unlink("/usr/local/kgate-test-ok");
+	leave_private_machine();
+	remove_home();
+}
+
+TEST(system_access_grants_a_daemon_or_system_files_back)
+{
+	char script[8192], pol[512], *out;
+	size_t i;
+
+	make_home();
+	granted_policy("[\"containers\", \"scheduled\"]", pol, sizeof(pol));
+	private_machine();
+	outside_script(script, sizeof(script));
+	ASSERT_EQ(run_root(pol, script, &out), 0, "the job ran");
+	for (i = 0; i < ARRAY_SIZE(fake_sockets); i++) {
+		bool granted = strstr(fake_sockets[i], "docker") ||
+			       strstr(fake_sockets[i], "containerd") ||
+			       strstr(fake_sockets[i], "podman");
+
+		ASSERT_EQ(errno_after(out, fake_sockets[i]) == 0, granted, fake_sockets[i]);
+		ASSERT_EQ(reached(i), granted ? 1 : 0, "reached only when granted");
+	}
+	ASSERT_EQ(errno_after(out, "cron.d"), 0, "/etc/cron.d writable when granted");
+	ASSERT_EQ(errno_after(out, "spool"), 0, "/var/spool/cron writable when granted");
+	ASSERT_EQ(errno_after(out, "bashrc"), EROFS, "root's .bashrc still read-only");
+	ASSERT_EQ(errno_after(out, "usrbin"), EROFS, "/usr/bin still read-only");
+	unlink("/etc/cron.d/kgate-test");
+	unlink("/var/spool/cron/crontabs/root");
+	unlink("/usr/local/kgate-test-ok");
+	{	/* job_start records the grant */
+		char *argv[] = { (char *)kgate_bin(), "audit", "query", "--type", "job_start", "--json",
+				 NULL };
+		char *o;
+
+		run_capture(argv, &o);
+		ASSERT_HAS_SUBSTR(o, "\"outside\":{\"granted\":[\"containers\",\"scheduled\"]",
+				  "job_start: the members granted");
+	}
+	leave_private_machine();
+	remove_home();
+}
+
+/* ---- processes outside the job -------------------------------------------------- */
+
+/* A process outside the job, as root like the job: its memory, descriptors,
+ * signals and its view of the file system (/proc/PID/root, cwd).  First the
+ * attacks run outside any job (the harness works: each gets through, and
+ * changes nothing: a write to address 0, signal 0, opens only); then in a
+ * root job under a policy with no rules of its own (the baseline alone):
+ * each is refused, the victim is alive and running, and PID 1's root (the
+ * machine's mount namespace, where degraded mode's hiding does not reach)
+ * cannot be entered. */
+static void proc_script(char *script, size_t len, pid_t victim, bool with_ptrace)
+{
+	const char *a = helper("kg_attack");
+
+	if ((size_t)snprintf(script, len,
+		 "echo mem; %s procmem %d; echo vmwrite; %s vmwrite %d; "
+		 "echo getfd; %s pidfd_getfd %d; echo signal; %s pidfd_signal %d; "
+		 "echo root; %s procdir /proc/%d/root/; echo cwd; %s procdir /proc/%d/cwd/; "
+		 "echo pid1root; %s procdir /proc/1/root/etc; "
+		 "%s%s%s%d; echo done",
+		 a, (int)victim, a, (int)victim, a, (int)victim, a, (int)victim, a, (int)victim, a,
+		 (int)victim, a, with_ptrace ? "echo ptrace; " : "", with_ptrace ? a : "",
+		 with_ptrace ? " ptrace_attach " : ": ", (int)victim) >= len)
+		script[0] = '\0';
+}
+
+static char victim_state(pid_t pid)
+{
+	char path[64], *s, *p;
+	char st = '?';
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	s = kg_read_file(path, 4096, NULL);
+	p = s ? strrchr(s, ')') : NULL;
+	if (p && p[1] == ' ')
+		st = p[2];
+	free(s);
+	return st;
+}
+
+TEST(a_root_job_cannot_act_through_processes_outside_it)
+{
+	static const char *const labels[] = { "mem", "vmwrite", "getfd", "signal", "root", "cwd",
+					      "pid1root", "ptrace" };
+	char script[4096], pol[512], *out;
+	pid_t victim;
+	size_t i;
+
+	make_home();
+	victim = fork();
+	if (victim == 0) {
+		execl("/bin/sleep", "sleep", "300", (char *)NULL);
+		_exit(127);
+	}
+	if (victim < 0)
+		SKIP("fork");
+	usleep(100 * 1000);
+	/* the control: outside any job each attempt gets through */
+	proc_script(script, sizeof(script), victim, false);
+	{
+		char *argv[] = { "/bin/sh", "-c", script, NULL };
+
+		run_capture(argv, &out);
+	}
+	ASSERT_EQ(errno_after(out, "mem"), 0, "control: /proc/PID/mem opens for writing");
+	ASSERT_EQ(errno_after(out, "vmwrite"), EFAULT, "control: process_vm_writev reaches it");
+	ASSERT_EQ(errno_after(out, "getfd"), 0, "control: pidfd_getfd takes its fd");
+	ASSERT_EQ(errno_after(out, "signal"), 0, "control: pidfd_send_signal reaches it");
+	ASSERT_EQ(errno_after(out, "root"), 0, "control: /proc/PID/root opens");
+	/* in a job whose policy has no rules: the baseline alone */
+	write_policy("{\"version\":1,\"name\":\"t\",\"default\":\"allow\","
+		     "\"runtime_defaults\":{\"net\":\"allow\"}}", pol, sizeof(pol));
+	proc_script(script, sizeof(script), victim, true);
+	ASSERT_EQ(run_root(pol, script, &out), 0, "the job ran");
+	for (i = 0; i < ARRAY_SIZE(labels); i++) {
+		int e = errno_after(out, labels[i]);
+
+		printf("  %s: errno %d\n", labels[i], e);
+		ASSERT_TRUE(e > 0 && e != EFAULT, labels[i]);
+	}
+	ASSERT_EQ(kill(victim, 0), 0, "the victim is alive");
+	ASSERT_TRUE(victim_state(victim) == 'S' || victim_state(victim) == 'R',
+		    "and not stopped or traced");
+	kill(victim, SIGKILL);
+	waitpid(victim, NULL, 0);
+	remove_home();
+}
+
+/* kgate doctor lists each member of the escapes by proxy and how this mode
+ * closes it (here: degraded, the job's mount namespace) */
+TEST(doctor_lists_what_is_protected_outside_the_job)
+{
+	char *argv[] = { (char *)kgate_bin(), "doctor", "--json", NULL }, *out;
+	json_t *root, *arr, *m;
+	size_t i;
+
+	setup();
+	run_capture(argv, &out);
+	root = out ? json_loads(out, 0, NULL) : NULL;
+	arr = json_object_get(root, "outside");
+	ASSERT_TRUE(json_is_array(arr), "doctor --json has \"outside\"");
+	ASSERT_EQ(json_array_size(arr), kg_out_members_len, "one entry a member");
+	json_array_foreach(arr, i, m) {
+		const char *how = json_string_value(json_object_get(m, "how"));
+
+		ASSERT_TRUE(how && strstr(how, "mount ns"), json_string_value(json_object_get(m,
+											  "member")));
+	}
+	json_decref(root);
+	teardown();
 }

@@ -18,6 +18,7 @@
 #include "testlib.h"
 #include "common.h"
 #include "policy.h"
+#include "kernel/outside.h"
 
 #define HOME "/home/t"
 
@@ -485,7 +486,7 @@ static const struct bad_case bad_cases[] = {
 	{ "system_access type", T("\"system_access\":\"mknod\""), 2, 17, "", "system_access",
 	  "expected an array" },
 	{ "system_access entry type", T("\"system_access\":[27]"), 2, 18, "", "system_access[0]",
-	  "expected a string (a capability name)" },
+	  "expected a string (a capability or a member name)" },
 	{ "system_access empty", T("\"system_access\":[]"), 2, 17, "", "system_access",
 	  "empty list" },
 };
@@ -532,8 +533,26 @@ TEST(system_access_names_capabilities)
 	ASSERT_EQ(doc->system_access, (1ULL << 19) | (1ULL << 12), "sys_ptrace and net_admin");
 	kg_policy_free(doc);
 	doc = load(T("\"require_full\":false"), &err);
-	if (ASSERT_TRUE(doc != NULL, "loads"))
+	if (ASSERT_TRUE(doc != NULL, "loads")) {
 		ASSERT_EQ(doc->system_access, 0, "nothing granted by default");
+		ASSERT_EQ(doc->outside_grant, 0, "no member of the escapes by proxy either");
+	}
+	kg_policy_free(doc);
+	/* members of the escapes by proxy (kernel/outside.h), by name */
+	doc = load(T("\"system_access\":[\"containers\",\"sys_ptrace\",\"Scheduled\"]"), &err);
+	if (ASSERT_TRUE(doc != NULL, "loads")) {
+		ASSERT_EQ(doc->system_access, 1ULL << 19, "sys_ptrace");
+		ASSERT_EQ(doc->outside_grant, (1u << kg_out_by_name("containers")) |
+			  (1u << kg_out_by_name("scheduled")), "containers and scheduled");
+	}
+	kg_policy_free(doc);
+	doc = load(T("\"system_access\":[\"login\",\"login\"]"), &err);
+	ASSERT_TRUE(doc == NULL, "a member listed twice is refused");
+	ASSERT_HAS_SUBSTR(error_text(&err), "'login' is listed twice", "and said");
+	kg_policy_free(doc);
+	doc = load(T("\"system_access\":[\"dockers\"]"), &err);
+	ASSERT_TRUE(doc == NULL, "an unknown name is refused");
+	ASSERT_HAS_SUBSTR(error_text(&err), "containers, snapd", "naming the members");
 	kg_policy_free(doc);
 }
 

@@ -18,6 +18,7 @@
 #include "cmds.h"
 #include "common.h"
 #include "kernel/caps.h"
+#include "kernel/outside.h"
 #include "audit.h"
 #include "control.h"
 #include "loader.h"
@@ -386,6 +387,7 @@ static int show_json(const struct kg_policy_doc *doc)
 		json_t *sa = kg_caps_json(doc->system_access, -1);
 
 		if (!sa || json_object_set_new(sa, "kind", json_string("system_access")) ||
+		    json_object_set_new(sa, "outside", kg_outside_json(doc->outside_grant, -1)) ||
 		    json_array_append_new(arr, sa))
 			goto oom;
 	}
@@ -417,6 +419,15 @@ static void show_system_access(const struct kg_policy_doc *doc)
 	for (i = 0; i < kg_caps_len; i++)
 		if (kg_caps[i].kept)
 			printf(" %s", kg_caps[i].name);
+	printf("\n  outside the job (daemons' sockets, files run or obeyed as root), "
+	       "granted:%s\n", doc->outside_grant ? "" : " none");
+	for (i = 0; i < kg_out_members_len; i++)
+		if (doc->outside_grant & (1u << i))
+			printf("    %-20s %s\n", kg_out_members[i].name, kg_out_members[i].what);
+	printf("  outside the job, refused:");
+	for (i = 0; i < kg_out_members_len; i++)
+		if (!(doc->outside_grant & (1u << i)))
+			printf(" %s", kg_out_members[i].name);
 	printf("\n");
 }
 

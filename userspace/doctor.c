@@ -37,6 +37,7 @@
 #include "cmds.h"
 #include "common.h"
 #include "doctor.h"
+#include "kernel/outside.h"
 #include "probe.skel.h"
 
 #define DOCTOR_RINGBUF_WAIT_MS	200
@@ -450,10 +451,10 @@ static void matrix_govern(struct kg_doctor_report *r)
 		     "no seccomp baseline (reboot, keyctl, perf_event_open... not refused), no "
 		     "no_new_privs");
 		grow(r, KG_RT_OUTSIDE, KG_ENF_PARTIAL,
-		     "BPF LSM (capable, writes to kernel settings incl. descriptors held from "
-		     "before, module autoload) + cgroup-BPF (block devices)",
-		     "keyrings (request_key helpers) not refused (no seccomp); daemons' sockets "
-		     "only by the policy's unix rules");
+		     "BPF LSM (capable, kernel settings incl. descriptors held from before, "
+		     "daemons' sockets, system files, module autoload) + cgroup-BPF (block devices)",
+		     "keyrings (request_key helpers) not refused (no seccomp); system files "
+		     "through descriptors opened before kgate govern");
 		return;
 	}
 	grow(r, KG_RT_FILE, KG_ENF_NONE, "none", "needs BPF LSM (Landlock must be applied by "
@@ -467,8 +468,9 @@ static void matrix_govern(struct kg_doctor_report *r)
 	     "nothing keeps the processes in their cgroup or away from kgate's state: "
 	     "kgate govern refuses unless --force");
 	grow(r, KG_RT_OUTSIDE, KG_ENF_PARTIAL, "cgroup-BPF (block devices)",
-	     "running processes keep their capabilities and can write kernel settings "
-	     "(core_pattern...): kgate govern refuses unless --force");
+	     "running processes keep their capabilities, can write kernel settings "
+	     "(core_pattern...) and system files, reach daemons: kgate govern refuses unless "
+	     "--force");
 }
 
 static void matrix_full(struct kg_doctor_report *r)
@@ -482,10 +484,10 @@ static void matrix_full(struct kg_doctor_report *r)
 	    "BPF LSM (bpf, ptrace, task_kill, mounts, userns, cgroupfs, kgate's pins/state/trail) "
 	    "+ seccomp", "");
 	row(r, KG_RT_OUTSIDE, KG_ENF_PARTIAL,
-	    "BPF LSM (capable; writes to /proc/sys, /sys, binfmt_misc, cgroup v1...; module "
-	    "autoload) + cgroup-BPF (block devices) + seccomp (keyrings)",
-	    "privileged daemons' sockets (systemd, D-Bus, docker) only by the policy's unix "
-	    "rules; /proc/PID files of processes outside the job; block devices unrecorded");
+	    "BPF LSM (capable; /proc/sys, /sys... writes; daemons' sockets; files run outside "
+	    "the job; module autoload) + cgroup-BPF (block devices) + seccomp",
+	    "/proc/PID files of processes outside the job (oom_score_adj...); hard links to "
+	    "system files made before the job; block devices unrecorded");
 }
 
 static void matrix_degraded(struct kg_doctor_report *r)
@@ -556,11 +558,11 @@ static void matrix_degraded(struct kg_doctor_report *r)
 	else
 		row(r, KG_RT_SELF_PROTECTION, KG_ENF_NONE, "none", "self-protection is not enforced");
 	row(r, KG_RT_OUTSIDE, r->seccomp_filter ? KG_ENF_PARTIAL : KG_ENF_NONE,
-	    r->seccomp_filter ? "capability bounding set, /proc/sys /sys sysrq-trigger read-only "
-	    "(mount ns), seccomp (modules, socket families, keyrings), cgroup-BPF (block devices)"
-	    : "none",
-	    "refusals not recorded; netlink protocol module autoload not refused; privileged "
-	    "daemons' sockets not refused (unix rules need BPF LSM)");
+	    r->seccomp_filter ? "capability bounding set; /proc/sys, /sys read-only, daemons' "
+	    "sockets covered, system files read-only (mount ns); seccomp; cgroup-BPF (block "
+	    "devices)" : "none",
+	    "refusals not recorded; sockets and files made after launch not covered (/etc: "
+	    "only if a member there is granted); netlink module autoload not refused");
 }
 
 static void add_fix(struct kg_doctor_report *r, const char *fmt, ...)
@@ -752,6 +754,11 @@ void kg_doctor_print(const struct kg_doctor_report *r)
 		if (r->matrix[i].missing[0])
 			printf("  %-16s %-9s missing: %s\n", "", "", r->matrix[i].missing);
 	}
+	printf("\noutside the job (escapes by proxy): what no job gets done for it unless its "
+	       "policy's system_access names it\n");
+	for (i = 0; i < kg_out_members_len; i++)
+		printf("  %-16s %s\n  %-16s %s\n", kg_out_members[i].name, kg_out_members[i].what,
+		       "", kg_out_how(&kg_out_members[i], r->full));
 	printf("\nkgate govern (a cgroup kgate did not start)%s\n", r->govern_needs_force ?
 	       ": refused unless --force in this mode" : "");
 	for (i = 0; i < KG_RT_MAX; i++) {
@@ -812,6 +819,16 @@ int kg_doctor_print_json(const struct kg_doctor_report *r)
 			 "matrix", govern, "fixes", fixes);
 	if (!root)
 		return kg_err("doctor: cannot build json");
+	{	/* the members of the escapes by proxy, and how this mode closes each */
+		json_t *out = json_array();
+
+		for (i = 0; out && i < kg_out_members_len; i++)
+			json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:b}",
+				"member", kg_out_members[i].name, "what", kg_out_members[i].what,
+				"how", kg_out_how(&kg_out_members[i], r->full),
+				"sockets", kg_out_members[i].sockets));
+		json_object_set_new(root, "outside", out);
+	}
 	for (i = 0; i < KG_RT_MAX; i++)
 		if (json_array_append_new(matrix, json_pack("{s:s, s:s, s:s, s:s?}",
 				"rule", kg_rule_type_name(i), "level", kg_enf_level_name(r->matrix[i].level),

@@ -246,6 +246,8 @@ void kg_event_target(const struct kg_event *e, char *buf, size_t len)
 		snprintf(buf, len, "pid %u (arg %u)", (unsigned int)e->target.file.ino, e->aux);
 		return;
 	case KG_OP_SYSTEM:
+		if (e->aux >= KG_SYS_OUTSIDE_BASE)
+			break;	/* the path */
 		if (e->aux >= KG_SYS_CAP_BASE) {
 			const struct kg_cap_info *ci = kg_cap_info((int)(e->aux - KG_SYS_CAP_BASE));
 

@@ -25,6 +25,7 @@
 #include "follow.h"
 #include "hold.h"
 #include "kernel/caps.h"
+#include "kernel/outside.h"
 #include "job.h"
 #include "kaudit.h"
 #include "landlock.h"
@@ -623,9 +624,15 @@ static json_t *job_start_extra(struct job *j, const struct kg_constraints *c,
 				    json_pack("{s:s,s:s}", "path", j->home, "source", j->home_why));
 	if (extra && !j->full && j->ll)
 		json_object_set_new(extra, "file_rules", file_rules_json(j->ll));
-	if (extra)
-		json_object_set_new(extra, "system_access",
-				    kg_caps_json(j->doc->system_access, j->full));
+	if (extra) {
+		json_t *sa = kg_caps_json(j->doc->system_access, j->full);
+
+		/* the daemons' sockets and system files (kernel/outside.h) */
+		if (sa)
+			json_object_set_new(sa, "outside",
+					    kg_outside_json(j->doc->outside_grant, j->full));
+		json_object_set_new(extra, "system_access", sa);
+	}
 	return extra;
 }
 
@@ -781,6 +788,7 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 		.seccomp = { .degraded = !j->full, .hold_syscalls = policy_holds_calls(j->doc),
 			     .log_refusals = j->ka != NULL },
 		.caps_grant = j->doc->system_access,
+		.outside_grant = j->doc->outside_grant,
 		.audit_session = j->ka != NULL,
 	};
 	struct kg_limit_report lim = {};

@@ -28,6 +28,7 @@
 #include "common.h"
 #include "kernel/caps.h"
 #include "kernel/mntrules.h"
+#include "kernel/outside.h"
 #include "kaudit.h"
 #include "launch.h"
 #include "mntns.h"
@@ -49,6 +50,7 @@ const char *kg_launch_stage_name(enum kg_launch_stage s)
 		[KG_STAGE_RLIMITS] = "rlimits",		[KG_STAGE_CREDS] = "credentials",
 		[KG_STAGE_CAPS] = "capability bounding set",
 		[KG_STAGE_SYSTEM_RO] = "system settings read-only (mounts)",
+		[KG_STAGE_OUTSIDE] = "daemons' sockets and system files (mounts)",
 		[KG_STAGE_NO_NEW_PRIVS] = "no_new_privs", [KG_STAGE_LANDLOCK] = "landlock",
 		[KG_STAGE_SECCOMP] = "seccomp",		[KG_STAGE_NOTIFY_FD] = "notify fd",
 		[KG_STAGE_EXEC] = "exec",
@@ -311,6 +313,10 @@ static __attribute__((noreturn)) void child_main(const struct kg_launch_opts *o,
 	/* ... and kgate's own directories show nothing */
 	if (o->degraded && o->hide && (ret = kg_selfprotect_hide(o->hide)) < 0)
 		child_fail(status_fd, KG_STAGE_HIDE, ret);
+	/* daemons that act for their clients and files that something outside
+	 * the job runs or obeys: covered or read-only (full mode: outside.bpf.c) */
+	if (o->degraded && (ret = kg_outside_hide(o->outside_grant)) < 0)
+		child_fail(status_fd, KG_STAGE_OUTSIDE, ret);
 	/* a working directory entered before the mounts would still be the
 	 * uncovered one: enter it again through them */
 	if (o->degraded && (ret = kg_mnt_reenter_cwd()) < 0)

@@ -62,6 +62,9 @@ struct kg_launch_opts {
 	/* capabilities kept beyond kg_caps_kept() (the policy's system_access,
 	 * kernel/caps.h); every other one leaves the bounding set */
 	uint64_t caps_grant;
+	/* members of kernel/outside.h the policy's system_access grants back;
+	 * degraded mode covers the others in the job's mount namespace */
+	uint32_t outside_grant;
 };
 
 /* Where the child failed, for the error message. */
@@ -77,6 +80,7 @@ enum kg_launch_stage {
 	KG_STAGE_RLIMITS,
 	KG_STAGE_CAPS,		/* the capability bounding set */
 	KG_STAGE_SYSTEM_RO,	/* system settings read-only in the job's namespace */
+	KG_STAGE_OUTSIDE,	/* daemons' sockets and files run outside the job */
 	KG_STAGE_CREDS,
 	KG_STAGE_NO_NEW_PRIVS,
 	KG_STAGE_LANDLOCK,

@@ -907,6 +907,8 @@ static void fill_policy_entry(const struct kg_policy_doc *doc, struct kg_policy 
 	p->flags = KG_POL_F_EXEC_NO_FILELESS;
 	/* lsm/capable refuses the rest (and KG_CAPS_KEPT must say the same) */
 	p->caps_allow = kg_caps_kept() | doc->system_access;
+	/* outside.bpf.c refuses the other members' names */
+	p->outside_allow = doc->outside_grant;
 	if (doc->fail_mode == KG_FAIL_OPEN) {
 		p->flags |= KG_POL_F_FAIL_OPEN;
 		p->heartbeat_timeout_ns = 10ull * 1000000000ull;

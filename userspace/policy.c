@@ -15,6 +15,7 @@
 #include "dns/match.h"
 #include "dns/names.h"
 #include "kernel/caps.h"
+#include "kernel/outside.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -1211,7 +1212,8 @@ static int parse_cooldown(struct ctx *c, json_t *root)
 	return r;
 }
 
-/* system_access: capabilities a job keeps beyond kg_caps_kept (caps.h) */
+/* system_access: capabilities a job keeps beyond kg_caps_kept (caps.h), and
+ * members of the escapes by proxy it may use (outside.h) */
 static int parse_system_access(struct ctx *c, json_t *root)
 {
 	json_t *arr, *v;
@@ -1225,23 +1227,32 @@ static int parse_system_access(struct ctx *c, json_t *root)
 	push_key(c, "system_access");
 	json_array_foreach(arr, i, v) {
 		const struct kg_cap_info *ci;
-		int cap;
+		int cap, mb;
 
 		push_index(c, i);
-		if (expect_type(c, v, JSON_STRING, "a string (a capability name)")) {
+		if (expect_type(c, v, JSON_STRING, "a string (a capability or a member name)")) {
 			r = -1;
+		} else if ((mb = kg_out_by_name(json_string_value(v))) >= 0) {
+			if (c->doc->outside_grant & (1u << mb))
+				r = perr(c, "'%s' is listed twice", json_string_value(v));
+			else
+				c->doc->outside_grant |= 1u << mb;
 		} else if ((cap = kg_cap_by_name(json_string_value(v))) < 0) {
-			char list[1024] = "";
+			char list[1024] = "", mlist[512] = "";
 			size_t k, off = 0;
 
 			for (k = 0; k < kg_caps_len && off < sizeof(list); k++)
 				if (!kg_caps[k].kept)
 					off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
 								off ? ", " : "", kg_caps[k].name);
+			for (k = 0, off = 0; k < kg_out_members_len && off < sizeof(mlist); k++)
+				off += (size_t)snprintf(mlist + off, sizeof(mlist) - off, "%s%s",
+							off ? ", " : "", kg_out_members[k].name);
 			r = has_control(json_string_value(v))
 				? perr_control(c, "unknown capability", json_string_value(v))
 				: perr(c, "unknown capability '%s' (system_access grants back one of "
-				       "the capabilities a job loses: %s)", json_string_value(v), list);
+				       "the capabilities a job loses: %s; or what only reaches "
+				       "outside the job: %s)", json_string_value(v), list, mlist);
 		} else if ((ci = kg_cap_info(cap)) && ci->kept) {
 			r = perr(c, "'%s' is kept by every job (%s): nothing to grant",
 				 json_string_value(v), ci->why);

@@ -131,6 +131,9 @@ struct kg_policy_doc {
 	/* capabilities granted back beyond what every job keeps (a bit per
 	 * CAP_*, kernel/caps.h); 0 = none */
 	uint64_t system_access;
+	/* members of kernel/outside.h granted back by name in system_access (a
+	 * bit per member); 0 = none */
+	uint32_t outside_grant;
 
 	struct kg_admission_rule *admission; size_t nadmission;
 	struct kg_rule *rules; size_t nrules;

@@ -16,6 +16,7 @@
 #include "approvals.h"
 #include "common.h"
 #include "kernel/caps.h"
+#include "kernel/outside.h"
 #include "events.h"
 #include "maps.h"
 #include "recorder.h"
@@ -234,7 +235,8 @@ static void rule_of(json_t *snap, const struct kg_event *e, char *id, size_t idl
 	if (e->op == KG_OP_SYSTEM) {
 		snprintf(id, idlen, "kgate:self-protection");
 		*reason = "governed processes may not get the kernel or anything outside their job "
-			  "to act for them (capabilities, kernel settings)";
+			  "to act for them (capabilities, kernel settings, daemons' sockets, "
+			  "files run or obeyed outside the job)";
 		return;
 	}
 	if (e->op >= KG_OP_BPF && e->op <= KG_OP_CGROUP_ESCAPE && !e->rule_id) {
@@ -457,7 +459,13 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 		json_object_set_new(extra, "fail_open", json_true());
 	if (extra && e->op == KG_OP_KGATE_STATE)	/* what the task tried on kgate's state */
 		json_object_set_new(extra, "tried", json_string(kg_op_name(e->aux)));
-	if (extra && e->op == KG_OP_SYSTEM && e->aux >= KG_SYS_CAP_BASE) {
+	if (extra && e->op == KG_OP_SYSTEM && e->aux >= KG_SYS_OUTSIDE_BASE) {
+		unsigned int mb = (e->aux >> 8) & 0xff;
+
+		json_object_set_new(extra, "tried", json_string(kg_op_name(e->aux & 0xff)));
+		json_object_set_new(extra, "outside", mb < kg_out_members_len
+				    ? json_string(kg_out_members[mb].name) : json_integer(mb));
+	} else if (extra && e->op == KG_OP_SYSTEM && e->aux >= KG_SYS_CAP_BASE) {
 		const struct kg_cap_info *ci = kg_cap_info((int)(e->aux - KG_SYS_CAP_BASE));
 
 		json_object_set_new(extra, "tried", json_string("capability"));

@@ -14,6 +14,7 @@
 #include "cgroup.h"
 #include "common.h"
 #include "kgate.h"
+#include "kernel/outside.h"
 #include "selfprotect.h"
 
 
@@ -113,7 +114,11 @@ int kg_selfprotect_register(struct kg_loader *l, const struct kg_sp_dirs *dirs)
 			return kg_err("selfprotect: cannot protect %s: %s", dirs->path[i],
 				      strerror(-err)), err;
 	}
-	return 0;
+	/* and what only reaches outside the job (kernel/outside.h) */
+	fd = kg_loader_map_fd(l, "kg_outside");
+	if (fd < 0)
+		return kg_err("selfprotect: no kg_outside map"), -ENOENT;
+	return kg_outside_register(fd);
 }
 
 /* Make dir a mount point in this mount namespace (a recursive bind onto

@@ -249,6 +249,16 @@ int kg_mnt_read_only(const char *path)
 	return read_only(path, path);
 }
 
+int kg_mnt_read_only_top(const char *path)
+{
+	int err = sys(mount(path, path, NULL, MS_BIND | MS_REC, NULL));
+
+	if (!err)
+		err = sys(mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_flags(path),
+				NULL));
+	return err ? err : make_private(path, true);
+}
+
 static int hide_dir(const char *path, const char *at)
 {
 	int err = sys(mount("kgate-hidden", at, "tmpfs",

@@ -94,6 +94,10 @@ int kg_mnt_reenter_cwd(void);
  * made read-only, in the child's own mount namespace.  0/-errno. */
 int kg_mnt_read_only(const char *path);
 
+/* The same, but only the top mount is made read-only: what is mounted
+ * beneath path (before this call) keeps its flags.  0/-errno. */
+int kg_mnt_read_only_top(const char *path);
+
 /* "hidden", "read-only", "pinned" */
 const char *kg_mnt_kind_name(enum kg_mnt_kind kind);
 
