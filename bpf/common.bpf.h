@@ -389,8 +389,31 @@ count:
 		__sync_fetch_and_add(&cnt->decisions[c->decision], 1);
 }
 
+/* n decisions of the job whose event the ring buffer could not take: counted
+ * per kind (kg_counters) and per job (kg_job_lost). */
+static __always_inline void kg_count_lost(__u64 cgid, __u64 job_id, __u8 kind, __u64 n)
+{
+	struct kg_counters *cnt = kg_counters_get();
+	struct kg_job_lost fresh = { .job_id = job_id }, *jl;
+
+	if (kind >= KG_EV_MAX)
+		return;
+	if (cnt)
+		__sync_fetch_and_add(&cnt->events_lost[kind], n);
+	jl = bpf_map_lookup_elem(&kg_job_lost, &cgid);
+	if (!jl) {
+		bpf_map_update_elem(&kg_job_lost, &cgid, &fresh, BPF_NOEXIST);
+		jl = bpf_map_lookup_elem(&kg_job_lost, &cgid);
+	}
+	if (jl)
+		__sync_fetch_and_add(&jl->lost[kind], n);
+	else if (cnt)
+		__sync_fetch_and_add(&cnt->lost_unattributed[kind], n);
+}
+
 /* Reserve and fill the common part of an event.  NULL when the ring buffer
- * is full: the loss is counted per kind, the decision already stands. */
+ * is full: the loss is counted per kind and per job, the decision already
+ * stands. */
 static __always_inline struct kg_event *kg_event_begin(struct kg_ctx *c)
 {
 	struct kg_counters *cnt = kg_counters_get();
@@ -400,8 +423,7 @@ static __always_inline struct kg_event *kg_event_begin(struct kg_ctx *c)
 
 	e = bpf_ringbuf_reserve(&kg_events, sizeof(*e), 0);
 	if (!e) {
-		if (cnt)
-			__sync_fetch_and_add(&cnt->events_lost[kind], 1);
+		kg_count_lost(c->cgid, c->job ? c->job->job_id : 0, kind, 1);
 		return NULL;
 	}
 	if (cnt)

@@ -555,6 +555,25 @@ struct kg_counters {
 	__u64 events_sent[KG_EV_MAX];
 	__u64 events_lost[KG_EV_MAX];	/* ring buffer full */
 	__u64 walk_incomplete;		/* dentry walks that hit KG_MAX_DEPTH */
+	/* the part of events_lost that kg_job_lost could not take (map full) */
+	__u64 lost_unattributed[KG_EV_MAX];
+};
+
+/* ---- losses per job --------------------------------------------------------
+ * kg_job_lost: job cgroup id -> the decisions of that job whose event the ring
+ * buffer could not take (kernel-written, only ever increased, an entry made
+ * by the first loss).  kg_lost_seen: job cgroup id -> how many of them the
+ * trail already accounts for (written by the consumer after the events_lost
+ * record that accounts them is committed).  The consumer deletes both
+ * entries once the job is gone (not in kg_jobs) and fully accounted.  A loss
+ * that finds kg_job_lost full is counted in kg_counters.lost_unattributed
+ * ("unattributed" in the events_lost record).  Each loss is counted once in
+ * exactly one of those two places (and in kg_counters.events_lost, which
+ * `kgate status` and the metrics show), so a loss record's per-job and
+ * per-kind parts always add up to its total. */
+struct kg_job_lost {
+	__u64 job_id;		/* trace id (numeric part) of the job */
+	__u64 lost[KG_EV_MAX];	/* by event kind */
 };
 
 /* ---- the probe of `kgate doctor` (bpf/probe.bpf.c) ---------------------------
@@ -640,9 +659,12 @@ _Static_assert(sizeof(struct kg_event) == 104 + KG_PATH_MAX && KG_OFF(kg_event, 
 	       KG_OFF(kg_event, flags) == 48 && KG_OFF(kg_event, comm) == 56 &&
 	       KG_OFF(kg_event, target) == 72 && KG_OFF(kg_event, aux) == 100 &&
 	       KG_OFF(kg_event, path) == 104, "kg_event layout");
-_Static_assert(sizeof(struct kg_counters) == 8 * (KG_DEC_MAX + 2 * KG_EV_MAX + 1) &&
-	       KG_OFF(kg_counters, walk_incomplete) == 8 * (KG_DEC_MAX + 2 * KG_EV_MAX),
+_Static_assert(sizeof(struct kg_counters) == 8 * (KG_DEC_MAX + 3 * KG_EV_MAX + 1) &&
+	       KG_OFF(kg_counters, walk_incomplete) == 8 * (KG_DEC_MAX + 2 * KG_EV_MAX) &&
+	       KG_OFF(kg_counters, lost_unattributed) == 8 * (KG_DEC_MAX + 2 * KG_EV_MAX + 1),
 	       "kg_counters layout");
+_Static_assert(sizeof(struct kg_job_lost) == 8 + 8 * KG_EV_MAX && KG_OFF(kg_job_lost, lost) == 8,
+	       "kg_job_lost layout");
 _Static_assert(sizeof(struct kg_probe_event) == 32 && KG_OFF(kg_probe_event, cgid) == 8,
 	       "kg_probe_event layout");
 _Static_assert(KG_OP_UNIX_CONNECT < KG_DC_OPS, "every file op has a cache slot");

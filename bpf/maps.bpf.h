@@ -202,6 +202,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kg_counters SEC(".maps");
 
+/* losses per job: see kgate.h */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KG_MAX_JOBS);
+	__type(key, __u64);		/* job cgroup id */
+	__type(value, struct kg_job_lost);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_job_lost SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KG_MAX_JOBS);
+	__type(key, __u64);		/* job cgroup id */
+	__type(value, struct kg_job_lost);	/* accounted in the trail */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_lost_seen SEC(".maps");
+
 /* Per-CPU scratch space for building an event before it is reserved
  * (the stack is too small for a path buffer). */
 struct {

@@ -2416,7 +2416,10 @@ int kg_audit_append_lost(struct kg_audit *a, const struct kg_audit_loss *l)
 			  "delivered", (json_int_t)l->delivered, "lost", (json_int_t)l->lost);
 	if (!extra)
 		return -ENOMEM;
-	if (l->by_kind && json_object_set(extra, "by_kind", l->by_kind)) {
+	if ((l->by_kind && json_object_set(extra, "by_kind", l->by_kind)) ||
+	    (l->by_job && json_object_set(extra, "by_job", l->by_job)) ||
+	    (l->by_job && json_object_set_new(extra, "unattributed",
+					       json_integer((json_int_t)l->unattributed)))) {
 		json_decref(extra);
 		return -ENOMEM;
 	}

@@ -85,7 +85,9 @@ struct kg_audit_loss {
 	const char *trace_id;		/* NULL = controller-wide */
 	const char *mechanism;		/* e.g. "bpf-lsm" */
 	uint64_t decided, delivered, lost;
-	json_t *by_kind;
+	json_t *by_kind;		/* lost split by event kind (adds up to lost) */
+	json_t *by_job;			/* [{"trace_id","cgroup_id","lost"}], or NULL */
+	uint64_t unattributed;		/* the part of lost no job was counted for */
 };
 int kg_audit_append_lost(struct kg_audit *a, const struct kg_audit_loss *l);
 

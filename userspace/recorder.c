@@ -18,6 +18,7 @@
 #include "kernel/caps.h"
 #include "kernel/outside.h"
 #include "events.h"
+#include "losses.h"
 #include "maps.h"
 #include "recorder.h"
 #include "registry.h"
@@ -53,7 +54,8 @@ struct kg_recorder {
 	char boot_id[40];		/* the ring is this boot's: ids repeat across boots */
 	bool warned_queue;
 	bool warned_commit;
-	uint64_t loss_queued;		/* a loss record up to this count waits for a commit */
+	bool loss_queued;		/* a loss record waits for a commit: */
+	struct kg_loss_delta queued_loss;	/* what it accounts for */
 	struct snapshot cache[SNAP_CACHE];
 	unsigned int next_slot;
 };
@@ -187,6 +189,8 @@ static void recorder_free(struct kg_recorder *r)
 	if (!r)
 		return;
 	kg_approvals_close(r->approvals);
+	if (r->loss_queued)
+		kg_losses_done(&r->queued_loss);
 	for (i = 0; i < SNAP_CACHE; i++)
 		json_decref(r->cache[i].root);
 	free(r);
@@ -572,77 +576,31 @@ int kg_record_throttle_residue(struct kg_audit *a, struct kg_loader *l, uint64_t
 	return n;
 }
 
-/* The lost count already reported lives in <state>/lost.reported so that
- * concurrent and restarted controllers report each loss exactly once.  It
- * is overwritten in place at a fixed width: on a full disk a truncate and
- * rewrite could fail after the record went into the trail. */
-#define LOST_WIDTH 20
-
-static int lost_reported_open(uint64_t *reported)
-{
-	char path[4200], buf[64];
-	ssize_t n;
-	int fd;
-
-	*reported = 0;
-	if (kg_snprintf(path, sizeof(path), "%s/lost.reported", kg_state_dir()))
-		return -ENAMETOOLONG;
-	kg_mkdir_p(kg_state_dir(), 0700);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	flock(fd, LOCK_EX);
-	n = pread(fd, buf, sizeof(buf) - 1, 0);
-	if (n > 0) {
-		buf[n] = '\0';
-		*reported = strtoull(buf, NULL, 10);
-	}
-	return fd;
-}
-
-static int lost_reported_set(int fd, uint64_t lost)
-{
-	char buf[64];
-	int n = snprintf(buf, sizeof(buf), "%0*llu\n", LOST_WIDTH, (unsigned long long)lost);
-
-	return pwrite(fd, buf, n, 0) == n ? 0 : -errno;
-}
-
-static void lost_reported_close(int fd)
-{
-	flock(fd, LOCK_UN);
-	close(fd);
-}
-
 /* A loss record queued earlier whose commit failed: written now?  0 when
  * nothing waits any more. */
 static int settle_queued_loss(struct kg_recorder *r)
 {
-	uint64_t reported;
-	int fd, err;
+	int err;
 
 	if (!r->loss_queued)
 		return 0;
 	err = r->audit ? kg_audit_flush(r->audit) : 0;
 	if (err)
 		return err;
-	fd = lost_reported_open(&reported);
-	if (fd < 0)
-		return fd;
-	if (r->loss_queued > reported)
-		err = lost_reported_set(fd, r->loss_queued);
-	lost_reported_close(fd);
-	if (!err)
-		r->loss_queued = 0;
+	err = kg_losses_mark(r->loader, &r->queued_loss);
+	kg_losses_done(&r->queued_loss);
+	r->loss_queued = false;
 	return err;
 }
 
+/* One events_lost record for what the ring could not take since the last
+ * one (losses.h): total, by kind and by job of the same interval. */
 static int report_losses(struct kg_recorder *r, struct kg_loader *l)
 {
+	struct kg_loss_delta d;
 	struct kg_counters c;
-	uint64_t lost = 0, sent = 0, decided = 0, reported = 0;
-	json_t *by_kind;
-	int fd, k, err;
+	uint64_t sent = 0, decided = 0;
+	int k, err;
 
 	/* one loss record at a time: a queued one is never queued again */
 	err = settle_queued_loss(r);
@@ -650,40 +608,37 @@ static int report_losses(struct kg_recorder *r, struct kg_loader *l)
 		return err;
 	if (kg_maps_read_counters(l, &c))
 		return -EIO;
-	for (k = 0; k < KG_EV_MAX; k++) {
-		lost += c.events_lost[k];
+	for (k = 0; k < KG_EV_MAX; k++)
 		sent += c.events_sent[k];
-	}
 	for (k = 0; k < KG_DEC_MAX; k++)
 		decided += c.decisions[k];
-	fd = lost_reported_open(&reported);
-	if (fd < 0)
-		return fd;
-	if (lost > reported) {
+	err = kg_losses_read(l, &d);
+	if (!err && d.lost) {
 		struct kg_audit_loss loss = {
 			.mechanism = "ring-buffer", .decided = decided, .delivered = sent,
-			.lost = lost - reported,
+			.lost = d.lost, .by_kind = kg_losses_by_kind(&d), .by_job = kg_losses_by_job(&d),
+			.unattributed = d.unattributed,
 		};
-
-		by_kind = json_object();
-		for (k = 0; k < KG_EV_MAX; k++)
-			json_object_set_new(by_kind, kg_event_kind_name(k),
-					    json_integer((json_int_t)c.events_lost[k]));
-		loss.by_kind = by_kind;
-		/* the record must be in the trail before lost.reported says so:
-		 * a crash in between would otherwise drop the loss from both */
 		unsigned before = kg_audit_pending(r->audit);
 
+		/* the record must be in the trail before the counts say so: a
+		 * crash in between would otherwise drop the loss from both */
 		err = r->audit ? kg_audit_append_lost(r->audit, &loss) : 0;
-		json_decref(by_kind);
+		json_decref(loss.by_kind);
+		json_decref(loss.by_job);
 		if (!err && r->audit)
 			err = kg_audit_flush(r->audit);
-		if (!err)
-			err = lost_reported_set(fd, lost);
-		else if (r->audit && kg_audit_pending(r->audit) > before)
-			r->loss_queued = lost;	/* queued, not written: settle it later */
+		if (!err) {
+			err = kg_losses_mark(l, &d);
+		} else if (r->audit && kg_audit_pending(r->audit) > before) {
+			r->queued_loss = d;	/* queued, not written: settle it later */
+			r->loss_queued = true;
+			return err;
+		}
 	}
-	lost_reported_close(fd);
+	kg_losses_done(&d);
+	if (!err)
+		kg_losses_sweep(l);
 	return err;
 }
 

@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * test_losses.c - refusals and losses the trail can explain (issue 10 §5),
+ * with 30 concurrent `kgate run` jobs of 1,000 denied connects each, on
+ * this host through the cgroup-BPF connect program (degraded mode).
+ *
+ *   - distinct targets and nobody consuming during the storm: the ring
+ *     overflows; every loss record splits its count by job and by kind
+ *     (both add up to it), and per job, the job's deny records plus its
+ *     losses are exactly its 1,000 refusals; in all, kernel denials ==
+ *     sum of the deny records' counts + the losses.
+ */
+#include <fcntl.h>
+#include <jansson.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "testlib.h"
+#include "audit.h"
+#include "common.h"
+#include "loader.h"
+#include "maps.h"
+#include "recorder.h"
+#include "registry.h"
+
+#define NJOBS 30
+#define EACH 1000
+
+static char tmpdir[256], pindir[256];
+
+static void setup(void)
+{
+	char path[512];
+
+	if (getuid() != 0)
+		SKIP("needs root");
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/kgate-test-losses.XXXXXX");
+	if (!mkdtemp(tmpdir))
+		SKIP("mkdtemp failed");
+	chmod(tmpdir, 0755);
+	snprintf(path, sizeof(path), "%s/audit", tmpdir);
+	setenv("KGATE_AUDIT_DIR", path, 1);
+	snprintf(path, sizeof(path), "%s/state", tmpdir);
+	setenv("KGATE_STATE_DIR", path, 1);
+	snprintf(path, sizeof(path), "%s/data", tmpdir);
+	setenv("KGATE_DATA_DIR", path, 1);
+	snprintf(pindir, sizeof(pindir), "/sys/fs/bpf/kgate-test-l%d", getpid());
+	setenv("KGATE_BPFFS", pindir, 1);
+}
+
+static void teardown(void)
+{
+	char cmd[300];
+
+	kg_loader_unpin_all();
+	rmdir(pindir);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd))
+		printf("  could not remove %s\n", tmpdir);
+}
+
+static const char *kgate_bin(void)
+{
+	const char *b = getenv("KGATE_BIN");
+
+	return b ? b : "build-san/kgate";
+}
+
+static const char *helper(const char *name)
+{
+	static char buf[4][512];
+	static int i;
+	char *b = buf[i++ % 4];
+
+	snprintf(b, 512, "%s/%s", getenv("KGATE_TEST_HELPERS") ?: "build-san/tests/helpers", name);
+	return b;
+}
+
+static pid_t spawn(char *const argv[], const char *outname)
+{
+	char out[512];
+	pid_t pid;
+
+	snprintf(out, sizeof(out), "%s/%s", tmpdir, outname);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		setpgid(0, 0);
+		execv(argv[0], argv);
+		_exit(126);
+	}
+	return pid;
+}
+
+static int wait_exit(pid_t pid)
+{
+	int st;
+
+	if (waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+#define POLICY \
+	"{\"version\":1,\"name\":\"losses\",\"default\":\"allow\"," \
+	"\"runtime_defaults\":{\"net\":\"allow\"},\"runtime\":[{\"id\":\"block\"," \
+	"\"net\":{\"cidr\":\"127.0.0.2/32\"},\"decision\":\"deny\"}]}"
+
+/* What the trail says, per job and in all. */
+struct job_acct {
+	char trace[32];
+	long records, refusals, lost;
+};
+
+struct acct {
+	struct job_acct job[NJOBS + 8];
+	int njobs;
+	long refusals, deny_records, lost, lost_records, unattributed;
+	long bad_kind_sums, bad_job_sums;
+};
+
+static struct job_acct *job_of(struct acct *a, const char *trace)
+{
+	int i;
+
+	if (!trace)
+		return NULL;
+	for (i = 0; i < a->njobs; i++)
+		if (!strcmp(a->job[i].trace, trace))
+			return &a->job[i];
+	if (a->njobs == NJOBS + 8)
+		return NULL;
+	snprintf(a->job[a->njobs].trace, sizeof(a->job[0].trace), "%s", trace);
+	return &a->job[a->njobs++];
+}
+
+static int acct_cb(json_t *rec, const char *line, size_t len, void *ctx)
+{
+	struct acct *a = ctx;
+	const char *type = json_string_value(json_object_get(rec, "type"));
+	const char *trace = json_string_value(json_object_get(rec, "trace"));
+	json_t *extra = json_object_get(rec, "extra"), *v;
+	struct job_acct *j;
+	size_t i;
+
+	(void)line;
+	(void)len;
+	if (type && !strcmp(type, "job_start"))
+		job_of(a, trace);
+	if (type && !strcmp(type, "decision") &&
+	    !strcmp(json_string_value(json_object_get(rec, "decision")) ?: "", "deny")) {
+		long n = (long)json_integer_value(json_object_get(extra, "count"));
+
+		a->deny_records++;
+		a->refusals += n;
+		j = job_of(a, trace);
+		if (j) {
+			j->records++;
+			j->refusals += n;
+		}
+	}
+	if (type && !strcmp(type, "events_lost") &&
+	    !strcmp(json_string_value(json_object_get(rec, "mechanism")) ?: "", "ring-buffer")) {
+		long lost = (long)json_integer_value(json_object_get(json_object_get(extra, "counts"),
+								      "lost"));
+		long kinds = 0, jobs = 0;
+		const char *k;
+
+		a->lost_records++;
+		a->lost += lost;
+		json_object_foreach(json_object_get(extra, "by_kind"), k, v)
+			kinds += (long)json_integer_value(v);
+		json_array_foreach(json_object_get(extra, "by_job"), i, v) {
+			long n = (long)json_integer_value(json_object_get(v, "lost"));
+
+			jobs += n;
+			j = job_of(a, json_string_value(json_object_get(v, "trace_id")));
+			if (j)
+				j->lost += n;
+		}
+		a->unattributed += (long)json_integer_value(json_object_get(extra, "unattributed"));
+		jobs += (long)json_integer_value(json_object_get(extra, "unattributed"));
+		if (kinds != lost)
+			a->bad_kind_sums++;
+		if (jobs != lost)
+			a->bad_job_sums++;
+	}
+	return 0;
+}
+
+/* 30 jobs of EACH connects to 127.0.0.2 (mode "same" or "distinct"); with
+ * hold_consumer, nobody consumes the ring until they have all ended.  Then
+ * a consumer in this process drains the ring and records the losses. */
+static void storm(const char *mode, bool hold_consumer, struct acct *a, struct kg_counters *c)
+{
+	char policy[512], outname[32], *out;
+	struct kg_loader_opts lo = { 0 };
+	struct kg_consumer *cons = NULL;
+	struct kg_audit *audit;
+	struct kg_loader *l;
+	pid_t run[NJOBS];
+	int lock = -1, i, fd, ok = 0;
+	char n[16];
+
+	snprintf(policy, sizeof(policy), "%s/p.json", tmpdir);
+	fd = open(policy, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ASSERT_TRUE(fd >= 0 && write(fd, POLICY, strlen(POLICY)) == (ssize_t)strlen(POLICY),
+		    "policy written");
+	close(fd);
+	/* loaded and pinned once before the jobs start: 30 first loads at
+	 * once would each pin their own maps */
+	l = kg_loader_open(&lo);
+	ASSERT_TRUE(l != NULL, "the programs are loaded and pinned");
+	if (hold_consumer) {
+		lock = kg_consumer_try_lock();
+		ASSERT_TRUE(lock >= 0, "the consumer lock: nobody consumes during the storm");
+	}
+	snprintf(n, sizeof(n), "%d", EACH);
+	for (i = 0; i < NJOBS; i++) {
+		char *argv[] = { (char *)kgate_bin(), "run", "-q", "--policy", policy, "--",
+				 (char *)helper("deny_storm"), "127.0.0.2", "9", n, (char *)mode, NULL };
+
+		snprintf(outname, sizeof(outname), "run%d.out", i);
+		run[i] = spawn(argv, outname);
+	}
+	for (i = 0; i < NJOBS; i++) {
+		snprintf(outname, sizeof(outname), "run%d.out", i);
+		if (wait_exit(run[i]) == 0) {
+			char path[512];
+
+			snprintf(path, sizeof(path), "%s/%s", tmpdir, outname);
+			out = kg_read_file(path, 1 << 20, NULL);
+			if (out && strstr(out, "refused 1000 other 0 ok 0"))
+				ok++;
+			else
+				printf("  job %d: %s\n", i, out ? out : "(no output)");
+			free(out);
+		}
+	}
+	ASSERT_EQ(ok, NJOBS, "every job ran and saw its 1000 connects refused");
+	if (lock >= 0)
+		close(lock);
+	sleep_ms(1000);	/* aggregated counts reach the ring within an interval */
+	audit = kg_audit_open(NULL, NULL);
+	ASSERT_TRUE(audit != NULL, "the trail");
+	if (l && audit)
+		cons = kg_consumer_try(l, audit);
+	ASSERT_TRUE(cons != NULL, "a consumer");
+	if (cons) {
+		for (i = 0; i < 100 && kg_consumer_drain(cons) > 0; i++)
+			;
+		kg_consumer_poll(cons);
+		kg_consumer_close(cons);
+	}
+	memset(c, 0, sizeof(*c));
+	if (l)
+		ASSERT_OK(kg_maps_read_counters(l, c), "the kernel's counters");
+	kg_audit_close(audit);
+	kg_loader_close(l);
+	memset(a, 0, sizeof(*a));
+	ASSERT_OK(kg_audit_query(NULL, NULL, acct_cb, a, true, NULL), "read the trail");
+	printf("  %s: kernel denials %llu; trail: %ld deny records counting %ld, %ld loss records "
+	       "counting %ld (%ld unattributed); %d jobs\n", mode,
+	       (unsigned long long)c->decisions[KG_DEC_DENY], a->deny_records, a->refusals,
+	       a->lost_records, a->lost, a->unattributed, a->njobs);
+}
+
+static void check_exact(struct acct *a, struct kg_counters *c)
+{
+	int i, off = 0;
+
+	ASSERT_EQ(a->njobs, NJOBS, "every job started and is in the trail");
+	ASSERT_EQ((long)c->decisions[KG_DEC_DENY], (long)NJOBS * EACH, "the kernel refused them all");
+	ASSERT_EQ(a->refusals + a->lost, (long)c->decisions[KG_DEC_DENY],
+		  "kernel denials == sum of the deny records' counts + the losses, exactly");
+	ASSERT_EQ(a->bad_kind_sums, 0, "every loss record's by_kind adds up to its count");
+	ASSERT_EQ(a->bad_job_sums, 0, "every loss record's by_job (+ unattributed) adds up");
+	for (i = 0; i < a->njobs; i++)
+		if (a->job[i].refusals + a->job[i].lost != EACH) {
+			printf("  %s: %ld records counting %ld, lost %ld\n", a->job[i].trace,
+			       a->job[i].records, a->job[i].refusals, a->job[i].lost);
+			off++;
+		}
+	ASSERT_EQ(off, 0, "per job: its records' counts + its losses == its 1000 refusals");
+}
+
+TEST(ring_overflow_losses_are_broken_down_per_job)
+{
+	struct kg_counters c;
+	struct acct a;
+
+	setup();
+	storm("distinct", true, &a, &c);
+	ASSERT_GE(a.lost, 1, "the ring overflowed (nobody consumed during the storm)");
+	ASSERT_GE(a.lost_records, 1, "and the losses were recorded");
+	ASSERT_EQ(a.unattributed, 0, "every loss attributed to its job");
+	check_exact(&a, &c);
+	teardown();
+}
