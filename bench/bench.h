@@ -58,6 +58,7 @@
 #include "mntns.h"
 #include "policy.h"
 #include "seccomp.h"
+#include "testenv.h"
 
 #define BENCH_EXIT_CANNOT_RUN 2
 
@@ -460,18 +461,6 @@ static inline int bench_wait(struct bench *b, pid_t pid)
 	return WEXITSTATUS(status);
 }
 
-static inline int bench_rm_tree_cb(const char *path, const struct stat *st, int type,
-				   struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (type == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
 static inline void bench_teardown(struct bench *b)
 {
 	if (b->ev)
@@ -496,7 +485,7 @@ static inline void bench_teardown(struct bench *b)
 	}
 	/* only the directory mkdtemp made for us */
 	if (b->have_tmp)
-		nftw(b->tmp, bench_rm_tree_cb, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+		kt_rm_tree(b->tmp);
 	bench_md_free();
 }
 

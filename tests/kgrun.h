@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * kgrun.h - host integration tests that drive the real `kgate` binary.
- * Include after testlib.h.  Each test calls kt_setup() first: it makes a
+ * Include after testlib.h.  Each test calls setup() first: it makes a
  * mkdtemp directory and points KGATE_AUDIT_DIR, KGATE_STATE_DIR,
- * KGATE_DATA_DIR and KGATE_BPFFS (a private pin dir) into it; kt_teardown()
- * unpins.
+ * KGATE_DATA_DIR and KGATE_BPFFS (a private pin dir) into it; teardown()
+ * unpins and removes the directory.  The shared pieces are testenv.h's.
  */
 #ifndef KGATE_KGRUN_H
 #define KGATE_KGRUN_H
@@ -17,6 +17,8 @@
 
 #include "common.h"
 #include "loader.h"
+#define KT_BUILD_DIR "build-san"
+#include "testenv.h"
 
 static char tmpdir[256];
 static char pindir[256];
@@ -40,26 +42,24 @@ static inline void setup(void)
 		SKIP("needs root");
 }
 
+/* unpin, and remove the test's directory (tests/testenv.h) */
 static inline void teardown(void)
 {
 	kg_loader_unpin_all();
 	rmdir(pindir);
+	if (!strncmp(tmpdir, "/tmp/kgate-test-run.", 20))
+		kt_rm_tree(tmpdir);
+	tmpdir[0] = '\0';
 }
 
 static const char *helper(const char *name)
 {
-	static char buf[512];
-	const char *dir = getenv("KGATE_TEST_HELPERS");
-
-	snprintf(buf, sizeof(buf), "%s/%s", dir ? dir : "build-san/tests/helpers", name);
-	return buf;
+	return kt_helper(name);
 }
 
 static const char *kgate_bin(void)
 {
-	const char *b = getenv("KGATE_BIN");
-
-	return b ? b : "build-san/kgate";
+	return kt_kgate_bin();
 }
 
 static inline void write_policy(const char *json, char *path, size_t len)

@@ -7,7 +7,6 @@
  * that cannot be compiled, or an unknown job, changes nothing.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 #include "recorder.h"
 #include "registry.h"
 #include "testlib.h"
+#include "testenv.h"
 
 #define POLICY_A "{\"version\":1,\"name\":\"a\",\"runtime\":[" \
 	"{\"id\":\"net-a\",\"net\":{\"cidr\":\"10.1.0.0/16\"},\"decision\":\"deny\"}]}"
@@ -45,13 +45,6 @@ struct env {
 	struct kg_policy_doc *da;
 	uint32_t ida;
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)f;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
 
 static struct kg_policy_doc *doc_of(const char *text)
 {
@@ -110,7 +103,7 @@ static void teardown(struct env *e)
 	kg_loader_close(e->l);
 	kg_loader_unpin_all();
 	rmdir(e->pindir);
-	nftw(e->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	kt_rm_tree(e->dir);
 }
 
 static uint32_t job_policy(struct env *e, uint64_t cgid)

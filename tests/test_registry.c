@@ -7,7 +7,6 @@
  * it; the consumer lock is held by one process at a time.
  */
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,17 +15,11 @@
 #include <unistd.h>
 
 #include "testlib.h"
+#include "testenv.h"
 #include "common.h"
 #include "registry.h"
 
 static char dir[64];
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)f;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
 
 static void state_dir(void)
 {
@@ -38,7 +31,7 @@ static void state_dir(void)
 
 static void cleanup(void)
 {
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	kt_rm_tree(dir);
 }
 
 static void sample(struct kg_job_record *r, const char *trace, uint64_t cgid)

@@ -17,7 +17,8 @@
  * pin dir, KGATE_BPFFS), the audit trail (KGATE_AUDIT_DIR), the state dir
  * (KGATE_STATE_DIR), a "home" that `~` of the policies expands to (HOME),
  * policy files and captured outputs.  Teardown unpins everything (the
- * programs detach), unmounts and removes the directory.
+ * programs detach), unmounts and removes the directory.  What every suite
+ * shares (files, helpers, the private bpffs) is testenv.h's.
  */
 #ifndef KGATE_VT_BB_H
 #define KGATE_VT_BB_H
@@ -38,6 +39,7 @@
 
 #include "common.h"
 #include "loader.h"
+#include "testenv.h"
 
 static struct {
 	char dir[64];		/* mkdtemp */
@@ -48,51 +50,13 @@ static struct {
 	long long start_ms;
 } bb;
 
-static inline const char *bb_config(void)
-{
-	const char *cfg = getenv("KGATE_VM_CONFIG");
-
-	return cfg ? cfg : "";
-}
-
-static inline bool bb_full(void)
-{
-	return !strcmp(bb_config(), "full");
-}
-
-static inline const char *bb_kgate(void)
-{
-	const char *b = getenv("KGATE_BIN");
-
-	return b ? b : "build/kgate";
-}
-
-static inline const char *bb_helper(const char *name)
-{
-	static char buf[4][512];
-	static int n;
-	const char *dir = getenv("KGATE_TEST_HELPERS");
-	char *b = buf[n++ % 4];
-
-	snprintf(b, sizeof(buf[0]), "%s/%s", dir ? dir : "build/tests/helpers", name);
-	return b;
-}
-
-static inline void bb_sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static inline long long bb_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* the shared pieces (testenv.h) under the names these tests use */
+static inline const char *bb_config(void) { return kt_vm_config(); }
+static inline bool bb_full(void) { return kt_vm_full(); }
+static inline const char *bb_kgate(void) { return kt_kgate_bin(); }
+static inline const char *bb_helper(const char *name) { return kt_helper(name); }
+static inline void bb_sleep_ms(long ms) { kt_sleep_ms(ms); }
+static inline long long bb_now_ms(void) { return kt_now_ms(); }
 
 /* A path in the test directory (i = which of 8 rotating buffers). */
 static inline const char *bb_path(const char *name)
@@ -116,12 +80,6 @@ static inline const char *bb_home(const char *rel)
 	return b;
 }
 
-static inline int bb_rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st; (void)flag; (void)f;
-	return remove(p) < 0 && errno != ENOENT ? -1 : 0;
-}
-
 /* want_full: SKIP unless the guest booted with BPF LSM; otherwise any VM
  * configuration will do.  Outside the VM suite everything SKIPs. */
 static inline void bb_setup(bool want_full)
@@ -139,14 +97,12 @@ static inline void bb_setup(bool want_full)
 	chmod(bb.dir, 0755);
 	snprintf(bb.home, sizeof(bb.home), "%s/home", bb.dir);
 	snprintf(bb.bpffs, sizeof(bb.bpffs), "%s/bpf", bb.dir);
-	snprintf(bb.pin, sizeof(bb.pin), "%s/kgate", bb.bpffs);
 	if (mkdir(bb.home, 0755) || mkdir(bb.bpffs, 0700))
 		SKIP("mkdir in %s: %s", bb.dir, strerror(errno));
 	/* a private bpffs: this test's pins, maps and counters are its own */
-	if (mount("bpf", bb.bpffs, "bpf", 0, "mode=0700"))
+	if (kt_bpffs_mount(bb.bpffs, bb.pin, sizeof(bb.pin)))
 		SKIP("private bpffs: %s", strerror(errno));
 	bb.mounted = true;
-	setenv("KGATE_BPFFS", bb.pin, 1);
 	setenv("KGATE_AUDIT_DIR", bb_path("audit"), 1);
 	setenv("KGATE_STATE_DIR", bb_path("state"), 1);
 	setenv("HOME", bb.home, 1);
@@ -156,51 +112,24 @@ static inline void bb_teardown(void)
 {
 	if (!bb.dir[0])
 		return;
-	kg_loader_unpin_all();	/* links go: the programs detach */
 	if (bb.mounted)
-		umount2(bb.bpffs, MNT_DETACH);
+		kt_bpffs_unmount(bb.bpffs, bb.pin);	/* links go: the programs detach */
+	else
+		kg_loader_unpin_all();
 	bb.mounted = false;
-	nftw(bb.dir, bb_rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	kt_rm_tree(bb.dir);
 	bb.dir[0] = '\0';
 	printf("  (%lld ms)\n", bb_now_ms() - bb.start_ms);
 }
 
 static inline int bb_write(const char *path, const char *text, mode_t mode)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -1;
+	return kt_write_file(path, text, mode);
 }
 
 static inline int bb_copy(const char *from, const char *to, mode_t mode)
 {
-	char buf[65536];
-	int in, out, ok = 0;
-	ssize_t n;
-
-	in = open(from, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return -1;
-	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (out < 0) {
-		close(in);
-		return -1;
-	}
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		if (write(out, buf, n) != n) {
-			ok = -1;
-			break;
-		}
-	if (n < 0)
-		ok = -1;
-	close(in);
-	close(out);
-	return ok;
+	return kt_copy_file(from, to, mode);
 }
 
 /* The policy file: written into the test directory, its path in out. */

@@ -19,7 +19,8 @@
  * own policy, registers its own job cgroup and removes both again; events
  * are read straight from the kg_events ring buffer and filtered by job.
  * Outside the "full" VM configuration the tests SKIP; in it, a loader that
- * fell back to degraded mode (BPF LSM not active) fails every test.
+ * fell back to degraded mode (BPF LSM not active) fails every test.  What
+ * every suite shares (files, helpers, the private bpffs) is testenv.h's.
  */
 #ifndef KGATE_VT_LIB_H
 #define KGATE_VT_LIB_H
@@ -46,12 +47,11 @@
 #include "loader.h"
 #include "maps.h"
 #include "policy.h"
+#include "testenv.h"
 
 #define VT_MAX_EVENTS 512
 #ifndef VT_VERBOSE
-#ifndef VT_VERBOSE
 #define VT_VERBOSE false	/* true: libbpf and verifier logs */
-#endif
 #endif
 
 struct vt {
@@ -69,11 +69,9 @@ struct vt {
 /* Run only where BPF LSM is active (the VM's "full" boot). */
 static inline void vt_require_full(void)
 {
-	const char *cfg = getenv("KGATE_VM_CONFIG");
-
-	if (!cfg || strcmp(cfg, "full"))
+	if (!kt_vm_full())
 		SKIP("needs the VM with BPF LSM (KGATE_VM_CONFIG=full), have %s",
-		     cfg ? cfg : "no VM");
+		     kt_vm_config()[0] ? kt_vm_config() : "no VM");
 	if (geteuid() != 0)
 		SKIP("needs root");
 }
@@ -94,11 +92,9 @@ __attribute__((destructor)) static void vt_global_fini(void)
 {
 	if (!vt_g.l)
 		return;
-	kg_loader_unpin_all();	/* links go: the programs detach */
 	kg_loader_close(vt_g.l);
 	vt_g.l = NULL;
-	rmdir(vt_g.pin);
-	umount2(vt_g.bpffs, MNT_DETACH);
+	kt_bpffs_unmount(vt_g.bpffs, vt_g.pin);	/* links go: the programs detach */
 	rmdir(vt_g.bpffs);
 }
 
@@ -107,16 +103,16 @@ __attribute__((destructor)) static void vt_global_fini(void)
 static void vt_global_load(void)
 {
 	struct kg_loader_opts lo = { .want_lsm = true };
+	int err;
 
 	vt_g.tried = true;
 	kg_env.verbose = VT_VERBOSE;
 	snprintf(vt_g.bpffs, sizeof(vt_g.bpffs), "/tmp/kgvt-bpf.XXXXXX");
-	if (!mkdtemp(vt_g.bpffs) || mount("bpf", vt_g.bpffs, "bpf", 0, "mode=0700")) {
-		snprintf(vt_g.error, sizeof(vt_g.error), "private bpffs: %s", strerror(errno));
+	err = kt_bpffs_mount(vt_g.bpffs, vt_g.pin, sizeof(vt_g.pin));
+	if (err) {
+		snprintf(vt_g.error, sizeof(vt_g.error), "private bpffs: %s", strerror(-err));
 		return;
 	}
-	snprintf(vt_g.pin, sizeof(vt_g.pin), "%s/kgate", vt_g.bpffs);
-	setenv("KGATE_BPFFS", vt_g.pin, 1);
 	vt_g.l = kg_loader_open(&lo);
 	if (!vt_g.l)
 		snprintf(vt_g.error, sizeof(vt_g.error), "kg_loader_open failed");
@@ -128,9 +124,7 @@ static void vt_global_load(void)
 
 __attribute__((constructor)) static void vt_global_init(void)
 {
-	const char *cfg = getenv("KGATE_VM_CONFIG");
-
-	if (!cfg || strcmp(cfg, "full") || geteuid() != 0)
+	if (!kt_vm_full() || geteuid() != 0)
 		return;
 	kt_before_tests = vt_global_load;
 }
@@ -143,12 +137,6 @@ static inline int vt_on_event(void *ctx, void *data, size_t len)
 	if (len >= sizeof(*e) && v->nevents < VT_MAX_EVENTS)
 		v->events[v->nevents++] = *e;
 	return 0;
-}
-
-static inline int vt_rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st; (void)flag; (void)f;
-	return remove(p) < 0 && errno != ENOENT ? -1 : 0;
 }
 
 static inline void vt_teardown(struct vt *v)
@@ -170,7 +158,7 @@ static inline void vt_teardown(struct vt *v)
 	v->doc = NULL;
 	if (v->home[0]) {
 		umount2(v->home, MNT_DETACH);	/* harmless when nothing is mounted */
-		nftw(v->home, vt_rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+		kt_rm_tree(v->home);
 	}
 	v->home[0] = '\0';
 	if (v->shared)
@@ -361,14 +349,7 @@ static inline char *vt_path(struct vt *v, const char *rel, char *buf, size_t len
 
 static inline int vt_write_file(const char *path, const char *text, mode_t mode)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -1;
+	return kt_write_file(path, text, mode);
 }
 
 static inline int vt_mkdirs(struct vt *v, const char *rel)
@@ -382,36 +363,13 @@ static inline int vt_mkdirs(struct vt *v, const char *rel)
 /* Copy a file (helpers into test trees); 0 or -1. */
 static inline int vt_copy(const char *from, const char *to, mode_t mode)
 {
-	char buf[65536];
-	int in, out, ok = 0;
-	ssize_t n;
-
-	in = open(from, O_RDONLY);
-	if (in < 0)
-		return -1;
-	out = open(to, O_WRONLY | O_CREAT | O_TRUNC, mode);
-	if (out < 0) {
-		close(in);
-		return -1;
-	}
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		if (write(out, buf, n) != n) {
-			ok = -1;
-			break;
-		}
-	if (n < 0)
-		ok = -1;
-	close(in);
-	close(out);
-	return ok;
+	return kt_copy_file(from, to, mode);
 }
 
 /* Where the standalone helpers (tests/helpers) are. */
 static inline const char *vt_helper(const char *name, char *buf, size_t len)
 {
-	const char *dir = getenv("KGATE_TEST_HELPERS");
-
-	snprintf(buf, len, "%s/%s", dir ? dir : "build/tests/helpers", name);
+	snprintf(buf, len, "%s", kt_helper(name));
 	return buf;
 }
 

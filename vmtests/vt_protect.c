@@ -520,6 +520,6 @@ TEST(kgate_state_refused_to_governed_tasks)
 				bpf_map_delete_elem(fd, &k);
 			}
 	}
-	nftw(top, vt_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	kt_rm_tree(top);
 	vt_teardown(&v);
 }

@@ -36,6 +36,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "testenv.h"
+
 #define VT_UL_WRAPPER "/opt/kgate/kg-userland"
 
 /* SKIP outside the VM suite; inside it the userland is part of the harness,
@@ -147,16 +149,9 @@ static inline bool vt_ul_step_says(const char *text, const char *name, const cha
 static inline int vt_ul_put(const char *dir, const char *rel, const char *text, mode_t mode)
 {
 	char p[512];
-	int fd;
-	ssize_t n;
 
 	snprintf(p, sizeof(p), "%s/%s", dir, rel);
-	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -1;
-	n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -1;
+	return kt_write_file(p, text, mode);
 }
 
 static inline int vt_ul_mkdir(const char *dir, const char *rel, mode_t mode)
@@ -191,17 +186,11 @@ static inline int vt_ul_make_home(char home[64])
 	return 0;
 }
 
-static inline int vt_ul_rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st; (void)flag; (void)f;
-	return remove(p) < 0 && errno != ENOENT ? -1 : 0;
-}
-
 /* Remove a tree the test made (never crosses into mounts). */
 static inline void vt_ul_rm_tree(const char *dir)
 {
 	if (dir && dir[0])
-		nftw(dir, vt_ul_rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+		kt_rm_tree(dir);
 }
 
 #endif
