@@ -54,3 +54,20 @@ TEST(grow_doubles_only_when_full)
 	ASSERT_EQ(cap, SIZE_MAX / 2 + 1, "capacity untouched on failure");
 	free(v);
 }
+
+TEST(mountinfo_unescape_undoes_octal_only)
+{
+	char a[] = "/mnt/with\\040space\\011tab\\012nl\\134back";
+	char b[] = "/short\\04";
+	char c[] = "/not\\777octal\\x";
+	char d[] = "\\040";
+
+	kg_mountinfo_unescape(a);
+	ASSERT_STREQ(a, "/mnt/with space\ttab\nnl\\back", "space, tab, newline, backslash");
+	kg_mountinfo_unescape(b);
+	ASSERT_STREQ(b, "/short\\04", "a short escape stays");
+	kg_mountinfo_unescape(c);
+	ASSERT_STREQ(c, "/not\\777octal\\x", "out of range or no digits: as it is");
+	kg_mountinfo_unescape(d);
+	ASSERT_STREQ(d, " ", "at the start");
+}

@@ -256,3 +256,20 @@ TEST(one_consumer_at_a_time)
 	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0, "taken once let go");
 	cleanup();
 }
+
+TEST(state_locks_are_independent)
+{
+	int consumer, reap;
+
+	state_dir();
+	consumer = kg_consumer_try_lock();
+	reap = kg_state_trylock("reap.lock");
+	ASSERT_TRUE(consumer >= 0 && reap >= 0, "two locks, both held at once");
+	ASSERT_EQ(kg_state_trylock("reap.lock"), -1, "the reap lock is exclusive too");
+	close(reap);
+	reap = kg_state_trylock("reap.lock");
+	ASSERT_GE(reap, 0, "free once let go");
+	close(reap);
+	close(consumer);
+	cleanup();
+}

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* approvals.c - the human-approval queue and the grants it installs. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -178,34 +179,6 @@ static int grant_put(struct kg_approvals *q, const struct kg_grant_key *k, const
 
 /* ---- encoding ------------------------------------------------------------------ */
 
-static int hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int hex_decode(const char *s, void *out, size_t len)
-{
-	unsigned char *p = out;
-	size_t i;
-
-	if (!s || strlen(s) != 2 * len)
-		return -EINVAL;
-	for (i = 0; i < len; i++) {
-		int hi = hex_nibble(s[2 * i]), lo = hex_nibble(s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -EINVAL;
-		p[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return 0;
-}
-
 void kg_approvals_action_hash(const struct kg_grant_key *key, char out[KG_HASH_HEX_LEN + 1])
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
@@ -221,7 +194,7 @@ static bool valid_id(const char *id)
 	if (!id || strlen(id) != KG_APPR_ID_LEN)
 		return false;
 	for (i = 0; i < KG_APPR_ID_LEN; i++)
-		if (hex_nibble(id[i]) < 0)
+		if (!isxdigit((unsigned char)id[i]))
 			return false;
 	return true;
 }
@@ -301,7 +274,7 @@ int kg_approval_from_json(json_t *o, struct kg_approval *a)
 
 	memset(a, 0, sizeof(*a));
 	if (!json_is_object(o) || kg_strlcpy(a->id, jstr(o, "id"), sizeof(a->id)) ||
-	    !valid_id(a->id) || hex_decode(jstr(o, "grant_key"), &a->key, sizeof(a->key)) ||
+	    !valid_id(a->id) || kg_hex_decode(jstr(o, "grant_key"), &a->key, sizeof(a->key)) ||
 	    state_parse(jstr(o, "state"), &a->state))
 		return -EINVAL;
 	kg_strlcpy(a->action_hash, jstr(o, "action_hash"), sizeof(a->action_hash));

@@ -26,23 +26,6 @@
 
 /* ---- the cgroup2 mount ---------------------------------------------------- */
 
-/* mountinfo escapes ' ', '\t', '\n' and '\\' as \ooo */
-static void unescape_octal(char *s)
-{
-	char *w = s;
-
-	while (*s) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
-		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
-			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 4;
-		} else {
-			*w++ = *s++;
-		}
-	}
-	*w = '\0';
-}
-
 /* One mountinfo line: "id parent maj:min root mountpoint opts... - fstype src sopts" */
 static bool mountinfo_line_is_cgroup2(char *line, char *mnt, size_t len)
 {
@@ -54,7 +37,7 @@ static bool mountinfo_line_is_cgroup2(char *line, char *mnt, size_t len)
 		return false;
 	for (tok = strtok_r(line, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
 		if (++field == 5) {
-			unescape_octal(tok);
+			kg_mountinfo_unescape(tok);
 			return kg_strlcpy(mnt, tok, len) == 0;
 		}
 	}

@@ -242,6 +242,22 @@ int kg_hex_decode(const char *s, void *out, size_t len)
 	return 0;
 }
 
+void kg_mountinfo_unescape(char *s)
+{
+	char *w = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 4;
+		} else {
+			*w++ = *s++;
+		}
+	}
+	*w = '\0';
+}
+
 void *kg_grow(void *v, size_t *cap, size_t n, size_t elem, size_t first_cap)
 {
 	size_t ncap;

@@ -44,6 +44,9 @@ int kg_snprintf(char *dst, size_t size, const char *fmt, ...)
  * another character: -EINVAL). */
 void kg_hex_encode(const void *data, size_t len, char *out);
 int kg_hex_decode(const char *s, void *out, size_t len);
+/* /proc/self/mountinfo escapes ' ', '\t', '\n' and '\\' as \ooo: undo it
+ * in place (anything else, a lone or short '\' too, stays as it is). */
+void kg_mountinfo_unescape(char *s);
 
 /* Room for element n of a growing array v of *cap elements of elem bytes:
  * v itself while n < *cap, else v reallocated to twice *cap (first_cap the

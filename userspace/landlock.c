@@ -407,23 +407,6 @@ struct alias {
 	struct stat st;
 };
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo */
-static void unescape(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = '\0';
-}
-
 struct mnt_line {
 	int id;
 	dev_t dev;
@@ -436,8 +419,8 @@ static bool parse_mnt_line(const char *line, struct mnt_line *m)
 
 	if (sscanf(line, "%d %*d %u:%u %4095s %4095s", &m->id, &maj, &min, m->root, m->point) != 5)
 		return false;
-	unescape(m->root);
-	unescape(m->point);
+	kg_mountinfo_unescape(m->root);
+	kg_mountinfo_unescape(m->point);
 	m->dev = makedev(maj, min);
 	return m->root[0] == '/' && m->point[0] == '/';
 }

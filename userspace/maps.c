@@ -173,23 +173,13 @@ static void ident_begin(struct kg_loader *l)
 	ident_state.l = l;
 }
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo */
+/* a copy of a mountinfo field, unescaped (kg_mountinfo_unescape) */
 static char *unescape_dup(const char *in, size_t len)
 {
-	char *out = malloc(len + 1), *o = out;
-	size_t i;
+	char *out = strndup(in, len);
 
-	if (!out)
-		return NULL;
-	for (i = 0; i < len; i++) {
-		if (in[i] == '\\' && i + 3 < len + 1 && in[i + 1] >= '0' && in[i + 1] <= '3') {
-			*o++ = (char)((in[i + 1] - '0') * 64 + (in[i + 2] - '0') * 8 + (in[i + 3] - '0'));
-			i += 3;
-		} else {
-			*o++ = in[i];
-		}
-	}
-	*o = '\0';
+	if (out)
+		kg_mountinfo_unescape(out);
 	return out;
 }
 

@@ -9,23 +9,6 @@
 #include "common.h"
 #include "mntns.h"
 
-/* mountinfo escapes ' ', '\t', '\n' and '\\' as \ooo */
-static void unescape_octal(char *s)
-{
-	char *w = s;
-
-	while (*s) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
-		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
-			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 4;
-		} else {
-			*w++ = *s++;
-		}
-	}
-	*w = '\0';
-}
-
 /* The mount point (5th field) of one mountinfo line, in place. */
 static char *mount_point(char *line)
 {
@@ -40,7 +23,7 @@ static char *mount_point(char *line)
 	if (!p)
 		return NULL;
 	p[strcspn(p, " ")] = '\0';
-	unescape_octal(p);
+	kg_mountinfo_unescape(p);
 	return p;
 }
 

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,24 +72,6 @@ bool kg_reap_controller_alive(const struct kg_job_record *r)
 	return !started || !r->started_real_ns || started <= r->started_real_ns + 1000000000ull;
 }
 
-static int reap_lock(void)
-{
-	char path[4200];
-	int fd;
-
-	if (kg_snprintf(path, sizeof(path), "%s/reap.lock", kg_state_dir()))
-		return -1;
-	kg_mkdir_p(kg_state_dir(), 0700);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static void record_end(struct kg_audit *a, const struct kg_job_record *r, const char *who)
 {
 	char note[160];
@@ -122,7 +103,7 @@ int kg_reap_orphans(struct kg_loader *l, struct kg_audit *a, const char *who)
 	size_t n = 0, i;
 	int lock, reaped = 0;
 
-	lock = reap_lock();
+	lock = kg_state_trylock("reap.lock");
 	if (lock < 0)
 		return 0;	/* someone else is at it */
 	if (kg_registry_list(&jobs, &n)) {

@@ -210,12 +210,12 @@ bool kg_registry_stale(const struct kg_job_record *r)
 	return !controller && !job;
 }
 
-int kg_consumer_try_lock(void)
+int kg_state_trylock(const char *name)
 {
 	char path[4200];
 	int fd;
 
-	if (kg_snprintf(path, sizeof(path), "%s/consumer.lock", kg_state_dir()))
+	if (kg_snprintf(path, sizeof(path), "%s/%s", kg_state_dir(), name))
 		return -1;
 	kg_mkdir_p(kg_state_dir(), 0700);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -226,4 +226,9 @@ int kg_consumer_try_lock(void)
 		return -1;
 	}
 	return fd;
+}
+
+int kg_consumer_try_lock(void)
+{
+	return kg_state_trylock("consumer.lock");
 }

@@ -61,5 +61,8 @@ int kg_registry_tally(const char *trace, struct kg_job_tally *t);
 /* Try to become the consumer: an fd >= 0 that holds the lock (close it to
  * let go), or -1 when another process is the consumer. */
 int kg_consumer_try_lock(void);
+/* The same for any lock file <state dir>/name (reap.lock: one reaper at a
+ * time): an fd holding it exclusively, or -1 when someone else does. */
+int kg_state_trylock(const char *name);
 
 #endif
