@@ -28,5 +28,14 @@ try "read an SSH key (~/.ssh/id_demo)"          cat "$HOME/.ssh/id_demo"
 try "connect to the local API 127.0.0.1:8765"   connect 127.0.0.1 8765
 try "connect to 127.0.0.2:8765"                 connect 127.0.0.2 8765
 try "connect to ::ffff:127.0.0.2 (IPv4-mapped)" connect ::ffff:127.0.0.2 8765
+# a name the policy allows resolves (kgate's resolver asks the demo's dnsmasq);
+# one it does not name is refused by kgate's resolver and never asked upstream
+lookup() {
+	getent hosts "$1" && return 0
+	echo "no address for $1 (the job's DNS answered REFUSED)"
+	return 1
+}
+try "look up api.demo.test (an allowed name)"   lookup api.demo.test
+try "look up exfil.demo.test (no rule names it)" lookup exfil.demo.test
 try "run perl (a denied interpreter)"           /usr/bin/perl -e 'print "perl ran\n"'
 exit 0

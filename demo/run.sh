@@ -21,12 +21,33 @@ if [ "$(id -u)" = 0 ] && [ -n "${SUDO_UID:-}" ]; then
 	chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$home"
 fi
 
-echo "== kgate run --policy policies/demo.json -- demo/agent.sh"
+# The job's upstream DNS server: dnsmasq on a loopback address of its own,
+# answering two names from a hosts file (never the machine's resolver).
+# The policy allows api.demo.test by name; exfil.demo.test it does not name,
+# so kgate's resolver refuses it before dnsmasq is asked.
+dns=127.53.0.1
+dnsmasq_pid=
+if command -v dnsmasq >/dev/null 2>&1; then
+	printf '127.0.0.1 api.demo.test\n127.0.0.1 exfil.demo.test\n' >"$home/demo.hosts"
+	dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+		--addn-hosts="$home/demo.hosts" --listen-address=$dns --bind-interfaces \
+		--port=53 --pid-file= --user=root --log-facility="$home/dnsmasq.log" &
+	dnsmasq_pid=$!
+	trap 'kill "$dnsmasq_pid" 2>/dev/null || true; wait "$dnsmasq_pid" 2>/dev/null || true; rm -rf -- "$home"' EXIT
+	sleep 0.3
+else
+	echo "demo: dnsmasq not found (scripts/install-deps.sh demo installs dnsmasq-base):" \
+	     "both names will fail to resolve" >&2
+fi
+
+echo "== kgate run --policy policies/demo.json --dns-upstream $dns -- demo/agent.sh"
 set +e
-HOME=$home "$kgate" run --policy policies/demo.json --topic job.demo.agent -- "$PWD/demo/agent.sh" \
-	2> >(tee "$home/kgate.err" >&2)
+HOME=$home "$kgate" run --policy policies/demo.json --dns-upstream $dns --topic job.demo.agent \
+	-- "$PWD/demo/agent.sh" 2> >(tee "$home/kgate.err" >&2)
 rc=$?
 set -e
+# the job is over: stop its DNS server, then wait for it and the tee
+[ -z "$dnsmasq_pid" ] || kill "$dnsmasq_pid" 2>/dev/null || true
 wait
 trace=$(sed -n 's/.*job \(job-[0-9a-f]*\) started.*/\1/p' "$home/kgate.err" | head -n 1)
 echo

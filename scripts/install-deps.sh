@@ -6,7 +6,8 @@
 #
 # Usage: scripts/install-deps.sh [--force] [GROUP...]
 #   build    compilers and libraries: `make`
-#   demo     what `make demo` needs (= build)
+#   demo     what `make demo` needs (build, and dnsmasq-base: the demo's own
+#            DNS server on loopback, for its allowed and refused names)
 #   test     the host tests (`make test`)
 #   vm       the VM suite (`make vmtest`)
 #   package  the Debian package (`make deb`)
@@ -79,7 +80,8 @@ done
 packages=()
 for g in "${groups[@]}"; do
 	case "$g" in
-	build|demo) packages+=("${build[@]}") ;;
+	build) packages+=("${build[@]}") ;;
+	demo) packages+=("${build[@]}" dnsmasq-base) ;;
 	test) packages+=("${build[@]}" "${test[@]}") ;;
 	vm) packages+=("${build[@]}" "${vm[@]}") ;;
 	package) packages+=("${build[@]}" "${package[@]}") ;;

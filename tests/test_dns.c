@@ -87,6 +87,10 @@ static void start_dnsmasq(void)
 		SKIP("cannot write the hosts file");
 	fprintf(f, "%s api.allowed.test\n%s denied.test\n%s other.allowed.test\n%s %s\n",
 		addr_api, addr_denied, addr_other, addr_long, long_name);
+	/* the shipped coding-agent policy's names, at documentation addresses
+	 * (public: no allow_private needed), and one it does not name */
+	fprintf(f, "203.0.113.10 registry.npmjs.org\n203.0.113.11 api.anthropic.com\n"
+		"203.0.113.12 objects.githubusercontent.com\n203.0.113.13 paste.example\n");
 	for (i = 0; i < load_names; i++)
 		fprintf(f, "127.%d.%d.%d h%d.load.test\n", net_x, 16 + i / 250, 1 + i % 250, i);
 	fclose(f);
@@ -758,5 +762,45 @@ TEST(ten_thousand_resolutions_a_second_lose_nothing_and_memory_stays_bounded)
 		    "the last 50,000 resolutions");
 	free(out);
 	load_names = 0;
+	dns_teardown();
+}
+
+/* policies/coding-agent.json allows its registries and APIs by name: they
+ * resolve (through dnsmasq as the upstream), a name it does not list and a
+ * resolver asked directly are refused, and a public address it learnt for
+ * nothing stays closed. */
+TEST(the_coding_agent_policy_allows_its_registries_by_name)
+{
+	char script[2048], policy[512], *out;
+	const char *src = getenv("KGATE_SRC");
+
+	char dp[512];
+
+	dns_setup();
+	snprintf(dp, sizeof(dp), "%s", helper("dns_probe"));	/* helper()'s buffer is shared */
+	snprintf(policy, sizeof(policy), "%s/policies/coding-agent.json", src ? src : ".");
+	snprintf(script, sizeof(script),
+		 "p() { n=$1; shift; echo \"$n: $(%1$s \"$@\")\"; }\n"
+		 "p npm query udp %2$s registry.npmjs.org\n"
+		 "p anthropic query tcp %2$s API.Anthropic.com.\n"
+		 "p raw query udp %2$s objects.githubusercontent.com\n"
+		 "p paste query udp %2$s paste.example\n"
+		 "p direct query udp 192.0.2.53 paste.example\n"
+		 "%3$s connect 203.0.113.13 443 >/dev/null; echo paste_addr=$?\n"
+		 "exit 0\n", dp, dns_addr, helper("net_probe"));
+	{
+		char *argv[] = { (char *)kgate_bin(), "run", "--policy", policy, "--topic",
+				 "job.agent.run", "--", "/bin/sh", "-c", script, NULL };
+
+		ASSERT_EQ(run_capture(argv, &out), 0, "job ran");
+	}
+	ASSERT_HAS_SUBSTR(out, "npm: rcode=0 answers=1", "registry.npmjs.org resolves");
+	ASSERT_HAS_SUBSTR(out, "anthropic: rcode=0 answers=1", "api.anthropic.com (odd case, TCP)");
+	ASSERT_HAS_SUBSTR(out, "raw: rcode=0 answers=1", "*.githubusercontent.com");
+	ASSERT_EQ(rcode_of(out, "paste"), 5, "a name the policy does not list: REFUSED");
+	ASSERT_EQ(rcode_of(out, "direct"), 5, "asked of another resolver: still kgate's REFUSED");
+	ASSERT_EQ(rc_of(out, "paste_addr"), EPERM, "its address is not open");
+	ASSERT_GE(audit_count("dns_resolve", "registry.npmjs.org", "allow", "npm"), 1,
+		  "recorded under the policy's rule");
 	dns_teardown();
 }

@@ -321,6 +321,10 @@ build_initramfs() {
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 	printf '127.0.0.1 localhost\n::1 localhost\n' >"$root/etc/hosts"
+	# no network in the guest: an upstream that answers nothing, so that a
+	# policy with host rules starts (its names get SERVFAIL) rather than
+	# being refused for want of a nameserver line
+	printf 'nameserver 127.0.0.1\n' >"$root/etc/resolv.conf"
 
 	[ -x "$build/kgate" ] || die "$build/kgate is missing (make vmtests-build)"
 	add_file "$build/kgate" /opt/kgate/kgate
