@@ -122,6 +122,50 @@ TEST(bind_mounts_of_a_denied_directory_are_covered_as_root)
 	destroy();
 }
 
+/*
+ * An overlay whose lower layer is the directory it is mounted on
+ * (lowerdir=D on D): from the mount namespace the layer is the overlay
+ * again.  kgate followed it without end and died of a stack overflow at
+ * `kgate run`; now the rule still holds and the job runs.
+ */
+TEST(an_overlay_layered_on_itself_neither_crashes_kgate_nor_opens_the_file)
+{
+	char cmd[2048], json[2048], d[400], opts[1400], *out = NULL;
+	int rc;
+
+	setup();
+	snprintf(d, sizeof(d), "%s/ov", tmpdir);
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; mkdir -p '%s/a' '%s/up' '%s/work'; echo OVERLAY-SECRET-77 > '%s/a/secret'",
+		 d, d, d, d);
+	if (sh(cmd))
+		SKIP("cannot build the test tree");
+	snprintf(opts, sizeof(opts), "lowerdir=%s/a,upperdir=%s/up,workdir=%s/work", d, d, d);
+	snprintf(cmd, sizeof(cmd), "%s/a", d);
+	if (mount("kgate-test-ov", cmd, "overlay", 0, opts)) {
+		teardown();
+		SKIP("overlay mount: %s", strerror(errno));
+	}
+	snprintf(json, sizeof(json),
+		 "{ \"version\": 1, \"name\": \"ov\", \"default\": \"allow\",\n"
+		 "  \"runtime_defaults\": { \"file\": \"allow\", \"exec\": \"allow\","
+		 " \"net\": \"allow\", \"unix\": \"allow\" },\n"
+		 "  \"runtime\": [ { \"id\": \"no-secret\", \"file\": { \"path\": \"%s/a/secret\","
+		 " \"ops\": [\"read\"] }, \"decision\": \"deny\", \"reason\": \"r\" } ] }\n", d);
+	write_policy(json, pol, sizeof(pol));
+	snprintf(cmd, sizeof(cmd), "cat '%s/a/secret'; echo ran-to-the-end", d);
+	rc = KGATE_RUN(pol, &out, "/bin/sh", "-c", cmd);
+	/* the overlay goes before any assertion can return */
+	snprintf(cmd, sizeof(cmd), "%s/a", d);
+	umount2(cmd, MNT_DETACH);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	sh(cmd);
+	teardown();
+	ASSERT_EQ(rc, 0, "kgate run completes (no crash)");
+	ASSERT_HAS_SUBSTR(out, "ran-to-the-end", "the job ran");
+	ASSERT_TRUE(out && !strstr(out, "OVERLAY-SECRET-77"), "the secret is refused through the overlay");
+}
+
 TEST(a_denied_program_copied_into_memory_does_not_run_as_root)
 {
 	char script[4096], *out;

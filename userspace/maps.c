@@ -281,6 +281,8 @@ static bool btrfs_hooks_ok(void)
 }
 
 static int ident_of(const char *path, bool follow, struct ident *id);
+static void overlay_layer_idents_at(const char *path, bool follow, const struct mnt_ent *m,
+				    struct ident *id);
 
 static void ident_add(struct ident *id, uint64_t dev, uint64_t ino)
 {
@@ -296,12 +298,33 @@ static void ident_add(struct ident *id, uint64_t dev, uint64_t ino)
 	}
 }
 
+/*
+ * How deep overlay_layer_idents may follow a layer that is itself under an
+ * overlay.  The kernel stacks overlays at most 2 deep
+ * (FILESYSTEM_MAX_STACK_DEPTH); a deeper chain is a layer path that names
+ * the mount covering it (lowerdir=/etc mounted on /etc): from the mount
+ * namespace it is the overlay again, without end.
+ */
+#define KG_OVERLAY_MAX_DEPTH 4
+
 /* The same object in the layers of the overlay mount m: the topmost copy
  * of a file (the one the overlay shows), every copy of a directory (the
  * overlay merges them).  Keyed too, so the object is matched when reached
  * in its layer directly or through a mapping's backing file. */
 static void overlay_layer_idents(const char *path, bool follow, const struct mnt_ent *m,
 				 struct ident *id)
+{
+	static __thread int depth;
+
+	if (depth >= KG_OVERLAY_MAX_DEPTH)
+		return;
+	depth++;
+	overlay_layer_idents_at(path, follow, m, id);
+	depth--;
+}
+
+static void overlay_layer_idents_at(const char *path, bool follow, const struct mnt_ent *m,
+				    struct ident *id)
 {
 	char real[PATH_MAX], cand[PATH_MAX * 2], dir[PATH_MAX], *slash;
 	const char *rel, *layer, *end;
