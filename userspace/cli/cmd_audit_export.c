@@ -303,19 +303,58 @@ static int parse_export(int argc, char **argv, struct export_args *a)
 	return 0;
 }
 
-/* ---- one-shot export: a sealed batch ---- */
+/* ---- one-shot export: a sealed batch, streamed (memory stays flat) ---- */
+
+struct stream {
+	FILE *out;
+	struct kg_seal *seal;
+	struct kg_ship_filter f;
+	uint64_t to;		/* 0 = no end */
+	bool ocsf;
+	size_t n;
+};
+
+static int stream_rec(const char *line, size_t len, uint64_t seq, void *ctx)
+{
+	struct stream *st = ctx;
+	json_t *rec = NULL;
+
+	if (st->to && seq > st->to)
+		return 1;
+	if (st->ocsf || kg_ship_filter_any(&st->f)) {
+		rec = json_loadb(line, len, 0, NULL);
+		if (!rec)
+			return 0;
+		if (!kg_ship_filter_match(&st->f, rec)) {
+			json_decref(rec);
+			return 0;
+		}
+	}
+	if (st->ocsf) {
+		json_t *ev = kg_ocsf_event(rec, line, len, hostname());
+
+		print_json(st->out, ev);
+		json_decref(ev);
+	} else {
+		fwrite(line, 1, len, st->out);
+		fputc('\n', st->out);
+	}
+	json_decref(rec);
+	if (ferror(st->out))
+		return 1;	/* reported after the poll */
+	kg_seal_add(st->seal, line, len);
+	st->n++;
+	return 0;
+}
 
 static int export_batch(struct export_args *a)
 {
-	struct batch b = { 0 };
-	struct collect c = { .b = &b, .f = a->f, .to = a->to };
+	struct stream st = { .out = stdout, .f = a->f, .to = a->to, .ocsf = a->ocsf };
 	struct kg_tail_pos pos;
-	struct kg_seal *seal;
-	struct kg_tail *t;
-	FILE *out = stdout, *sf = NULL;
+	struct kg_tail *t = NULL;
+	FILE *sf;
 	json_t *env = NULL;
 	int n, rc = KG_EXIT_FAIL;
-	size_t i;
 
 	if (kg_ship_start(a->from, NULL, "start", &pos))
 		return KG_EXIT_USAGE;
@@ -323,43 +362,34 @@ static int export_batch(struct export_args *a)
 		return kg_err("audit: export --from end exports nothing"), KG_EXIT_USAGE;
 	if (a->ocsf && !a->seal_out)
 		kg_info("audit: OCSF events without --seal FILE: the batch cannot be verified");
-	seal = kg_seal_new(a->dir, a->key);
-	if (!seal)
+	st.seal = kg_seal_new(a->dir, a->key);
+	if (!st.seal)
 		return KG_EXIT_FAIL;
+	kg_seal_begin(st.seal, !kg_ship_filter_any(&a->f));
+	if (a->output && !(st.out = fopen(a->output, "we"))) {
+		kg_err("audit: cannot write %s: %s", a->output, strerror(errno));
+		st.out = stdout;
+		goto out;
+	}
 	t = kg_tail_open(a->dir, &pos);
 	if (!t) {
-		kg_seal_free(seal);
-		return kg_err("audit: cannot read the trail: %s", strerror(errno)), KG_EXIT_FAIL;
+		kg_err("audit: cannot read the trail: %s", strerror(errno));
+		goto out;
 	}
-	n = kg_tail_poll(t, collect, &c);
+	n = kg_tail_poll(t, stream_rec, &st);
 	if (n < 0) {
 		if (n != -ESTALE)
 			kg_err("audit: export: %s", strerror(-n));
 		goto out;
 	}
-	kg_seal_begin(seal, !kg_ship_filter_any(&a->f));
-	for (i = 0; i < b.n; i++)
-		kg_seal_add(seal, b.lines[i], b.lens[i]);
-	env = kg_seal_envelope(seal);
+	if (ferror(st.out)) {
+		kg_err("audit: export: write failed");
+		goto out;
+	}
+	env = kg_seal_envelope(st.seal);
 	if (!env) {
 		kg_err("audit: export: cannot seal the batch: %s", strerror(errno));
 		goto out;
-	}
-	if (a->output && !(out = fopen(a->output, "we"))) {
-		kg_err("audit: cannot write %s: %s", a->output, strerror(errno));
-		out = stdout;
-		goto out;
-	}
-	for (i = 0; i < b.n; i++) {
-		if (a->ocsf) {
-			json_t *ev = kg_ocsf_event(b.recs[i], b.lines[i], b.lens[i], hostname());
-
-			print_json(out, ev);
-			json_decref(ev);
-		} else {
-			fwrite(b.lines[i], 1, b.lens[i], out);
-			fputc('\n', out);
-		}
 	}
 	if (a->seal_out) {
 		sf = fopen(a->seal_out, "we");
@@ -373,9 +403,9 @@ static int export_batch(struct export_args *a)
 			goto out;
 		}
 	} else if (!a->ocsf) {
-		print_json(out, env);
+		print_json(st.out, env);
 	}
-	if (fflush(out) || ferror(out)) {
+	if (fflush(st.out) || ferror(st.out)) {
 		kg_err("audit: export: write failed: %s", strerror(errno));
 		goto out;
 	}
@@ -384,7 +414,7 @@ static int export_batch(struct export_args *a)
 
 		kg_tail_position(t, p, sizeof(p));
 		kg_info("audit: exported %zu records (seq %" JSON_INTEGER_FORMAT "..%"
-			JSON_INTEGER_FORMAT ", %s); next: --from %s", b.n,
+			JSON_INTEGER_FORMAT ", %s); next: --from %s", st.n,
 			json_integer_value(json_object_get(env, "first_seq")),
 			json_integer_value(json_object_get(env, "last_seq")),
 			json_is_true(json_object_get(env, "contiguous")) ? "contiguous" : "filtered",
@@ -392,14 +422,13 @@ static int export_batch(struct export_args *a)
 	}
 	rc = KG_EXIT_OK;
 out:
-	if (out != stdout && fclose(out) && rc == KG_EXIT_OK) {
+	if (st.out != stdout && fclose(st.out) && rc == KG_EXIT_OK) {
 		kg_err("audit: cannot write %s: %s", a->output, strerror(errno));
 		rc = KG_EXIT_FAIL;
 	}
 	json_decref(env);
-	batch_free(&b);
 	kg_tail_close(t);
-	kg_seal_free(seal);
+	kg_seal_free(st.seal);
 	return rc;
 }
 
