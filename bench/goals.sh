@@ -53,7 +53,7 @@ cold=$(median_ms "${samples[cold]:-}")
 bw=$(median_ms "${samples[bwrap]:-}")
 
 # ---- the table -------------------------------------------------------------------
-ops=$out/bench_ops.json vm=$out/vm_bench.json ap=$out/bench_approval.json
+ops=$out/bench_ops.json vm=$out/vm_bench.json ap=$out/bench_approval.json dns=$out/bench_dns.json
 j() { local f=$1; shift; [ -s "$f" ] && jq -r "$@" "$f" 2>/dev/null || echo ""; }
 host_ratio() { j "$ops" --arg op "$1" '[.ops[]? | select(.op == $op) | .ratio_governed_vs_ungoverned][0] // empty'; }
 vm_ratio() {	# op, index into setup.sizes
@@ -63,18 +63,22 @@ vm_ratio() {	# op, index into setup.sizes
 vm_rules() { j "$vm" --argjson i "$1" 'if .measured then .setup.sizes[$i] else empty end'; }
 ap99() { j "$ap" '.held.total.p99_ms // empty'; }
 ap99r() { j "$ap" '.retry.total.p99_ms // empty'; }
+dnsj() { j "$dns" "$1 // empty"; }
 
 rows=()
-row() {	# figure, value, unit (x or ms), goal, where
+row() {	# figure, value, unit (x, ms, us or MiB), goal ("" = none), where
 	local v=$2 verdict
 	if [ -z "$v" ] || [ "$v" = 0 ] || [ "$v" = null ]; then
 		v="not measured"; verdict="n/a"
+	elif [ -z "$4" ]; then
+		verdict="no goal"
+		v=$(printf '%.1f %s' "$v" "$3")
 	else
 		verdict="not met"
 		awk -v v="$v" -v g="$4" 'BEGIN { exit !(v <= g) }' && verdict="met"
 		if [ "$3" = x ]; then v=$(printf '%.2f%s' "$v" "$3"); else v=$(printf '%.1f%s' "$v" "$3"); fi
 	fi
-	rows+=("| $1 | $v | ≤ $4$3 | $verdict | $5 |")
+	rows+=("| $1 | $v | ${4:+≤ $4$3} | $verdict | $5 |")
 }
 small=$(vm_rules 0); big=$(vm_rules 1)
 row "openat+close, full mode, ${small:-10}+3-rule policy, depth 5" "$(vm_ratio 'openat+close depth 5' 0)" x 1.10 "VM (TCG)"
@@ -90,6 +94,17 @@ row "connect, full mode" "$(vm_ratio 'tcp connect (loopback)' 1)" x 1.05 "VM (TC
 row "connect, degraded" "$(host_ratio 'tcp connect (loopback)')" x 1.05 "host"
 row "\`kgate run -- true\`, warm (median)" "$warm" " ms" 10 "host${bw:+; bwrap $bw ms}"
 row "\`kgate run -- true\`, cold (median)" "$cold" " ms" 100 "host"
+row "connect to a name-allowed address / a CIDR-allowed one, degraded" \
+	"$(dnsj .connect_ns.ratio_name_vs_cidr)" x 1.05 "host (bench_dns)"
+up50=$(dnsj '.resolution_us.upstream.p50 | . * 10 | round / 10')
+up99=$(dnsj '.resolution_us.upstream.p99 | . * 10 | round / 10')
+row "name resolution through kgate's resolver, p50 (straight to the upstream: ${up50:-?} us)" \
+	"$(dnsj .resolution_us.kgate.p50)" us "" "host (bench_dns)"
+row "the same, p99 (straight to the upstream: ${up99:-?} us)" \
+	"$(dnsj .resolution_us.kgate.p99)" us "" "host (bench_dns)"
+row "kg_dns_addrs + kg_dns_names, 100,000 addresses and 25,000 names" \
+	"$(dnsj '(.memory.addrs_full_bytes - .memory.addrs_empty_bytes + .memory.names_full_bytes - .memory.names_empty_bytes) / 1048576')" \
+	MiB "" "host (bench_dns), kernel figure"
 row "approval round trip without the human, p99 (held)" "$(ap99)" " ms" 1 "host"
 row "the same, refused then retried, p99" "$(ap99r)" " ms" 1 "host"
 {
