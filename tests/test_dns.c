@@ -33,6 +33,8 @@ static pid_t dnsmasq_pid = -1;
 static int lfd_api = -1, lfd_denied = -1, port_api, port_denied;
 static char long_name[256];		/* 253 characters: 255 bytes on the wire */
 static char addr_long[32];
+static char addr_shared[32];		/* cdn.allowed.test and doh.resolver.test */
+static pid_t doh_pid = -1;		/* a second dnsmasq there, on port 443 */
 static int load_names;			/* hN.load.test, N < load_names, in the hosts file */
 
 static bool have(const char *prog)
@@ -45,6 +47,11 @@ static bool have(const char *prog)
 
 static void stop_dnsmasq(void)
 {
+	if (doh_pid > 0) {
+		kill(doh_pid, SIGTERM);
+		waitpid(doh_pid, NULL, 0);
+	}
+	doh_pid = -1;
 	if (dnsmasq_pid > 0) {
 		kill(dnsmasq_pid, SIGTERM);
 		waitpid(dnsmasq_pid, NULL, 0);
@@ -77,6 +84,7 @@ static void start_dnsmasq(void)
 	snprintf(addr_denied, sizeof(addr_denied), "127.%d.1.11", net_x);
 	snprintf(addr_other, sizeof(addr_other), "127.%d.1.12", net_x);
 	snprintf(addr_long, sizeof(addr_long), "127.%d.1.13", net_x);
+	snprintf(addr_shared, sizeof(addr_shared), "127.%d.1.20", net_x);
 	/* three labels of 63, one of 48, "allowed.test": 253 characters */
 	memset(long_name, 'a', 253);
 	long_name[63] = long_name[127] = long_name[191] = long_name[240] = '.';
@@ -87,6 +95,8 @@ static void start_dnsmasq(void)
 		SKIP("cannot write the hosts file");
 	fprintf(f, "%s api.allowed.test\n%s denied.test\n%s other.allowed.test\n%s %s\n",
 		addr_api, addr_denied, addr_other, addr_long, long_name);
+	/* one address, two names: a CDN edge that also serves a DoH resolver */
+	fprintf(f, "%s cdn.allowed.test\n%s doh.resolver.test\n", addr_shared, addr_shared);
 	/* the shipped coding-agent policy's names, at documentation addresses
 	 * (public: no allow_private needed), and one it does not name */
 	fprintf(f, "203.0.113.10 registry.npmjs.org\n203.0.113.11 api.anthropic.com\n"
@@ -802,5 +812,90 @@ TEST(the_coding_agent_policy_allows_its_registries_by_name)
 	ASSERT_EQ(rc_of(out, "paste_addr"), EPERM, "its address is not open");
 	ASSERT_GE(audit_count("dns_resolve", "registry.npmjs.org", "allow", "npm"), 1,
 		  "recorded under the policy's rule");
+	dns_teardown();
+}
+
+/* DoH/DoT and shared CDN addresses (docs/design.md, "What this stops"): a
+ * rule allows cdn.allowed.test on 443/tcp, and the CDN's address also
+ * serves a resolver on 443 (here a second dnsmasq speaking DNS over TCP on
+ * port 443 of that address: to the kernel and to kgate a DoH exchange is
+ * the same, a TCP connection to an allowed address and port whose bytes
+ * nobody reads).  What the policy lets through: the job reaches that
+ * resolver and learns any name's address through it, unseen by kgate's
+ * resolver and unrecorded.  What it does not: any address learnt that way
+ * stays closed, the resolver's own name is REFUSED, DoT (853/tcp) and
+ * QUIC/DNS over 443/udp to the shared address are refused (not in the rule). */
+TEST(a_cdn_address_shared_with_a_doh_resolver_lets_names_through_not_addresses)
+{
+	char policy[512], script[4096], rules[1024], listen[64], hosts[600], a_hosts[700];
+	char *out;
+	int i;
+
+	dns_setup();
+	snprintf(hosts, sizeof(hosts), "%s/hosts", tmpdir);
+	snprintf(a_hosts, sizeof(a_hosts), "--addn-hosts=%s", hosts);
+	snprintf(listen, sizeof(listen), "--listen-address=%s", addr_shared);
+	doh_pid = fork();
+	if (doh_pid == 0) {
+		char *argv[] = { "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+				 "--no-resolv", "--no-hosts", a_hosts, listen, "--bind-interfaces",
+				 "--port=443", "--pid-file=", "--user=root", NULL };
+
+		execvp("dnsmasq", argv);
+		_exit(127);
+	}
+	for (i = 0; i < 100; i++) {
+		char cmd[256];
+
+		snprintf(cmd, sizeof(cmd), "drill -t -p 443 @%s denied.test 2>/dev/null | grep -q '%s'",
+			 addr_shared, addr_denied);
+		if (system(cmd) == 0)
+			break;
+		usleep(50 * 1000);
+	}
+	if (!ASSERT_TRUE(i < 100, "the resolver on the shared address answers on 443/tcp"))
+		goto out;
+	snprintf(rules, sizeof(rules),
+		 "{\"id\":\"cdn\",\"decision\":\"allow\",\"net\":{\"host\":\"cdn.allowed.test\","
+		 "\"allow_private\":true,\"ports\":[443],\"proto\":\"tcp\"}},\n"
+		 "{\"id\":\"no-denied\",\"decision\":\"deny\",\"net\":{\"host\":\"denied.test\"}}");
+	host_policy(rules, policy, sizeof(policy));
+	snprintf(script, sizeof(script),
+		 /* before the CDN's name is resolved, nothing reaches the address */
+		 "drill -t -p 443 @%2$s denied.test | grep -q '%3$s'; echo doh_before=$?\n"
+		 "drill @%4$s cdn.allowed.test | grep -q '%2$s'; echo cdn=$?\n"
+		 /* the resolver's own name is not allowed... */
+		 "drill @%4$s doh.resolver.test | grep -q 'rcode: REFUSED'; echo doh_name=$?\n"
+		 /* ...but it shares the CDN's address: DNS over 443/tcp to it works,
+		  * and answers a name kgate's resolver refuses */
+		 "drill -t -p 443 @%2$s denied.test | grep -q '%3$s'; echo doh_denied=$?\n"
+		 "drill -t -p 443 @%2$s api.allowed.test | grep -q '%5$s'; echo doh_allowed=$?\n"
+		 /* what it answered opens nothing */
+		 "%1$s connect %3$s %6$d >/dev/null; echo denied_addr=$?\n"
+		 "%1$s connect %5$s %7$d >/dev/null; echo api_addr=$?\n"
+		 /* DoT (853/tcp) and 443/udp (QUIC, DNS over UDP) to the same address */
+		 "%1$s connect %2$s 853 >/dev/null; echo dot=$?\n"
+		 "%1$s udp-sendto %2$s 443 >/dev/null; echo udp443=$?\n"
+		 "exit 0\n",
+		 helper("net_probe"), addr_shared, addr_denied, dns_addr, addr_api, port_denied,
+		 port_api);
+	ASSERT_EQ(run_sh(policy, script, &out), 0, "job ran");
+	ASSERT_EQ(rc_of(out, "doh_before"), 1, "the shared address is closed before the CDN's "
+		  "name is resolved");
+	ASSERT_EQ(rc_of(out, "cdn"), 0, "the CDN's name resolves (its address is learnt)");
+	ASSERT_EQ(rc_of(out, "doh_name"), 0, "the DoH resolver's own name is REFUSED");
+	ASSERT_EQ(rc_of(out, "doh_denied"), 0, "LET THROUGH: the resolver on the shared address "
+		  "answers a name the policy denies (the limitation, stated in docs/design.md)");
+	ASSERT_EQ(rc_of(out, "doh_allowed"), 0, "and any other name");
+	ASSERT_EQ(rc_of(out, "denied_addr"), EPERM, "an address learnt through it stays closed");
+	ASSERT_EQ(rc_of(out, "api_addr"), EPERM, "and so does any other name's address learnt "
+		  "through it");
+	ASSERT_EQ(rc_of(out, "dot"), EPERM, "DoT (853/tcp) to the shared address: not in the rule");
+	ASSERT_EQ(rc_of(out, "udp443"), EPERM, "443/udp (QUIC) to it: not in the rule");
+	ASSERT_EQ(audit_count("dns_resolve", "denied.test", NULL, NULL), 0,
+		  "the names asked of that resolver never reach kgate's: no record");
+	ASSERT_GE(audit_count("dns_resolve", "doh.resolver.test", "deny", NULL), 1,
+		  "the resolver's own name: refused and recorded");
+out:
 	dns_teardown();
 }
