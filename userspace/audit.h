@@ -7,6 +7,13 @@
  * Several processes may append to one trail: sequence numbers and chain
  * hashes are assigned when a record is committed, under an exclusive lock,
  * so the chain stays linear.
+ *
+ * This header is the trail's public API; its parts live in record/:
+ *   writer.c syncer.c recover.c  open, append, commit, rotation, recovery
+ *   body.c     a record's JSON members       chain.c    key, HMAC, sealed lines, head
+ *   segments.c the trail's files, line reader
+ *   text.h     escaping and times            verify.h   the chain checked
+ *   query.h    queries, the newest match, segment listing
  */
 #ifndef KGATE_AUDIT_H
 #define KGATE_AUDIT_H
@@ -101,84 +108,12 @@ struct kg_audit_recovery {
 /* true if the open repaired something; *out filled when out != NULL */
 bool kg_audit_recovered(const struct kg_audit *a, struct kg_audit_recovery *out);
 
-/* Reversible escaping of hostile bytes: valid UTF-8 stays, '\' becomes
- * "\\", control bytes, DEL and bytes of invalid UTF-8 become "\xNN".
- * Returns a malloc'd string (NULL + errno). */
-char *kg_audit_escape(const char *in, size_t len);
-/* Inverse; returns malloc'd bytes, *len_out set (NULL + EINVAL if malformed). */
-char *kg_audit_unescape(const char *in, size_t *len_out);
-
-/* RFC 3339 with nanoseconds in UTC, e.g. 2024-05-01T12:00:00.000000001Z;
- * buf needs 40 bytes. */
-void kg_audit_format_time(uint64_t real_ns, char *buf, size_t size);
-/* RFC 3339 (any offset, optional fraction) or unix seconds ("1714564800",
- * "1714564800.5"). 0 / -EINVAL. */
-int kg_audit_parse_time(const char *s, uint64_t *ns_out);
-
 /* ---- reading: verification and queries (stream, never load the trail) ---- */
 
 #define KG_AUDIT_MAX_LINE (1u << 20)	/* longer lines are rejected as bad input */
 
-struct kg_audit_verify_result {
-	bool ok;
-	uint64_t records, segments;
-	uint64_t first_seq, last_seq;
-	uint64_t head_seq;		/* 0 when no head was checked */
-	uint64_t bad_seq;		/* first bad sequence number when !ok */
-	char bad_file[512];		/* file (and line, when known) where it broke */
-	unsigned long bad_line;
-	char reason[256];
-};
-
-/* Verifies the trail in dir (NULL = kg_audit_dir()); key_path NULL =
- * <dir>/audit.key. Returns 0 when the check ran (see res->ok), -errno when
- * it could not run (no key, unreadable dir). */
-int kg_audit_verify_dir(const char *dir, const char *key_path,
-			struct kg_audit_verify_result *res);
-/* Verifies the given segment files, in the given order, as one chain
- * (no head check: a list of files is not necessarily the whole trail). */
-int kg_audit_verify_files(char *const *files, int nfiles, const char *key_path,
-			  struct kg_audit_verify_result *res);
-
-struct kg_audit_filter {
-	const char *trace_id, *decision, *rule_id, *policy_hash, *type;
-	const char *target;	/* the record's target, or the host name a connect was
-				 * decided through (extra.name) */
-	uint64_t since_ns, until_ns;	/* 0 = unbounded; inclusive */
-};
-
-struct kg_audit_qstats {
-	uint64_t lines, matched, bad;
-};
-
-/* Called for each matching record with the parsed object (borrowed) and the
- * raw line; return non-zero to stop. */
-typedef int (*kg_audit_visit_fn)(json_t *rec, const char *line, size_t len,
-				 void *ctx);
-/* Streams every segment of dir in order; bad lines are reported with
- * file:line via kg_warn (unless quiet) and counted. 0 / -errno. */
-int kg_audit_query(const char *dir, const struct kg_audit_filter *f,
-		   kg_audit_visit_fn fn, void *ctx, bool quiet,
-		   struct kg_audit_qstats *st);
-/* Same over explicit files. */
-int kg_audit_query_files(char *const *files, int nfiles,
-			 const struct kg_audit_filter *f, kg_audit_visit_fn fn,
-			 void *ctx, bool quiet, struct kg_audit_qstats *st);
-
-/* The newest record for which match() is true: the active segment is read
- * backwards from its end, then the closed segments (gzip or plain) from the
- * newest, each streamed in full, at most max_segments segments in all.
- * needle, when not NULL, is a substring every candidate line contains (a
- * cheap filter before parsing).  *out is a new reference, NULL when nothing
- * matched.  For consumers that resume where a predecessor stopped.
- * 0 / -errno. */
-typedef bool (*kg_audit_match_fn)(json_t *rec, void *ctx);
-int kg_audit_find_last(const char *dir, const char *needle, kg_audit_match_fn match, void *ctx,
-		       unsigned int max_segments, json_t **out);
-
-/* Segment listing helper: ordered paths (closed segments by first seq, then
- * the active one). Caller frees with kg_audit_free_list. 0 / -errno. */
-int kg_audit_list_segments(const char *dir, char ***paths_out, int *n_out);
-void kg_audit_free_list(char **paths, int n);
+#include "record/query.h"
+#include "record/text.h"
+#include "record/verify.h"
 
 #endif
