@@ -87,6 +87,7 @@ struct bench {
 	struct kg_event_sink sink;	/* counts; commit NULL: nothing to make durable */
 	uint64_t ev_received;		/* events of our job delivered by the ring buffer */
 	uint64_t ev_received_deny;
+	uint64_t ev_received_count;	/* the decisions they stand for (sum of counts) */
 	bool quick;
 };
 
@@ -267,6 +268,7 @@ static inline int bench_event(void *ctx, const struct kg_event *e, uint64_t pos)
 	(void)pos;
 	if (b->have_job && e->job_cgid == b->job.id) {
 		b->ev_received++;
+		b->ev_received_count += e->count;
 		if (e->kind == KG_EV_DECISION && e->decision == KG_DEC_DENY)
 			b->ev_received_deny++;
 	}
@@ -440,7 +442,7 @@ static inline int bench_wait(struct bench *b, pid_t pid)
 	if (pid <= 0)
 		return -1;
 	while (pidfd >= 0) {
-		poll(pfd, 2, 100);
+		poll(pfd, 2, b->ev ? kg_events_timeout_ms(b->ev, 100) : 100);
 		if (b->ev)
 			kg_events_poll(b->ev, 0);
 		if (pfd[0].revents)

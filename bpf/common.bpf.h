@@ -451,9 +451,34 @@ static __always_inline struct kg_event *kg_event_begin(struct kg_ctx *c)
 	return e;
 }
 
+/* Submit flags for an event of this kind: wake the consumer, or let it
+ * take the event with the next batch (see KG_WAKE_NS in kgate.h).  The
+ * last wake-up's time is shared by all CPUs; a race between two of them
+ * costs at most one extra wake-up.  A fill-level wake-up is rate-limited
+ * too (KG_WAKE_FULL_NS): while the consumer lags, the ring stays above the
+ * level and a wake-up per event would cost an irq_work each. */
+static __always_inline __u64 kg_rb_flags(__u8 kind)
+{
+	__u64 now, since, *last;
+	__u32 zero = 0;
+
+	last = bpf_map_lookup_elem(&kg_wake, &zero);
+	if (!last)
+		return 0;	/* the kernel's default: wake when the consumer caught up */
+	now = bpf_ktime_get_ns();
+	since = now - *last;
+	if (kind == KG_EV_DECISION && since < KG_WAKE_NS &&
+	    (since < KG_WAKE_FULL_NS ||
+	     bpf_ringbuf_query(&kg_events, BPF_RB_AVAIL_DATA) <
+		     bpf_ringbuf_query(&kg_events, BPF_RB_RING_SIZE) >> KG_WAKE_FILL_SHIFT))
+		return BPF_RB_NO_WAKEUP;
+	*last = now;
+	return BPF_RB_FORCE_WAKEUP;
+}
+
 static __always_inline void kg_event_submit(struct kg_event *e)
 {
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, kg_rb_flags(e->kind));
 }
 
 /* Emit the event for a settled decision with no extra fields. */

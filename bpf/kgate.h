@@ -129,6 +129,19 @@ enum kg_mechanism {
 #define KG_MAX_POLICIES		256
 #define KG_MAX_RULE_PARAMS	16384
 #define KG_RINGBUF_BYTES	(1u << 22)
+/* Waking the consumer (bpf/common.bpf.h, kg_rb_flags): an event wakes it
+ * when it is not a plain decision (an escalation, a throttle or cooldown
+ * report: an approver or a human may wait for it), when a 64th of the ring
+ * (>> KG_WAKE_FILL_SHIFT) or more waits unread and the last wake-up is
+ * KG_WAKE_FULL_NS old, or when the last wake-up is KG_WAKE_NS old;
+ * otherwise it is submitted without a wake-up and the consumer, which polls
+ * every KG_WAKE_MS for a while after a batch (kg_events_timeout_ms), takes
+ * it with the next one.  A storm of refusals costs a wake-up per KG_WAKE_NS
+ * (per KG_WAKE_FULL_NS while the consumer lags), not one per event. */
+#define KG_WAKE_FILL_SHIFT	6
+#define KG_WAKE_MS		10
+#define KG_WAKE_NS		(KG_WAKE_MS * 1000000ULL)
+#define KG_WAKE_FULL_NS		250000ULL
 
 /* ---- governed jobs -------------------------------------------------------
  * kg_jobs: cgroup id of the job's cgroup -> struct kg_job.

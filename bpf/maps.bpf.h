@@ -194,6 +194,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kg_events SEC(".maps");
 
+/* when the consumer was last woken (bpf_ktime_get_ns): see KG_WAKE_NS */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_wake SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);

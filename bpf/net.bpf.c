@@ -725,8 +725,7 @@ int kg_listen_unbound_ingress(struct __sk_buff *skb)
 		__sync_fetch_and_add(&cnt->decisions[KG_DEC_DENY], 1);
 	e = bpf_ringbuf_reserve(&kg_events, sizeof(*e), 0);
 	if (!e) {
-		if (cnt)
-			__sync_fetch_and_add(&cnt->events_lost[KG_EV_DECISION], 1);
+		kg_count_lost(c.cgid, c.job->job_id, KG_EV_DECISION, 1);
 		return CG_DENY;
 	}
 	if (cnt)
@@ -736,7 +735,7 @@ int kg_listen_unbound_ingress(struct __sk_buff *skb)
 	e->target.net.proto = KG_PROTO_TCP;
 	e->family = (__u8)family;
 	e->aux = KG_SOCK_STREAM;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, kg_rb_flags(KG_EV_DECISION));
 	return CG_DENY;
 }
 
@@ -849,8 +848,7 @@ int kg_source_route_egress(struct __sk_buff *skb)
 		__sync_fetch_and_add(&cnt->decisions[KG_DEC_DENY], 1);
 	e = bpf_ringbuf_reserve(&kg_events, sizeof(*e), 0);
 	if (!e) {
-		if (cnt)
-			__sync_fetch_and_add(&cnt->events_lost[KG_EV_DECISION], 1);
+		kg_count_lost(c.cgid, c.job->job_id, KG_EV_DECISION, 1);
 		return CG_DENY;
 	}
 	if (cnt)
@@ -867,7 +865,7 @@ int kg_source_route_egress(struct __sk_buff *skb)
 		bpf_skb_load_bytes(skb, 24, e->target.net.addr, 16);
 	}
 	e->aux = type;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, kg_rb_flags(KG_EV_DECISION));
 	return CG_DENY;
 }
 

@@ -390,7 +390,7 @@ static int run_daemon(struct daemon *d)
 			timeout = t;
 		if (next_tick > now && (next_tick - now) / 1000000 < (uint64_t)timeout)
 			timeout = (int)((next_tick - now) / 1000000) + 1;
-		poll(pfd, n, timeout);
+		poll(pfd, n, kg_consumer_timeout_ms(d->consumer, timeout));
 		kg_control_server_service(d->srv, pfd + 1, n - 1);
 		if (d->consumer)
 			kg_consumer_poll(d->consumer);

@@ -31,6 +31,12 @@ struct kg_events {
 	 * fit in the ring as lost */
 	bool held;
 	uint64_t held_pos;
+	/* when a poll last delivered records (monotonic ns; at first, the
+	 * open: a wake-up may have gone to nobody just before).  An event
+	 * submitted without a wake-up comes less than KG_WAKE_NS after the
+	 * last wake-up, which a delivering poll follows: polling every
+	 * KG_WAKE_MS until 2 * KG_WAKE_NS after it takes every such event. */
+	uint64_t delivered_ns;
 };
 
 /* The BPF ring buffer layout (kernel/bpf/ringbuf.c): a consumer page, a
@@ -54,6 +60,7 @@ struct kg_events *kg_events_open(struct kg_loader *l, const struct kg_event_sink
 		return NULL;
 	ev->sink = *sink;
 	ev->epoll_fd = -1;
+	ev->delivered_ns = kg_now_mono_ns();
 	ev->map_fd = kg_loader_map_fd(l, "kg_events");
 	if (ev->map_fd < 0 || bpf_obj_get_info_by_fd(ev->map_fd, &info, &info_len) ||
 	    info.type != BPF_MAP_TYPE_RINGBUF) {
@@ -115,6 +122,8 @@ static int consume(struct kg_events *ev)
 		}
 		cons = next;
 	}
+	if (n)
+		ev->delivered_ns = kg_now_mono_ns();
 	if (cons == *ev->consumer_pos)
 		return 0;
 	/* durable first, then advance: a crash in between re-delivers */
@@ -127,6 +136,20 @@ static int consume(struct kg_events *ev)
 	return n;
 }
 
+bool kg_events_pending(const struct kg_events *ev)
+{
+	return __atomic_load_n(ev->producer_pos, __ATOMIC_ACQUIRE) !=
+	       __atomic_load_n(ev->consumer_pos, __ATOMIC_ACQUIRE);
+}
+
+int kg_events_timeout_ms(const struct kg_events *ev, int timeout_ms)
+{
+	if ((kg_now_mono_ns() - ev->delivered_ns < 2 * KG_WAKE_NS || kg_events_pending(ev)) &&
+	    (timeout_ms < 0 || timeout_ms > KG_WAKE_MS))
+		return KG_WAKE_MS;
+	return timeout_ms;
+}
+
 bool kg_events_held(const struct kg_events *ev)
 {
 	return ev->held;
@@ -136,7 +159,8 @@ int kg_events_poll(struct kg_events *ev, int timeout_ms)
 {
 	struct epoll_event e;
 
-	if (timeout_ms && epoll_wait(ev->epoll_fd, &e, 1, timeout_ms) < 0 && errno != EINTR)
+	if (timeout_ms && epoll_wait(ev->epoll_fd, &e, 1, kg_events_timeout_ms(ev, timeout_ms)) < 0 &&
+	    errno != EINTR)
 		return -errno;
 	return consume(ev);
 }

@@ -48,6 +48,14 @@ int kg_events_poll(struct kg_events *ev, int timeout_ms);
 /* Deliver everything already in the buffer without waiting. */
 int kg_events_drain(struct kg_events *ev);
 int kg_events_epoll_fd(const struct kg_events *ev);
+/* Records wait in the ring (not yet delivered). */
+bool kg_events_pending(const struct kg_events *ev);
+/* How long a caller that polls the epoll fd itself may wait: the kernel
+ * wakes the consumer only now and then in a storm (KG_WAKE_NS, kgate.h), so
+ * until 2 * KG_WAKE_MS after a poll that delivered records, or while
+ * records wait, at most KG_WAKE_MS (also when timeout_ms is negative); else
+ * timeout_ms.  kg_events_poll applies it itself. */
+int kg_events_timeout_ms(const struct kg_events *ev, int timeout_ms);
 /* A delivered batch is waiting for its commit (see kg_event_sink). */
 bool kg_events_held(const struct kg_events *ev);
 /* Identity of the ring (its BPF map id). */

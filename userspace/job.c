@@ -972,7 +972,7 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 			timeout = 100;	/* answer released calls promptly */
 		kg_pty_pollfds(&j->pty, &pfd[4].fd, &pfd[4].events, &pfd[5].fd, &pfd[5].events);
 		pfd[4].revents = pfd[5].revents = 0;
-		poll(pfd, 7, timeout);
+		poll(pfd, 7, kg_consumer_timeout_ms(j->consumer, timeout));
 		if (pfd[6].revents & POLLIN)
 			kg_kaudit_poll(j->ka, record_landlock_denial, j);
 		kg_pty_handle(&j->pty, pfd[4].fd >= 0 ? pfd[4].revents : 0,

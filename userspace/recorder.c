@@ -761,6 +761,11 @@ struct kg_consumer *kg_consumer_try(struct kg_loader *l, struct kg_audit *a)
 	return c;
 }
 
+int kg_consumer_timeout_ms(const struct kg_consumer *c, int timeout_ms)
+{
+	return c ? kg_events_timeout_ms(c->events, timeout_ms) : timeout_ms;
+}
+
 int kg_consumer_epoll_fd(const struct kg_consumer *c)
 {
 	return kg_events_epoll_fd(c->events);

@@ -71,6 +71,9 @@ void kg_boot_id(char *buf, size_t len);
  * or on error (reported). */
 struct kg_consumer *kg_consumer_try(struct kg_loader *l, struct kg_audit *a);
 int kg_consumer_epoll_fd(const struct kg_consumer *c);
+/* The longest wait before the next kg_consumer_poll (kg_events_timeout_ms):
+ * a storm's events come without a wake-up each.  c may be NULL. */
+int kg_consumer_timeout_ms(const struct kg_consumer *c, int timeout_ms);
 /* Record what is ready (no waiting) and audit new losses. */
 int kg_consumer_poll(struct kg_consumer *c);
 /* Record everything in the buffer. */
