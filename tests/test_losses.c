@@ -9,7 +9,13 @@
  *     (both add up to it), and per job, the job's deny records plus its
  *     losses are exactly its 1,000 refusals; in all, kernel denials ==
  *     sum of the deny records' counts + the losses.
+ *   - the ring's size (--ring-size): a bad size is refused by `kgate run`
+ *     and `kgate daemon` with an error naming it, and nothing is loaded or
+ *     written; a 64K ring made by `kgate run --ring-size 64K` holds what
+ *     64K holds, loses the rest, and the trail accounts for every loss per
+ *     job; another size asked of the loaded ring is refused, the ring stays.
  */
+#include <bpf/bpf.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <sys/stat.h>
@@ -17,11 +23,13 @@
 
 #include "testlib.h"
 #include "audit.h"
+#include "cmds.h"
 #include "common.h"
 #include "loader.h"
 #include "maps.h"
 #include "recorder.h"
 #include "registry.h"
+#include "ringsize.h"
 
 #define NJOBS 30
 #define EACH 1000
@@ -305,5 +313,221 @@ TEST(ring_overflow_losses_are_broken_down_per_job)
 	ASSERT_GE(a.lost_records, 1, "and the losses were recorded");
 	ASSERT_EQ(a.unattributed, 0, "every loss attributed to its job");
 	check_exact(&a, &c);
+	teardown();
+}
+
+static int write_policy(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644), ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, POLICY, strlen(POLICY)) == (ssize_t)strlen(POLICY) ? 0 : -1;
+	close(fd);
+	return ok;
+}
+
+/* `kgate ARGS...` with its output in out (NUL-terminated): the exit code. */
+static int kgate_out(char *const *args, char *out, size_t len)
+{
+	char *argv[16] = { (char *)kgate_bin() }, *text;
+	char path[512];
+	int i, rc;
+
+	for (i = 0; args[i] && i < 14; i++)
+		argv[i + 1] = args[i];
+	argv[i + 1] = NULL;
+	rc = wait_exit(spawn(argv, "kgate.out"));
+	snprintf(path, sizeof(path), "%s/kgate.out", tmpdir);
+	text = kg_read_file(path, 1 << 20, NULL);
+	snprintf(out, len, "%s", text ? text : "");
+	free(text);
+	return rc;
+}
+
+/* The pinned ring's size and id, 0 when there is none. */
+static uint32_t pinned_ring(uint32_t *id)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/kg_events", pindir);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.max_entries = 0;
+	close(fd);
+	if (id)
+		*id = info.id;
+	return info.max_entries;
+}
+
+TEST(ring_size_parsing)
+{
+	static const struct { const char *text; uint32_t bytes; } ok[] = {
+		{ "64K", 65536 }, { "64k", 65536 }, { "65536", 65536 }, { "4M", 4u << 20 },
+		{ "4MiB", 4u << 20 }, { "16mb", 16u << 20 }, { "256M", 256u << 20 },
+	};
+	static const char *const bad[] = {
+		"", "0", "3000", "100K", "32K", "512M", "1G", "4X", "-4M", " 4M", "4M4", "4MiBs",
+		"99999999999999999999K", "0x10000",
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(ok); i++) {
+		uint32_t b = 0;
+
+		ASSERT_OK(kg_ring_size_parse(ok[i].text, &b), ok[i].text);
+		ASSERT_EQ(b, ok[i].bytes, ok[i].text);
+	}
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		uint32_t b = 7;
+
+		ASSERT_EQ(kg_ring_size_parse(bad[i], &b), -EINVAL, bad[i]);
+		ASSERT_EQ(b, 7, "a refused size changes nothing");
+	}
+}
+
+TEST(a_bad_ring_size_is_refused_and_changes_nothing)
+{
+	static const char *const bad[] = { "3000", "0", "100K", "32K", "512M", "4X", "-4M" };
+	char policy[512], out[4096], want[64], audit[600];
+	size_t i;
+
+	setup();
+	snprintf(policy, sizeof(policy), "%s/p.json", tmpdir);
+	ASSERT_OK(write_policy(policy), "policy written");
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		char *run[] = { "run", "-q", "--ring-size", (char *)bad[i], "--policy", policy,
+				"--", "/bin/true", NULL };
+		char *daemon[] = { "daemon", "--ring-size", (char *)bad[i], NULL };
+
+		snprintf(want, sizeof(want), "'%s'", bad[i]);
+		ASSERT_EQ(kgate_out(run, out, sizeof(out)), KG_EXIT_USAGE, "kgate run refuses it");
+		ASSERT_HAS_SUBSTR(out, want, "and the error names the bad value");
+		ASSERT_HAS_SUBSTR(out, "power of two", "and says what a size is");
+		ASSERT_EQ(kgate_out(daemon, out, sizeof(out)), KG_EXIT_USAGE, "kgate daemon too");
+		ASSERT_HAS_SUBSTR(out, want, "naming it");
+	}
+	ASSERT_EQ(pinned_ring(NULL), 0, "no ring buffer was made");
+	ASSERT_TRUE(access(pindir, F_OK) != 0, "nothing was pinned at all");
+	snprintf(audit, sizeof(audit), "%s/audit", tmpdir);
+	ASSERT_TRUE(access(audit, F_OK) != 0, "nothing was written to a trail");
+	teardown();
+}
+
+#define SMALL_JOBS 3
+
+TEST(a_too_small_ring_loses_and_accounts_for_every_loss)
+{
+	char policy[512], out[4096], n[16], outname[32], path[600];
+	struct kg_loader_opts lo = { 0 };
+	struct kg_consumer *cons = NULL;
+	struct kg_counters c = {};
+	struct kg_audit *audit;
+	struct kg_loader *l;
+	pid_t run[SMALL_JOBS];
+	uint32_t id = 0, id2 = 0;
+	long cap;
+	struct acct *a = calloc(1, sizeof(*a));
+	int lock, i, ok = 0, full = 0, empty = 0;
+
+	setup();
+	ASSERT_TRUE(a != NULL, "memory");
+	snprintf(policy, sizeof(policy), "%s/p.json", tmpdir);
+	ASSERT_OK(write_policy(policy), "policy written");
+	{
+		char *args[] = { "run", "-q", "--ring-size", "64K", "--policy", policy, "--",
+				 "/bin/true", NULL };
+
+		ASSERT_EQ(kgate_out(args, out, sizeof(out)), 0, "kgate run --ring-size 64K");
+	}
+	ASSERT_EQ(pinned_ring(&id), 65536, "it made a 64K ring");
+	/* nobody consumes while the jobs run: the ring holds what 64K holds */
+	lock = kg_consumer_try_lock();
+	ASSERT_TRUE(lock >= 0, "the consumer lock: nobody consumes during the storm");
+	snprintf(n, sizeof(n), "%d", EACH);
+	for (i = 0; i < SMALL_JOBS; i++) {
+		char *argv[] = { (char *)kgate_bin(), "run", "-q", "--policy", policy, "--",
+				 (char *)helper("deny_storm"), "127.0.0.2", "9", n, "distinct", NULL };
+
+		snprintf(outname, sizeof(outname), "small%d.out", i);
+		run[i] = spawn(argv, outname);
+	}
+	for (i = 0; i < SMALL_JOBS; i++) {
+		char *text;
+
+		snprintf(outname, sizeof(outname), "small%d.out", i);
+		snprintf(path, sizeof(path), "%s/%s", tmpdir, outname);
+		if (wait_exit(run[i]) == 0 && (text = kg_read_file(path, 1 << 20, NULL))) {
+			ok += strstr(text, "refused 1000 other 0 ok 0") != NULL;
+			free(text);
+		}
+	}
+	ASSERT_EQ(ok, SMALL_JOBS, "every job ran (taking the 64K ring as it is) and was refused");
+	if (lock >= 0)
+		close(lock);
+	l = kg_loader_open(&lo);
+	ASSERT_TRUE(l != NULL, "a loader asking for no size takes the pinned ring");
+	audit = kg_audit_open(NULL, NULL);
+	ASSERT_TRUE(audit != NULL, "the trail");
+	if (l && audit)
+		cons = kg_consumer_try(l, audit);
+	ASSERT_TRUE(cons != NULL, "a consumer");
+	if (cons) {
+		for (i = 0; i < 100 && kg_consumer_drain(cons) > 0; i++)
+			;
+		kg_consumer_poll(cons);
+		kg_consumer_close(cons);
+	}
+	if (l)
+		ASSERT_OK(kg_maps_read_counters(l, &c), "the kernel's counters");
+	kg_audit_close(audit);
+	kg_loader_close(l);
+	ASSERT_OK(kg_audit_query(NULL, NULL, acct_cb, a, true, NULL), "read the trail");
+	cap = 65536 / (long)(sizeof(struct kg_event) + 8);
+	printf("  64K ring (%ld events): kernel denials %llu; trail: %ld deny records, %ld lost "
+	       "in %ld loss records (%ld unattributed); %d jobs\n", cap,
+	       (unsigned long long)c.decisions[KG_DEC_DENY], a->deny_records, a->lost,
+	       a->lost_records, a->unattributed, a->njobs);
+	ASSERT_EQ((long)c.decisions[KG_DEC_DENY], (long)SMALL_JOBS * EACH, "the kernel refused all");
+	ASSERT_TRUE(a->deny_records <= cap, "the ring held no more than 64K holds");
+	ASSERT_GE(a->lost, (long)SMALL_JOBS * EACH - cap, "the rest was lost, and counted");
+	ASSERT_EQ(a->refusals + a->lost, (long)c.decisions[KG_DEC_DENY],
+		  "kernel denials == the deny records' counts + the losses, exactly");
+	ASSERT_EQ(a->bad_kind_sums, 0, "every loss record's by_kind adds up to its count");
+	ASSERT_EQ(a->bad_job_sums, 0, "every loss record's by_job (+ unattributed) adds up");
+	ASSERT_EQ(a->njobs, SMALL_JOBS + 1, "every job in the trail (and the first, /bin/true)");
+	for (i = 0; i < a->njobs; i++) {
+		long sum = a->job[i].refusals + a->job[i].lost;
+
+		if (sum == EACH)
+			full++;
+		else if (sum == 0)
+			empty++;
+		else
+			printf("  %s: %ld records counting %ld, lost %ld\n", a->job[i].trace,
+			       a->job[i].records, a->job[i].refusals, a->job[i].lost);
+	}
+	ASSERT_EQ(full, SMALL_JOBS, "per storm job: its records' counts + its losses == its 1000");
+	ASSERT_EQ(empty, 1, "and the first job (/bin/true) refused nothing");
+	{
+		char *other[] = { "run", "-q", "--ring-size", "8M", "--policy", policy, "--",
+				  "/bin/true", NULL };
+		char *same[] = { "run", "-q", "--ring-size", "64K", "--policy", policy, "--",
+				 "/bin/true", NULL };
+
+		ASSERT_NEQ(kgate_out(other, out, sizeof(out)), 0,
+			   "another size asked of the loaded ring is refused");
+		ASSERT_HAS_SUBSTR(out, "--ring-size 8M", "naming the size asked for");
+		ASSERT_HAS_SUBSTR(out, "has 64K", "and the ring's");
+		ASSERT_EQ(pinned_ring(&id2), 65536, "the ring stays 64K");
+		ASSERT_EQ(id2, id, "the same ring (not made again)");
+		ASSERT_EQ(kgate_out(same, out, sizeof(out)), 0, "its own size is accepted");
+	}
+	free(a);
 	teardown();
 }

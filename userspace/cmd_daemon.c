@@ -34,6 +34,7 @@
 #include "policy.h"
 #include "push.h"
 #include "reap.h"
+#include "ringsize.h"
 #include "recorder.h"
 #include "registry.h"
 #include "selfprotect.h"
@@ -59,6 +60,7 @@ struct daemon {
 	struct kg_policy_doc *conf;	/* pushers etc.; NULL = root only */
 	struct kg_api_cfg http;		/* listen == NULL: no HTTP API */
 	struct kg_api *api;
+	uint32_t ring_bytes;		/* --ring-size (0: default or the pinned ring's) */
 };
 
 static void usage(FILE *f)
@@ -80,7 +82,10 @@ static void usage(FILE *f)
 		   "  --http-plaintext      allow plain HTTP on an address that is not loopback\n"
 		   "  --http-max-connections N   at once (default %d; more wait their turn)\n"
 		   "  --dispatch-policy FILE  jobs may be submitted (POST /api/v1/jobs) under\n"
-		   "                        this policy, by its name (repeatable)\n\n"
+		   "                        this policy, by its name (repeatable)\n"
+		   "  --ring-size SIZE      the event ring buffer's size when kgate first loads:\n"
+		   "                        a power of two from 64K to 256M (default 4M); a\n"
+		   "                        ring already loaded with another size is refused\n\n"
 		   "Stop it with SIGTERM; the pinned programs keep enforcing.\n", kg_socket_path(),
 		KG_API_DEFAULT_ADDR, kg_state_dir(), KG_API_MAX_CONNECTIONS);
 }
@@ -328,7 +333,7 @@ static void try_consume(struct daemon *d)
 
 static int run_daemon(struct daemon *d)
 {
-	struct kg_loader_opts lo = { .want_lsm = true };
+	struct kg_loader_opts lo = { .want_lsm = true, .ring_bytes = d->ring_bytes };
 	struct sigaction sa = { .sa_handler = on_stop };
 	struct kg_approvals_cfg acfg = {};
 	struct kg_sp_dirs sp;
@@ -414,7 +419,8 @@ static int run_daemon(struct daemon *d)
 
 int cmd_daemon(int argc, char **argv)
 {
-	enum { OPT_HTTP = 256, OPT_CERT, OPT_KEY, OPT_ANON, OPT_PLAIN, OPT_MAXCONN, OPT_DISPATCH };
+	enum { OPT_HTTP = 256, OPT_CERT, OPT_KEY, OPT_ANON, OPT_PLAIN, OPT_MAXCONN, OPT_DISPATCH,
+	       OPT_RING };
 	static const struct option opts[] = {
 		{ "policy", required_argument, NULL, 'p' },
 		{ "http", optional_argument, NULL, OPT_HTTP },
@@ -424,6 +430,7 @@ int cmd_daemon(int argc, char **argv)
 		{ "http-plaintext", no_argument, NULL, OPT_PLAIN },
 		{ "http-max-connections", required_argument, NULL, OPT_MAXCONN },
 		{ "dispatch-policy", required_argument, NULL, OPT_DISPATCH },
+		{ "ring-size", required_argument, NULL, OPT_RING },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -470,6 +477,10 @@ int cmd_daemon(int argc, char **argv)
 			}
 			d.http.dispatch[d.http.ndispatch++] = optarg;
 			http_opts = true;
+			break;
+		case OPT_RING:
+			if (kg_ring_size_parse(optarg, &d.ring_bytes))
+				return KG_EXIT_USAGE;
 			break;
 		case 'h': usage(stdout); return KG_EXIT_OK;
 		default: usage(stderr); return KG_EXIT_USAGE;

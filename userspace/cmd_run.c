@@ -13,6 +13,7 @@
 #include "admission.h"
 #include "common.h"
 #include "job.h"
+#include "ringsize.h"
 
 #define MAX_RISK_TAGS 32
 
@@ -42,6 +43,10 @@ static void usage(FILE *f)
 		"  --dns-upstream A  with host rules: where the job's resolver asks\n"
 		"                    (ADDR, ADDR:PORT or [V6]:PORT; default\n"
 		"                    $KGATE_DNS_UPSTREAM, then /etc/resolv.conf)\n"
+		"  --ring-size SIZE  the event ring buffer's size when kgate first loads\n"
+		"                    (no job or daemon has loaded it yet): a power of\n"
+		"                    two from 64K to 256M (default 4M); a ring already\n"
+		"                    loaded with another size is refused\n"
 		"  -q, --quiet       do not print decisions as they happen\n"
 		"  -h, --help        this help\n\n"
 		"exit status: COMMAND's own; 128+N if killed by signal N; 127 if it could not\n"
@@ -138,6 +143,7 @@ int cmd_run(int argc, char **argv)
 		{ "home", required_argument, NULL, 'H' },
 		{ "degraded", no_argument, NULL, 'd' },
 		{ "dns-upstream", required_argument, NULL, 'D' },
+		{ "ring-size", required_argument, NULL, 'S' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -196,6 +202,10 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'd': spec.no_lsm = true; break;
 		case 'D': spec.dns_upstream = optarg; break;
+		case 'S':
+			if (kg_ring_size_parse(optarg, &spec.ring_bytes))
+				return KG_EXIT_USAGE;
+			break;
 		case 'q': spec.live = NULL; break;
 		case 'h': usage(stdout); return KG_EXIT_OK;
 		default: usage(stderr); return KG_EXIT_USAGE;

@@ -470,7 +470,8 @@ static void finish_kernel_log(struct job *j)
 
 static int prepare_kernel(struct job *j)
 {
-	struct kg_loader_opts lo = { .want_lsm = !j->spec->no_lsm };
+	struct kg_loader_opts lo = { .want_lsm = !j->spec->no_lsm,
+				     .ring_bytes = j->spec->ring_bytes };
 	struct kg_compile_report rep = {};
 	size_t i;
 	int err;

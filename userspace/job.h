@@ -46,6 +46,7 @@ struct kg_job_spec {
 	enum kg_require require;
 	FILE *live;		/* decisions as they happen (NULL = quiet) */
 	bool no_lsm;		/* force degraded mode (tests, comparisons) */
+	uint32_t ring_bytes;	/* --ring-size (0: the default, or the pinned ring's) */
 	const char *dns_upstream;	/* the job resolver's upstream (NULL: $KGATE_DNS_UPSTREAM,
 					 * then /etc/resolv.conf) */
 };

@@ -26,6 +26,7 @@
 #include "kgate.h"
 #include "loader.h"
 #include "lsmstate.h"
+#include "ringsize.h"
 #include "kg_objects.h"
 
 #ifndef BPF_FS_MAGIC
@@ -57,6 +58,7 @@ struct kg_loader {
 	bool file_hooks_loaded;	/* by this process (not reused from pins) */
 	bool root_governed;	/* every cgroup program attached to the jobs' root */
 	struct kg_pinned_maps *pinned;	/* maps opened from their pins (warm start) */
+	uint32_t ring_bytes;	/* kg_events: the pinned ring's size, or the one to make */
 	char lsm_error[256];
 };
 
@@ -296,8 +298,9 @@ static bool obj_walks(struct bpf_object *obj)
  * load.  NULL with errno set on error, NULL with errno 0 when nothing in it
  * is loadable here. */
 static struct bpf_object *open_object(const struct kg_obj_desc *d, const char *pin_dir,
-				      bool want_lsm, struct btf *vmlinux)
+				      bool want_lsm, struct btf *vmlinux, uint32_t ring_bytes)
 {
+	struct bpf_map *ring;
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = d->name, .pin_root_path = pin_dir);
 	struct bpf_program *p;
 	struct bpf_object *obj;
@@ -311,6 +314,15 @@ static struct bpf_object *open_object(const struct kg_obj_desc *d, const char *p
 		int err = errno ?: EINVAL;
 
 		kg_err("loader: cannot open BPF object %s: %s", d->name, strerror(err));
+		errno = err;
+		return NULL;
+	}
+	ring = bpf_object__find_map_by_name(obj, "kg_events");
+	if (ring && bpf_map__set_max_entries(ring, ring_bytes)) {
+		int err = errno ?: EINVAL;
+
+		kg_err("loader: ring buffer size %u for %s: %s", ring_bytes, d->name, strerror(err));
+		bpf_object__close(obj);
 		errno = err;
 		return NULL;
 	}
@@ -391,6 +403,39 @@ static bool pins_exist(const char *pin_dir)
 	return !pin_path(path, sizeof(path), "%s/kg_jobs", pin_dir) && access(path, F_OK) == 0;
 }
 
+/* The event ring's size: the pinned ring's when there is one (a loader
+ * that asks for another is refused: nothing is loaded or changed), else
+ * the one asked for, else KG_RINGBUF_BYTES. */
+static int ring_settle(struct kg_loader *l, uint32_t want)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[4096], a[16], b[16];
+	int fd, err;
+
+	l->ring_bytes = want ? want : KG_RINGBUF_BYTES;
+	if (pin_path(path, sizeof(path), "%s/kg_events", kg_pin_dir()))
+		return -ENAMETOOLONG;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;	/* no ring yet: this loader makes it */
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	close(fd);
+	if (err || info.type != BPF_MAP_TYPE_RINGBUF || !info.max_entries)
+		return 0;	/* not ours to judge: loading says what is wrong */
+	if (want && info.max_entries != want) {
+		kg_ring_size_format(want, a, sizeof(a));
+		kg_ring_size_format(info.max_entries, b, sizeof(b));
+		kg_err("loader: --ring-size %s, but the ring buffer already loaded (%s) has %s: "
+		       "its size is chosen when kgate first loads; to change it, stop every job "
+		       "and the daemon, remove %s, and start again with --ring-size %s",
+		       a, path, b, kg_pin_dir(), a);
+		return -EBUSY;
+	}
+	l->ring_bytes = info.max_entries;
+	return 0;
+}
+
 /* pass 0 loads the objects that do not walk, pass 1 those that do: where
  * BPF LSM is refused (EPERM), the first LSM load fails before anything
  * needed kallsyms, and the walking objects (LSM programs only) are then
@@ -401,7 +446,7 @@ static int load_one(struct kg_loader *l, const struct kg_obj_desc *d, const char
 	struct bpf_object *obj;
 	int err;
 
-	obj = open_object(d, pin_dir, want_lsm, vmlinux);
+	obj = open_object(d, pin_dir, want_lsm, vmlinux, l->ring_bytes);
 	if (!obj)
 		return errno ? -errno : 0;
 	if (obj_walks(obj) != (pass == 1)) {
@@ -418,7 +463,7 @@ static int load_one(struct kg_loader *l, const struct kg_obj_desc *d, const char
 		l->lsm_active = false;
 		l->lsm_refused = err == -EPERM;
 		bpf_object__close(obj);
-		obj = open_object(d, pin_dir, false, vmlinux);
+		obj = open_object(d, pin_dir, false, vmlinux, l->ring_bytes);
 		if (!obj)
 			return errno ? -errno : 0;
 		err = bpf_object__load(obj);
@@ -800,6 +845,8 @@ struct kg_loader *kg_loader_open(const struct kg_loader_opts *opts)
 	if (!l)
 		return NULL;
 	err = ensure_bpffs(pin_dir);
+	if (!err)
+		err = ring_settle(l, opts ? opts->ring_bytes : 0);
 	if (err)
 		goto fail;
 	l->lsm_active = opts && opts->want_lsm;

@@ -29,6 +29,10 @@ struct kg_loader;
 
 struct kg_loader_opts {
 	bool want_lsm;		/* try to load and attach the BPF LSM programs */
+	/* the event ring's size in bytes when no ring is pinned yet (0:
+	 * KG_RINGBUF_BYTES); a pinned ring of another size: refused (see
+	 * ringsize.h).  0 takes the pinned ring as it is. */
+	uint32_t ring_bytes;
 };
 
 /* Load every object; maps come from (or go to) the pins.  LSM programs are
