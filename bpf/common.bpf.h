@@ -389,6 +389,18 @@ count:
 		__sync_fetch_and_add(&cnt->decisions[c->decision], 1);
 }
 
+/* arr[kind] += n, with the bound checked on the very register that indexes:
+ * without the barrier clang merged this check with an earlier one on another
+ * copy of kind, and the 6.1 verifier refused every LSM program that counts a
+ * loss ("invalid access to map value", so protect did not load and kgate fell
+ * back to degraded mode on BPF-LSM kernels). */
+static __always_inline void kg_add_by_kind(__u64 *arr, __u32 kind, __u64 n)
+{
+	barrier_var(kind);
+	if (kind < KG_EV_MAX)
+		__sync_fetch_and_add(&arr[kind], n);
+}
+
 /* n decisions of the job whose event the ring buffer could not take: counted
  * per kind (kg_counters) and per job (kg_job_lost). */
 static __always_inline void kg_count_lost(__u64 cgid, __u64 job_id, __u8 kind, __u64 n)
@@ -399,16 +411,16 @@ static __always_inline void kg_count_lost(__u64 cgid, __u64 job_id, __u8 kind, _
 	if (kind >= KG_EV_MAX)
 		return;
 	if (cnt)
-		__sync_fetch_and_add(&cnt->events_lost[kind], n);
+		kg_add_by_kind(cnt->events_lost, kind, n);
 	jl = bpf_map_lookup_elem(&kg_job_lost, &cgid);
 	if (!jl) {
 		bpf_map_update_elem(&kg_job_lost, &cgid, &fresh, BPF_NOEXIST);
 		jl = bpf_map_lookup_elem(&kg_job_lost, &cgid);
 	}
 	if (jl)
-		__sync_fetch_and_add(&jl->lost[kind], n);
+		kg_add_by_kind(jl->lost, kind, n);
 	else if (cnt)
-		__sync_fetch_and_add(&cnt->lost_unattributed[kind], n);
+		kg_add_by_kind(cnt->lost_unattributed, kind, n);
 }
 
 /* Reserve and fill the common part of an event.  NULL when the ring buffer
@@ -427,7 +439,7 @@ static __always_inline struct kg_event *kg_event_begin(struct kg_ctx *c)
 		return NULL;
 	}
 	if (cnt)
-		__sync_fetch_and_add(&cnt->events_sent[kind], 1);
+		kg_add_by_kind(cnt->events_sent, kind, 1);
 	pid_tgid = bpf_get_current_pid_tgid();
 	e->ts_ns = bpf_ktime_get_ns();
 	e->job_cgid = c->cgid;
