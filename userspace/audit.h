@@ -10,6 +10,7 @@
  *
  * This header is the trail's public API; its parts live in record/:
  *   writer.c syncer.c recover.c  open, append, commit, rotation, recovery
+ *   build.c    the record builder (named fields, below)
  *   body.c     a record's JSON members       chain.c    key, HMAC, sealed lines, head
  *   segments.c the trail's files, line reader
  *   text.h     escaping and times            verify.h   the chain checked
@@ -53,6 +54,52 @@ struct kg_audit_rec {
 };
 
 struct kg_audit;
+
+/*
+ * Writing a record: one builder, the fields named as the record spells them.
+ *
+ *	struct kg_rec r;
+ *
+ *	kg_rec_init(&r, "job_exit");
+ *	kg_rec_str(&r, "trace", trace);
+ *	kg_rec_int(&r, "actor.uid", getuid());
+ *	kg_rec_str(&r, "reason", why);		// NULL: left out
+ *	kg_rec_extra(&r, extra);
+ *	err = kg_rec_append(audit, &r);
+ *
+ * Names (docs/audit-format.md; a member of actor, subject or policy after a
+ * dot): strings trace, op, target, decision, rule, reason, mechanism,
+ * actor.name, actor.role, subject.comm, subject.exe, policy.name,
+ * policy.hash; integers actor.uid, subject.pid, subject.tid (never
+ * negative), policy.version, time (ns since the epoch) and mono_ns (0 or
+ * unset: now). A field never set is left out; so is a string set to NULL,
+ * and the policy object when it has no name, no hash and no version above
+ * 0 (a policy without a version says -1). Values are borrowed until the
+ * record is appended; bytes that are not printable UTF-8 are escaped
+ * reversibly (kg_audit_escape).
+ *
+ * A mistake in building (an unknown name, an integer given to a string
+ * field or the reverse, a field set twice, a negative id) is said once,
+ * naming the field and the record's type, and makes kg_rec_append refuse
+ * the whole record with -EINVAL: nothing of it is written.
+ *
+ * struct kg_audit_rec above is what the builder fills; besides the trail's
+ * own modules only the recorder's hot path and tests fill it directly.
+ */
+struct kg_rec {
+	struct kg_audit_rec rec;
+	uint32_t set;			/* one bit per field (build.c's table) */
+	int err;			/* the first mistake: -EINVAL */
+};
+
+void kg_rec_init(struct kg_rec *r, const char *type);
+/* 0, or -EINVAL (a mistake, see above: the record will be refused) */
+int kg_rec_str(struct kg_rec *r, const char *field, const char *value);
+int kg_rec_int(struct kg_rec *r, const char *field, long long value);
+/* the type-specific "extra" object (borrowed; NULL: none) */
+int kg_rec_extra(struct kg_rec *r, json_t *extra);
+/* kg_audit_append of the record, or r's mistake (-EINVAL, nothing written) */
+int kg_rec_append(struct kg_audit *a, const struct kg_rec *r);
 
 /* Opens (creating if needed) the trail in dir (NULL = kg_audit_dir()).
  * Repairs a torn last line (see kg_audit_recovered()). NULL + errno. */
