@@ -581,6 +581,19 @@ static int64_t link_cgroup(const char *path, struct bpf_link_info *info)
 	return info->type == BPF_LINK_TYPE_CGROUP ? (int64_t)info->cgroup.cgroup_id : 0;
 }
 
+/* The directory of this build's root links (pins named <tag>-<obj>-<prog>),
+ * opened; prefix gets "<tag>-".  NULL with errno set (ENAMETOOLONG, or
+ * opendir's). */
+static DIR *root_links_open(char *dir, size_t dirlen, char *prefix, size_t prefixlen)
+{
+	if (pin_path(dir, dirlen, "%s/root", kg_pin_dir())) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	snprintf(prefix, prefixlen, "%s-", KG_OBJECTS_TAG);
+	return opendir(dir);
+}
+
 /* How many of this build's root links target the cgroup root_id; -ESTALE
  * when one does not (the cgroup was re-created, or the link detached). */
 static int root_links_check(uint64_t root_id, bool remove_others)
@@ -591,10 +604,7 @@ static int root_links_check(uint64_t root_id, bool remove_others)
 	int n = 0, stale = 0;
 	DIR *d;
 
-	if (pin_path(dir, sizeof(dir), "%s/root", kg_pin_dir()))
-		return -ENAMETOOLONG;
-	snprintf(prefix, sizeof(prefix), "%s-", KG_OBJECTS_TAG);
-	d = opendir(dir);
+	d = root_links_open(dir, sizeof(dir), prefix, sizeof(prefix));
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d))) {
@@ -765,10 +775,9 @@ static int attach_from_root_links(int cgroup_fd, const char *jobdir)
 	int attached = 0, err = 0;
 	DIR *d;
 
-	if (pin_path(dir, sizeof(dir), "%s/root", kg_pin_dir()))
+	d = root_links_open(dir, sizeof(dir), prefix, sizeof(prefix));
+	if (!d && errno == ENAMETOOLONG)
 		return -ENAMETOOLONG;
-	snprintf(prefix, sizeof(prefix), "%s-", KG_OBJECTS_TAG);
-	d = opendir(dir);
 	if (!d)
 		return kg_err("loader: no cgroup programs to attach (%s: %s)", dir,
 			      strerror(errno)), -ENOENT;

@@ -32,6 +32,7 @@
 
 #include "common.h"
 #include "kernel/caps.h"
+#include "kernel/netent.h"
 #include "maps.h"
 
 #define KG_HARDLINK_SCAN_MAX	20000	/* entries visited per prefix rule */
@@ -773,21 +774,12 @@ static int compile_net_rules(struct kg_loader *l, const struct kg_policy_doc *do
 		a = net_find(v, n, r->prefixlen, r->addr);
 		np = r->nports ? r->nports : 1;
 		for (p = 0; p < np; p++) {
-			struct kg_net_ent e = {
-				.rule_id = r->num,
-				.port_lo = r->nports ? r->ports[p].lo : 0,
-				.port_hi = r->nports ? r->ports[p].hi : 65535,
-				.proto = r->proto,
-				.decision = r->decision,
-				.ops = r->ops ? r->ops : (KG_NET_OP_CONNECT | KG_NET_OP_SEND),
-			};
-
 			if (!a || a->nown == KG_NET_ENTS) {
 				err = kg_err("maps: rule '%s': more than %d port/protocol entries on "
 					     "one prefix", r->id, KG_NET_ENTS);
 				goto out;
 			}
-			a->own[a->nown++] = e;
+			a->own[a->nown++] = kg_net_ent_of(r, p);
 		}
 	}
 	/* each prefix: its own entries, then those of every covering prefix */

@@ -2,6 +2,7 @@
 /* dns/match.c - host rules for a name: see dns/match.h. */
 #include "dns/match.h"
 #include "dns/names.h"
+#include "kernel/netent.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -46,14 +47,7 @@ int kg_dns_host_entries(const struct kg_policy_doc *doc, const char *name,
 			return -E2BIG;
 		for (p = 0; p < np; p++) {
 			v[n].spec = kg_host_specificity(r->host);
-			v[n].e = (struct kg_net_ent){
-				.rule_id = r->num,
-				.port_lo = r->nports ? r->ports[p].lo : 0,
-				.port_hi = r->nports ? r->ports[p].hi : 65535,
-				.proto = r->proto,
-				.decision = r->decision,
-				.ops = r->ops ? r->ops : (KG_NET_OP_CONNECT | KG_NET_OP_SEND),
-			};
+			v[n].e = kg_net_ent_of(r, p);
 			n++;
 		}
 		/* the most specific pattern's word on private answers; ties: file order */
