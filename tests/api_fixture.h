@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "testlib.h"
+#include "testenv.h"
 #include "audit.h"
 #include "common.h"
 #include "control.h"
@@ -67,24 +68,10 @@ static const char *af_helper(const char *name)
 
 static void af_setup(void)
 {
-	char path[512];
-
 	if (getuid() != 0)
 		SKIP("needs root");
-	snprintf(af_tmp, sizeof(af_tmp), "/tmp/kgate-test-api.XXXXXX");
-	if (!mkdtemp(af_tmp))
-		SKIP("mkdtemp failed");
-	chmod(af_tmp, 0755);
-	snprintf(path, sizeof(path), "%s/audit", af_tmp);
-	setenv("KGATE_AUDIT_DIR", path, 1);
-	snprintf(path, sizeof(path), "%s/state", af_tmp);
-	setenv("KGATE_STATE_DIR", path, 1);
-	snprintf(path, sizeof(path), "%s/data", af_tmp);
-	setenv("KGATE_DATA_DIR", path, 1);
-	snprintf(path, sizeof(path), "%s/work", af_tmp);
-	mkdir(path, 0755);
-	snprintf(af_pin, sizeof(af_pin), "/sys/fs/bpf/kgate-test-api-%d", getpid());
-	setenv("KGATE_BPFFS", af_pin, 1);
+	if (kt_state_tree("api", true, af_tmp, sizeof(af_tmp), af_pin, sizeof(af_pin)))
+		SKIP("cannot make the test's directories");
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 

@@ -25,21 +25,10 @@ static char pindir[256];
 
 static inline void setup(void)
 {
-	char path[512];
-
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/kgate-test-run.XXXXXX");
-	if (!mkdtemp(tmpdir))
-		SKIP("mkdtemp failed");
-	snprintf(path, sizeof(path), "%s/audit", tmpdir);
-	setenv("KGATE_AUDIT_DIR", path, 1);
-	snprintf(path, sizeof(path), "%s/state", tmpdir);
-	setenv("KGATE_STATE_DIR", path, 1);
-	snprintf(path, sizeof(path), "%s/data", tmpdir);
-	setenv("KGATE_DATA_DIR", path, 1);
-	snprintf(pindir, sizeof(pindir), "/sys/fs/bpf/kgate-test-%d", getpid());
-	setenv("KGATE_BPFFS", pindir, 1);
 	if (getuid() != 0)
 		SKIP("needs root");
+	if (kt_state_tree("run", false, tmpdir, sizeof(tmpdir), pindir, sizeof(pindir)))
+		SKIP("cannot make the test's directories");
 }
 
 /* unpin, and remove the test's directory (tests/testenv.h) */

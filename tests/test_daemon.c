@@ -21,6 +21,7 @@
 #include <bpf/bpf.h>
 
 #include "testlib.h"
+#include "testenv.h"
 #include "audit.h"
 #include "common.h"
 #include "control.h"
@@ -32,27 +33,10 @@ static char tmpdir[256], pindir[256];
 
 static void setup(void)
 {
-	char path[512];
-
 	if (getuid() != 0)
 		SKIP("needs root");
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/kgate-test-daemon.XXXXXX");
-	if (!mkdtemp(tmpdir))
-		SKIP("mkdtemp failed");
-	chmod(tmpdir, 0755);
-	/* what jobs write goes to work/: kgate's own directories (audit/,
-	 * state/) are refused to jobs, and so is creating entries next to them
-	 * in degraded mode (see kg_landlock_plan_protect) */
-	snprintf(path, sizeof(path), "%s/work", tmpdir);
-	mkdir(path, 0755);
-	snprintf(path, sizeof(path), "%s/audit", tmpdir);
-	setenv("KGATE_AUDIT_DIR", path, 1);
-	snprintf(path, sizeof(path), "%s/state", tmpdir);
-	setenv("KGATE_STATE_DIR", path, 1);
-	snprintf(path, sizeof(path), "%s/data", tmpdir);
-	setenv("KGATE_DATA_DIR", path, 1);
-	snprintf(pindir, sizeof(pindir), "/sys/fs/bpf/kgate-test-d%d", getpid());
-	setenv("KGATE_BPFFS", pindir, 1);
+	if (kt_state_tree("daemon", true, tmpdir, sizeof(tmpdir), pindir, sizeof(pindir)))
+		SKIP("cannot make the test's directories");
 }
 
 static void teardown(void)

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "testlib.h"
+#include "testenv.h"
 #include "audit.h"
 #include "cmds.h"
 #include "common.h"
@@ -38,22 +39,10 @@ static char tmpdir[256], pindir[256];
 
 static void setup(void)
 {
-	char path[512];
-
 	if (getuid() != 0)
 		SKIP("needs root");
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/kgate-test-losses.XXXXXX");
-	if (!mkdtemp(tmpdir))
-		SKIP("mkdtemp failed");
-	chmod(tmpdir, 0755);
-	snprintf(path, sizeof(path), "%s/audit", tmpdir);
-	setenv("KGATE_AUDIT_DIR", path, 1);
-	snprintf(path, sizeof(path), "%s/state", tmpdir);
-	setenv("KGATE_STATE_DIR", path, 1);
-	snprintf(path, sizeof(path), "%s/data", tmpdir);
-	setenv("KGATE_DATA_DIR", path, 1);
-	snprintf(pindir, sizeof(pindir), "/sys/fs/bpf/kgate-test-l%d", getpid());
-	setenv("KGATE_BPFFS", pindir, 1);
+	if (kt_state_tree("losses", false, tmpdir, sizeof(tmpdir), pindir, sizeof(pindir)))
+		SKIP("cannot make the test's directories");
 }
 
 static void teardown(void)

@@ -12,6 +12,7 @@
  *   kt_write_file() kt_copy_file()  small files of a test's tree
  *   kt_rm_tree(dir)                 remove a test's tree (not across mounts)
  *   kt_bpffs_mount() _unmount()     a private bpffs as the pin dir (KGATE_BPFFS)
+ *   kt_state_tree(name, ...)        a test's own audit/state/data dirs and pin dir
  */
 #ifndef KGATE_TESTENV_H
 #define KGATE_TESTENV_H
@@ -168,6 +169,42 @@ static inline void kt_bpffs_unmount(const char *dir, const char *pin)
 	kg_loader_unpin_all();
 	rmdir(pin);
 	umount2(dir, MNT_DETACH);
+}
+
+/* A test's own kgate: dir (size dirlen) gets a new directory
+ * /tmp/kgate-test-<name>.XXXXXX, mode 0755 (jobs that run as another user
+ * must traverse it), whose audit/, state/ and data/ become KGATE_AUDIT_DIR,
+ * KGATE_STATE_DIR and KGATE_DATA_DIR; with_work also makes work/ (what jobs
+ * write goes there: kgate's own directories are refused to jobs, and so is
+ * creating entries next to them in degraded mode).  pin (size pinlen) gets
+ * /sys/fs/bpf/kgate-test-<name>-<pid>, set as KGATE_BPFFS.  0 or -errno. */
+static inline int kt_state_tree(const char *name, bool with_work, char *dir, size_t dirlen,
+				char *pin, size_t pinlen)
+{
+	static const char *const vars[][2] = {
+		{ "KGATE_AUDIT_DIR", "audit" },
+		{ "KGATE_STATE_DIR", "state" },
+		{ "KGATE_DATA_DIR", "data" },
+	};
+	char path[512];
+	size_t i;
+
+	if ((size_t)snprintf(dir, dirlen, "/tmp/kgate-test-%s.XXXXXX", name) >= dirlen)
+		return -ENAMETOOLONG;
+	if (!mkdtemp(dir))
+		return -errno;
+	if (chmod(dir, 0755))
+		return -errno;
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, vars[i][1]);
+		setenv(vars[i][0], path, 1);
+	}
+	snprintf(path, sizeof(path), "%s/work", dir);
+	if (with_work && mkdir(path, 0755))
+		return -errno;
+	snprintf(pin, pinlen, "/sys/fs/bpf/kgate-test-%s-%d", name, (int)getpid());
+	setenv("KGATE_BPFFS", pin, 1);
+	return 0;
 }
 
 #endif
