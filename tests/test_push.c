@@ -167,6 +167,7 @@ static struct changes policy_changes(void)
 TEST(every_running_job_flips_and_everything_follows)
 {
 	struct kg_policy_doc *db = doc_of(POLICY_B), *snap;
+	struct kg_readers_wait readers = {};
 	struct kg_push_result res;
 	struct kg_job_record r;
 	struct changes c;
@@ -216,6 +217,15 @@ TEST(every_running_job_flips_and_everything_follows)
 	ASSERT_TRUE(kg_snapshot_load_doc(p1) == NULL, "its snapshot gone");
 	ASSERT_TRUE(kg_snapshot_load_doc(e.ida) == NULL, "and A's");
 	ASSERT_EQ(count_policies(&e), 1, "only job 2's generation left");
+
+	/* job 2 ends the way kgate run ends a job: the grace period passes in
+	 * the background while the rest is closed, then its generation goes */
+	kg_maps_remove_job(e.l, 0x70002);
+	kg_maps_wait_readers_start(&readers);
+	kg_push_release_generations_after(e.l, "job-0000000000000002", 0, &readers);
+	ASSERT_FALSE(readers.started, "the background wait was joined");
+	ASSERT_TRUE(kg_snapshot_load_doc(p2) == NULL, "job 2's snapshot gone");
+	ASSERT_EQ(count_policies(&e), 0, "no generation left");
 	kg_policy_free(db);
 	teardown(&e);
 }

@@ -860,8 +860,11 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 		fprintf(j->spec->live, "kgate: job %s started (%s mode, policy %s sha256 %.12s)\n",
 			j->trace, j->full ? "full" : "degraded", j->doc->name, j->doc->hash);
 	register_job(j);
-	/* the live view starts at the current end of the trail */
-	j->follow = kg_follow_open(NULL, j->trace, j->spec->live);
+	/* the live view starts at the current end of the trail (none without
+	 * one: following costs an inotify watch, whose release at exit waits
+	 * for an SRCU grace period) */
+	if (j->spec->live)
+		j->follow = kg_follow_open(NULL, j->trace, j->spec->live);
 	/* beat before the child runs anything: under fail_mode open a heartbeat
 	 * older than the policy's timeout (none yet, or a machine where no
 	 * controller ran for a while) would decide the command's own exec
@@ -1015,6 +1018,8 @@ static void finish_live_view(struct job *j)
 
 static void job_cleanup(struct job *j)
 {
+	struct kg_readers_wait readers = {};
+
 	if (j->started && !j->jp.released)
 		kg_launch_abort(&j->jp);
 	kg_hold_free(j->hold);	/* anything still held is refused */
@@ -1034,11 +1039,10 @@ static void job_cleanup(struct job *j)
 		kg_loader_detach_cgroup(j->cg.id);
 	if (j->job_registered)
 		kg_maps_remove_job(j->loader, j->cg.id);
-	/* every generation the job ran under, pushed ones included */
+	/* no hook can read the job's generations any more: the grace period
+	 * after which they can go passes while the rest is closed */
 	if (j->policy_id && j->loader)
-		kg_push_release_generations(j->loader, j->trace, j->policy_id);
-	if (j->in_registry)
-		kg_registry_remove(j->trace);
+		kg_maps_wait_readers_start(&readers);
 	if (j->have_cg)
 		kg_cgroup_destroy(&j->cg);
 	if (j->started)
@@ -1048,8 +1052,13 @@ static void job_cleanup(struct job *j)
 	kg_follow_close(j->follow);
 	kg_landlock_plan_free(j->ll);
 	kg_kaudit_close(j->ka);
-	kg_loader_close(j->loader);
 	kg_audit_close(j->audit);
+	/* every generation the job ran under, pushed ones included */
+	if (j->policy_id && j->loader)
+		kg_push_release_generations_after(j->loader, j->trace, j->policy_id, &readers);
+	if (j->in_registry)
+		kg_registry_remove(j->trace);
+	kg_loader_close(j->loader);
 	json_decref(j->unenforced);
 	kg_policy_free(j->doc);
 	free(j->home);

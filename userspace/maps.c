@@ -1150,16 +1150,42 @@ int kg_maps_wait_readers(void)
 	return err;
 }
 
+static void *wait_readers_thread(void *arg)
+{
+	(void)arg;
+	kg_maps_wait_readers();
+	return NULL;
+}
+
+void kg_maps_wait_readers_start(struct kg_readers_wait *w)
+{
+	w->started = pthread_create(&w->thread, NULL, wait_readers_thread, NULL) == 0;
+}
+
+void kg_maps_wait_readers_finish(struct kg_readers_wait *w)
+{
+	if (w->started)
+		pthread_join(w->thread, NULL);
+	else
+		kg_maps_wait_readers();
+	w->started = false;
+}
+
 int kg_maps_remove_policy(struct kg_loader *l, uint32_t policy_id)
 {
-	int pol_fd = kg_loader_map_fd(l, "kg_policies");
-	uint32_t be_id = htonl(policy_id);
-
 	/* a hook that read this id from a job entry before the job was
 	 * switched may still be matching against it: let every running
 	 * program finish first, or it could find its rules half deleted and
 	 * fall back to the class default */
 	kg_maps_wait_readers();
+	return kg_maps_delete_policy(l, policy_id);
+}
+
+int kg_maps_delete_policy(struct kg_loader *l, uint32_t policy_id)
+{
+	int pol_fd = kg_loader_map_fd(l, "kg_policies");
+	uint32_t be_id = htonl(policy_id);
+
 	/* the policy entry first: a job still pointing here now fails closed */
 	if (pol_fd >= 0)
 		bpf_map_delete_elem(pol_fd, &policy_id);

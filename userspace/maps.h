@@ -11,6 +11,8 @@
 #ifndef KGATE_MAPS_H
 #define KGATE_MAPS_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include "loader.h"
 #include "policy.h"
@@ -44,9 +46,23 @@ int kg_maps_remove_job(struct kg_loader *l, uint64_t cgid);
 /* Wait for an RCU grace period: every BPF program running now has
  * returned when this does (0, or -errno after a long sleep instead). */
 int kg_maps_wait_readers(void);
+/* The same grace period run by a thread of its own, so that a caller can
+ * go on with other work while it passes (a job's exit: the wait is most of
+ * it).  Start it once nothing can newly read what it protects; finish it
+ * before deleting that.  A start that could not make its thread leaves the
+ * wait to finish, which then waits in the caller. */
+struct kg_readers_wait {
+	pthread_t thread;
+	bool started;
+};
+void kg_maps_wait_readers_start(struct kg_readers_wait *w);
+void kg_maps_wait_readers_finish(struct kg_readers_wait *w);
 /* Delete every entry of a generation (after no job uses it); first waits
  * for the hooks that may still be reading it (kg_maps_wait_readers). */
 int kg_maps_remove_policy(struct kg_loader *l, uint32_t policy_id);
+/* The same without the wait: only after a grace period that began once no
+ * job ran the generation any more (kg_maps_wait_readers*). */
+int kg_maps_delete_policy(struct kg_loader *l, uint32_t policy_id);
 /* Is any job still running this policy id? */
 int kg_maps_policy_in_use(struct kg_loader *l, uint32_t policy_id);
 

@@ -140,19 +140,37 @@ int kg_push_policy(struct kg_loader *l, struct kg_audit *a, const struct kg_poli
 
 void kg_push_release_generations(struct kg_loader *l, const char *trace, uint32_t current)
 {
+	kg_push_release_generations_after(l, trace, current, NULL);
+}
+
+void kg_push_release_generations_after(struct kg_loader *l, const char *trace, uint32_t current,
+				       struct kg_readers_wait *readers)
+{
+	uint32_t ids[KG_REGISTRY_MAX_POLICIES + 1];
+	struct kg_readers_wait own = {};
 	struct kg_job_record job;
-	size_t i;
+	size_t i, n = 0;
 
 	if (kg_registry_load(trace, &job) == 0) {
-		for (i = 0; i < job.nold; i++) {
-			if (kg_maps_policy_in_use(l, job.old_policy_ids[i]) == 0)
-				kg_maps_remove_policy(l, job.old_policy_ids[i]);
-			kg_snapshot_remove(job.old_policy_ids[i]);
-		}
+		for (i = 0; i < job.nold && i < KG_REGISTRY_MAX_POLICIES; i++)
+			ids[n++] = job.old_policy_ids[i];
 		current = job.policy_id;
 	}
-	if (current && kg_maps_policy_in_use(l, current) == 0) {
-		kg_maps_remove_policy(l, current);
-		kg_snapshot_remove(current);
+	if (current)
+		ids[n++] = current;
+	/* one grace period for them all: none is referenced by this job any
+	 * more (the caller removed it, or pushes switched it away), so every
+	 * hook that read one of them has returned once it has passed */
+	for (i = 0; !readers && i < n && kg_maps_policy_in_use(l, ids[i]) != 0; i++)
+		;
+	if (readers || i < n)
+		kg_maps_wait_readers_finish(readers ? readers : &own);
+	for (i = 0; i < n; i++) {
+		if (kg_maps_policy_in_use(l, ids[i]) == 0)
+			kg_maps_delete_policy(l, ids[i]);
+		/* pushed-over snapshots go with the job; the current one only
+		 * when nothing runs it (as before) */
+		if (ids[i] != current || kg_maps_policy_in_use(l, ids[i]) == 0)
+			kg_snapshot_remove(ids[i]);
 	}
 }

@@ -18,6 +18,7 @@
 
 struct kg_audit;
 struct kg_loader;
+struct kg_readers_wait;
 
 struct kg_push_result {
 	unsigned int jobs_updated;
@@ -30,7 +31,12 @@ struct kg_push_result {
 int kg_push_policy(struct kg_loader *l, struct kg_audit *a, const struct kg_policy_doc *doc,
 		   const char *trace, uid_t actor_uid, FILE *out, struct kg_push_result *res);
 
-/* Drop every generation a finished job used (current and pushed-over). */
+/* Drop every generation a finished job used (current and pushed-over),
+ * after one grace period (kg_maps_wait_readers). */
 void kg_push_release_generations(struct kg_loader *l, const char *trace, uint32_t current);
+/* The same after the grace period `readers`, which the caller started once
+ * the job was no longer in kg_jobs (kg_maps_remove_job); NULL = wait here. */
+void kg_push_release_generations_after(struct kg_loader *l, const char *trace, uint32_t current,
+				       struct kg_readers_wait *readers);
 
 #endif
