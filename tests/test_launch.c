@@ -113,6 +113,41 @@ TEST(child_is_in_job_cgroup_before_exec)
 	drop_job(&cg);
 }
 
+struct fork_note {
+	const struct kg_cgroup *cg;
+	int calls;
+	bool populated;		/* the job's cgroup had a process in it then */
+};
+
+static void note_before_fork(void *ctx)
+{
+	struct fork_note *n = ctx;
+
+	n->calls++;
+	n->populated = kg_cgroup_populated(n->cg);
+}
+
+TEST(before_fork_runs_once_before_the_child_exists)
+{
+	char *argv[] = { (char *)helper(), "exit", "0", NULL };
+	struct kg_launch_opts o;
+	struct kg_exit_info ei;
+	struct kg_cgroup cg;
+	struct fork_note note = {};
+	char out[256];
+
+	make_job(&cg);
+	base_opts(&o, &cg, argv);
+	note.cg = &cg;
+	o.before_fork = note_before_fork;
+	o.before_fork_ctx = &note;
+	ASSERT_OK(run_job(&o, &ei, 0, out, sizeof(out)), "launch");
+	ASSERT_EQ(note.calls, 1, "called once");
+	ASSERT_FALSE(note.populated, "before the child was born into the job's cgroup");
+	ASSERT_EQ(ei.exit_code, 0, "and the command ran");
+	drop_job(&cg);
+}
+
 TEST(exec_failure_reports_errno_and_127)
 {
 	char *argv[] = { "/nonexistent/kgate-no-such-binary", NULL };

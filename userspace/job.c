@@ -778,6 +778,16 @@ static void follow_pushed_dns(struct job *j)
 	j->dns_policy_id = kj.policy_id;
 }
 
+/* The job's first process is forked right after this: not while the
+ * trail's sync thread is starting or working (a fork-time allocator lock
+ * hung the child in test_daemon under ASan).  Called after the seccomp
+ * filter is compiled: by then the sync of the admission record, written
+ * after admission, is usually done. */
+static void quiesce_trail(void *audit)
+{
+	kg_audit_quiesce(audit, 2000);
+}
+
 static int start_child(struct job *j, const struct kg_constraints *c)
 {
 	struct kg_launch_opts o = {
@@ -791,6 +801,7 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 		.caps_grant = j->doc->system_access,
 		.outside_grant = j->doc->outside_grant,
 		.audit_session = j->ka != NULL,
+		.before_fork = quiesce_trail, .before_fork_ctx = j->audit,
 	};
 	struct kg_limit_report lim = {};
 	json_t *extra;
@@ -1196,16 +1207,16 @@ int kg_job_run(const struct kg_job_spec *spec)
 		if (rc)
 			goto out;
 	}
+	/* the admission record written now: the trail's sync thread starts
+	 * and syncs it while the kernel side is prepared, and is idle again
+	 * when the job's first process is forked (quiesce_trail) */
+	kg_audit_flush(j.audit);
 	rc = prepare_kernel(&j);
 	if (rc)
 		goto out_fail;
 	/* without a daemon, nobody else finishes jobs whose kgate run died */
 	kg_reap_orphans(j.loader, j.audit, "a later kgate run");
 	try_consume(&j);
-	/* the job's first process is forked from here: not while the trail's
-	 * sync thread is starting or working (a fork-time allocator lock hung
-	 * the child in test_daemon under ASan) */
-	kg_audit_quiesce(j.audit, 2000);
 	rc = start_child(&j, &adm.constraints);
 	if (rc)
 		goto out_fail;

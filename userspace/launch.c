@@ -402,6 +402,8 @@ int kg_launch_start(const struct kg_launch_opts *o, struct kg_job_proc *jp)
 		child_prep_free(&cp);
 		return ret;
 	}
+	if (o->before_fork)
+		o->before_fork(o->before_fork_ctx);
 	fflush(NULL);	/* no duplicated stdio buffers in the child */
 	if (o->cg->fd >= 0)
 		pid = clone_into_cgroup(o->cg, &jp->pidfd);

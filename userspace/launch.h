@@ -65,6 +65,12 @@ struct kg_launch_opts {
 	/* members of kernel/outside.h the policy's system_access grants back;
 	 * degraded mode covers the others in the job's mount namespace */
 	uint32_t outside_grant;
+	/* called once everything the child needs is made, just before the
+	 * fork (NULL: nothing): the child of a process with threads must not
+	 * inherit a lock one of them holds (kgate run lets the audit trail's
+	 * sync thread go idle here, while the filter compiled it had time to) */
+	void (*before_fork)(void *ctx);
+	void *before_fork_ctx;
 };
 
 /* Where the child failed, for the error message. */
