@@ -294,6 +294,33 @@ static bool obj_walks(struct bpf_object *obj)
 	return !rodata_var(obj, KG_RENAME_LOCK_VAR, &m, &off);
 }
 
+/* Does the kernel refuse BPF LSM programs outright (EPERM on kernels that
+ * list "bpf" among their LSMs but let no LSM program load)?  Asked with two
+ * instructions for a hook every BPF LSM kernel has, loaded and closed at
+ * once, never attached: the first object with LSM programs would meet the
+ * same refusal, but only after its other programs were verified for
+ * nothing, and be verified again without them (about 25 ms here).  Any
+ * other answer leaves it to the objects, as before. */
+static bool lsm_load_refused(struct btf *vmlinux)
+{
+	LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = BPF_LSM_MAC);
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	int id = btf__find_by_name_kind(vmlinux, "bpf_lsm_file_open", BTF_KIND_FUNC), fd;
+
+	if (id < 0)
+		return false;
+	o.attach_btf_id = (__u32)id;
+	fd = bpf_prog_load(BPF_PROG_TYPE_LSM, "kg_lsm_probe", "GPL", insns, ARRAY_SIZE(insns), &o);
+	if (fd >= 0) {
+		close(fd);
+		return false;
+	}
+	return errno == EPERM;
+}
+
 /* Open one object with its maps bound to the pins; choose which programs
  * load.  NULL with errno set on error, NULL with errno 0 when nothing in it
  * is loadable here. */
@@ -870,6 +897,11 @@ struct kg_loader *kg_loader_open(const struct kg_loader_opts *opts)
 		if (!vmlinux) {
 			l->lsm_active = false;
 			snprintf(l->lsm_error, sizeof(l->lsm_error), "no kernel BTF");
+		} else if (lsm_load_refused(vmlinux)) {
+			snprintf(l->lsm_error, sizeof(l->lsm_error), "loading LSM programs: %s",
+				 strerror(EPERM));
+			l->lsm_active = false;
+			l->lsm_refused = true;
 		}
 	} else if (!l->lsm_error[0]) {
 		snprintf(l->lsm_error, sizeof(l->lsm_error), "not requested");
