@@ -581,7 +581,7 @@ static bool restricts(enum kg_decision d)
 	       d == KG_DEC_THROTTLE;
 }
 
-/* the decisions that protect their object's identity (policy.c adds
+/* the decisions that protect their object's identity (policy/rules.c adds
  * rename, link and unlink to their ops) also protect its place */
 static bool guards_ancestors(enum kg_decision d)
 {

@@ -1,6 +1,15 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * policy.h - kgate policy: parse + validate JSON into struct kg_policy_doc.
+ * The public API of userspace/policy/ (each .h there says what it owns):
+ *   parse.c    loading a document: top-level members, rule lists, hash, free
+ *   rules.c    one runtime or admission rule
+ *   values.c   small values and objects (ids, paths, CIDRs, ports, limits)
+ *   checks.c   checks across rules (ids, contradictions, host entries)
+ *   context.c  the reader: path, errors located at it, typed getters
+ *   locate.c   where a value is in the text (line, column)
+ *   names.c    names of decisions, ops, classes, kinds; rule by number
+ *   match.c    the reference matcher (precedence)
  *
  * The document is the single in-memory form every enforcer reads:
  *   - maps.c writes its file/exec/net/unix rules into the BPF maps,
@@ -172,24 +181,9 @@ void kg_policy_free(struct kg_policy_doc *doc);
 /* "file:line:col: rule 'id': field 'f': message" */
 void kg_policy_error_format(const struct kg_policy_error *err, char *buf, size_t len);
 
-const struct kg_rule *kg_policy_rule_by_num(const struct kg_policy_doc *doc, uint32_t num);
-
-const char *kg_decision_name(enum kg_decision d);
-int kg_decision_parse(const char *s, enum kg_decision *out);
-const char *kg_op_name(enum kg_op op);
-const char *kg_class_name(enum kg_class c);
-const char *kg_rule_kind_name(enum kg_rule_kind k);	/* "file", "net", ... */
-
-/* Reference semantics of runtime precedence (policies/README.md), for tests
- * and userspace enforcers: the rule that decides `op` on `path` (canonical,
- * absolute) or on a connection, or NULL when the class default applies.
- * Paths: deepest rule path wins, exact beats prefix at equal depth, then
- * file order.  Net (addr IPv4-mapped, proto 6/17, net_op KG_NET_OP_*):
- * longest prefix, then narrowest matching port range, then file order. */
-const struct kg_rule *kg_policy_match_path(const struct kg_policy_doc *doc,
-					   const char *path, enum kg_op op);
-const struct kg_rule *kg_policy_match_net(const struct kg_policy_doc *doc,
-					  const uint8_t addr[16], uint16_t port,
-					  uint8_t proto, uint32_t net_op);
+/* names of decisions, ops, classes and rule kinds; a rule by number */
+#include "policy/names.h"
+/* the reference matcher: which rule decides a path or a connection */
+#include "policy/match.h"
 
 #endif
