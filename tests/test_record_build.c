@@ -5,10 +5,13 @@
 #include "testlib.h"
 #include "audit.h"
 #include "common.h"
+#include "policy.h"
 #include "record/body.h"
+#include "recorder.h"
 
 #include <fcntl.h>
 #include <ftw.h>
+#include <pwd.h>
 #include <sys/stat.h>
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
@@ -487,4 +490,60 @@ TEST(an_unknown_record_type_is_refused)
 	kg_audit_close(a);
 	ASSERT_EQ(trail_size(dir), 0, "nothing written");
 	rm_tree(dir);
+}
+
+/* kg_rec_controller (recorder.h): the fields every record of the
+ * controller's own carries, as the positional kg_record_controller filled
+ * them: the caller's real uid and name, its pid, the policy, "controller". */
+TEST(a_controller_record_names_the_caller_and_its_policy)
+{
+	static const char policy[] = "{\"version\":1,\"name\":\"ctl\",\"default\":\"allow\"}";
+	struct kg_policy_error perr;
+	struct kg_policy_doc *doc = kg_policy_load_buffer(policy, sizeof(policy) - 1, "ctl.json",
+							  "/h", &perr);
+	struct passwd *pw = getpwuid(getuid());
+	struct kg_audit_rec hand = {
+		.type = "admission", .trace_id = "job-9", .actor_uid = getuid(),
+		.actor_name = pw ? pw->pw_name : NULL, .pid = getpid(), .tid = -1,
+		.op = "admission", .target = "sleep 1", .decision = "deny",
+		.rule_id = "kgate:launchers", .reason = "no", .mechanism = "controller",
+		.ts_real_ns = 1714564800000000001ull, .ts_mono_ns = 5,
+	};
+	struct kg_rec r;
+	char *want, *got;
+	int pass;
+
+	if (!doc) {
+		char msg[600];
+
+		kg_policy_error_format(&perr, msg, sizeof(msg));
+		ASSERT_TRUE(doc, msg);
+		return;
+	}
+	for (pass = 0; pass < 2; pass++) {
+		/* with a policy, then without one (no policy member at all) */
+		hand.policy_name = pass ? NULL : doc->name;
+		hand.policy_hash = pass ? NULL : doc->hash;
+		hand.policy_version = pass ? -1 : doc->version;
+		kg_rec_controller(&r, "admission", pass ? NULL : doc);
+		kg_rec_str(&r, "trace", "job-9");
+		kg_rec_str(&r, "op", "admission");
+		kg_rec_str(&r, "target", "sleep 1");
+		kg_rec_str(&r, "decision", "deny");
+		kg_rec_str(&r, "rule", "kgate:launchers");
+		kg_rec_str(&r, "reason", "no");
+		kg_rec_int(&r, "time", (long long)hand.ts_real_ns);
+		kg_rec_int(&r, "mono_ns", (long long)hand.ts_mono_ns);
+		ASSERT_OK(r.err, "built");
+		want = members_of(&hand);
+		got = members_of(&r.rec);
+		if (want && got && strcmp(want, got))
+			printf("  got:  %s\n  want: %s\n", got, want);
+		ASSERT_STREQ(got, want, pass ? "without a policy" : "with its policy");
+		ASSERT_HAS_SUBSTR(got, pass ? "\"mechanism\"" : "\"policy\":{\"name\":\"ctl\",\"version\":1,",
+				  "the policy as the document says");
+		free(want);
+		free(got);
+	}
+	kg_policy_free(doc);
 }

@@ -239,6 +239,7 @@ int kg_admit(struct kg_admit *j, struct kg_admission_result *res)
 	const char *lkey;
 	char *cmdline;
 	json_t *extra, *lval;
+	struct kg_rec rec;
 	int n, i;
 
 	json_object_foreach(s->labels, lkey, lval)
@@ -268,8 +269,16 @@ int kg_admit(struct kg_admit *j, struct kg_admission_result *res)
 			  "role", who->role, "labels", s->labels);
 	if (extra && s->attempt > 1)
 		json_object_set_new(extra, "attempt", json_integer(s->attempt));
-	kg_record_controller(j->audit, j->doc, j->trace, "admission", "admission", cmdline, kg_decision_name(res->decision),
-		     res->rule_id, res->reason, extra);
+	kg_rec_controller(&rec, "admission", j->doc);
+	kg_rec_str(&rec, "trace", j->trace);
+	kg_rec_str(&rec, "op", "admission");
+	kg_rec_str(&rec, "target", cmdline);
+	kg_rec_str(&rec, "decision", kg_decision_name(res->decision));
+	kg_rec_str(&rec, "rule", res->rule_id);
+	kg_rec_str(&rec, "reason", res->reason);
+	kg_rec_extra(&rec, extra);
+	if (j->audit && kg_rec_append(j->audit, &rec))
+		kg_warn("audit append failed for an admission record");
 	json_decref(extra);
 	free(cmdline);
 	if (s->live)
@@ -284,8 +293,15 @@ int kg_admit(struct kg_admit *j, struct kg_admission_result *res)
 	case KG_DEC_THROTTLE:
 		if (take_launch_token(j, res))
 			return 0;
-		kg_record_controller(j->audit, j->doc, j->trace, "admission", "admission", j->spec->argv[0], "throttle", res->rule_id,
-			     "over the launch rate: refused", NULL);
+		kg_rec_controller(&rec, "admission", j->doc);
+		kg_rec_str(&rec, "trace", j->trace);
+		kg_rec_str(&rec, "op", "admission");
+		kg_rec_str(&rec, "target", j->spec->argv[0]);
+		kg_rec_str(&rec, "decision", "throttle");
+		kg_rec_str(&rec, "rule", res->rule_id);
+		kg_rec_str(&rec, "reason", "over the launch rate: refused");
+		if (j->audit && kg_rec_append(j->audit, &rec))
+			kg_warn("audit append failed for an admission record");
 		kg_err("run: launch refused by rule %s: more than %llu launches per second "
 		       "(burst %llu)", res->rule_id, (unsigned long long)res->rate_per_sec,
 		       (unsigned long long)res->burst);

@@ -433,23 +433,30 @@ static int audit_approval(struct kg_approvals *q, const struct kg_approval *a, c
 {
 	struct kg_audit *au = audit_of(q);
 	struct passwd *pw = actor_uid >= 0 ? getpwuid((uid_t)actor_uid) : NULL;
-	struct kg_audit_rec r = {
-		.type = "approval", .trace_id = a->trace_id, .actor_uid = actor_uid,
-		.actor_name = pw ? pw->pw_name : NULL, .pid = -1, .tid = -1,
-		/* a decision made with a token names it next to its principal */
-		.actor_role = actor_uid >= 0 && a->decided_via[0] && a->state != KG_APPR_PENDING
-			      ? a->decided_via : NULL,
-		.op = kg_op_name(a->key.op), .target = a->target, .decision = decision,
-		.rule_id = a->rule_id, .reason = reason,
-		.policy_name = a->policy_name[0] ? a->policy_name : NULL,
-		.policy_hash = a->policy_hash[0] ? a->policy_hash : NULL,
-		.policy_version = a->policy_version, .mechanism = "controller",
-	};
+	struct kg_rec r;
 	json_t *extra;
 	int err;
 
 	if (!au)
 		return -EIO;
+	kg_rec_init(&r, "approval");
+	kg_rec_str(&r, "trace", a->trace_id);
+	if (actor_uid >= 0) {	/* none: the queue itself (expired, stale, full) */
+		kg_rec_int(&r, "actor.uid", actor_uid);
+		kg_rec_str(&r, "actor.name", pw ? pw->pw_name : NULL);
+		/* a decision made with a token names it next to its principal */
+		if (a->decided_via[0] && a->state != KG_APPR_PENDING)
+			kg_rec_str(&r, "actor.role", a->decided_via);
+	}
+	kg_rec_str(&r, "op", kg_op_name(a->key.op));
+	kg_rec_str(&r, "target", a->target);
+	kg_rec_str(&r, "decision", decision);
+	kg_rec_str(&r, "rule", a->rule_id);
+	kg_rec_str(&r, "reason", reason);
+	kg_rec_str(&r, "policy.name", a->policy_name[0] ? a->policy_name : NULL);
+	kg_rec_int(&r, "policy.version", a->policy_version);
+	kg_rec_str(&r, "policy.hash", a->policy_hash[0] ? a->policy_hash : NULL);
+	kg_rec_str(&r, "mechanism", "controller");
 	extra = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:b}", "request_id", a->id,
 			  "action_hash", a->action_hash, "policy_id", (json_int_t)a->policy_id,
 			  "cgroup_id", (json_int_t)a->key.cgid, "count", (json_int_t)a->count,
@@ -460,8 +467,8 @@ static int audit_approval(struct kg_approvals *q, const struct kg_approval *a, c
 		json_object_set_new(extra, "once", json_boolean(a->once));
 		json_object_set_new(extra, "ttl_sec", json_integer((json_int_t)a->ttl_sec));
 	}
-	r.extra = extra;
-	err = kg_audit_append(au, &r);
+	kg_rec_extra(&r, extra);
+	err = kg_rec_append(au, &r);
 	json_decref(extra);
 	/* A human decision is on disk before it acts: one fdatasync, which
 	 * also covers every record appended before it (the request's own).

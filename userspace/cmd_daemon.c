@@ -92,13 +92,17 @@ static void usage(FILE *f)
 
 static void audit_controller(struct daemon *d, const char *op, json_t *extra)
 {
-	struct kg_audit_rec r = {
-		.type = "controller", .actor_uid = getuid(), .pid = getpid(), .tid = -1,
-		.op = op, .target = "kgate daemon", .mechanism = "controller", .extra = extra,
-	};
+	struct kg_rec r;
 
-	kg_audit_append(d->audit, &r);
-	kg_audit_flush(d->audit);
+	kg_rec_init(&r, "controller");
+	kg_rec_int(&r, "actor.uid", getuid());
+	kg_rec_int(&r, "subject.pid", getpid());
+	kg_rec_str(&r, "op", op);
+	kg_rec_str(&r, "target", "kgate daemon");
+	kg_rec_str(&r, "mechanism", "controller");
+	kg_rec_extra(&r, extra);
+	if (kg_rec_append(d->audit, &r) || kg_audit_flush(d->audit))
+		kg_warn("daemon: the %s record could not be written", op);
 }
 
 static bool in_groups(const struct kg_peer *peer, uint32_t gid)
@@ -266,6 +270,7 @@ static bool refuse_governed(struct daemon *d, const struct kg_peer *peer, const 
 	const char *trace = NULL;
 	struct passwd *pw;
 	uint64_t cgid = 0;
+	struct kg_rec r;
 	json_t *extra;
 	size_t n = 0, i;
 
@@ -278,20 +283,23 @@ static bool refuse_governed(struct daemon *d, const struct kg_peer *peer, const 
 	extra = json_pack("{s:s,s:s,s:s,s:s}", "kind", "decision", "outcome", "refused",
 			  "tried", op, "cgroup", peer->cgroup_known ? peer->cgroup : "unknown");
 	pw = getpwuid(peer->uid);
-	{
-		struct kg_audit_rec r = {
-			.type = "decision", .trace_id = trace, .actor_uid = peer->uid,
-			.actor_name = pw ? pw->pw_name : NULL, .pid = peer->pid, .tid = -1,
-			.op = kg_op_name(KG_OP_KGATE_STATE), .target = kg_socket_path(),
-			.decision = "deny", .rule_id = "kgate:self-protection",
-			.reason = peer->cgroup_known ? "a governed process may not drive kgate's daemon"
-						     : "the caller's cgroup could not be established",
-			.policy_version = -1, .mechanism = "controller", .extra = extra,
-		};
-
-		kg_audit_append(d->audit, &r);
-		kg_audit_flush(d->audit);
-	}
+	kg_rec_init(&r, "decision");
+	kg_rec_str(&r, "trace", trace);
+	kg_rec_int(&r, "actor.uid", peer->uid);
+	kg_rec_str(&r, "actor.name", pw ? pw->pw_name : NULL);
+	if (peer->pid >= 0)
+		kg_rec_int(&r, "subject.pid", peer->pid);
+	kg_rec_str(&r, "op", kg_op_name(KG_OP_KGATE_STATE));
+	kg_rec_str(&r, "target", kg_socket_path());
+	kg_rec_str(&r, "decision", "deny");
+	kg_rec_str(&r, "rule", "kgate:self-protection");
+	kg_rec_str(&r, "reason", peer->cgroup_known
+		   ? "a governed process may not drive kgate's daemon"
+		   : "the caller's cgroup could not be established");
+	kg_rec_str(&r, "mechanism", "controller");
+	kg_rec_extra(&r, extra);
+	if (kg_rec_append(d->audit, &r) || kg_audit_flush(d->audit))
+		kg_warn("daemon: the refusal of %s could not be audited", op);
 	json_decref(extra);
 	free(jobs);
 	return true;

@@ -173,11 +173,18 @@ static void register_job(struct job *j)
 		j->in_registry = true;
 }
 
-static void audit_simple(struct job *j, const char *type, const char *op, const char *target,
-			 const char *decision, const char *rule_id, const char *reason, json_t *extra)
+/* Starts a record of the controller's own about this job (kg_rec_controller
+ * and its trace); job_record appends it. */
+static void job_rec(struct job *j, struct kg_rec *r, const char *type)
 {
-	kg_record_controller(j->audit, j->doc, j->trace, type, op, target, decision, rule_id,
-			     reason, extra);
+	kg_rec_controller(r, type, j->doc);
+	kg_rec_str(r, "trace", j->trace);
+}
+
+static void job_record(struct job *j, const struct kg_rec *r)
+{
+	if (j->audit && kg_rec_append(j->audit, r))
+		kg_warn("audit append failed for a %s record", r->rec.type);
 }
 
 static void note_unenforced(struct job *j, const struct kg_rule *r, const char *why)
@@ -334,7 +341,7 @@ static void record_seccomp(struct job *j, const struct kg_kaudit_denial *d)
 	const char *decision, *outcome = "refused", *rule_id = "kgate:seccomp-baseline";
 	const char *reason = "refused in every job whatever the policy (the seccomp baseline: "
 			     "kgate's own objects, mounts, namespaces, kernel state)";
-	struct kg_audit_rec rec = {};
+	struct kg_rec rec;
 	char *name = seccomp_syscall_resolve_num_arch(d->arch ? d->arch : SCMP_ARCH_X86_64_AUDIT,
 						      d->syscall);
 	char num[32];
@@ -368,24 +375,21 @@ static void record_seccomp(struct job *j, const struct kg_kaudit_denial *d)
 	}
 	extra = json_pack("{s:s,s:s,s:i,s:I}", "kind", "syscall", "outcome", outcome,
 			  "syscall_nr", d->syscall, "cgroup_id", (json_int_t)j->cg.id);
-	rec.type = "decision";
-	rec.trace_id = j->trace;
-	rec.actor_uid = -1;
-	rec.pid = d->pid;
-	rec.tid = -1;
-	rec.comm = d->comm[0] ? d->comm : NULL;
-	rec.exe = d->exe[0] ? d->exe : NULL;
-	rec.op = "syscall";
-	rec.target = name ? name : num;
-	rec.decision = decision;
-	rec.rule_id = rule_id;
-	rec.reason = reason;
-	rec.policy_name = j->doc->name;
-	rec.policy_hash = j->doc->hash;
-	rec.policy_version = j->doc->version;
-	rec.mechanism = "seccomp";
-	rec.extra = extra;
-	if (j->audit && kg_audit_append(j->audit, &rec))
+	kg_rec_init(&rec, "decision");
+	kg_rec_str(&rec, "trace", j->trace);
+	if (d->pid >= 0)
+		kg_rec_int(&rec, "subject.pid", d->pid);
+	kg_rec_str(&rec, "subject.comm", d->comm[0] ? d->comm : NULL);
+	kg_rec_str(&rec, "subject.exe", d->exe[0] ? d->exe : NULL);
+	kg_rec_str(&rec, "op", "syscall");
+	kg_rec_str(&rec, "target", name ? name : num);
+	kg_rec_str(&rec, "decision", decision);
+	kg_rec_str(&rec, "rule", rule_id);
+	kg_rec_str(&rec, "reason", reason);
+	kg_rec_policy(&rec, j->doc);
+	kg_rec_str(&rec, "mechanism", "seccomp");
+	kg_rec_extra(&rec, extra);
+	if (j->audit && kg_rec_append(j->audit, &rec))
 		kg_warn("audit append failed for a seccomp refusal");
 	json_decref(extra);
 	free(name);
@@ -397,7 +401,7 @@ static void record_landlock_denial(void *ctx, const struct kg_kaudit_denial *d)
 	struct job *j = ctx;
 	const char *op = kg_kaudit_op(d->blockers), *rule_id = NULL, *reason;
 	const struct kg_rule *r = NULL;
-	struct kg_audit_rec rec = {};
+	struct kg_rec rec;
 	bool self = !strncmp(d->blockers, "scope.", 6);
 	json_t *extra;
 
@@ -427,21 +431,17 @@ static void record_landlock_denial(void *ctx, const struct kg_kaudit_denial *d)
 	extra = json_pack("{s:s,s:s,s:s,s:s,s:I}", "kind", self ? "self" : "file", "outcome",
 			  "refused", "blockers", d->blockers, "landlock_domain", d->domain,
 			  "cgroup_id", (json_int_t)j->cg.id);
-	rec.type = "decision";
-	rec.trace_id = j->trace;
-	rec.actor_uid = -1;
-	rec.pid = rec.tid = -1;
-	rec.op = op;
-	rec.target = d->target;
-	rec.decision = "deny";
-	rec.rule_id = rule_id;
-	rec.reason = reason;
-	rec.policy_name = j->doc->name;
-	rec.policy_hash = j->doc->hash;
-	rec.policy_version = j->doc->version;
-	rec.mechanism = "landlock";
-	rec.extra = extra;
-	if (j->audit && kg_audit_append(j->audit, &rec))
+	kg_rec_init(&rec, "decision");
+	kg_rec_str(&rec, "trace", j->trace);
+	kg_rec_str(&rec, "op", op);
+	kg_rec_str(&rec, "target", d->target);
+	kg_rec_str(&rec, "decision", "deny");
+	kg_rec_str(&rec, "rule", rule_id);
+	kg_rec_str(&rec, "reason", reason);
+	kg_rec_policy(&rec, j->doc);
+	kg_rec_str(&rec, "mechanism", "landlock");
+	kg_rec_extra(&rec, extra);
+	if (j->audit && kg_rec_append(j->audit, &rec))
 		kg_warn("audit append failed for a Landlock refusal");
 	json_decref(extra);
 }
@@ -452,6 +452,7 @@ static void finish_kernel_log(struct job *j)
 {
 	uint64_t reported;
 	int64_t kernel;
+	struct kg_rec rec;
 	json_t *extra;
 
 	if (!j->ka)
@@ -463,8 +464,12 @@ static void finish_kernel_log(struct job *j)
 	extra = json_pack("{s:s,s:I,s:I,s:I}", "source", "landlock", "lost",
 			  (json_int_t)((uint64_t)kernel - reported), "kernel_denials",
 			  (json_int_t)kernel, "recorded", (json_int_t)reported);
-	audit_simple(j, "events_lost", "landlock", j->spec->argv[0], NULL, NULL,
-		     "Landlock refusals the kernel audit log dropped (backlog full)", extra);
+	job_rec(j, &rec, "events_lost");
+	kg_rec_str(&rec, "op", "landlock");
+	kg_rec_str(&rec, "target", j->spec->argv[0]);
+	kg_rec_str(&rec, "reason", "Landlock refusals the kernel audit log dropped (backlog full)");
+	kg_rec_extra(&rec, extra);
+	job_record(j, &rec);
 	json_decref(extra);
 }
 
@@ -708,6 +713,7 @@ static void drain_dns(struct job *j)
 	const struct kg_policy_doc *doc = j->dns_doc ? j->dns_doc : j->doc;
 	struct kg_resolver_stats st;
 	struct kg_dns_record d;
+	struct kg_rec rec;
 
 	if (!j->dns)
 		return;
@@ -715,8 +721,14 @@ static void drain_dns(struct job *j)
 		const struct kg_rule *r = d.rule_num ? kg_policy_rule_by_num(doc, d.rule_num) : NULL;
 		json_t *extra = dns_extra(&d);
 
-		audit_simple(j, "decision", "dns_resolve", d.name, kg_decision_name(d.decision),
-			     r ? r->id : NULL, d.reason[0] ? d.reason : NULL, extra);
+		job_rec(j, &rec, "decision");
+		kg_rec_str(&rec, "op", "dns_resolve");
+		kg_rec_str(&rec, "target", d.name);
+		kg_rec_str(&rec, "decision", kg_decision_name(d.decision));
+		kg_rec_str(&rec, "rule", r ? r->id : NULL);
+		kg_rec_str(&rec, "reason", d.reason[0] ? d.reason : NULL);
+		kg_rec_extra(&rec, extra);
+		job_record(j, &rec);
 		json_decref(extra);
 		/* a dead upstream fails every allowed name: said once, and again
 		 * after it answered in between */
@@ -738,8 +750,11 @@ static void drain_dns(struct job *j)
 		json_t *extra = json_pack("{s:I}", "records_lost",
 					  (json_int_t)(st.records_lost - j->dns_lost_said));
 
-		audit_simple(j, "events_lost", "dns_resolve", NULL, NULL, NULL,
-			     "resolution records the controller could not keep up with", extra);
+		job_rec(j, &rec, "events_lost");
+		kg_rec_str(&rec, "op", "dns_resolve");
+		kg_rec_str(&rec, "reason", "resolution records the controller could not keep up with");
+		kg_rec_extra(&rec, extra);
+		job_record(j, &rec);
 		json_decref(extra);
 		j->dns_lost_said = st.records_lost;
 	}
@@ -747,10 +762,13 @@ static void drain_dns(struct job *j)
 		json_t *extra = json_pack("{s:I,s:I}", "queries_dropped", (json_int_t)st.dropped,
 					  "answers_unsent", (json_int_t)st.unsent);
 
-		audit_simple(j, "events_lost", "dns_resolve", NULL, NULL, NULL,
-			     "the job's DNS queries the kernel dropped before kgate's resolver read "
-			     "them (its receive queue was full), or answers it could not send back "
-			     "(totals so far)", extra);
+		job_rec(j, &rec, "events_lost");
+		kg_rec_str(&rec, "op", "dns_resolve");
+		kg_rec_str(&rec, "reason", "the job's DNS queries the kernel dropped before kgate's "
+			   "resolver read them (its receive queue was full), or answers it could "
+			   "not send back (totals so far)");
+		kg_rec_extra(&rec, extra);
+		job_record(j, &rec);
 		json_decref(extra);
 		j->dns_dropped_said = st.dropped + st.unsent;
 	}
@@ -804,6 +822,7 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 		.before_fork = quiesce_trail, .before_fork_ctx = j->audit,
 	};
 	struct kg_limit_report lim = {};
+	struct kg_rec rec;
 	json_t *extra;
 	int err;
 
@@ -865,7 +884,12 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 	if (err)
 		return err;
 	extra = job_start_extra(j, c, &lim);
-	audit_simple(j, "job_start", "launch", j->spec->argv[0], "allow", NULL, NULL, extra);
+	job_rec(j, &rec, "job_start");
+	kg_rec_str(&rec, "op", "launch");
+	kg_rec_str(&rec, "target", j->spec->argv[0]);
+	kg_rec_str(&rec, "decision", "allow");
+	kg_rec_extra(&rec, extra);
+	job_record(j, &rec);
 	json_decref(extra);
 	if (j->spec->live)
 		fprintf(j->spec->live, "kgate: job %s started (%s mode, policy %s sha256 %.12s)\n",
@@ -1078,6 +1102,7 @@ static void job_cleanup(struct job *j)
 static void report_exit(struct job *j, const struct kg_exit_info *xi)
 {
 	unsigned long refused = 0, audited = 0;
+	struct kg_rec rec;
 	char what[64];
 	json_t *extra;
 
@@ -1091,7 +1116,12 @@ static void report_exit(struct job *j, const struct kg_exit_info *xi)
 			  "timed_out", xi->timed_out, "kgate_exit", xi->exit_code);
 	if (extra && j->spec->attempt > 1)
 		json_object_set_new(extra, "attempt", json_integer(j->spec->attempt));
-	audit_simple(j, "job_exit", "exit", j->spec->argv[0], NULL, NULL, what, extra);
+	job_rec(j, &rec, "job_exit");
+	kg_rec_str(&rec, "op", "exit");
+	kg_rec_str(&rec, "target", j->spec->argv[0]);
+	kg_rec_str(&rec, "reason", what);
+	kg_rec_extra(&rec, extra);
+	job_record(j, &rec);
 	json_decref(extra);
 	if (!j->spec->live)
 		return;

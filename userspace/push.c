@@ -41,15 +41,19 @@ static void audit_change(struct kg_audit *a, const struct kg_job_record *job,
 				  "new", "policy_id", (json_int_t)new_id, "name", doc->name ? doc->name : "",
 				  "hash", doc->hash, "not_applied_until_relaunch", fixed,
 				  "cgroup_id", (json_int_t)job->cgid);
-	struct kg_audit_rec r = {
-		.type = "policy_change", .trace_id = job->trace, .actor_uid = actor_uid,
-		.actor_name = pw ? pw->pw_name : NULL, .pid = -1, .tid = -1, .op = "policy_push",
-		.target = job->trace, .decision = "allow", .policy_name = doc->name,
-		.policy_hash = doc->hash, .policy_version = doc->version, .mechanism = "controller",
-		.extra = extra,
-	};
+	struct kg_rec r;
 
-	if (kg_audit_append(a, &r) || kg_audit_sync(a))	/* on disk before push reports success */
+	kg_rec_init(&r, "policy_change");
+	kg_rec_str(&r, "trace", job->trace);
+	kg_rec_int(&r, "actor.uid", actor_uid);
+	kg_rec_str(&r, "actor.name", pw ? pw->pw_name : NULL);
+	kg_rec_str(&r, "op", "policy_push");
+	kg_rec_str(&r, "target", job->trace);
+	kg_rec_str(&r, "decision", "allow");
+	kg_rec_policy(&r, doc);
+	kg_rec_str(&r, "mechanism", "controller");
+	kg_rec_extra(&r, extra);
+	if (kg_rec_append(a, &r) || kg_audit_sync(a))	/* on disk before push reports success */
 		kg_warn("push: the policy change of %s could not be audited", job->trace);
 	json_decref(extra);
 }

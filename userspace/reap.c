@@ -75,23 +75,24 @@ bool kg_reap_controller_alive(const struct kg_job_record *r)
 static void record_end(struct kg_audit *a, const struct kg_job_record *r, const char *who)
 {
 	char note[160];
+	struct kg_rec rec;
 	json_t *extra;
 
 	snprintf(note, sizeof(note), "its kgate run had died; %s cleaned up", who);
 	extra = json_pack("{s:s,s:I,s:I}", "note", note, "cgroup_id", (json_int_t)r->cgid,
 			  "policy_id", (json_int_t)r->policy_id);
-	{
-		struct kg_audit_rec rec = {
-			.type = "job_exit", .trace_id = r->trace, .actor_uid = getuid(),
-			.pid = -1, .tid = -1, .op = "exit", .target = r->command,
-			.reason = "ended while its controller was gone", .mechanism = "controller",
-			.policy_name = r->policy_name, .policy_hash = r->policy_hash,
-			.policy_version = -1, .extra = extra,
-		};
-
-		if (a && kg_audit_append(a, &rec))
-			kg_warn("reap: the end of %s could not be audited", r->trace);
-	}
+	kg_rec_init(&rec, "job_exit");
+	kg_rec_str(&rec, "trace", r->trace);
+	kg_rec_int(&rec, "actor.uid", getuid());
+	kg_rec_str(&rec, "op", "exit");
+	kg_rec_str(&rec, "target", r->command);
+	kg_rec_str(&rec, "reason", "ended while its controller was gone");
+	kg_rec_str(&rec, "policy.name", r->policy_name);
+	kg_rec_str(&rec, "policy.hash", r->policy_hash);
+	kg_rec_str(&rec, "mechanism", "controller");
+	kg_rec_extra(&rec, extra);
+	if (a && kg_rec_append(a, &rec))
+		kg_warn("reap: the end of %s could not be audited", r->trace);
 	json_decref(extra);
 	if (a)
 		kg_audit_flush(a);

@@ -149,22 +149,25 @@ void kg_snapshot_remove(uint32_t policy_id)
 		unlink(path);
 }
 
-void kg_record_controller(struct kg_audit *a, const struct kg_policy_doc *doc, const char *trace,
-			  const char *type, const char *op, const char *target, const char *decision,
-			  const char *rule_id, const char *reason, json_t *extra)
+void kg_rec_controller(struct kg_rec *r, const char *type, const struct kg_policy_doc *doc)
 {
 	struct passwd *pw = getpwuid(getuid());
-	struct kg_audit_rec r = {
-		.type = type, .trace_id = trace, .actor_uid = getuid(),
-		.actor_name = pw ? pw->pw_name : NULL, .pid = getpid(), .tid = -1, .op = op,
-		.target = target, .decision = decision, .rule_id = rule_id, .reason = reason,
-		.mechanism = "controller", .extra = extra,
-		.policy_name = doc ? doc->name : NULL, .policy_hash = doc ? doc->hash : NULL,
-		.policy_version = doc ? doc->version : -1,
-	};
 
-	if (a && kg_audit_append(a, &r))
-		kg_warn("audit append failed for a %s record", type);
+	kg_rec_init(r, type);
+	kg_rec_int(r, "actor.uid", getuid());
+	kg_rec_str(r, "actor.name", pw ? pw->pw_name : NULL);
+	kg_rec_int(r, "subject.pid", getpid());
+	kg_rec_str(r, "mechanism", "controller");
+	kg_rec_policy(r, doc);
+}
+
+void kg_rec_policy(struct kg_rec *r, const struct kg_policy_doc *doc)
+{
+	if (!doc)
+		return;
+	kg_rec_str(r, "policy.name", doc->name);
+	kg_rec_int(r, "policy.version", doc->version);
+	kg_rec_str(r, "policy.hash", doc->hash);
 }
 
 void kg_trace_id(uint64_t job_id, char *buf, size_t len)

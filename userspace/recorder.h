@@ -27,12 +27,15 @@ void kg_snapshot_remove(uint32_t policy_id);
  * does not match.  '~' expands to $HOME: fine for anything but file rules. */
 struct kg_policy_doc *kg_snapshot_load_doc(uint32_t policy_id);
 
-/* A record of the controller's own (admission, job start/exit, policy
- * change): the caller's real identity, the policy snapshot, mechanism
- * "controller". */
-void kg_record_controller(struct kg_audit *a, const struct kg_policy_doc *doc, const char *trace,
-			  const char *type, const char *op, const char *target, const char *decision,
-			  const char *rule_id, const char *reason, json_t *extra);
+/* Starts a record of the controller's own (admission, job start/exit):
+ * its real uid and user name as actor.uid and actor.name, its pid as
+ * subject.pid, mechanism "controller", and doc's name, version and hash as
+ * policy (none when doc is NULL).  The caller sets the rest by name
+ * (audit.h) and appends it with kg_rec_append. */
+void kg_rec_controller(struct kg_rec *r, const char *type, const struct kg_policy_doc *doc);
+/* doc's name, version and hash as the record's policy (nothing when doc is
+ * NULL) */
+void kg_rec_policy(struct kg_rec *r, const struct kg_policy_doc *doc);
 
 /* Throttle refusals the kernel counted after its last once-a-second report
  * (kg_throttle_state.refused) of the job whose cgroup is cgid: one throttle

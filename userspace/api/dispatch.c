@@ -790,12 +790,18 @@ static void refuse_launcher(struct kg_api *api, const struct kg_policy_doc *doc,
 {
 	json_t *extra = json_pack("{s:I,s:s}", "launcher_uid", (json_int_t)uid, "via",
 				  "POST /api/v1/jobs");
+	struct kg_rec rec;
 
 	pthread_mutex_lock(&api->audit_mu);
-	kg_record_controller(api->audit, doc, trace, "admission", "admission", cmd, "deny",
-			     "kgate:launchers", "the caller is not among the policy's launchers",
-			     extra);
-	if (kg_audit_flush(api->audit))
+	kg_rec_controller(&rec, "admission", doc);
+	kg_rec_str(&rec, "trace", trace);
+	kg_rec_str(&rec, "op", "admission");
+	kg_rec_str(&rec, "target", cmd);
+	kg_rec_str(&rec, "decision", "deny");
+	kg_rec_str(&rec, "rule", "kgate:launchers");
+	kg_rec_str(&rec, "reason", "the caller is not among the policy's launchers");
+	kg_rec_extra(&rec, extra);
+	if ((api->audit && kg_rec_append(api->audit, &rec)) || kg_audit_flush(api->audit))
 		kg_warn("api: the refused launch of %s could not be recorded", trace);
 	pthread_mutex_unlock(&api->audit_mu);
 	json_decref(extra);
@@ -1269,6 +1275,7 @@ static void record_stop(struct kg_api *api, const struct djob *j, const struct k
 	struct passwd pw, *pwr = NULL;
 	char pwbuf[1024], *cmd = NULL;
 	json_t *argv = json_object_get(j->submitted, "argv"), *v, *extra;
+	struct kg_rec rec;
 	size_t i;
 
 	for (i = 0; i < api->dispatch->ndocs; i++)
@@ -1286,23 +1293,22 @@ static void record_stop(struct kg_api *api, const struct djob *j, const struct k
 	getpwuid_r(p->who.uid, &pw, pwbuf, sizeof(pwbuf), &pwr);
 	extra = json_pack("{s:s,s:s,s:I}", "state_before", before, "via", "DELETE /api/v1/jobs/{id}",
 			  "launcher_uid", (json_int_t)j->uid);
-	{
-		struct kg_audit_rec rec = {
-			.type = "job_stop", .trace_id = j->trace, .actor_uid = p->who.uid,
-			.actor_name = pwr ? pwr->pw_name : NULL,
-			.actor_role = p->who.via[0] ? p->who.via : NULL, .pid = -1, .tid = -1,
-			.op = "stop", .target = cmd ? cmd : "", .decision = "stop",
-			.rule_id = NULL, .reason = "stopped through the HTTP API",
-			.policy_name = doc ? doc->name : NULL, .policy_hash = doc ? doc->hash : NULL,
-			.policy_version = doc ? doc->version : -1, .mechanism = "controller",
-			.extra = extra,
-		};
-
-		pthread_mutex_lock(&api->audit_mu);
-		if (kg_audit_append(api->audit, &rec) || kg_audit_flush(api->audit))
-			kg_warn("api: the stop of %s could not be recorded", j->trace);
-		pthread_mutex_unlock(&api->audit_mu);
-	}
+	kg_rec_init(&rec, "job_stop");
+	kg_rec_str(&rec, "trace", j->trace);
+	kg_rec_int(&rec, "actor.uid", p->who.uid);
+	kg_rec_str(&rec, "actor.name", pwr ? pwr->pw_name : NULL);
+	kg_rec_str(&rec, "actor.role", p->who.via[0] ? p->who.via : NULL);
+	kg_rec_str(&rec, "op", "stop");
+	kg_rec_str(&rec, "target", cmd ? cmd : "");
+	kg_rec_str(&rec, "decision", "stop");
+	kg_rec_str(&rec, "reason", "stopped through the HTTP API");
+	kg_rec_policy(&rec, doc);
+	kg_rec_str(&rec, "mechanism", "controller");
+	kg_rec_extra(&rec, extra);
+	pthread_mutex_lock(&api->audit_mu);
+	if (kg_rec_append(api->audit, &rec) || kg_audit_flush(api->audit))
+		kg_warn("api: the stop of %s could not be recorded", j->trace);
+	pthread_mutex_unlock(&api->audit_mu);
 	json_decref(extra);
 	free(cmd);
 }

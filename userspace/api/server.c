@@ -284,13 +284,17 @@ static unsigned int limited(struct kg_api *api, const unsigned char addr[16])
 
 static void api_audit(struct kg_api *api, const char *op, const char *target, json_t *extra)
 {
-	struct kg_audit_rec rec = {
-		.type = "controller", .actor_uid = getuid(), .pid = getpid(), .tid = -1,
-		.op = op, .target = target, .mechanism = "controller", .extra = extra,
-	};
+	struct kg_rec rec;
 
+	kg_rec_init(&rec, "controller");
+	kg_rec_int(&rec, "actor.uid", getuid());
+	kg_rec_int(&rec, "subject.pid", getpid());
+	kg_rec_str(&rec, "op", op);
+	kg_rec_str(&rec, "target", target);
+	kg_rec_str(&rec, "mechanism", "controller");
+	kg_rec_extra(&rec, extra);
 	pthread_mutex_lock(&api->audit_mu);
-	if (api->audit && (kg_audit_append(api->audit, &rec) || kg_audit_flush(api->audit)))
+	if (api->audit && (kg_rec_append(api->audit, &rec) || kg_audit_flush(api->audit)))
 		kg_warn("api: the audit record of %s could not be written", op);
 	pthread_mutex_unlock(&api->audit_mu);
 }

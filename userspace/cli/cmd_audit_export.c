@@ -474,6 +474,7 @@ static void record_drop(const struct export_args *a, const struct batch *b,
 			const struct otlp_stats *s, const char *why)
 {
 	struct kg_audit *au = kg_audit_open(a->dir, NULL);
+	struct kg_rec r;
 	json_t *extra;
 	int err;
 
@@ -492,18 +493,16 @@ static void record_drop(const struct export_args *a, const struct batch *b,
 			  "last_seq", (json_int_t)kg_tail_line_seq(b->lines[b->n - 1],
 								   b->lens[b->n - 1]),
 			  "dropped_total", (json_int_t)s->dropped_records, "error", why);
-	{
-		struct kg_audit_rec r = {
-			.type = "events_lost", .op = "otlp_export", .target = a->otlp,
-			.decision = "lost", .reason = "the collector did not accept an exported batch",
-			.mechanism = "controller", .actor_uid = -1, .pid = -1, .tid = -1,
-			.extra = extra,
-		};
-
-		err = kg_audit_append(au, &r);
-		if (!err)
-			err = kg_audit_flush(au);
-	}
+	kg_rec_init(&r, "events_lost");
+	kg_rec_str(&r, "op", "otlp_export");
+	kg_rec_str(&r, "target", a->otlp);
+	kg_rec_str(&r, "decision", "lost");
+	kg_rec_str(&r, "reason", "the collector did not accept an exported batch");
+	kg_rec_str(&r, "mechanism", "controller");
+	kg_rec_extra(&r, extra);
+	err = kg_rec_append(au, &r);
+	if (!err)
+		err = kg_audit_flush(au);
 	if (err)
 		kg_warn("audit: export: the drop could not be recorded in the trail: %s",
 			strerror(-err));

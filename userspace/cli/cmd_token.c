@@ -108,6 +108,7 @@ static void audit_token(const char *op, const struct kg_token *t)
 	struct passwd *pw = getpwuid(getuid());
 	json_t *gids = json_array(), *extra;
 	char target[128];
+	struct kg_rec r;
 	size_t i;
 
 	for (i = 0; gids && i < t->ngids; i++)
@@ -116,13 +117,15 @@ static void audit_token(const char *op, const struct kg_token *t)
 			  (json_int_t)t->uid, "gids", gids);
 	snprintf(target, sizeof(target), "token %s", t->name);
 	if (a) {
-		struct kg_audit_rec r = {
-			.type = "controller", .actor_uid = getuid(),
-			.actor_name = pw ? pw->pw_name : NULL, .pid = getpid(), .tid = -1,
-			.op = op, .target = target, .mechanism = "controller", .extra = extra,
-		};
-
-		if (kg_audit_append(a, &r) || kg_audit_sync(a))
+		kg_rec_init(&r, "controller");
+		kg_rec_int(&r, "actor.uid", getuid());
+		kg_rec_str(&r, "actor.name", pw ? pw->pw_name : NULL);
+		kg_rec_int(&r, "subject.pid", getpid());
+		kg_rec_str(&r, "op", op);
+		kg_rec_str(&r, "target", target);
+		kg_rec_str(&r, "mechanism", "controller");
+		kg_rec_extra(&r, extra);
+		if (kg_rec_append(a, &r) || kg_audit_sync(a))
 			kg_warn("token: the audit record of %s could not be written", op);
 		kg_audit_close(a);
 	} else {

@@ -386,6 +386,7 @@ static void audit_refusal(struct gov *g, const char *why)
 {
 	char trace[32];
 	uint64_t id = 0;
+	struct kg_rec rec;
 	json_t *extra;
 
 	if (!g->audit)
@@ -394,8 +395,15 @@ static void audit_refusal(struct gov *g, const char *why)
 		id = kg_now_real_ns();
 	kg_trace_id(id, trace, sizeof(trace));
 	extra = json_pack("{s:s,s:I}", "cgroup", g->t.abs, "cgroup_id", (json_int_t)g->t.id);
-	kg_record_controller(g->audit, g->doc, trace, "admission", "govern", g->t.abs, "deny",
-			     NULL, why, extra);
+	kg_rec_controller(&rec, "admission", g->doc);
+	kg_rec_str(&rec, "trace", trace);
+	kg_rec_str(&rec, "op", "govern");
+	kg_rec_str(&rec, "target", g->t.abs);
+	kg_rec_str(&rec, "decision", "deny");
+	kg_rec_str(&rec, "reason", why);
+	kg_rec_extra(&rec, extra);
+	if (kg_rec_append(g->audit, &rec))
+		kg_warn("govern: the refusal to govern %s could not be audited", g->t.abs);
 	json_decref(extra);
 	kg_audit_flush(g->audit);
 }
@@ -437,6 +445,7 @@ static int install(struct gov *g)
 {
 	struct kg_compile_report rep = {};
 	struct kg_sp_dirs sp;
+	struct kg_rec rec;
 	json_t *extra;
 	int err;
 
@@ -465,11 +474,17 @@ static int install(struct gov *g)
 	g->job_added = true;
 	kg_maps_heartbeat(g->loader);
 	extra = start_extra(g);
-	kg_record_controller(g->audit, g->doc, g->rec.trace, "job_start", "govern", g->t.abs,
-			     "allow", NULL, json_array_size(g->forced) ? "governed in place, FORCED" :
-			     "governed in place", extra);
+	kg_rec_controller(&rec, "job_start", g->doc);
+	kg_rec_str(&rec, "trace", g->rec.trace);
+	kg_rec_str(&rec, "op", "govern");
+	kg_rec_str(&rec, "target", g->t.abs);
+	kg_rec_str(&rec, "decision", "allow");
+	kg_rec_str(&rec, "reason", json_array_size(g->forced) ? "governed in place, FORCED"
+							       : "governed in place");
+	kg_rec_extra(&rec, extra);
+	err = g->audit ? kg_rec_append(g->audit, &rec) : 0;
 	json_decref(extra);
-	if (kg_audit_flush(g->audit))
+	if (kg_audit_flush(g->audit) || err)
 		kg_warn("govern: the job_start record of %s could not be written", g->rec.trace);
 	err = kg_registry_save(&g->rec);
 	if (err)
@@ -644,6 +659,7 @@ void kg_govern_end(struct kg_loader *l, struct kg_audit *a, const struct kg_job_
 {
 	bool used[KG_MAX_ROOTS];
 	int lock = roots_lock();
+	struct kg_rec rec;
 	json_t *extra;
 
 	kg_maps_remove_job(l, r->cgid);
@@ -659,18 +675,18 @@ void kg_govern_end(struct kg_loader *l, struct kg_audit *a, const struct kg_job_
 	extra = json_pack("{s:s,s:I,s:I,s:b}", "cgroup", r->cgroup_path,
 			  "cgroup_id", (json_int_t)r->cgid, "policy_id", (json_int_t)r->policy_id,
 			  "governed", 1);
-	{
-		struct kg_audit_rec rec = {
-			.type = "job_exit", .trace_id = r->trace, .actor_uid = getuid(),
-			.pid = -1, .tid = -1, .op = op, .target = r->cgroup_path,
-			.reason = reason, .mechanism = "controller",
-			.policy_name = r->policy_name, .policy_hash = r->policy_hash,
-			.policy_version = -1, .extra = extra,
-		};
-
-		if (a && kg_audit_append(a, &rec))
-			kg_warn("govern: the end of %s could not be audited", r->trace);
-	}
+	kg_rec_init(&rec, "job_exit");
+	kg_rec_str(&rec, "trace", r->trace);
+	kg_rec_int(&rec, "actor.uid", getuid());
+	kg_rec_str(&rec, "op", op);
+	kg_rec_str(&rec, "target", r->cgroup_path);
+	kg_rec_str(&rec, "reason", reason);
+	kg_rec_str(&rec, "policy.name", r->policy_name);
+	kg_rec_str(&rec, "policy.hash", r->policy_hash);
+	kg_rec_str(&rec, "mechanism", "controller");
+	kg_rec_extra(&rec, extra);
+	if (a && kg_rec_append(a, &rec))
+		kg_warn("govern: the end of %s could not be audited", r->trace);
 	json_decref(extra);
 	if (a)
 		kg_audit_flush(a);
