@@ -393,6 +393,85 @@ TEST(daemon_refuses_a_push_from_a_non_pusher)
 	teardown();
 }
 
+/* one request to the daemon's socket; the reply's error ("" when none) */
+static json_t *control_request(const char *json, char *err, size_t errlen)
+{
+	json_t *req = json_loads(json, 0, NULL), *reply;
+
+	reply = req ? kg_control_call(req, 3000) : NULL;
+	json_decref(req);
+	snprintf(err, errlen, "%s",
+		 json_string_value(json_object_get(reply, "error")) ?: "");
+	return reply;
+}
+
+static int reply_exit(const json_t *reply)
+{
+	return (int)json_integer_value(json_object_get(reply, "exit"));
+}
+
+/* The socket's requests come from one table: each op reaches its own
+ * handler, an unknown one is named with the valid ones (exit 2). */
+TEST(control_socket_dispatches_each_op_and_names_an_unknown_one)
+{
+	char err[512];
+	json_t *r;
+	pid_t d;
+
+	setup();
+	d = start_daemon();
+	ASSERT_TRUE(kg_control_daemon_running(), "daemon answers");
+
+	r = control_request("{\"op\":\"ping\"}", err, sizeof(err));
+	ASSERT_TRUE(r && json_is_true(json_object_get(r, "ok")), "ping answered");
+	ASSERT_EQ(json_integer_value(json_object_get(r, "pid")), d, "ping gives the daemon's pid");
+	json_decref(r);
+
+	r = control_request("{\"op\":\"status\"}", err, sizeof(err));
+	ASSERT_TRUE(r && json_is_array(json_object_get(r, "jobs")), "status lists jobs");
+	json_decref(r);
+
+	r = control_request("{\"op\":\"approvals_list\"}", err, sizeof(err));
+	ASSERT_TRUE(r && json_is_array(json_object_get(r, "requests")), "approvals_list lists requests");
+	json_decref(r);
+
+	r = control_request("{\"op\":\"approve\"}", err, sizeof(err));
+	ASSERT_TRUE(r && !json_is_true(json_object_get(r, "ok")), "approve without an id refused");
+	ASSERT_STREQ(err, "approvals: request has no id", "approve reaches the decision handler");
+	ASSERT_EQ(reply_exit(r), 2, "exit 2");
+	json_decref(r);
+
+	r = control_request("{\"op\":\"deny\",\"id\":\"000000000000\"}", err, sizeof(err));
+	ASSERT_TRUE(r && !json_is_true(json_object_get(r, "ok")), "deny of no such request");
+	ASSERT_TRUE(json_integer_value(json_object_get(r, "errno")) > 0, "an errno given");
+	json_decref(r);
+
+	r = control_request("{\"op\":\"push\"}", err, sizeof(err));
+	ASSERT_STREQ(err, "push: request has no policy text", "push reaches the push handler");
+	ASSERT_EQ(reply_exit(r), 2, "exit 2");
+	json_decref(r);
+
+	r = control_request("{\"op\":\"frobnicate\"}", err, sizeof(err));
+	ASSERT_TRUE(r && !json_is_true(json_object_get(r, "ok")), "unknown op refused");
+	ASSERT_STREQ(err, "unknown op 'frobnicate' (one of ping, status, push, approvals_list, "
+		     "approve, deny)", "names the op and the valid ones");
+	ASSERT_EQ(reply_exit(r), 2, "exit 2");
+	json_decref(r);
+
+	r = control_request("{\"op\":\"Ping\"}", err, sizeof(err));
+	ASSERT_HAS_SUBSTR(err, "unknown op 'Ping'", "names are exact");
+	json_decref(r);
+
+	r = control_request("{\"id\":\"x\"}", err, sizeof(err));
+	ASSERT_HAS_SUBSTR(err, "malformed request", "no op: malformed");
+	ASSERT_EQ(reply_exit(r), 2, "exit 2");
+	json_decref(r);
+
+	kill(d, SIGTERM);
+	ASSERT_EQ(wait_exit(d), 0, "daemon stops cleanly");
+	teardown();
+}
+
 /* kill -9 the controller while the job floods denied connects: the pinned
  * programs keep refusing; the daemon started afterwards drains the ring
  * buffer; audited denials + counted losses == the kernel's denial count. */

@@ -194,12 +194,13 @@ static json_t *handle_push(struct daemon *d, const struct kg_peer *peer, json_t 
 
 /* ---- status and approvals: the same functions as the HTTP API's -------------------- */
 
-static json_t *handle_status(struct daemon *d, const struct kg_peer *peer)
+static json_t *handle_status(struct daemon *d, const struct kg_peer *peer, json_t *req)
 {
 	struct kg_principal p;
 	struct kg_view v;
 	json_t *jobs;
 
+	(void)req;
 	principal_of(peer, &p);
 	if (kg_view_init(&v, d->approvals, &p))
 		return error_reply("status: cannot read the registry", KG_EXIT_FAIL);
@@ -260,6 +261,24 @@ static json_t *handle_decision(struct daemon *d, const struct kg_peer *peer, jso
 	return decision_reply(err, &a, why);
 }
 
+static json_t *handle_approve(struct daemon *d, const struct kg_peer *peer, json_t *req)
+{
+	return handle_decision(d, peer, req, true);
+}
+
+static json_t *handle_deny(struct daemon *d, const struct kg_peer *peer, json_t *req)
+{
+	return handle_decision(d, peer, req, false);
+}
+
+static json_t *handle_ping(struct daemon *d, const struct kg_peer *peer, json_t *req)
+{
+	(void)d;
+	(void)peer;
+	(void)req;
+	return json_pack("{s:b,s:i}", "ok", 1, "pid", (int)getpid());
+}
+
 /* ---- requests -------------------------------------------------------------------- */
 
 /* A peer inside a governed job, or one whose cgroup could not be
@@ -305,30 +324,69 @@ static bool refuse_governed(struct daemon *d, const struct kg_peer *peer, const 
 	return true;
 }
 
+/* The requests of the control socket (one JSON object per line, its "op"
+ * naming the entry), in the spirit of the CLI's tables (cli/select.c). */
+struct daemon_op {
+	const char *name;
+	json_t *(*fn)(struct daemon *d, const struct kg_peer *peer, json_t *req);
+	bool from_jobs;		/* answered to a peer inside a governed job too */
+	const char *help;
+};
+
+static const struct daemon_op daemon_ops[] = {
+	{ "ping",		handle_ping,		true,	"is the daemon alive (its pid)" },
+	{ "status",		handle_status,		false,	"the jobs, as this peer may see them" },
+	{ "push",		handle_push,		false,	"replace the policy of running jobs" },
+	{ "approvals_list",	handle_approvals_list,	false,	"requests this peer may decide or raised" },
+	{ "approve",		handle_approve,		false,	"grant a pending request" },
+	{ "deny",		handle_deny,		false,	"refuse a pending request" },
+};
+
+static const struct daemon_op *daemon_op_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(daemon_ops); i++)
+		if (!strcmp(daemon_ops[i].name, name))
+			return &daemon_ops[i];
+	return NULL;
+}
+
+/* "unknown op 'X' (one of ping, status, ...)" */
+static json_t *unknown_op_reply(const char *op)
+{
+	char msg[512];
+	size_t i, off;
+
+	off = (size_t)snprintf(msg, sizeof(msg), "unknown op '%.64s' (one of ", op);
+	for (i = 0; i < ARRAY_SIZE(daemon_ops) && off < sizeof(msg); i++)
+		off += (size_t)snprintf(msg + off, sizeof(msg) - off, "%s%s", i ? ", " : "",
+					daemon_ops[i].name);
+	if (off < sizeof(msg))
+		snprintf(msg + off, sizeof(msg) - off, ")");
+	return error_reply(msg, KG_EXIT_USAGE);
+}
+
 static json_t *handle_request(void *ctx, const struct kg_peer *peer, json_t *req)
 {
 	struct daemon *d = ctx;
 	const char *op = json_string_value(json_object_get(req, "op"));
+	const struct daemon_op *entry;
 
 	if (!req || !op)
 		return error_reply("malformed request: one JSON object with an \"op\" per line",
 				   KG_EXIT_USAGE);
-	if (!strcmp(op, "ping"))
-		return json_pack("{s:b,s:i}", "ok", 1, "pid", (int)getpid());
+	entry = daemon_op_find(op);
+	if (entry && entry->from_jobs)
+		return entry->fn(d, peer, req);
+	/* every other request from inside a job, known or not, is refused
+	 * and audited before anything else is looked at */
 	if (refuse_governed(d, peer, op))
 		return error_reply(peer->cgroup_known ?
 				   "refused: the caller runs inside a governed job" :
 				   "refused: the caller's cgroup could not be established",
 				   KG_EXIT_DENIED);
-	if (!strcmp(op, "status"))
-		return handle_status(d, peer);
-	if (!strcmp(op, "push"))
-		return handle_push(d, peer, req);
-	if (!strcmp(op, "approvals_list"))
-		return handle_approvals_list(d, peer, req);
-	if (!strcmp(op, "approve") || !strcmp(op, "deny"))
-		return handle_decision(d, peer, req, !strcmp(op, "approve"));
-	return error_reply("unknown op", KG_EXIT_USAGE);
+	return entry ? entry->fn(d, peer, req) : unknown_op_reply(op);
 }
 
 /* A `kgate run` may be the consumer when the daemon starts: take over as
