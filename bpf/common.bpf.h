@@ -105,6 +105,22 @@ static __always_inline bool kg_maybe_governed(void)
 	return under;
 }
 
+/* Is task in the job whose cgroup id is cgid (its cgroup or a descendant)? */
+static __always_inline bool kg_task_in_job(struct task_struct *task, __u64 cgid)
+{
+	struct cgroup *cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	int i;
+
+	for (i = 0; i < KG_MAX_CGROUP_LEVELS + 16; i++) {
+		if (!cg)
+			return false;
+		if (BPF_CORE_READ(cg, kn, id) == cgid)
+			return true;
+		cg = BPF_CORE_READ(cg, self.parent, cgroup);
+	}
+	return false;
+}
+
 /* 0 when the current task is governed (c is filled), -1 otherwise.  LSM
  * hooks (mechanism is a constant, so this folds away elsewhere) first ask
  * whether the task is under one of the jobs' root cgroups at all. */
@@ -317,8 +333,11 @@ static __always_inline bool kg_throttle_take(struct kg_ctx *c, __u32 rule_id, __
 }
 
 /* Settle the outcome of a governed action.  `decision`/`rule_id` are what
- * the matched rule says (KG_DEC_NONE = no rule: use the class default). */
-static __always_inline void kg_decide(struct kg_ctx *c, __u8 decision, __u32 rule_id)
+ * the matched rule says (KG_DEC_NONE = no rule: use the class default).
+ * may_fail_open: false for refusals no policy can lift (kg_decide_refusal);
+ * a constant at every call, so the branch folds away. */
+static __always_inline void kg_decide_as(struct kg_ctx *c, __u8 decision, __u32 rule_id,
+					 bool may_fail_open)
 {
 	struct kg_counters *cnt;
 	__u64 now = bpf_ktime_get_ns();
@@ -329,7 +348,7 @@ static __always_inline void kg_decide(struct kg_ctx *c, __u8 decision, __u32 rul
 	c->kind = KG_EV_DECISION;
 	c->emit = false;
 
-	if (kg_controller_dead_fail_open(c, now)) {
+	if (may_fail_open && kg_controller_dead_fail_open(c, now)) {
 		c->allow = true;
 		c->decision = KG_DEC_ALLOW;
 		c->flags |= KG_EVF_FAIL_OPEN;
@@ -387,6 +406,21 @@ count:
 	cnt = kg_counters_get();
 	if (cnt && c->decision < KG_DEC_MAX)
 		__sync_fetch_and_add(&cnt->decisions[c->decision], 1);
+}
+
+static __always_inline void kg_decide(struct kg_ctx *c, __u8 decision, __u32 rule_id)
+{
+	kg_decide_as(c, decision, rule_id, true);
+}
+
+/* A refusal that no policy can turn into an allow, and that a fail-open
+ * policy whose controller is gone keeps too: self-protection, escapes by
+ * proxy, source routes, signals through file ownership.  Settled as a deny
+ * rule is (a cooldown in force, or started by it, is counted and reported
+ * as such), never allowed. */
+static __always_inline void kg_decide_refusal(struct kg_ctx *c)
+{
+	kg_decide_as(c, KG_DEC_DENY, 0, false);
 }
 
 /* arr[kind] += n, with the bound checked on the very register that indexes:

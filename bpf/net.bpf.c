@@ -614,19 +614,50 @@ static __always_inline struct kg_job *kg_skb_job(struct __sk_buff *skb, __u64 *c
 
 /* The common part of a refusal decided on a packet: no task to name (pid 0),
  * the socket's uid. */
-static __always_inline void kg_skb_event_fill(struct kg_event *e, struct __sk_buff *skb,
-					      struct kg_ctx *c, __u8 op, __u32 rule_id)
+/* The governed job of a packet's socket, c filled as kg_ctx_init does for
+ * a task; -1 when the socket is not in a job. */
+static __always_inline int kg_skb_ctx_init(struct kg_ctx *c, struct __sk_buff *skb, __u8 op)
 {
+	__builtin_memset(c, 0, sizeof(*c));
+	c->job = kg_skb_job(skb, &c->cgid);
+	if (!c->job)
+		return -1;
+	c->policy_id = c->job->policy_id;
+	c->pol = bpf_map_lookup_elem(&kg_policies, &c->policy_id);
+	c->op = op;
+	c->mechanism = KG_MECH_CGROUP_BPF;
+	c->count = 1;
+	return 0;
+}
+
+/* A packet refused: counted, and its event reserved with the common part
+ * filled (no task here: pid 0, the socket's uid); NULL when the ring is
+ * full (the loss is counted).  The caller adds the target and submits. */
+static __always_inline struct kg_event *kg_skb_deny_begin(struct kg_ctx *c, struct __sk_buff *skb,
+							  __u32 rule_id)
+{
+	struct kg_counters *cnt = kg_counters_get();
+	struct kg_event *e;
+
+	if (cnt)
+		__sync_fetch_and_add(&cnt->decisions[KG_DEC_DENY], 1);
+	e = bpf_ringbuf_reserve(&kg_events, sizeof(*e), 0);
+	if (!e) {
+		kg_count_lost(c->cgid, c->job->job_id, KG_EV_DECISION, 1);
+		return NULL;
+	}
+	if (cnt)
+		__sync_fetch_and_add(&cnt->events_sent[KG_EV_DECISION], 1);
 	e->ts_ns = bpf_ktime_get_ns();
 	e->job_cgid = c->cgid;
-	e->job_id = c->job ? c->job->job_id : 0;
+	e->job_id = c->job->job_id;
 	e->pid = 0;
 	e->tid = 0;
 	e->uid = bpf_get_socket_uid(skb);
 	e->policy_id = c->policy_id;
 	e->rule_id = rule_id;
 	e->kind = KG_EV_DECISION;
-	e->op = op;
+	e->op = c->op;
 	e->decision = KG_DEC_DENY;
 	e->mechanism = KG_MECH_CGROUP_BPF;
 	e->flags = 0;
@@ -636,6 +667,7 @@ static __always_inline void kg_skb_event_fill(struct kg_event *e, struct __sk_bu
 	e->family = 0;
 	e->aux = 0;
 	e->path[0] = '\0';
+	return e;
 }
 
 /* 1 when the packet is addressed to a loopback address; *syn when it is a
@@ -676,7 +708,6 @@ SEC("cgroup_skb/ingress")
 int kg_listen_unbound_ingress(struct __sk_buff *skb)
 {
 	struct bpf_sock *sk = skb->sk;
-	struct kg_counters *cnt;
 	__u8 addr[16] = {};
 	__u8 decision = KG_DEC_NONE, locks;
 	__u32 rule_id = 0;
@@ -700,14 +731,8 @@ int kg_listen_unbound_ingress(struct __sk_buff *skb)
 		return CG_ALLOW;	/* placed by bind(2): decided there */
 	if (kg_skb_to_loopback(skb, &syn))
 		return CG_ALLOW;
-	__builtin_memset(&c, 0, sizeof(c));
-	c.job = kg_skb_job(skb, &c.cgid);
-	if (!c.job)
+	if (kg_skb_ctx_init(&c, skb, KG_OP_NET_BIND))
 		return CG_ALLOW;
-	c.policy_id = c.job->policy_id;
-	c.pol = bpf_map_lookup_elem(&kg_policies, &c.policy_id);
-	c.op = KG_OP_NET_BIND;
-	c.mechanism = KG_MECH_CGROUP_BPF;
 	if (family == KG_AF_INET) {
 		addr[10] = 0xff;
 		addr[11] = 0xff;
@@ -720,17 +745,9 @@ int kg_listen_unbound_ingress(struct __sk_buff *skb)
 		return CG_ALLOW;
 	if (!syn)
 		return CG_DENY;
-	cnt = kg_counters_get();
-	if (cnt)
-		__sync_fetch_and_add(&cnt->decisions[KG_DEC_DENY], 1);
-	e = bpf_ringbuf_reserve(&kg_events, sizeof(*e), 0);
-	if (!e) {
-		kg_count_lost(c.cgid, c.job->job_id, KG_EV_DECISION, 1);
+	e = kg_skb_deny_begin(&c, skb, rule_id);
+	if (!e)
 		return CG_DENY;
-	}
-	if (cnt)
-		__sync_fetch_and_add(&cnt->events_sent[KG_EV_DECISION], 1);
-	kg_skb_event_fill(e, skb, &c, KG_OP_NET_BIND, rule_id);
 	__builtin_memcpy(e->target.net.addr, addr, 16);
 	e->target.net.proto = KG_PROTO_TCP;
 	e->family = (__u8)family;
@@ -827,7 +844,6 @@ static __always_inline __u32 kg_skb_source_route(struct __sk_buff *skb)
 SEC("cgroup_skb/egress")
 int kg_source_route_egress(struct __sk_buff *skb)
 {
-	struct kg_counters *cnt;
 	struct kg_event *e;
 	struct kg_ctx c;
 	__u32 type;
@@ -835,25 +851,13 @@ int kg_source_route_egress(struct __sk_buff *skb)
 	type = kg_skb_source_route(skb);
 	if (!type)
 		return CG_ALLOW;
-	__builtin_memset(&c, 0, sizeof(c));
-	c.job = kg_skb_job(skb, &c.cgid);
-	if (!c.job)
+	if (kg_skb_ctx_init(&c, skb, KG_OP_NET_SEND))
 		return CG_ALLOW;
-	c.policy_id = c.job->policy_id;
-	c.pol = bpf_map_lookup_elem(&kg_policies, &c.policy_id);
 	if (c.pol && kg_controller_dead_fail_open(&c, bpf_ktime_get_ns()))
 		return CG_ALLOW;
-	cnt = kg_counters_get();
-	if (cnt)
-		__sync_fetch_and_add(&cnt->decisions[KG_DEC_DENY], 1);
-	e = bpf_ringbuf_reserve(&kg_events, sizeof(*e), 0);
-	if (!e) {
-		kg_count_lost(c.cgid, c.job->job_id, KG_EV_DECISION, 1);
+	e = kg_skb_deny_begin(&c, skb, 0);
+	if (!e)
 		return CG_DENY;
-	}
-	if (cnt)
-		__sync_fetch_and_add(&cnt->events_sent[KG_EV_DECISION], 1);
-	kg_skb_event_fill(e, skb, &c, KG_OP_NET_SEND, 0);
 	/* the target: where the packet goes first (the route's first hop) */
 	if (skb->protocol == bpf_htons(KG_ETH_P_IP)) {
 		e->family = KG_AF_INET;
@@ -930,9 +934,7 @@ int BPF_PROG(kg_lsm_socket_sendmsg, struct socket *sock, struct msghdr *msg, int
 	if (!bad)
 		return 0;
 	c.target.net.proto = (__u8)BPF_CORE_READ(sk, sk_protocol);
-	kg_decide(&c, KG_DEC_DENY, 0);
-	c.allow = false;
-	c.decision = KG_DEC_DENY;
+	kg_decide_refusal(&c);
 	e = kg_event_begin(&c);
 	if (e) {
 		e->family = (__u8)family;

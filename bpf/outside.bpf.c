@@ -127,12 +127,7 @@ static __always_inline int kg_out_check(struct dentry *d, struct vfsmount *mnt, 
 	    (c.pol->outside_allow & (1u << member)))
 		return 0;
 	kg_target_of(&c.target, d);
-	kg_decide(&c, KG_DEC_DENY, 0);
-	c.allow = false;
-	c.decision = KG_DEC_DENY;
-	c.flags &= ~KG_EVF_FAIL_OPEN;
-	if (c.kind != KG_EV_COOLDOWN_START)
-		c.kind = KG_EV_DECISION;
+	kg_decide_refusal(&c);
 	e = kg_event_begin(&c);
 	if (e) {
 		e->aux = KG_SYS_OUTSIDE_BASE | (member << 8) | tried;

@@ -105,13 +105,7 @@ static __always_inline int kg_protect_deny(struct kg_ctx *c, __u32 aux)
 {
 	struct kg_event *e;
 
-	kg_decide(c, KG_DEC_DENY, 0);
-	if (c->allow) {
-		c->allow = false;
-		c->decision = KG_DEC_DENY;
-		c->flags &= ~KG_EVF_FAIL_OPEN;
-		c->kind = KG_EV_DECISION;
-	}
+	kg_decide_refusal(c);
 	e = kg_event_begin(c);
 	if (e) {
 		e->aux = aux;
@@ -127,22 +121,6 @@ static __always_inline int kg_protect(__u8 op, __u32 aux)
 	if (kg_ctx_init(&c, op, KG_MECH_BPF_LSM))
 		return 0;
 	return kg_protect_deny(&c, aux);
-}
-
-/* Is task in the job whose cgroup id is cgid (its cgroup or a descendant)? */
-static __always_inline bool kg_task_in_job(struct task_struct *task, __u64 cgid)
-{
-	struct cgroup *cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
-	int i;
-
-	for (i = 0; i < KG_MAX_CGROUP_LEVELS + 16; i++) {
-		if (!cg)
-			return false;
-		if (BPF_CORE_READ(cg, kn, id) == cgid)
-			return true;
-		cg = BPF_CORE_READ(cg, self.parent, cgroup);
-	}
-	return false;
 }
 
 static __always_inline int kg_cross_job(struct task_struct *target, __u8 op, __u32 aux)
@@ -320,43 +298,13 @@ static __always_inline int kg_cgroup_write_check(struct file *file)
 	if (rel == 2 || (rel == 1 && kg_cgroup_file_ok_at_job_root(d)))
 		return 0;
 	kg_target_of(&c.target, d);
-	kg_decide(&c, KG_DEC_DENY, 0);
-	if (c.allow) {
-		c.allow = false;
-		c.decision = KG_DEC_DENY;
-		c.flags &= ~KG_EVF_FAIL_OPEN;
-		c.kind = KG_EV_DECISION;
-	}
+	kg_decide_refusal(&c);
 	e = kg_event_begin(&c);
 	if (e) {
 		kg_fill_path_mnt(e, d, BPF_CORE_READ(file, f_path.mnt));
 		kg_event_submit(e);
 	}
 	return -EPERM;
-}
-
-SEC("lsm/file_open")
-int BPF_PROG(kg_cgroup_escape, struct file *file, int ret)
-{
-	if (ret)
-		return ret;
-	if (!(BPF_CORE_READ(file, f_mode) & KG_FMODE_WRITE))
-		return 0;
-	return kg_cgroup_write_check(file);
-}
-
-/* A descriptor opened for writing before the task was governed (`kgate
- * govern` puts running processes under a policy: one may already hold an
- * ancestor's cgroup.procs open): each write is checked as an open would
- * be.  vfs_write() asks security_file_permission() before every write. */
-SEC("lsm/file_permission")
-int BPF_PROG(kg_cgroup_escape_write, struct file *file, int mask, int ret)
-{
-	if (ret)
-		return ret;
-	if (!(mask & KG_MAY_WRITE))
-		return 0;
-	return kg_cgroup_write_check(file);
 }
 
 /* clone3(CLONE_INTO_CGROUP) places the child in the cgroup of a directory
@@ -459,12 +407,7 @@ static __always_inline int kg_state_deny(struct kg_ctx *c, __u8 tried, struct de
 	struct kg_event *e;
 
 	kg_target_of(&c->target, d);
-	kg_decide(c, KG_DEC_DENY, 0);
-	c->allow = false;
-	c->decision = KG_DEC_DENY;
-	c->flags &= ~KG_EVF_FAIL_OPEN;
-	if (c->kind != KG_EV_COOLDOWN_START)
-		c->kind = KG_EV_DECISION;
+	kg_decide_refusal(c);
 	e = kg_event_begin(c);
 	if (e) {
 		e->aux = tried;
@@ -497,17 +440,6 @@ static __always_inline int kg_state_check_move(struct dentry *d, struct vfsmount
 	if (!kg_leads_to_kgate_state(d) && !kg_in_kgate_state(d))
 		return 0;
 	return kg_state_deny(&c, tried, d, mnt);
-}
-
-SEC("lsm/file_open")
-int BPF_PROG(kg_state_file_open, struct file *file, int ret)
-{
-	unsigned int mode = BPF_CORE_READ(file, f_mode);
-
-	if (ret)
-		return ret;
-	return kg_state_check(BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
-			      (mode & KG_FMODE_WRITE) ? KG_OP_WRITE : KG_OP_READ);
 }
 
 SEC("lsm/path_truncate")
@@ -717,13 +649,7 @@ static __always_inline int kg_settings_write_check(struct file *file)
 	if (magic == KG_PROC_SUPER_MAGIC && kg_proc_per_process(d))
 		return 0;
 	kg_target_of(&c.target, d);
-	kg_decide(&c, KG_DEC_DENY, 0);
-	if (c.allow) {
-		c.allow = false;
-		c.decision = KG_DEC_DENY;
-		c.flags &= ~KG_EVF_FAIL_OPEN;
-		c.kind = KG_EV_DECISION;
-	}
+	kg_decide_refusal(&c);
 	e = kg_event_begin(&c);
 	if (e) {
 		e->aux = KG_SYS_SETTING;
@@ -733,25 +659,44 @@ static __always_inline int kg_settings_write_check(struct file *file)
 	return -EPERM;
 }
 
+/* ---- the file hooks: one program each for all of the above --------------------
+ * Every open and every read or write on the machine runs each program
+ * attached to file_open and file_permission: one program per hook checks
+ * kgate's state, cgroup escapes and kernel settings (the last two are told
+ * apart by the file system, so at most one of them looks further). */
+
 SEC("lsm/file_open")
-int BPF_PROG(kg_settings_open, struct file *file, int ret)
+int BPF_PROG(kg_protect_file_open, struct file *file, int ret)
 {
+	unsigned int mode = BPF_CORE_READ(file, f_mode);
+
 	if (ret)
 		return ret;
-	if (!(BPF_CORE_READ(file, f_mode) & KG_FMODE_WRITE))
-		return 0;
+	ret = kg_state_check(BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
+			     (mode & KG_FMODE_WRITE) ? KG_OP_WRITE : KG_OP_READ);
+	if (ret || !(mode & KG_FMODE_WRITE))
+		return ret;
+	ret = kg_cgroup_write_check(file);
+	if (ret)
+		return ret;
 	return kg_settings_write_check(file);
 }
 
-/* A descriptor opened for writing before the task was governed (kgate
- * govern): each write is checked as an open would be. */
+/* A descriptor opened for writing before the task was governed (`kgate
+ * govern` puts running processes under a policy: one may already hold an
+ * ancestor's cgroup.procs or a /proc/sys file open): each write is checked
+ * as an open would be.  vfs_write() asks security_file_permission() before
+ * every write. */
 SEC("lsm/file_permission")
-int BPF_PROG(kg_settings_write, struct file *file, int mask, int ret)
+int BPF_PROG(kg_protect_file_write, struct file *file, int mask, int ret)
 {
 	if (ret)
 		return ret;
 	if (!(mask & KG_MAY_WRITE))
 		return 0;
+	ret = kg_cgroup_write_check(file);
+	if (ret)
+		return ret;
 	return kg_settings_write_check(file);
 }
 

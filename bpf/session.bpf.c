@@ -37,22 +37,6 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kg_fown_jobs SEC(".maps");
 
-/* Is task in the job whose cgroup id is cgid (its cgroup or a descendant)? */
-static __always_inline bool kg_task_in_job(struct task_struct *task, __u64 cgid)
-{
-	struct cgroup *cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
-	int i;
-
-	for (i = 0; i < KG_MAX_CGROUP_LEVELS + 16; i++) {
-		if (!cg)
-			return false;
-		if (BPF_CORE_READ(cg, kn, id) == cgid)
-			return true;
-		cg = BPF_CORE_READ(cg, self.parent, cgroup);
-	}
-	return false;
-}
-
 /* A pointer as a plain number (a map key), not a pointer the verifier
  * tracks: read through a helper. */
 static __always_inline __u64 kg_ptr_key(const void *p)
@@ -111,11 +95,7 @@ int BPF_PROG(kg_file_send_sigiotask, struct task_struct *tsk, struct fown_struct
 	/* recorded when the task whose I/O raised it is in a job (usually the
 	 * job itself); refused in every case */
 	if (!kg_ctx_init(&c, KG_OP_SIGNAL, KG_MECH_BPF_LSM)) {
-		kg_decide(&c, KG_DEC_DENY, 0);
-		c.allow = false;
-		c.decision = KG_DEC_DENY;
-		c.kind = KG_EV_DECISION;
-		c.flags &= ~KG_EVF_FAIL_OPEN;
+		kg_decide_refusal(&c);
 		c.target.file.ino = BPF_CORE_READ(tsk, tgid);
 		e = kg_event_begin(&c);
 		if (e) {
