@@ -72,6 +72,7 @@ enum kg_op {
 
 /* aux of KG_OP_SYSTEM events */
 #define KG_SYS_SETTING		1	/* a write to a kernel setting (/proc/sys, /sys...) */
+#define KG_SYS_PROCESS		2	/* a write to /proc/PID of a process outside the job */
 #define KG_SYS_CAP_BASE		0x100	/* KG_SYS_CAP_BASE + CAP_*: a capability used */
 #define KG_SYS_OUTSIDE_BASE	0x10000	/* | member << 8 | the op tried (KG_OP_*): a
 					 * daemon's socket or a file something outside

@@ -45,7 +45,10 @@
  *                                        efivarfs, pstore: the kernel would
  *                                        run a program, or change for every
  *                                        process, what the job wrote.
- *                                        aux = KG_SYS_SETTING
+ *                                        aux = KG_SYS_SETTING; and /proc/PID of
+ *                                        a process outside the job
+ *                                        (oom_score_adj...), aux =
+ *                                        KG_SYS_PROCESS
  *   capable                KG_OP_SYSTEM  a capability that neither every job
  *                                        keeps nor the policy's
  *                                        system_access grants (kg_policy
@@ -606,10 +609,11 @@ static __always_inline bool kg_settings_fs(unsigned long magic)
 	return false;
 }
 
-/* procfs: is d beneath /proc/PID (a process's own files: oom_score_adj,
- * comm, attr...)?  The name of the directory just below the procfs root
- * is all digits there; /proc/self and /proc/thread-self resolve to it. */
-static __always_inline bool kg_proc_per_process(struct dentry *d)
+/* procfs: the /proc/PID directory d is beneath (a process's own files:
+ * oom_score_adj, coredump_filter, comm, attr...), NULL elsewhere.  The
+ * name of the directory just below the procfs root is all digits there;
+ * /proc/self and /proc/thread-self resolve to it. */
+static __always_inline struct dentry *kg_proc_process_dir(struct dentry *d)
 {
 	struct dentry *top = d, *parent;
 	const unsigned char *name;
@@ -619,25 +623,47 @@ static __always_inline bool kg_proc_per_process(struct dentry *d)
 	for (i = 0; i < 16; i++) {
 		parent = BPF_CORE_READ(top, d_parent);
 		if (!parent || parent == top)
-			return false;	/* d is the root itself */
+			return NULL;	/* d is the root itself */
 		if (BPF_CORE_READ(parent, d_parent) == parent)
 			break;		/* parent is the root: top is /proc/<top> */
 		top = parent;
 	}
 	if (i == 16)
-		return false;
+		return NULL;
 	name = BPF_CORE_READ(top, d_name.name);
 	if (bpf_probe_read_kernel(s, 1, name) < 0)
-		return false;
-	return s[0] >= '0' && s[0] <= '9';
+		return NULL;
+	return s[0] >= '0' && s[0] <= '9' ? top : NULL;
 }
 
-/* A governed task writing a kernel setting: refused, whatever its policy
- * and its system_access say. */
+/* The process a /proc/PID directory stands for: the task of the struct pid
+ * its proc_inode holds (NULL once it has exited). */
+static __always_inline struct task_struct *kg_proc_task(struct dentry *piddir)
+{
+	struct inode *inode = BPF_CORE_READ(piddir, d_inode);
+	struct proc_inode *pi;
+	struct hlist_node *first;
+
+	if (!inode)
+		return NULL;
+	pi = (void *)inode - bpf_core_field_offset(struct proc_inode, vfs_inode);
+	first = BPF_CORE_READ(pi, pid, tasks[0].first);	/* PIDTYPE_PID */
+	if (!first)
+		return NULL;
+	return (void *)first - bpf_core_field_offset(struct task_struct, pid_links);
+}
+
+/* A governed task writing a kernel setting, or a /proc/PID file of a
+ * process outside its job (oom_score_adj would make the kernel's OOM killer
+ * pick kgate's controller first, coredump_filter changes what another
+ * process's crash hands over): refused, whatever its policy and its
+ * system_access say.  Its own processes' files stay writable. */
 static __always_inline int kg_settings_write_check(struct file *file)
 {
 	unsigned long magic = BPF_CORE_READ(file, f_path.dentry, d_sb, s_magic);
-	struct dentry *d;
+	struct dentry *d, *piddir = NULL;
+	struct task_struct *task;
+	__u32 aux = KG_SYS_SETTING;
 	struct kg_ctx c;
 	struct kg_event *e;
 
@@ -646,13 +672,19 @@ static __always_inline int kg_settings_write_check(struct file *file)
 	if (kg_ctx_init(&c, KG_OP_SYSTEM, KG_MECH_BPF_LSM))
 		return 0;
 	d = BPF_CORE_READ(file, f_path.dentry);
-	if (magic == KG_PROC_SUPER_MAGIC && kg_proc_per_process(d))
-		return 0;
+	if (magic == KG_PROC_SUPER_MAGIC)
+		piddir = kg_proc_process_dir(d);
+	if (piddir) {
+		task = kg_proc_task(piddir);
+		if (task && kg_task_in_job(task, c.cgid))
+			return 0;
+		aux = KG_SYS_PROCESS;
+	}
 	kg_target_of(&c.target, d);
 	kg_decide_refusal(&c);
 	e = kg_event_begin(&c);
 	if (e) {
-		e->aux = KG_SYS_SETTING;
+		e->aux = aux;
 		kg_fill_path_mnt(e, d, BPF_CORE_READ(file, f_path.mnt));
 		kg_event_submit(e);
 	}

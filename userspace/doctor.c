@@ -484,10 +484,10 @@ static void matrix_full(struct kg_doctor_report *r)
 	    "BPF LSM (bpf, ptrace, task_kill, mounts, userns, cgroupfs, kgate's pins/state/trail) "
 	    "+ seccomp", "");
 	row(r, KG_RT_OUTSIDE, KG_ENF_PARTIAL,
-	    "BPF LSM (capable; /proc/sys, /sys... writes; daemons' sockets; files run outside "
-	    "the job; module autoload) + cgroup-BPF (block devices) + seccomp",
-	    "/proc/PID files of processes outside the job (oom_score_adj...); hard links to "
-	    "system files made before the job; block devices unrecorded");
+	    "BPF LSM (capable; /proc/sys, /sys... writes; /proc/PID files of processes "
+	    "outside the job; daemons' sockets; files run outside the job; module autoload) + "
+	    "cgroup-BPF (block devices) + seccomp",
+	    "hard links to system files made before the job; block devices unrecorded");
 }
 
 static void matrix_degraded(struct kg_doctor_report *r)
@@ -562,7 +562,8 @@ static void matrix_degraded(struct kg_doctor_report *r)
 	    "sockets covered, system files read-only (mount ns); seccomp; cgroup-BPF (block "
 	    "devices)" : "none",
 	    "refusals not recorded; sockets and files made after launch not covered (/etc: "
-	    "only if a member there is granted); netlink module autoload not refused");
+	    "only if a member there is granted); netlink module autoload not refused; /proc/PID "
+	    "files of processes outside the job (oom_score_adj...) writable");
 }
 
 static void add_fix(struct kg_doctor_report *r, const char *fmt, ...)

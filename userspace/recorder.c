@@ -480,6 +480,9 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 				    : json_integer(e->aux - KG_SYS_CAP_BASE));
 	} else if (extra && e->op == KG_OP_SYSTEM && e->aux == KG_SYS_SETTING) {
 		json_object_set_new(extra, "tried", json_string("write a kernel setting"));
+	} else if (extra && e->op == KG_OP_SYSTEM && e->aux == KG_SYS_PROCESS) {
+		json_object_set_new(extra, "tried",
+				    json_string("write a file of a process outside the job"));
 	}
 	if (extra && (e->flags & KG_EVF_WALK_INCOMPLETE))
 		json_object_set_new(extra, "walk_incomplete", json_true());

@@ -27,7 +27,9 @@
  * coding-agent policy.
  */
 #include <dirent.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include "testlib.h"
 #include "vt_bb.h"
@@ -269,6 +271,80 @@ TEST(a_root_job_loses_what_reaches_outside)
 		bb_dump(recs);
 	json_decref(recs);
 	free(saved_modprobe);
+	bb_teardown();
+}
+
+/* The /proc/PID files that ask no ptrace-mode access change how the kernel
+ * treats another process: a root job setting oom_score_adj of a process
+ * outside it to 1000 makes the OOM killer take that process first (kgate's
+ * controller, say: a fail-open policy then opens).  Full mode refuses the
+ * write and records it; the job's own processes' files stay writable.
+ * Degraded mode states it (docs/design.md): nothing there refuses it. */
+static int read_oom_adj(pid_t pid)
+{
+	char path[64], *text;
+	int v;
+
+	snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", (int)pid);
+	text = kg_read_file(path, 64, NULL);
+	v = text ? atoi(text) : -9999;
+	free(text);
+	return v;
+}
+
+TEST(a_root_job_cannot_change_how_the_kernel_treats_a_process_outside_it)
+{
+	char policy[512], script[1024];
+	pid_t victim;
+	json_t *recs;
+	int before;
+
+	bb_setup(false);
+	victim = fork();
+	if (victim == 0) {
+		pause();
+		_exit(0);
+	}
+	ASSERT_TRUE(victim > 0, "a process outside any job");
+	before = read_oom_adj(victim);
+	snprintf(script, sizeof(script),
+		 "echo 1000 > /proc/%d/oom_score_adj; echo outside_oom=$?; "
+		 "echo 0 > /proc/%d/coredump_filter; echo outside_filter=$?; "
+		 "echo 500 > /proc/self/oom_score_adj; echo own_oom=$?; "
+		 "echo own_value=$(cat /proc/self/oom_score_adj)",
+		 (int)victim, (int)victim);
+	bb_policy("p.json", "{\"version\":1,\"name\":\"vt-procpid\",\"default\":\"allow\","
+		  "\"runtime_defaults\":{\"net\":\"allow\"},\"runtime\":[]}", policy, sizeof(policy));
+	ASSERT_EQ(BB_KGATE("run.out", "run", "--as", "root", "--policy", policy, "--home", bb.home,
+			   "--", "/bin/sh", "-c", script), 0, "the job ran to its end");
+	{
+		char *text = bb_slurp("run.out");
+
+		ASSERT_HAS_SUBSTR(text, "own_oom=0", "the job's own oom_score_adj is writable");
+		ASSERT_HAS_SUBSTR(text, "own_value=500", "and took the value");
+		if (bb_full()) {
+			ASSERT_TRUE(!strstr(text, "outside_oom=0"), "the outside write failed");
+			ASSERT_TRUE(!strstr(text, "outside_filter=0"), "so did coredump_filter");
+		}
+		free(text);
+	}
+	recs = bb_audit(bb_trace("run.out"));
+	if (bb_full()) {
+		char target[64];
+
+		ASSERT_EQ(read_oom_adj(victim), before, "the victim's oom_score_adj is unchanged");
+		snprintf(target, sizeof(target), "/proc/%d/", (int)victim);
+		ASSERT_GE(bb_count_target(recs, "decision", "system", "deny", "kgate:self-protection",
+					  "bpf-lsm", target), 2, "both refusals audited (op system)");
+	} else {
+		printf("  nobpf: /proc/PID of processes outside the job is not refused (stated in "
+		       "docs/design.md); victim's oom_score_adj now %d\n", read_oom_adj(victim));
+	}
+	if (kt_failed_here)
+		bb_dump(recs);
+	json_decref(recs);
+	kill(victim, SIGKILL);
+	waitpid(victim, NULL, 0);
 	bb_teardown();
 }
 
