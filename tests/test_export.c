@@ -5,6 +5,7 @@
 #include "testlib.h"
 #include "ship_fixture.h"
 #include "record/ocsf.h"
+#include "record/seal.h"
 
 #include <jansson.h>
 
@@ -319,5 +320,84 @@ TEST(export_bad_input_is_refused)
 	ASSERT_EQ(sf_run(argv2, err, err), 2, "a URL that is not http(s)");
 	ASSERT_EQ(sf_run(argv3, err, err), 2, "--batch 0");
 	ASSERT_EQ(sf_run(argv4, err, err), 1, "a batch that cannot be read");
+	sf_teardown();
+}
+
+/* a key file of size bytes and mode at path (0 / -1) */
+static int write_key(const char *path, size_t size, mode_t mode)
+{
+	unsigned char k[64];
+	int fd, ok;
+
+	memset(k, 0x5a, sizeof(k));
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, k, size) == (ssize_t)size && !fchmod(fd, mode);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/* kg_seal_new(key) fails with errno e (0: succeeds) */
+static bool seal_key_gives(const char *key, int e)
+{
+	struct kg_seal *s;
+
+	errno = 0;
+	s = kg_seal_new(sf_trail, key);
+	kg_seal_free(s);
+	return e ? !s && errno == e : s != NULL;
+}
+
+/* The key of exported batches (`kgate audit export`, `verify --batch`) is
+ * checked as the trail's writer and verifier check theirs: another size,
+ * mode, owner or kind of file is refused, saying what is wrong with it. */
+TEST(seal_refuses_a_key_of_wrong_size_mode_owner_or_kind)
+{
+	char key[512], link[512], out[512], err[512], *said;
+	char *argv[] = { (char *)sf_kgate(), "audit", "export", "--key", key, "--dir", sf_trail,
+			 "--output", out, NULL };
+	struct kg_audit *a;
+
+	sf_setup();
+	sf_path(key, sizeof(key), "key");
+	sf_path(link, sizeof(link), "key-link");
+	sf_path(out, sizeof(out), "batch.jsonl");
+	sf_path(err, sizeof(err), "err");
+	a = sf_open(0);
+	sf_append(a, 1);
+	kg_audit_close(a);
+
+	ASSERT_OK(write_key(key, 32, 0400), "key");
+	ASSERT_TRUE(seal_key_gives(key, 0), "32 bytes, 0400: taken");
+	ASSERT_OK(write_key(key, 32, 0600), "key");
+	ASSERT_TRUE(seal_key_gives(key, 0), "0600: taken");
+	ASSERT_OK(write_key(key, 32, 0440), "key");
+	ASSERT_TRUE(seal_key_gives(key, EPERM), "readable by the group: refused");
+	ASSERT_OK(write_key(key, 32, 0402), "key");
+	ASSERT_TRUE(seal_key_gives(key, EPERM), "writable by others: refused");
+	ASSERT_OK(write_key(key, 31, 0400), "key");
+	ASSERT_TRUE(seal_key_gives(key, EINVAL), "31 bytes: refused");
+	ASSERT_OK(write_key(key, 33, 0400), "key");
+	ASSERT_TRUE(seal_key_gives(key, EINVAL), "33 bytes: refused, not cut to 32");
+	ASSERT_OK(write_key(key, 32, 0400), "key");
+	ASSERT_OK(symlink(key, link), "symlink");
+	ASSERT_TRUE(seal_key_gives(link, ELOOP), "a symbolic link: refused");
+	ASSERT_TRUE(seal_key_gives(sf_trail, EINVAL), "a directory: refused");
+	ASSERT_TRUE(seal_key_gives("/nonexistent/audit.key", ENOENT), "no key: refused");
+
+	ASSERT_OK(write_key(key, 32, 0400), "key");
+	if (geteuid() != 0)
+		SKIP("the owner check needs root to give the key away (the rest passed)");
+	ASSERT_OK(chown(key, 12345, 0), "chown");
+	ASSERT_TRUE(seal_key_gives(key, EPERM), "owned by another user: refused");
+	/* and the command says so, naming the key */
+	ASSERT_NEQ(sf_run(argv, err, err), 0, "export with that key fails");
+	said = sf_read(err);
+	ASSERT_HAS_SUBSTR(said, "owned by uid 12345", "says why");
+	ASSERT_HAS_SUBSTR(said, key, "names the key");
+	free(said);
+	ASSERT_TRUE(access(out, F_OK) != 0 || sf_count_lines(out) == 0, "no batch written");
 	sf_teardown();
 }

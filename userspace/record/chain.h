@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * record/chain.h - what makes the audit trail a chain (private to the
- * trail's modules: writer, recover, verify, query).
+ * trail's modules: writer, recover, verify, query, and seal for the key of
+ * exported batches).
  *
  * Owns: the names of the trail's files, the sealed line's format, the key
  * file (32 random bytes, 0400, checked before use), the HMAC-SHA256 sealer,

@@ -15,14 +15,10 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "record/chain.h"
 #include "record/seal.h"
 #include "record/tail.h"
 
-#define KEY_LEN 32
-#define HASH_LEN 32
-#define HEX (2 * HASH_LEN)
-#define HASH_SUFFIX 75		/* ,"hash":"<64 hex>"} */
-#define HEAD_TAG "kgate-audit-head:"
 #define BATCH_TAG "kgate-audit-batch:1:"
 
 struct kg_seal {
@@ -34,27 +30,6 @@ struct kg_seal {
 	unsigned char first_prev[HASH_LEN], last_hash[HASH_LEN];
 	EVP_MD_CTX *digest;
 };
-
-static int load_key(const char *path, unsigned char *key)
-{
-	struct stat st;
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return -EINVAL;
-	}
-	if (st.st_mode & 077) {		/* as the trail's writer and verifier */
-		close(fd);
-		return -EPERM;
-	}
-	n = read(fd, key, KEY_LEN);
-	close(fd);
-	return n == KEY_LEN ? 0 : -EINVAL;
-}
 
 struct kg_seal *kg_seal_new(const char *dir, const char *key_path)
 {
@@ -75,12 +50,11 @@ struct kg_seal *kg_seal_new(const char *dir, const char *key_path)
 		}
 		key_path = kp;
 	}
-	err = -load_key(key_path, s->key);
-	if (err) {
-		kg_err("audit: cannot use the key %s: %s", key_path,
-		       err == EPERM ? "readable by group or other" : strerror(err));
+	/* the trail's own checks: a regular file of 32 bytes, owned by root
+	 * or us, not readable or writable by group/other (it says why) */
+	err = -kg_trail_key_load(key_path, false, s->key);
+	if (err)
 		goto fail;
-	}
 	return s;
 fail:
 	kg_seal_free(s);
@@ -130,19 +104,19 @@ static int parse_line(const char *line, size_t len, struct sealed *sl)
 {
 	const char *h = kg_tail_line_hash(line, len), *p;
 	static const char pm[] = ",\"prev\":\"";
-	char hex[HEX + 1];
+	char hex[HASH_HEX + 1];
 
 	sl->seq = kg_tail_line_seq(line, len);
-	if (!sl->seq || !h || len < HASH_SUFFIX + 2)
+	if (!sl->seq || !h || len < SUFFIX_LEN + 2)
 		return -EINVAL;
-	memcpy(hex, h, HEX);
-	hex[HEX] = '\0';
+	memcpy(hex, h, HASH_HEX);
+	hex[HASH_HEX] = '\0';
 	if (kg_hex_decode(hex, sl->hash, HASH_LEN))
 		return -EINVAL;
 	p = memmem(line, len, pm, sizeof(pm) - 1);
-	if (!p || (size_t)(p - line) + sizeof(pm) - 1 + HEX > len)
+	if (!p || (size_t)(p - line) + sizeof(pm) - 1 + HASH_HEX > len)
 		return -EINVAL;
-	memcpy(hex, p + sizeof(pm) - 1, HEX);
+	memcpy(hex, p + sizeof(pm) - 1, HASH_HEX);
 	return kg_hex_decode(hex, sl->prev, HASH_LEN) ? -EINVAL : 0;
 }
 
@@ -151,7 +125,7 @@ static bool seal_ok(const struct kg_seal *s, const char *line, size_t len, const
 {
 	unsigned char want[HASH_LEN];
 
-	hmac(s, sl->prev, HASH_LEN, line, len - HASH_SUFFIX, "}", 1, want);
+	hmac(s, sl->prev, HASH_LEN, line, len - SUFFIX_LEN, "}", 1, want);
 	return !CRYPTO_memcmp(want, sl->hash, HASH_LEN);
 }
 
@@ -244,7 +218,7 @@ static void batch_mac(const struct kg_seal *s, json_t *env, char *out_hex)
 
 json_t *kg_seal_envelope(struct kg_seal *s)
 {
-	char prev[HEX + 1], last[HEX + 1], dig[HEX + 1], mac[HEX + 1];
+	char prev[HASH_HEX + 1], last[HASH_HEX + 1], dig[HASH_HEX + 1], mac[HASH_HEX + 1];
 	unsigned char d[EVP_MAX_MD_SIZE];
 	unsigned int dl = 0;
 	json_t *env, *head;
@@ -307,7 +281,7 @@ static bool head_ok(const struct kg_seal *s, json_t *head)
 	char buf[128];
 	int n;
 
-	if (!hash || !machex || strlen(hash) != HEX || kg_hex_decode(machex, want, HASH_LEN))
+	if (!hash || !machex || strlen(hash) != HASH_HEX || kg_hex_decode(machex, want, HASH_LEN))
 		return false;
 	n = snprintf(buf, sizeof(buf), HEAD_TAG "%" JSON_INTEGER_FORMAT ":%s",
 		     json_integer_value(json_object_get(head, "seq")), hash);
@@ -324,7 +298,7 @@ int kg_seal_verify(struct kg_seal *s, json_t *env, char *const *lines, const siz
 	uint64_t last = (uint64_t)json_integer_value(json_object_get(env, "last_seq"));
 	uint64_t hseq = (uint64_t)json_integer_value(json_object_get(head, "seq"));
 	bool contiguous = json_is_true(json_object_get(env, "contiguous"));
-	char want[HEX + 96];
+	char want[HASH_HEX + 96];
 	size_t i;
 
 	memset(res, 0, sizeof(*res));
@@ -356,7 +330,7 @@ int kg_seal_verify(struct kg_seal *s, json_t *env, char *const *lines, const siz
 		return -errno;
 	json_object_set(mine, "head", head ? head : json_null());
 	batch_mac(s, env, want);
-	if (CRYPTO_memcmp(want, mac, strlen(mac) == HEX ? HEX : 0) || strlen(mac) != HEX) {
+	if (CRYPTO_memcmp(want, mac, strlen(mac) == HASH_HEX ? HASH_HEX : 0) || strlen(mac) != HASH_HEX) {
 		json_decref(mine);
 		return fail(res, 0, "the envelope's MAC does not match (the envelope was edited)");
 	}
@@ -380,7 +354,7 @@ int kg_seal_verify(struct kg_seal *s, json_t *env, char *const *lines, const siz
 		const char *h = kg_tail_line_hash(lines[i], lens[i]);
 
 		if (kg_tail_line_seq(lines[i], lens[i]) == hseq &&
-		    strncmp(h, json_string_value(json_object_get(head, "hash")), HEX))
+		    strncmp(h, json_string_value(json_object_get(head, "hash")), HASH_HEX))
 			return fail(res, hseq, "the record at the head's seq is not the head's");
 	}
 	/* 4. against the trail itself */
@@ -390,7 +364,7 @@ int kg_seal_verify(struct kg_seal *s, json_t *env, char *const *lines, const siz
 		struct kg_tail *t;
 		int r;
 
-		memcpy(pos.hash, json_string_value(json_object_get(env, "last_hash")), HEX + 1);
+		memcpy(pos.hash, json_string_value(json_object_get(env, "last_hash")), HASH_HEX + 1);
 		t = kg_tail_open(dir, &pos);
 		if (!t) {
 			json_decref(now);

@@ -21,8 +21,11 @@
 
 struct kg_seal;
 
-/* key_path NULL = <dir>/audit.key; dir NULL = kg_audit_dir(). NULL + errno
- * (the key cannot be read, or is readable by group/other: EPERM). */
+/* key_path NULL = <dir>/audit.key; dir NULL = kg_audit_dir(). The key is
+ * checked as the trail's writer and verifier check it (kg_trail_key_load):
+ * NULL + errno when it cannot be read, is readable or writable by
+ * group/other or owned by another user than root or us (EPERM), is not a
+ * regular file of 32 bytes (EINVAL), or is a symbolic link (ELOOP). */
 struct kg_seal *kg_seal_new(const char *dir, const char *key_path);
 void kg_seal_free(struct kg_seal *s);
 /* Starts a batch; contiguous = every record of a range (no filter). */
