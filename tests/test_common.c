@@ -2,6 +2,8 @@
 #include "testlib.h"
 #include "common.h"
 
+#include <sys/time.h>
+
 TEST(hash_is_fnv1a)
 {
 	/* FNV-1a 64 of "a" is af63dc4c8601ec8c */
@@ -70,4 +72,102 @@ TEST(mountinfo_unescape_undoes_octal_only)
 	ASSERT_STREQ(c, "/not\\777octal\\x", "out of range or no digits: as it is");
 	kg_mountinfo_unescape(d);
 	ASSERT_STREQ(d, " ", "at the start");
+}
+
+/* signals that interrupt read(2)/write(2) (no SA_RESTART) */
+static volatile sig_atomic_t interruptions;
+
+static void count_interruption(int sig)
+{
+	(void)sig;
+	interruptions++;
+}
+
+static void interrupt_every(long usec)
+{
+	struct sigaction sa = { .sa_handler = count_interruption };	/* no SA_RESTART */
+	struct itimerval it = { { 0, usec }, { 0, usec } };
+
+	sigaction(SIGALRM, &sa, NULL);
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static unsigned char pattern_byte(size_t i)
+{
+	return (unsigned char)(i * 7 + (i >> 9));
+}
+
+/* 4 MiB through a pipe, both ends interrupted by a signal every 200 us.
+ * The first half: a fast writer (one call) and a slow reader, so the
+ * writer's write(2)s are partial or EINTR; the second half: a slow writer
+ * and a reader asking for all of it at once, so its read(2)s come back
+ * short or EINTR.  Every byte arrives, in order; the end of the file is
+ * -EIO. */
+TEST(read_full_and_write_full_move_every_byte_through_short_counts_and_signals)
+{
+	const size_t n = 4u << 20, half = n / 2, piece = 64u << 10, chunk = 10000;
+	unsigned char *buf = malloc(n);
+	int p[2], status = -1;
+	size_t i, off;
+	pid_t pid;
+
+	ASSERT_TRUE(buf && !pipe(p), "buffer and pipe");
+	pid = fork();
+	if (pid == 0) {
+		unsigned char one;
+
+		close(p[1]);
+		interrupt_every(200);
+		for (off = 0; off < half; off += piece) {
+			if (kg_read_full(p[0], buf + off, piece))
+				_exit(2);
+			usleep(2000);
+		}
+		if (kg_read_full(p[0], buf + half, n - half))
+			_exit(2);
+		for (i = 0; i < n; i++)
+			if (buf[i] != pattern_byte(i))
+				_exit(3);
+		_exit(kg_read_full(p[0], &one, 1) == -EIO ? 0 : 4);
+	}
+	close(p[0]);
+	for (i = 0; i < n; i++)
+		buf[i] = pattern_byte(i);
+	interrupt_every(200);
+	ASSERT_OK(kg_write_full(p[1], buf, half), "the first half in one call");
+	for (off = half; off < n; off += chunk) {
+		ASSERT_OK(kg_write_full(p[1], buf + off, off + chunk > n ? n - off : chunk),
+			  "a chunk of the second half");
+		usleep(300);
+	}
+	close(p[1]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	ASSERT_TRUE(WIFEXITED(status), "reader exited");
+	ASSERT_EQ(WEXITSTATUS(status), 0, "reader: 0 all read and in order, 2 read failed, "
+		  "3 a byte differs, 4 end of file not -EIO");
+	printf("  %d interruptions of the writer\n", (int)interruptions);
+	free(buf);
+}
+
+TEST(read_full_and_write_full_report_errors)
+{
+	unsigned char b[4] = "abc";
+	int p[2];
+
+	ASSERT_EQ(kg_read_full(-1, b, 1), -EBADF, "read from a bad fd");
+	ASSERT_EQ(kg_write_full(-1, b, 1), -EBADF, "write to a bad fd");
+	ASSERT_OK(pipe(p), "pipe");
+	ASSERT_EQ(kg_write_full(p[0], b, 1), -EBADF, "write to the read end");
+	ASSERT_OK(kg_write_full(p[1], b, 3), "3 bytes");
+	close(p[1]);
+	ASSERT_EQ(kg_read_full(p[0], b, 4), -EIO, "the file ends before 4 bytes");
+	close(p[0]);
+	ASSERT_OK(pipe(p), "pipe");
+	close(p[0]);
+	signal(SIGPIPE, SIG_IGN);
+	ASSERT_EQ(kg_write_full(p[1], b, 3), -EPIPE, "no reader");
+	close(p[1]);
+	ASSERT_OK(kg_read_full(-1, b, 0), "nothing to read: nothing done");
+	ASSERT_OK(kg_write_full(-1, b, 0), "nothing to write: nothing done");
 }

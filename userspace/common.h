@@ -62,6 +62,11 @@ char *kg_read_file(const char *path, size_t max, size_t *len_out);
 /* Same for a regular file only: anything else (a FIFO, a device, a
  * directory) is refused with EINVAL without blocking. */
 char *kg_read_regular_file(const char *path, size_t max, size_t *len_out);
+/* read(2) / write(2) until all len bytes are done, EINTR and short counts
+ * retried: 0, or -errno (-EIO: the file ended, or write(2) wrote nothing,
+ * before len bytes). */
+int kg_read_full(int fd, void *buf, size_t len);
+int kg_write_full(int fd, const void *buf, size_t len);
 /* Write a string to an existing file (sysfs/cgroupfs); 0 or -errno. */
 int kg_write_file(const char *path, const char *s);
 

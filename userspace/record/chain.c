@@ -103,42 +103,6 @@ static int key_check_fd(int fd, const char *path)
 	return 0;
 }
 
-static int read_full(int fd, void *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = read(fd, (char *)buf + got, len - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		got += n;
-	}
-	return 0;
-}
-
-int kg_trail_write_full(int fd, const void *buf, size_t len)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = write(fd, (const char *)buf + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		done += n;
-	}
-	return 0;
-}
-
 /* Writes the key to a private temporary file and link()s it into place, so
  * a concurrent opener never sees a half-written key: exactly one creator
  * wins, the others get -EEXIST and read the winner's key. */
@@ -157,7 +121,7 @@ static int key_create(const char *path)
 		err = -EIO;
 		kg_err("audit: no randomness for a new key");
 	} else {
-		err = kg_trail_write_full(fd, key, sizeof(key));
+		err = kg_write_full(fd, key, sizeof(key));
 		if (!err && fsync(fd))
 			err = -errno;
 	}
@@ -190,7 +154,7 @@ int kg_trail_key_load(const char *path, bool create, unsigned char *key)
 	}
 	err = key_check_fd(fd, path);
 	if (!err)
-		err = read_full(fd, key, KEY_LEN);
+		err = kg_read_full(fd, key, KEY_LEN);
 	close(fd);
 	return err;
 }

@@ -54,8 +54,6 @@ int kg_sealer_mac(struct kg_sealer *s, const struct kg_chunk *c, int n,
 
 /* Loads the key; creates it (mode 0400) when create is set and it is absent. */
 int kg_trail_key_load(const char *path, bool create, unsigned char *key);
-/* write(2) until all of buf is written (EINTR retried). 0 / -errno. */
-int kg_trail_write_full(int fd, const void *buf, size_t len);
 
 /* the sealed head: the last committed seq and hash */
 struct kg_head_info {

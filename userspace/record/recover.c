@@ -167,7 +167,7 @@ static int cut_torn_tail(struct kg_audit *a, uint64_t size, bool *cut)
 		if (pread(a->fd, buf, want, (off_t)pos) != (ssize_t)want)
 			err = -EIO;
 		else
-			err = kg_trail_write_full(out, buf, want);
+			err = kg_write_full(out, buf, want);
 		pos += want;
 	}
 	if (!err && fsync(out))

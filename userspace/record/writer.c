@@ -368,7 +368,7 @@ static int commit_locked(struct kg_audit *a)
 	err = seal_pending(a, last);
 	if (err)
 		return err;
-	err = kg_trail_write_full(a->fd, a->out.p, a->out.len);
+	err = kg_write_full(a->fd, a->out.p, a->out.len);
 	if (!err && a->o.sync == KG_AUDIT_SYNC_RECORD && fdatasync(a->fd))
 		err = -errno;
 	if (err) {
