@@ -42,8 +42,8 @@ static void fake_usage(FILE *f)
 }
 
 static const struct kg_cmd table[] = {
-	{ "alpha", fn_a, NULL },
-	{ "beta", fn_b, NULL },
+	{ "alpha", fn_a, "the first" },
+	{ "beta", fn_b, "the second" },
 };
 
 static int sel(const char *family, int argc, const char **argv)
@@ -127,6 +127,13 @@ static int run_kgate(const char *const *args, char *out, size_t outlen, char *er
 TEST(every_family_dispatches_alike)
 {
 	static const char *const families[] = { "policy", "audit", "approvals", "token" };
+	/* what an unknown subcommand's error lists: every entry of the table */
+	static const char *const valid[] = {
+		"(one of check, show, push)",
+		"(one of verify, query, timeline, follow, export)",
+		"(one of list, approve, deny)",
+		"(one of create, list, revoke)",
+	};
 	static char out[65536], err[65536];
 	char want[128];
 	size_t i;
@@ -153,6 +160,8 @@ TEST(every_family_dispatches_alike)
 				    sizeof(err)), 2, "unknown subcommand");
 		snprintf(want, sizeof(want), "kgate: error: %s: unknown subcommand 'frobnicate'", fam);
 		ASSERT_HAS_SUBSTR(err, want, "unknown subcommand named");
+		snprintf(want, sizeof(want), "'frobnicate' %s\n", valid[i]);
+		ASSERT_HAS_SUBSTR(err, want, "the valid subcommands listed");
 		ASSERT_STREQ(out, "", "unknown subcommand: nothing on stdout");
 	}
 }
@@ -169,7 +178,9 @@ TEST(top_level_table)
 	ASSERT_TRUE(!strstr(out, "__dispatch"), "the hidden entry is not listed");
 	ASSERT_EQ(run_kgate((const char *[]){ "frobnicate", NULL }, out, sizeof(out), err,
 			    sizeof(err)), 2, "unknown command");
-	ASSERT_HAS_SUBSTR(err, "kgate: error: unknown command 'frobnicate'", "named");
+	ASSERT_HAS_SUBSTR(err, "kgate: error: unknown command 'frobnicate' (one of run, govern, "
+			  "release, daemon, policy, approvals, audit, doctor, status, token)\n",
+			  "named, with the listed commands (not the hidden one)");
 	ASSERT_EQ(run_kgate((const char *[]){ NULL }, out, sizeof(out), err, sizeof(err)), 2,
 		  "no command");
 	ASSERT_HAS_SUBSTR(err, "usage: kgate", "usage on stderr");

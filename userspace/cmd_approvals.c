@@ -388,9 +388,9 @@ static int approvals_sub(int argc, char **argv)
 
 /* the three share their options and their way to the queue (approvals_sub) */
 static const struct kg_cmd approvals_cmds[] = {
-	{ "list",	approvals_sub, NULL },
-	{ "approve",	approvals_sub, NULL },
-	{ "deny",	approvals_sub, NULL },
+	{ "list",	approvals_sub,	"pending requests (--all: decided too)" },
+	{ "approve",	approvals_sub,	"install a grant for exactly that action" },
+	{ "deny",	approvals_sub,	"refuse a request" },
 };
 
 int cmd_approvals(int argc, char **argv)

@@ -319,11 +319,12 @@ static int do_timeline(int argc, char **argv)
 }
 
 static const struct kg_cmd audit_cmds[] = {
-	{ "verify",	do_verify, NULL },
-	{ "query",	do_query, NULL },
-	{ "timeline",	do_timeline, NULL },
-	{ "follow",	cmd_audit_follow, NULL },	/* cli/cmd_audit_ship.c */
-	{ "export",	cmd_audit_export, NULL },	/* cli/cmd_audit_export.c */
+	{ "verify",	do_verify,	"check the HMAC chain and the sealed head" },
+	{ "query",	do_query,	"print the records matching every given filter" },
+	{ "timeline",	do_timeline,	"a job's story, one line per record" },
+	/* cli/cmd_audit_ship.c, cli/cmd_audit_export.c */
+	{ "follow",	cmd_audit_follow, "stream records as they are committed" },
+	{ "export",	cmd_audit_export, "records as a sealed batch, OCSF events or OTLP" },
 };
 
 int cmd_audit(int argc, char **argv)

@@ -586,9 +586,9 @@ static int policy_push(int argc, char **argv)
 }
 
 static const struct kg_cmd policy_cmds[] = {
-	{ "check",	policy_check, NULL },
-	{ "show",	policy_show, NULL },
-	{ "push",	policy_push, NULL },
+	{ "check",	policy_check,	"validate policies without touching the kernel" },
+	{ "show",	policy_show,	"print the compiled rules of a policy" },
+	{ "push",	policy_push,	"replace the policy of running jobs" },
 };
 
 int cmd_policy(int argc, char **argv)

@@ -18,9 +18,10 @@
 #define KG_EXIT_TAMPERED	6	/* audit verification failed */
 
 /* A table of commands or subcommands (cli/select.c).  fn gets argv with
- * argv[0] = its own name and returns the exit code; summary is the line of
- * the generated top-level usage (NULL: not listed; subcommand tables leave
- * it out, their usage texts are written by hand with the options). */
+ * argv[0] = its own name and returns the exit code; summary is its one line
+ * of help: the top-level usage is generated from it, and an unknown name's
+ * error lists the entries that have one (NULL: a hidden entry).  The usage
+ * texts of subcommands are written by hand, as they carry the options. */
 struct kg_cmd {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -29,8 +30,8 @@ struct kg_cmd {
 
 /* Run the entry of cmds named argv[0].  No argv[0]: usage to stderr, exit
  * 2.  -h, --help or help: usage to stdout, exit 0.  An unknown name: "FAMILY:
- * unknown subcommand 'X'" (or "unknown command 'X'" when family is NULL),
- * usage to stderr, exit 2. */
+ * unknown subcommand 'X' (one of A, B)" (or "unknown command 'X' (one of
+ * ...)" when family is NULL), usage to stderr, exit 2. */
 int kg_cmd_select(const char *family, const struct kg_cmd *cmds, size_t n, int argc,
 		  char **argv, void (*usage)(FILE *f));
 bool kg_cmd_is_help(const char *arg);

@@ -288,9 +288,9 @@ static int do_revoke(int argc, char **argv)
 }
 
 static const struct kg_cmd token_cmds[] = {
-	{ "create",	do_create, NULL },
-	{ "list",	do_list, NULL },
-	{ "revoke",	do_revoke, NULL },
+	{ "create",	do_create,	"issue a bearer token for the HTTP API" },
+	{ "list",	do_list,	"the tokens kgate keeps" },
+	{ "revoke",	do_revoke,	"refuse a token from the next request on" },
 };
 
 int cmd_token(int argc, char **argv)

@@ -16,9 +16,22 @@ bool kg_cmd_is_help(const char *arg)
 	return !strcmp(arg, "-h") || !strcmp(arg, "--help") || !strcmp(arg, "help");
 }
 
+/* "a, b, c": the entries that are listed (hidden ones have no summary) */
+static void names_of(const struct kg_cmd *cmds, size_t n, char *buf, size_t len)
+{
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < n && off < len; i++)
+		if (cmds[i].summary)
+			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "",
+						cmds[i].name);
+}
+
 int kg_cmd_select(const char *family, const struct kg_cmd *cmds, size_t n, int argc,
 		  char **argv, void (*usage)(FILE *f))
 {
+	char names[512];
 	size_t i;
 
 	if (argc < 1) {
@@ -32,10 +45,11 @@ int kg_cmd_select(const char *family, const struct kg_cmd *cmds, size_t n, int a
 	for (i = 0; i < n; i++)
 		if (!strcmp(argv[0], cmds[i].name))
 			return cmds[i].fn(argc, argv);
+	names_of(cmds, n, names, sizeof(names));
 	if (family)
-		kg_err("%s: unknown subcommand '%s'", family, argv[0]);
+		kg_err("%s: unknown subcommand '%s' (one of %s)", family, argv[0], names);
 	else
-		kg_err("unknown command '%s'", argv[0]);
+		kg_err("unknown command '%s' (one of %s)", argv[0], names);
 	usage(stderr);
 	return KG_EXIT_USAGE;
 }
