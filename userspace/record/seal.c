@@ -5,7 +5,6 @@
 #include <inttypes.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +22,7 @@
 
 struct kg_seal {
 	char *dir;
-	unsigned char key[KEY_LEN];
+	struct kg_sealer sealer;	/* HMAC-SHA256 under the trail's key */
 	/* the batch being built */
 	bool contiguous, broken;
 	uint64_t first_seq, last_seq, n;
@@ -34,6 +33,7 @@ struct kg_seal {
 struct kg_seal *kg_seal_new(const char *dir, const char *key_path)
 {
 	struct kg_seal *s = calloc(1, sizeof(*s));
+	unsigned char key[KEY_LEN];
 	char kp[4096];
 	int err = ENOMEM;
 
@@ -52,7 +52,10 @@ struct kg_seal *kg_seal_new(const char *dir, const char *key_path)
 	}
 	/* the trail's own checks: a regular file of 32 bytes, owned by root
 	 * or us, not readable or writable by group/other (it says why) */
-	err = -kg_trail_key_load(key_path, false, s->key);
+	err = -kg_trail_key_load(key_path, false, key);
+	if (!err)
+		err = -kg_sealer_init(&s->sealer, key);
+	OPENSSL_cleanse(key, sizeof(key));
 	if (err)
 		goto fail;
 	return s;
@@ -66,32 +69,20 @@ void kg_seal_free(struct kg_seal *s)
 {
 	if (!s)
 		return;
-	OPENSSL_cleanse(s->key, sizeof(s->key));
+	kg_sealer_free(&s->sealer);
 	EVP_MD_CTX_free(s->digest);
 	free(s->dir);
 	free(s);
 }
 
-/* HMAC-SHA256(key, a || b || c) through OpenSSL's EVP_MAC */
-static void hmac(const struct kg_seal *s, const void *a, size_t alen, const void *b, size_t blen,
+/* HMAC-SHA256(key, a || b || c) with the trail's sealer */
+static void hmac(struct kg_seal *s, const void *a, size_t alen, const void *b, size_t blen,
 		 const void *c, size_t clen, unsigned char *out)
 {
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
-		OSSL_PARAM_construct_end(),
-	};
-	size_t outl = 0;
+	const struct kg_chunk chunks[] = { { a, alen }, { b, blen }, { c, clen } };
 
-	memset(out, 0, HASH_LEN);	/* a failure never matches a real MAC */
-	if (ctx && EVP_MAC_init(ctx, s->key, KEY_LEN, params) &&
-	    (!alen || EVP_MAC_update(ctx, a, alen)) &&
-	    (!blen || EVP_MAC_update(ctx, b, blen)) &&
-	    (!clen || EVP_MAC_update(ctx, c, clen)))
-		EVP_MAC_final(ctx, out, &outl, HASH_LEN);
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
+	if (kg_sealer_mac(&s->sealer, chunks, 3, out))
+		memset(out, 0, HASH_LEN);	/* a failure never matches a real MAC */
 }
 
 /* the members of a sealed line that the seal needs */
@@ -121,7 +112,7 @@ static int parse_line(const char *line, size_t len, struct sealed *sl)
 }
 
 /* a record's own seal: HMAC(key, prev || line without the hash member + "}") */
-static bool seal_ok(const struct kg_seal *s, const char *line, size_t len, const struct sealed *sl)
+static bool seal_ok(struct kg_seal *s, const char *line, size_t len, const struct sealed *sl)
 {
 	unsigned char want[HASH_LEN];
 
@@ -189,7 +180,7 @@ static json_t *read_head(const char *dir)
 	return o;
 }
 
-static void batch_mac(const struct kg_seal *s, json_t *env, char *out_hex)
+static void batch_mac(struct kg_seal *s, json_t *env, char *out_hex)
 {
 	json_t *head = json_object_get(env, "head");
 	unsigned char mac[HASH_LEN];
@@ -273,7 +264,7 @@ static int stop_at_once(const char *line, size_t len, uint64_t seq, void *ctx)
 	return 1;
 }
 
-static bool head_ok(const struct kg_seal *s, json_t *head)
+static bool head_ok(struct kg_seal *s, json_t *head)
 {
 	const char *hash = json_string_value(json_object_get(head, "hash"));
 	const char *machex = json_string_value(json_object_get(head, "mac"));
