@@ -762,8 +762,13 @@ struct kg_consumer *kg_consumer_try(struct kg_loader *l, struct kg_audit *a)
 	c->rec->ring_id = kg_events_ring_id(c->events);
 	kg_boot_id(c->rec->boot_id, sizeof(c->rec->boot_id));
 	/* a previous consumer may have recorded events it could not yet
-	 * acknowledge in the ring before it died: do not record them twice */
-	kg_events_skip_to(c->events, kg_recorder_resume_position(c->rec->ring_id, c->rec->boot_id));
+	 * acknowledge in the ring before it died: do not record them twice.
+	 * Only records still waiting in the ring can be such: with none, the
+	 * trail is not searched (a search reads up to three segments when
+	 * the last ring record is far back: most of a warm start's time). */
+	if (kg_events_pending(c->events))
+		kg_events_skip_to(c->events, kg_recorder_resume_position(c->rec->ring_id,
+									  c->rec->boot_id));
 	return c;
 }
 
