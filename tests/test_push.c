@@ -230,6 +230,30 @@ TEST(every_running_job_flips_and_everything_follows)
 	teardown(&e);
 }
 
+TEST(retired_generations_go_with_the_next_sweep)
+{
+	struct kg_retired r;
+	struct env e;
+
+	setup(&e);
+	kg_maps_remove_job(e.l, 0x70001);
+	kg_maps_remove_job(e.l, 0x70002);
+	ASSERT_EQ(kg_push_retire_generations(e.l, "job-0000000000000001", 0), 1, "one retired");
+	ASSERT_EQ(kg_push_retire_generations(e.l, "job-0000000000000002", 0), 2,
+		  "the same generation again: two ids listed");
+	ASSERT_EQ(count_policies(&e), 1, "still in the maps, named by no job");
+	ASSERT_TRUE(kg_snapshot_load_doc(e.ida) == NULL, "its snapshot gone at once");
+	kg_push_sweep_start(&r);
+	ASSERT_EQ(r.n, 2u, "the sweep read both");
+	ASSERT_TRUE(r.wait.started, "its grace period runs in the background");
+	kg_push_sweep_finish(e.l, &r);
+	ASSERT_EQ(count_policies(&e), 0, "deleted after it");
+	kg_push_sweep_start(&r);
+	ASSERT_EQ(r.n, 0u, "the list is empty again");
+	kg_push_sweep_finish(e.l, &r);
+	teardown(&e);
+}
+
 TEST(one_job_by_trace)
 {
 	struct kg_policy_doc *db = doc_of(POLICY_B);

@@ -15,9 +15,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <bpf/bpf.h>
+
 #include "testlib.h"
 #include "kgrun.h"
 #include "landlock.h"
+#include "push.h"
 #include "registry.h"
 
 static const char *audit_query(const char *extra_arg)
@@ -199,6 +202,50 @@ TEST(exit_status_and_signals_pass_through)
 	ASSERT_EQ(KGATE_RUN(policy, &out, "/bin/sh", "-c", "kill -TERM $$"), 128 + SIGTERM,
 		  "signal as 128+N");
 	ASSERT_EQ(KGATE_RUN(policy, &out, "/nonexistent/cmd"), 127, "cannot start: 127");
+	teardown();
+}
+
+/* Generations in kg_policies (a finished job's linger until a sweep). */
+static int loaded_generations(void)
+{
+	char path[512];
+	uint32_t cur, next;
+	int fd, n = 0;
+	bool first = true;
+
+	snprintf(path, sizeof(path), "%s/kg_policies", pindir);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -1;
+	while (bpf_map_get_next_key(fd, first ? NULL : &cur, &next) == 0) {
+		first = false;
+		cur = next;
+		n++;
+	}
+	close(fd);
+	return n;
+}
+
+TEST(finished_jobs_generations_are_retired_then_swept)
+{
+	char policy[512], *out;
+	int i, n, most = 0, swept = 0;
+
+	setup();
+	write_policy("{\"version\":1,\"name\":\"t\",\"default\":\"allow\",\"runtime\":[]}",
+		     policy, sizeof(policy));
+	ASSERT_EQ(KGATE_RUN(policy, &out, "/bin/true"), 0, "first job");
+	ASSERT_EQ(loaded_generations(), 1, "its generation is retired, not yet deleted");
+	for (i = 0; i < KG_RETIRED_SWEEP + 2; i++) {
+		ASSERT_EQ(KGATE_RUN(policy, &out, "/bin/true"), 0, "a short job");
+		n = loaded_generations();
+		most = n > most ? n : most;
+		swept += n == 0;
+	}
+	ASSERT_TRUE(most > 1 && most < KG_RETIRED_SWEEP, "at most KG_RETIRED_SWEEP - 1 linger");
+	ASSERT_EQ(swept, 1, "the exit that found enough retired deleted them all");
+	ASSERT_EQ(KGATE_RUN(policy, &out, "/bin/sleep", "1"), 0, "a job that runs on");
+	ASSERT_EQ(loaded_generations(), 1, "swept the others in the background: its own is left");
 	teardown();
 }
 

@@ -126,6 +126,8 @@ struct job {
 	const char *home_why;		/* where it comes from */
 	bool set_home;			/* and the job's $HOME is set to it */
 	bool no_home;			/* the run-as user has none: '~' in the policy is refused */
+	struct kg_retired sweep;	/* retired generations this job deletes (push.h) */
+	uint64_t launched_ns;		/* when the command was exec'd */
 };
 
 static struct kg_approvals *job_approvals(struct job *j)
@@ -473,6 +475,19 @@ static void finish_kernel_log(struct job *j)
 	json_decref(extra);
 }
 
+/* Delete every retired generation (push.h) now, after a grace period:
+ * how many there were. */
+static size_t sweep_now(struct job *j)
+{
+	struct kg_retired r;
+	size_t n;
+
+	kg_push_sweep_start(&r);
+	n = r.n;
+	kg_push_sweep_finish(j->loader, &r);
+	return n;
+}
+
 static int prepare_kernel(struct job *j)
 {
 	struct kg_loader_opts lo = { .want_lsm = !j->spec->no_lsm,
@@ -511,6 +526,14 @@ static int prepare_kernel(struct job *j)
 			      "BPF LSM is not available (see `kgate doctor`)" :
 			      "some rules cannot be enforced here"), KG_EXIT_DEGRADED;
 	err = kg_maps_install(j->loader, j->doc, &j->policy_id, &rep);
+	if (err && sweep_now(j)) {
+		/* the maps may have been full of retired generations */
+		kg_compile_report_free(&rep);
+		memset(&rep, 0, sizeof(rep));
+		err = kg_maps_install(j->loader, j->doc, &j->policy_id, &rep);
+		if (!err)
+			kg_info("run: the policy fits once the retired generations are deleted");
+	}
 	if (err)
 		return kg_err("run: cannot install the policy in the kernel");
 	/* name rules and hardlink notes concern the BPF LSM: say them in full mode */
@@ -908,6 +931,7 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 	if (err)
 		return kg_err("run: cannot write the controller heartbeat: %s", strerror(-err));
 	err = kg_launch_go(&j->jp);
+	j->launched_ns = kg_now_mono_ns();
 	if (err) {
 		kg_err("run: %s: %s (at %s)", j->spec->argv[0], strerror(j->jp.failed_errno),
 		       kg_launch_stage_name(j->jp.failed_stage));
@@ -996,6 +1020,11 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 		if (deadline && !*timed_out && (deadline - now) / 1000000 < (uint64_t)timeout)
 			timeout = (deadline - now) / 1000000 + 1;
 		if (now >= next_tick) {
+			/* a job that runs on deletes what earlier ones retired,
+			 * its grace period passing in the background (no fork
+			 * follows: the command was exec'd) */
+			if (!j->sweep.n && now - j->launched_ns >= KG_TICK_MS * 1000000ull)
+				kg_push_sweep_start(&j->sweep);
 			kg_maps_heartbeat(j->loader);
 			try_consume(j);
 			follow_pushed_policy(j);
@@ -1054,6 +1083,7 @@ static void finish_live_view(struct job *j)
 static void job_cleanup(struct job *j)
 {
 	struct kg_readers_wait readers = {};
+	int retired = -1;
 
 	if (j->started && !j->jp.released)
 		kg_launch_abort(&j->jp);
@@ -1074,10 +1104,18 @@ static void job_cleanup(struct job *j)
 		kg_loader_detach_cgroup(j->cg.id);
 	if (j->job_registered)
 		kg_maps_remove_job(j->loader, j->cg.id);
-	/* no hook can read the job's generations any more: the grace period
-	 * after which they can go passes while the rest is closed */
-	if (j->policy_id && j->loader)
-		kg_maps_wait_readers_start(&readers);
+	/* no hook can newly read the job's generations: they are retired
+	 * (push.h), and deleted after a grace period by whoever sweeps next;
+	 * the exit that finds enough of them retired sweeps them all, its
+	 * grace period passing while the rest is closed.  When they cannot be
+	 * retired, they go here after one. */
+	if (j->policy_id && j->loader) {
+		retired = kg_push_retire_generations(j->loader, j->trace, j->policy_id);
+		if (retired < 0)
+			kg_maps_wait_readers_start(&readers);
+		if ((retired < 0 || retired >= KG_RETIRED_SWEEP) && !j->sweep.n)
+			kg_push_sweep_start(&j->sweep);
+	}
 	if (j->have_cg)
 		kg_cgroup_destroy(&j->cg);
 	if (j->started)
@@ -1089,8 +1127,9 @@ static void job_cleanup(struct job *j)
 	kg_kaudit_close(j->ka);
 	kg_audit_close(j->audit);
 	/* every generation the job ran under, pushed ones included */
-	if (j->policy_id && j->loader)
+	if (j->policy_id && j->loader && retired < 0)
 		kg_push_release_generations_after(j->loader, j->trace, j->policy_id, &readers);
+	kg_push_sweep_finish(j->loader, &j->sweep);
 	if (j->in_registry)
 		kg_registry_remove(j->trace);
 	kg_loader_close(j->loader);

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* push.c - swap the policy of running jobs without restarting them. */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "cmds.h"
@@ -147,11 +151,9 @@ void kg_push_release_generations(struct kg_loader *l, const char *trace, uint32_
 	kg_push_release_generations_after(l, trace, current, NULL);
 }
 
-void kg_push_release_generations_after(struct kg_loader *l, const char *trace, uint32_t current,
-				       struct kg_readers_wait *readers)
+/* The generations a finished job used: pushed-over ones, then its last. */
+static size_t job_generations(const char *trace, uint32_t current, uint32_t *ids)
 {
-	uint32_t ids[KG_REGISTRY_MAX_POLICIES + 1];
-	struct kg_readers_wait own = {};
 	struct kg_job_record job;
 	size_t i, n = 0;
 
@@ -162,6 +164,115 @@ void kg_push_release_generations_after(struct kg_loader *l, const char *trace, u
 	}
 	if (current)
 		ids[n++] = current;
+	return n;
+}
+
+/* state/retired: generation ids (uint32 each) waiting for their grace
+ * period, under an exclusive flock.  -1 when it cannot be opened. */
+static int retired_open(void)
+{
+	char path[4200];
+	int fd;
+
+	if (kg_snprintf(path, sizeof(path), "%s/retired", kg_state_dir()))
+		return -1;
+	kg_mkdir_p(kg_state_dir(), 0700);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0 && flock(fd, LOCK_EX)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Up to max ids from the list (fd at any offset). */
+static size_t retired_read(int fd, uint32_t *ids, size_t max)
+{
+	ssize_t n = pread(fd, ids, max * sizeof(*ids), 0);
+
+	return n > 0 ? (size_t)n / sizeof(*ids) : 0;
+}
+
+int kg_push_retire_generations(struct kg_loader *l, const char *trace, uint32_t current)
+{
+	uint32_t ids[KG_REGISTRY_MAX_POLICIES + 1];
+	size_t n = job_generations(trace, current, ids), i;
+	struct stat st = {};
+	int fd, err = 0;
+
+	if (!n)
+		return 0;
+	fd = retired_open();
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) || st.st_size % sizeof(uint32_t) ||
+	    (size_t)st.st_size / sizeof(uint32_t) + n > KG_RETIRED_MAX ||
+	    pwrite(fd, ids, n * sizeof(*ids), st.st_size) != (ssize_t)(n * sizeof(*ids)))
+		err = -EIO;	/* unreadable, full or short: the caller waits itself */
+	close(fd);
+	if (err)
+		return err;
+	/* the snapshots go now, as with kg_push_release_generations: the
+	 * records of the job's events are written */
+	for (i = 0; i < n; i++)
+		if (kg_maps_policy_in_use(l, ids[i]) == 0)
+			kg_snapshot_remove(ids[i]);
+	return (int)((size_t)st.st_size / sizeof(uint32_t) + n);
+}
+
+void kg_push_sweep_start(struct kg_retired *r)
+{
+	int fd;
+
+	memset(r, 0, sizeof(*r));
+	fd = retired_open();
+	if (fd < 0)
+		return;
+	r->n = retired_read(fd, r->ids, KG_RETIRED_MAX);
+	close(fd);
+	/* every id read was retired after its job left kg_jobs: a grace
+	 * period that begins now covers every hook that read one */
+	if (r->n)
+		kg_maps_wait_readers_start(&r->wait);
+}
+
+void kg_push_sweep_finish(struct kg_loader *l, struct kg_retired *r)
+{
+	uint32_t left[KG_RETIRED_MAX], cur[KG_RETIRED_MAX];
+	size_t i, k, n, nleft = 0;
+	int fd;
+
+	if (!r->n)
+		return;
+	kg_maps_wait_readers_finish(&r->wait);
+	for (i = 0; i < r->n; i++)
+		if (kg_maps_policy_in_use(l, r->ids[i]) == 0)
+			kg_maps_delete_policy(l, r->ids[i]);
+	/* what others retired meanwhile stays for the next sweep */
+	fd = retired_open();
+	if (fd < 0)
+		return;
+	n = retired_read(fd, cur, KG_RETIRED_MAX);
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < r->n && r->ids[k] != cur[i]; k++)
+			;
+		if (k == r->n)
+			left[nleft++] = cur[i];
+	}
+	if (pwrite(fd, left, nleft * sizeof(*left), 0) == (ssize_t)(nleft * sizeof(*left)))
+		(void)ftruncate(fd, (off_t)(nleft * sizeof(*left)));
+	close(fd);
+	r->n = 0;
+}
+
+void kg_push_release_generations_after(struct kg_loader *l, const char *trace, uint32_t current,
+				       struct kg_readers_wait *readers)
+{
+	uint32_t ids[KG_REGISTRY_MAX_POLICIES + 1];
+	struct kg_readers_wait own = {};
+	size_t i, n = job_generations(trace, current, ids);
+
+	current = n ? ids[n - 1] : 0;
 	/* one grace period for them all: none is referenced by this job any
 	 * more (the caller removed it, or pushes switched it away), so every
 	 * hook that read one of them has returned once it has passed */

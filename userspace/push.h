@@ -14,11 +14,11 @@
 
 #include <stdio.h>
 #include <sys/types.h>
+#include "maps.h"
 #include "policy.h"
 
 struct kg_audit;
 struct kg_loader;
-struct kg_readers_wait;
 
 struct kg_push_result {
 	unsigned int jobs_updated;
@@ -38,5 +38,34 @@ void kg_push_release_generations(struct kg_loader *l, const char *trace, uint32_
  * the job was no longer in kg_jobs (kg_maps_remove_job); NULL = wait here. */
 void kg_push_release_generations_after(struct kg_loader *l, const char *trace, uint32_t current,
 				       struct kg_readers_wait *readers);
+
+/*
+ * Most exits need not wait for the grace period at all (kgate run: it was
+ * most of a short job's cost).  Once the job has left kg_jobs its
+ * generations are *retired*: their ids appended to <state>/retired, their
+ * snapshots removed.  A retired generation stays in the maps, unreachable
+ * (no job entry names it), until a *sweep* deletes every retired one after
+ * one grace period that began once they were retired: the exit that finds
+ * KG_RETIRED_SWEEP or more retired ids (one exit in that many pays one
+ * grace period for all), a job still running after its first tick (in the
+ * background: free for it), or an install that failed (a map may be full
+ * of them; then it is tried again).
+ *
+ * kg_push_retire_generations: how many ids are retired now, or -errno when
+ * the list cannot take them (then release them: kg_push_release_*).
+ * kg_push_sweep_start reads the list and begins the grace period in a
+ * thread (no fork may follow it: see kg_launch_opts.before_fork);
+ * kg_push_sweep_finish waits for it and deletes what it read.
+ */
+#define KG_RETIRED_SWEEP 8
+#define KG_RETIRED_MAX 256
+struct kg_retired {
+	uint32_t ids[KG_RETIRED_MAX];
+	size_t n;
+	struct kg_readers_wait wait;
+};
+int kg_push_retire_generations(struct kg_loader *l, const char *trace, uint32_t current);
+void kg_push_sweep_start(struct kg_retired *r);
+void kg_push_sweep_finish(struct kg_loader *l, struct kg_retired *r);
 
 #endif
