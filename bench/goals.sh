@@ -48,9 +48,16 @@ done
 median_ms() {	# microsecond samples -> median in ms
 	tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.1f", v[int((NR + 1) / 2)] / 1000 }'
 }
+max_ms() {	# microsecond samples -> the largest in ms
+	tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v = $1 } END { if (NR) printf "%.1f", v / 1000 }'
+}
 warm=$(median_ms "${samples[warm]:-}")
 cold=$(median_ms "${samples[cold]:-}")
 bw=$(median_ms "${samples[bwrap]:-}")
+# the median hides the exits that sweep retired generations (one in
+# KG_RETIRED_SWEEP pays an RCU grace period, userspace/push.h): say the max
+warm_max=$(max_ms "${samples[warm]:-}")
+cold_max=$(max_ms "${samples[cold]:-}")
 
 # ---- the table -------------------------------------------------------------------
 ops=$out/bench_ops.json vm=$out/vm_bench.json ap=$out/bench_approval.json dns=$out/bench_dns.json
@@ -92,8 +99,8 @@ row "execve, full mode" "$(vm_ratio 'fork+execve+wait' 1)" x 1.03 "VM (TCG)"
 row "execve, degraded" "$(host_ratio 'fork+execve+wait')" x 1.03 "host"
 row "connect, full mode" "$(vm_ratio 'tcp connect (loopback)' 1)" x 1.05 "VM (TCG)"
 row "connect, degraded" "$(host_ratio 'tcp connect (loopback)')" x 1.05 "host"
-row "\`kgate run -- true\`, warm (median)" "$warm" " ms" 10 "host${bw:+; bwrap $bw ms}"
-row "\`kgate run -- true\`, cold (median)" "$cold" " ms" 100 "host"
+row "\`kgate run -- true\`, warm (median)" "$warm" " ms" 10 "host${bw:+; bwrap $bw ms}${warm_max:+; max $warm_max ms}"
+row "\`kgate run -- true\`, cold (median)" "$cold" " ms" 100 "host${cold_max:+; max $cold_max ms}"
 row "connect to a name-allowed address / a CIDR-allowed one, degraded" \
 	"$(dnsj .connect_ns.ratio_name_vs_cidr)" x 1.05 "host (bench_dns)"
 up50=$(dnsj '.resolution_us.upstream.p50 | . * 10 | round / 10')
@@ -120,6 +127,8 @@ row "the same, refused then retried, p99" "$(ap99r)" " ms" 1 "host"
 	echo
 } >"$out/goals.md"
 jq -n --arg warm "$warm" --arg cold "$cold" --arg bwrap "$bw" --argjson rounds "$rounds" \
+	--arg warm_max "$warm_max" --arg cold_max "$cold_max" \
 	'{startup_ms: {warm: ($warm | tonumber? // null), cold: ($cold | tonumber? // null),
-	  bwrap: ($bwrap | tonumber? // null), rounds: $rounds}}' >"$out/goals.json"
+	  bwrap: ($bwrap | tonumber? // null), warm_max: ($warm_max | tonumber? // null),
+	  cold_max: ($cold_max | tonumber? // null), rounds: $rounds}}' >"$out/goals.json"
 cat "$out/goals.md"
