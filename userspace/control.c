@@ -68,21 +68,6 @@ static char *read_line(int fd, int timeout_ms, size_t max)
 	return NULL;
 }
 
-static int write_all(int fd, const char *s, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, s, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -errno;
-		s += n;
-		len -= n;
-	}
-	return 0;
-}
-
 static int send_json(int fd, const json_t *j)
 {
 	char *s = json_dumps(j, JSON_COMPACT);
@@ -90,9 +75,9 @@ static int send_json(int fd, const json_t *j)
 
 	if (!s)
 		return -ENOMEM;
-	err = write_all(fd, s, strlen(s));
+	err = kg_write_full(fd, s, strlen(s));
 	if (!err)
-		err = write_all(fd, "\n", 1);
+		err = kg_write_full(fd, "\n", 1);
 	free(s);
 	return err;
 }
