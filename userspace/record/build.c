@@ -4,6 +4,11 @@
  * spells them with (audit.h), into the struct kg_audit_rec that body.c
  * writes.  Presence is said by setting a field, never by a -1 or a NULL a
  * caller has to remember; a mistake refuses the whole record.
+ *
+ * A new member of the record: a member of struct kg_audit_rec (audit.h),
+ * its line in fields[] below, its place in body.c's writing, its row in
+ * docs/audit-format.md, and a case in tests/test_record_build.c.  What
+ * only one record type carries belongs in that type's "extra".
  */
 #include "audit.h"
 #include "common.h"
