@@ -9,12 +9,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -179,6 +181,7 @@ static int enable_controller_down_to(const char *mnt, const char *dir, const cha
 
 int kg_cgroup_open(const char *path, struct kg_cgroup *out)
 {
+	struct statfs sf;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
@@ -188,7 +191,15 @@ int kg_cgroup_open(const char *path, struct kg_cgroup *out)
 	out->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (out->fd < 0)
 		return -errno;
-	ret = kg_cgroup_id_of_path(path, &out->id);
+	/* only a cgroup2 directory: destroying anything else (a registry
+	 * record naming a plain directory) would rmdir its empty
+	 * subdirectories and kill the pids listed in its "cgroup.procs" */
+	if (fstatfs(out->fd, &sf))
+		ret = -errno;
+	else if ((unsigned long)sf.f_type != CGROUP2_SUPER_MAGIC)
+		ret = -EMEDIUMTYPE;
+	else
+		ret = kg_cgroup_id_of_path(path, &out->id);
 	if (ret < 0) {
 		close(out->fd);
 		out->fd = -1;

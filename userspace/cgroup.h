@@ -56,7 +56,8 @@ bool kg_cgroup2_has_controller(const char *ctrl);
 int kg_cgroup_create_job(const char *parent_name, const char *job_name,
 			 struct kg_cgroup *out);
 
-/* Open an existing cgroup directory (absolute path). 0 or -errno. */
+/* Open an existing cgroup directory (absolute path). 0 or -errno
+ * (-EMEDIUMTYPE: the directory is not on the cgroup2 file system). */
 int kg_cgroup_open(const char *path, struct kg_cgroup *out);
 
 /* pids.max / memory.max (0 = leave unlimited). Fills *rep honestly: what is
