@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* test_follow.c - `kgate audit follow`: a live trail written and rotated
  * (gzip segments) while it is followed; resume positions; bad positions. */
+#include <dirent.h>
+
 #include "testlib.h"
 #include "ship_fixture.h"
 #include "record/tail.h"
@@ -257,5 +259,74 @@ TEST(follow_end_after_a_long_last_record_and_on_an_empty_dir)
 	position_of(err, pos, sizeof(pos));
 	ASSERT_TRUE(!strncmp(pos, "2:", 2) && strlen(pos) == 2 + 64, "the end is the long record");
 	ASSERT_EQ(sf_count_lines(out), 0, "nothing printed");
+	sf_teardown();
+}
+
+/* inotify instances this process holds */
+static int inotify_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	char path[300], target[64];
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		len = readlink(path, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		if (!strcmp(target, "anon_inode:inotify"))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static int count_record(const char *line, size_t len, uint64_t seq, void *ctx)
+{
+	(void)line;
+	(void)len;
+	(void)seq;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* kgate run's live view only polls its tail: it must hold no inotify
+ * instance, whose release at exit waits for a grace period.  A tail that
+ * waits watches the directory from its first wait on. */
+TEST(tail_watches_the_directory_only_once_it_waits)
+{
+	struct kg_tail_pos end = { .at_end = true };
+	struct kg_audit *a;
+	struct kg_tail *t;
+	int before, got = 0;
+
+	sf_setup();
+	a = sf_open(0);
+	ASSERT_OK(sf_append(a, 1), "a record");
+	ASSERT_OK(kg_audit_flush(a), "flush");
+	before = inotify_fds();
+	ASSERT_GE(before, 0, "/proc/self/fd readable");
+	t = kg_tail_open(sf_trail, &end);
+	ASSERT_TRUE(t != NULL, "tail opened");
+	ASSERT_OK(sf_append(a, 2), "a record");
+	ASSERT_OK(kg_audit_flush(a), "flush");
+	ASSERT_EQ(kg_tail_poll(t, count_record, &got), 1, "the new record polled");
+	ASSERT_EQ(inotify_fds(), before, "a polled tail holds no inotify instance");
+	kg_tail_wait(t, 60000);	/* makes the watch, returns at once */
+	ASSERT_EQ(inotify_fds(), before + 1, "a waiting tail watches the directory");
+	ASSERT_OK(sf_append(a, 3), "a record");
+	ASSERT_OK(kg_audit_flush(a), "flush");
+	kg_tail_wait(t, 60000);	/* woken by the commit */
+	ASSERT_EQ(kg_tail_poll(t, count_record, &got), 1, "the record after the watch");
+	ASSERT_EQ(got, 2, "two records in all");
+	kg_tail_close(t);
+	ASSERT_EQ(inotify_fds(), before, "closed with the tail");
+	kg_audit_close(a);
 	sf_teardown();
 }

@@ -918,9 +918,8 @@ static int start_child(struct job *j, const struct kg_constraints *c)
 		fprintf(j->spec->live, "kgate: job %s started (%s mode, policy %s sha256 %.12s)\n",
 			j->trace, j->full ? "full" : "degraded", j->doc->name, j->doc->hash);
 	register_job(j);
-	/* the live view starts at the current end of the trail (none without
-	 * one: following costs an inotify watch, whose release at exit waits
-	 * for an SRCU grace period) */
+	/* the live view starts at the current end of the trail; it only
+	 * polls, so it holds no inotify watch (record/tail.h) */
 	if (j->spec->live)
 		j->follow = kg_follow_open(NULL, j->trace, j->spec->live);
 	/* beat before the child runs anything: under fail_mode open a heartbeat

@@ -34,7 +34,8 @@ struct kg_tail {
 	char *buf;			/* active-segment reader */
 	size_t cap;
 	char *gzline;			/* closed-segment reader */
-	int ino_fd;			/* inotify, -1 = none */
+	int ino_fd;			/* inotify, -1 = none (yet) */
+	bool no_watch;			/* inotify failed: waits sleep */
 	uint64_t missing, bad;
 };
 
@@ -394,15 +395,42 @@ int kg_tail_poll(struct kg_tail *t, kg_tail_fn fn, void *ctx)
 	return taken;
 }
 
+/* The directory's watch, made by the first wait: a follower that only
+ * polls (kgate run's live view) never has one, because releasing an
+ * inotify instance waits for an SRCU grace period (7-19 ms measured at
+ * the exit of every job with a live view).  0 = made now, so changes
+ * before it went unseen: the caller polls again before waiting. */
+static int watch_dir(struct kg_tail *t)
+{
+	t->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (t->ino_fd < 0)
+		return -errno;
+	if (inotify_add_watch(t->ino_fd, t->dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO |
+			      IN_MOVED_FROM | IN_CLOSE_WRITE) < 0) {
+		int err = -errno;
+
+		close(t->ino_fd);
+		t->ino_fd = -1;
+		return err;
+	}
+	return 0;
+}
+
 void kg_tail_wait(struct kg_tail *t, int timeout_ms)
 {
 	struct pollfd p = { .fd = t->ino_fd, .events = POLLIN };
 	char evbuf[4096];
 
+	if (t->ino_fd < 0 && !t->no_watch) {
+		if (!watch_dir(t))
+			return;
+		t->no_watch = true;	/* no inotify here: sleep instead */
+	}
 	if (t->ino_fd < 0) {
 		usleep((useconds_t)timeout_ms * 1000);
 		return;
 	}
+	p.fd = t->ino_fd;
 	if (poll(&p, 1, timeout_ms) > 0)
 		while (read(t->ino_fd, evbuf, sizeof(evbuf)) > 0)
 			;
@@ -496,13 +524,6 @@ struct kg_tail *kg_tail_open(const char *dir, const struct kg_tail_pos *from)
 		kg_tail_close(t);
 		errno = err;
 		return NULL;
-	}
-	t->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (t->ino_fd >= 0 &&
-	    inotify_add_watch(t->ino_fd, t->dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO |
-			      IN_MOVED_FROM | IN_CLOSE_WRITE) < 0) {
-		close(t->ino_fd);
-		t->ino_fd = -1;
 	}
 	if (from && from->at_end) {
 		err = start_at_end(t);

@@ -46,7 +46,9 @@ typedef int (*kg_tail_fn)(const char *line, size_t len, uint64_t seq, void *ctx)
  * records taken, or -errno: -ESTALE when the record at the resume position
  * has another hash (the position is not from this trail). */
 int kg_tail_poll(struct kg_tail *t, kg_tail_fn fn, void *ctx);
-/* Waits (at most timeout_ms) until the trail's directory changes. */
+/* Waits (at most timeout_ms) until the trail's directory changes.  The
+ * first call only starts watching it and returns at once (poll again,
+ * then wait): a tail that is only polled holds no inotify instance. */
 void kg_tail_wait(struct kg_tail *t, int timeout_ms);
 
 /* The position after the last record taken: "seq:hash" (hash may be
