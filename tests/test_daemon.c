@@ -393,6 +393,42 @@ TEST(daemon_refuses_a_push_from_a_non_pusher)
 	teardown();
 }
 
+/* Beside a daemon (the ring's consumer), `kgate run`'s live view shows
+ * the refusals the job made just before it exited: the run waits until the
+ * daemon's consumer has passed them (their records are in the trail then),
+ * not a fixed time. */
+TEST(live_view_beside_a_daemon_shows_the_last_refusals)
+{
+	char p1[512], *out, want[64];
+	const char *line;
+	pid_t d;
+	int n = 0;
+
+	setup();
+	write_file("p1.json", POLICY_BLOCK("127.0.0.2"), p1, sizeof(p1));
+	d = start_daemon();
+	ASSERT_TRUE(kg_control_daemon_running(), "daemon answers");
+	{
+		char *argv[] = { (char *)kgate_bin(), "run", "--policy", p1, "--", "/bin/bash", "-c",
+				 "for i in $(seq 1 30); do "
+				 "(exec 3<>/dev/tcp/127.0.0.2/9) 2>/dev/null; done; true", NULL };
+
+		ASSERT_EQ(wait_exit(spawn(argv, "run.out")), 0, "the job ends");
+	}
+	out = slurp("run.out");
+	printf("%s", out ? out : "");
+	for (line = out; line && (line = strstr(line, "REFUSED net_connect")); line++)
+		n++;
+	ASSERT_EQ(n, 30, "the live view shows all 30 refusals");
+	snprintf(want, sizeof(want), "30 actions refused");
+	ASSERT_HAS_SUBSTR(out, want, "the summary counts them");
+	free(out);
+	kill(d, SIGTERM);
+	ASSERT_EQ(wait_exit(d), 0, "daemon stops cleanly");
+	ASSERT_EQ(count_records("decision", "deny", NULL), 30, "the daemon recorded them");
+	teardown();
+}
+
 /* one request to the daemon's socket; the reply's error ("" when none) */
 static json_t *control_request(const char *json, char *err, size_t errlen)
 {

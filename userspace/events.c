@@ -206,6 +206,38 @@ void kg_events_close(struct kg_events *ev)
 	free(ev);
 }
 
+int kg_events_wait_consumed(struct kg_loader *l, int timeout_ms)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	int fd = kg_loader_map_fd(l, "kg_events"), err = 0;
+	const volatile uint64_t *consumer_pos, *producer_pos;
+	uint64_t target, deadline;
+	void *p;
+
+	if (fd < 0)
+		return -ENOENT;
+	/* the consumer page and the producer page, read-only: the consumer
+	 * alone may write its position */
+	p = mmap(NULL, 2 * page, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	consumer_pos = p;
+	producer_pos = (const volatile uint64_t *)((const char *)p + page);
+	target = __atomic_load_n(producer_pos, __ATOMIC_ACQUIRE);
+	deadline = kg_now_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	/* no event to wait on: the position is memory the consumer writes;
+	 * usually it is there already (a job that made no event) */
+	while (__atomic_load_n(consumer_pos, __ATOMIC_ACQUIRE) < target) {
+		if (kg_now_mono_ns() >= deadline) {
+			err = -ETIMEDOUT;
+			break;
+		}
+		usleep(1000);
+	}
+	munmap(p, 2 * page);
+	return err;
+}
+
 /* The kernel writes path components leaf first ("c/b/a/"); put them back
  * in order ("/a/b/c"). */
 static void unreverse_path(const char *rev, char *buf, size_t len)

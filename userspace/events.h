@@ -63,6 +63,11 @@ uint32_t kg_events_ring_id(const struct kg_events *ev);
 /* Skip records before pos: a previous consumer committed them already. */
 void kg_events_skip_to(struct kg_events *ev, uint64_t pos);
 void kg_events_close(struct kg_events *ev);
+/* Waits (at most timeout_ms) until the ring's consumer, whichever process
+ * it is, has moved past every event submitted before the call: their
+ * records are then in the trail.  For a process that is not the consumer
+ * (kgate run beside a daemon).  0, -ETIMEDOUT or -errno. */
+int kg_events_wait_consumed(struct kg_loader *l, int timeout_ms);
 
 /* "/home/u/.ssh/id_rsa", "10.0.0.1:443/tcp", "[2001:db8::1]:53/udp",
  * "family=17 type=3"...: the raw target, not yet escaped for output. */

@@ -1064,19 +1064,18 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 	}
 }
 
-/* Show the job's last decisions: ours are committed now; another consumer's
- * get a short grace period to reach the trail. */
+/* Show the job's last decisions: ours are committed now; another
+ * consumer (a daemon) commits its records of them to the trail before its
+ * ring position passes them, so we wait for that, at most 150 ms. */
 static void finish_live_view(struct job *j)
 {
-	int i;
-
 	if (j->audit)
 		kg_audit_flush(j->audit);
-	for (i = 0; j->follow && i < (j->consumer ? 1 : 4); i++) {
-		if (i)
-			usleep(50 * 1000);
-		kg_follow_poll(j->follow);
-	}
+	if (!j->follow)
+		return;
+	if (!j->consumer && j->loader)
+		kg_events_wait_consumed(j->loader, 150);
+	kg_follow_poll(j->follow);
 }
 
 static void job_cleanup(struct job *j)
