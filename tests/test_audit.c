@@ -991,6 +991,35 @@ TEST(group_commit_synced_in_background_within_interval)
 	rm_tree(ndir);
 }
 
+/* kg_audit_quiesce (before every job's fork) returns once the sync thread
+ * has parked with everything written synced: woken by the thread, so with
+ * a second group waiting out the interval it returns 0 well before its
+ * bound (a missed wake-up would be -ETIMEDOUT). */
+TEST(quiesce_returns_when_the_sync_thread_parks)
+{
+	struct kg_audit_opts grp = { .sync = KG_AUDIT_SYNC_GROUP, .flush_interval_ms = 200 };
+	char dir[64];
+	struct kg_audit *g;
+	long left;
+
+	make_dir(dir);
+	g = kg_audit_open(dir, &grp);
+	ASSERT_TRUE(g != NULL, "open");
+	ASSERT_OK(kg_audit_quiesce(g, 30000), "no thread yet: nothing to wait for");
+	ASSERT_OK(append_n(g, 0, 100), "first group (synced at once)");
+	ASSERT_OK(append_n(g, 100, 100), "second group (waits for the interval)");
+	ASSERT_OK(kg_audit_quiesce(g, 30000), "the thread parked");
+	left = unsynced_pages(dir);
+	if (left != -ENOSYS)
+		ASSERT_EQ(left, 0, "parked after syncing every written page");
+	ASSERT_OK(append_n(g, 200, 10), "a third group");
+	ASSERT_OK(kg_audit_quiesce(g, 30000), "parked again");
+	kg_audit_close(g);
+	ASSERT_OK(verify(dir), "trail verifies");
+	ASSERT_EQ(vres.records, 210, "records");
+	rm_tree(dir);
+}
+
 /* What the ring-buffer consumer relies on: once kg_audit_flush returns, the
  * records are in the file (write(2)), so a kill -9 right after loses none. */
 TEST(group_flush_then_kill9_loses_nothing_flushed)

@@ -60,6 +60,7 @@ static void *syncer_main(void *arg)
 
 		while (!s->stop && s->written == s->covered) {
 			s->idle = true;
+			pthread_cond_broadcast(&s->parked);
 			pthread_cond_wait(&s->wake, &s->mu);
 			s->idle = false;
 		}
@@ -107,15 +108,54 @@ int kg_syncer_init(struct kg_syncer *s)
 	err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	if (!err)
 		err = pthread_cond_init(&s->wake, &ca);
+	if (!err) {
+		err = pthread_cond_init(&s->parked, &ca);
+		if (err)
+			pthread_cond_destroy(&s->wake);
+	}
 	pthread_condattr_destroy(&ca);
 	if (err)
 		return -err;
 	err = pthread_mutex_init(&s->mu, NULL);
 	if (err) {
 		pthread_cond_destroy(&s->wake);
+		pthread_cond_destroy(&s->parked);
 		return -err;
 	}
 	return 0;
+}
+
+void kg_syncer_destroy(struct kg_syncer *s)
+{
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->wake);
+	pthread_cond_destroy(&s->parked);
+}
+
+/* Woken by the thread as it parks: no polling (this runs before every
+ * job's first fork, usually just after the thread started). */
+int kg_syncer_wait_idle(struct kg_audit *a, int timeout_ms)
+{
+	struct kg_syncer *s = &a->sync;
+	uint64_t deadline = kg_now_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	int err = 0;
+
+	if (!s->started || !kg_syncer_here(a))
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	while (!(s->idle && s->written == s->covered)) {
+		struct timespec ts = {
+			.tv_sec = (time_t)(deadline / 1000000000ull),
+			.tv_nsec = (long)(deadline % 1000000000ull),
+		};
+
+		if (pthread_cond_timedwait(&s->parked, &s->mu, &ts) == ETIMEDOUT) {
+			err = -ETIMEDOUT;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return err;
 }
 
 /* After a group's write(2): hand the fdatasync to the thread. */

@@ -426,10 +426,8 @@ static void free_writer(struct kg_audit *a)
 		close(a->headfd);
 	kg_sealer_free(&a->sealer);
 	/* a forked child must not touch what its parent's thread may hold */
-	if (kg_syncer_here(a)) {
-		pthread_mutex_destroy(&a->sync.mu);
-		pthread_cond_destroy(&a->sync.wake);
-	}
+	if (kg_syncer_here(a))
+		kg_syncer_destroy(&a->sync);
 	free(a);
 }
 
@@ -597,26 +595,10 @@ int kg_audit_sync(struct kg_audit *a)
 
 int kg_audit_quiesce(struct kg_audit *a, int timeout_ms)
 {
-	int ms;
-
 	if (!a)
 		return 0;
 	kg_audit_flush(a);
-	if (!a->sync.started || !kg_syncer_here(a))
-		return 0;
-	/* 1 ms steps: this runs before every job's first fork, usually just
-	 * after the syncer started, which is idle again well within 5 ms */
-	for (ms = 0; ms < timeout_ms; ms++) {
-		bool idle;
-
-		pthread_mutex_lock(&a->sync.mu);
-		idle = a->sync.idle && a->sync.written == a->sync.covered;
-		pthread_mutex_unlock(&a->sync.mu);
-		if (idle)
-			return 0;
-		usleep(1000);
-	}
-	return -ETIMEDOUT;
+	return kg_syncer_wait_idle(a, timeout_ms);
 }
 
 int kg_audit_flush_if_due(struct kg_audit *a)

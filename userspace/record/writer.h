@@ -30,6 +30,7 @@
 struct kg_syncer {
 	pthread_mutex_t mu;
 	pthread_cond_t wake;
+	pthread_cond_t parked;		/* broadcast when the thread goes idle */
 	pthread_t thread;
 	bool started, stop, idle;
 	pid_t owner;			/* the thread exists in this process only */
@@ -86,6 +87,10 @@ int kg_syncer_note_write(struct kg_audit *a);
 int kg_syncer_take_error(struct kg_audit *a);
 /* Stops the thread after its last fdatasync; its error, if any. */
 int kg_syncer_stop(struct kg_audit *a);
+/* Waits (at most timeout_ms) until the thread is parked with nothing to
+ * do.  0 / -ETIMEDOUT. */
+int kg_syncer_wait_idle(struct kg_audit *a, int timeout_ms);
+void kg_syncer_destroy(struct kg_syncer *s);
 /* Replaces a->fd; records written to the old segment but not yet
  * fdatasynced are synced first. */
 void kg_trail_set_active_fd(struct kg_audit *a, int fd);
