@@ -105,10 +105,9 @@ static __always_inline bool kg_maybe_governed(void)
 	return under;
 }
 
-/* Is task in the job whose cgroup id is cgid (its cgroup or a descendant)? */
-static __always_inline bool kg_task_in_job(struct task_struct *task, __u64 cgid)
+/* Is cgroup cg the job's (cgroup id cgid) or a descendant of it? */
+static __always_inline bool kg_cgroup_in_job(struct cgroup *cg, __u64 cgid)
 {
-	struct cgroup *cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
 	int i;
 
 	for (i = 0; i < KG_MAX_CGROUP_LEVELS + 16; i++) {
@@ -119,6 +118,12 @@ static __always_inline bool kg_task_in_job(struct task_struct *task, __u64 cgid)
 		cg = BPF_CORE_READ(cg, self.parent, cgroup);
 	}
 	return false;
+}
+
+/* Is task in the job whose cgroup id is cgid (its cgroup or a descendant)? */
+static __always_inline bool kg_task_in_job(struct task_struct *task, __u64 cgid)
+{
+	return kg_cgroup_in_job(BPF_CORE_READ(task, cgroups, dfl_cgrp), cgid);
 }
 
 /* 0 when the current task is governed (c is filled), -1 otherwise.  LSM

@@ -73,6 +73,8 @@ enum kg_op {
 /* aux of KG_OP_SYSTEM events */
 #define KG_SYS_SETTING		1	/* a write to a kernel setting (/proc/sys, /sys...) */
 #define KG_SYS_PROCESS		2	/* a write to /proc/PID of a process outside the job */
+#define KG_SYS_ABSTRACT		3	/* a connect or send to an abstract socket that root made
+					 * outside the job (a daemon acting for its clients) */
 #define KG_SYS_CAP_BASE		0x100	/* KG_SYS_CAP_BASE + CAP_*: a capability used */
 #define KG_SYS_OUTSIDE_BASE	0x10000	/* | member << 8 | the op tried (KG_OP_*): a
 					 * daemon's socket or a file something outside

@@ -12,6 +12,13 @@
  * the leading NUL) in kg_unix_abstract.  Unnamed peers (socketpair,
  * unbound) carry no name a rule could match and are left alone.
  * Class default: KG_CLASS_UNIX.
+ *
+ * An abstract socket that root made outside the job (a daemon that acts for
+ * its clients: containerd's shims listen on abstract names) is refused to
+ * the job unless a unix_abstract rule names it and allows the connect,
+ * whatever the class default says: an escape by proxy (docs/design.md),
+ * reported as op system, aux KG_SYS_ABSTRACT.  The job's own sockets and
+ * those of other users are decided by the rules as before.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -25,7 +32,19 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define KG_SUN_PATH_OFF		2	/* offsetof(struct sockaddr_un, sun_path) */
 #define KG_UNIX_BUF		128
 
-static __always_inline int kg_unix_abstract_check(struct kg_ctx *c, struct unix_address *addr)
+/* Made by root outside the job: the peer socket's cgroup is not the job's
+ * (nor below it) and the credentials it was created with are uid 0. */
+static __always_inline bool kg_sock_of_root_outside(struct sock *sk, __u64 cgid)
+{
+	const struct cred *cred = BPF_CORE_READ(sk, sk_socket, file, f_cred);
+
+	if (!cred || BPF_CORE_READ(cred, euid.val) != 0)
+		return false;
+	return !kg_cgroup_in_job(BPF_CORE_READ(sk, sk_cgrp_data.cgroup), cgid);
+}
+
+static __always_inline int kg_unix_abstract_check(struct kg_ctx *c, struct unix_address *addr,
+						  struct sock *peer)
 {
 	const char *sun_path;
 	struct kg_unix_key key = {};
@@ -60,11 +79,18 @@ static __always_inline int kg_unix_abstract_check(struct kg_ctx *c, struct unix_
 		decision = ent->decision;
 		rule_id = ent->rule_id;
 	}
-	kg_decide(c, decision, rule_id);
+	if (!rule_id && kg_sock_of_root_outside(peer, c->cgid)) {
+		c->op = KG_OP_SYSTEM;
+		kg_decide_refusal(c);
+	} else {
+		kg_decide(c, decision, rule_id);
+	}
 	if (c->emit) {
 		e = kg_event_begin(c);
 		if (e) {
 			e->family = KG_AF_UNIX;
+			if (c->op == KG_OP_SYSTEM)
+				e->aux = KG_SYS_ABSTRACT;
 			e->path[0] = '@';
 			bpf_probe_read_kernel(&e->path[1], len & (KG_UNIX_BUF - 1), buf->name);
 			e->path[(len + 1) & (KG_UNIX_BUF - 1)] = '\0';
@@ -90,7 +116,7 @@ static __always_inline int kg_unix_peer_check(struct sock *peer)
 	d = BPF_CORE_READ(u, path.dentry);
 	if (!d) {
 		addr = BPF_CORE_READ(u, addr);
-		return addr ? kg_unix_abstract_check(&c, addr) : 0;
+		return addr ? kg_unix_abstract_check(&c, addr, peer) : 0;
 	}
 	mnt = BPF_CORE_READ(u, path.mnt);
 	kg_file_decide(&c, d, mnt, KG_OP_BIT(KG_OP_UNIX_CONNECT), &decision, &rule_id);

@@ -485,8 +485,8 @@ static void matrix_full(struct kg_doctor_report *r)
 	    "+ seccomp", "");
 	row(r, KG_RT_OUTSIDE, KG_ENF_PARTIAL,
 	    "BPF LSM (capable; /proc/sys, /sys... writes; /proc/PID files of processes "
-	    "outside the job; daemons' sockets; files run outside the job; module autoload) + "
-	    "cgroup-BPF (block devices) + seccomp",
+	    "outside the job; daemons' sockets, root's abstract sockets outside the job; files "
+	    "run outside the job; module autoload) + cgroup-BPF (block devices) + seccomp",
 	    "hard links to system files made before the job; block devices unrecorded");
 }
 

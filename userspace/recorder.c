@@ -480,6 +480,10 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 				    : json_integer(e->aux - KG_SYS_CAP_BASE));
 	} else if (extra && e->op == KG_OP_SYSTEM && e->aux == KG_SYS_SETTING) {
 		json_object_set_new(extra, "tried", json_string("write a kernel setting"));
+	} else if (extra && e->op == KG_OP_SYSTEM && e->aux == KG_SYS_ABSTRACT) {
+		json_object_set_new(extra, "tried",
+				    json_string("connect to an abstract socket root made outside "
+						"the job"));
 	} else if (extra && e->op == KG_OP_SYSTEM && e->aux == KG_SYS_PROCESS) {
 		json_object_set_new(extra, "tried",
 				    json_string("write a file of a process outside the job"));
