@@ -55,6 +55,9 @@ static void setup_home(void)
 	make_file("workspace/notes.txt", "notes\n");
 	make_dir("src");
 	make_file("src/main.c", "int main(void) { return 0; }\n");
+	make_file(".bashrc", "# login\n");
+	make_dir(".config");
+	make_dir(".config/autostart");
 	setenv("HOME", home, 1);
 }
 
@@ -93,6 +96,9 @@ TEST(coding_agent_policy)
 		 PROBE("read-ssh-key", "cat ~/.ssh/id_ed25519")
 		 PROBE("read-aws", "cat ~/.aws/credentials")
 		 PROBE("read-shadow", "cat /etc/shadow")
+		 PROBE("read-bashrc", "cat ~/.bashrc")
+		 PROBE("write-bashrc", "sh -c 'echo evil >> ~/.bashrc'")
+		 PROBE("create-autostart", "sh -c 'echo x > ~/.config/autostart/evil.desktop'")
 		 PROBE("loopback", "%s connect 127.0.0.1 %d")
 		 PROBE("egress", "%s connect 198.51.100.7 80")
 		 PROBE("packet-socket", "%s socket 17 3 0")
@@ -105,6 +111,19 @@ TEST(coding_agent_policy)
 	ASSERT_HAS_SUBSTR(out, "read-ssh-key refused", "~/.ssh refused");
 	ASSERT_HAS_SUBSTR(out, "read-aws refused", "~/.aws refused");
 	ASSERT_HAS_SUBSTR(out, "read-shadow refused", "/etc/shadow refused");
+	ASSERT_HAS_SUBSTR(out, "read-bashrc ok", "~/.bashrc readable");
+	ASSERT_HAS_SUBSTR(out, "write-bashrc refused", "~/.bashrc not writable (runs at login)");
+	ASSERT_HAS_SUBSTR(out, "create-autostart refused", "no new autostart entry");
+	{
+		char *rc, path[600];
+
+		snprintf(path, sizeof(path), "%s/.bashrc", home);
+		rc = kg_read_file(path, 4096, NULL);
+		ASSERT_TRUE(rc && !strstr(rc, "evil"), "~/.bashrc unchanged");
+		free(rc);
+		snprintf(path, sizeof(path), "%s/.config/autostart/evil.desktop", home);
+		ASSERT_TRUE(access(path, F_OK) != 0, "no autostart file made");
+	}
 	ASSERT_HAS_SUBSTR(out, "loopback ok", "loopback allowed");
 	ASSERT_HAS_SUBSTR(out, "egress refused", "egress outside the listed networks refused");
 	ASSERT_HAS_SUBSTR(out, "packet-socket refused", "raw/packet sockets refused");
@@ -139,6 +158,9 @@ TEST(default_policy)
 		 PROBE("read-ssh-key", "cat ~/.ssh/id_ed25519")
 		 PROBE("read-aws", "cat ~/.aws/credentials")
 		 PROBE("read-shadow", "cat /etc/shadow")
+		 PROBE("read-bashrc", "cat ~/.bashrc")
+		 PROBE("write-bashrc", "sh -c 'echo evil >> ~/.bashrc'")
+		 PROBE("create-autostart", "sh -c 'echo x > ~/.config/autostart/evil.desktop'")
 		 PROBE("network", "%s connect 127.0.0.1 %d")
 		 PROBE("raw-socket", "%s socket 2 3 1")
 		 "true", helper("net_probe"), port, helper("net_probe"));
@@ -147,6 +169,19 @@ TEST(default_policy)
 	ASSERT_HAS_SUBSTR(out, "read-ssh-key refused", "~/.ssh refused");
 	ASSERT_HAS_SUBSTR(out, "read-aws refused", "~/.aws refused");
 	ASSERT_HAS_SUBSTR(out, "read-shadow refused", "/etc/shadow refused");
+	ASSERT_HAS_SUBSTR(out, "read-bashrc ok", "~/.bashrc readable");
+	ASSERT_HAS_SUBSTR(out, "write-bashrc refused", "~/.bashrc not writable (runs at login)");
+	ASSERT_HAS_SUBSTR(out, "create-autostart refused", "no new autostart entry");
+	{
+		char *rc, path[600];
+
+		snprintf(path, sizeof(path), "%s/.bashrc", home);
+		rc = kg_read_file(path, 4096, NULL);
+		ASSERT_TRUE(rc && !strstr(rc, "evil"), "~/.bashrc unchanged");
+		free(rc);
+		snprintf(path, sizeof(path), "%s/.config/autostart/evil.desktop", home);
+		ASSERT_TRUE(access(path, F_OK) != 0, "no autostart file made");
+	}
 	ASSERT_HAS_SUBSTR(out, "network refused", "no network by default");
 	ASSERT_HAS_SUBSTR(out, "raw-socket refused", "no raw sockets");
 	close(lfd);
