@@ -333,6 +333,17 @@ TEST(daemon_decides_nothing_for_a_peer_inside_a_job)
 				   sizeof(reply)), 0, "child ran");
 	ASSERT_HAS_SUBSTR(reply, "inside a governed job", "under the jobs' root: refused too");
 	{
+		/* a 32 KiB op of two-byte characters: refused, recorded cut short */
+		static char big[40000];
+		size_t k, off = (size_t)snprintf(big, sizeof(big), "{\"op\":\"");
+
+		for (k = 0; k < 16384; k++, off += 2)
+			memcpy(big + off, "\xc3\xa9", 2);	/* U+00E9 */
+		snprintf(big + off, sizeof(big) - off, "\"}");
+		ASSERT_EQ(governed_request(&job, big, reply, sizeof(reply)), 0, "child ran");
+		ASSERT_HAS_SUBSTR(reply, "inside a governed job", "a huge op is refused too");
+	}
+	{
 		json_t *r, *req = json_pack("{s:s}", "op", "status");
 
 		r = kg_control_call(req, 5000);
@@ -350,7 +361,16 @@ TEST(daemon_decides_nothing_for_a_peer_inside_a_job)
 		    !strcmp(json_string_value(json_object_get(r, "rule")) ?: "", "kgate:self-protection"))
 			denied++;
 	}
-	ASSERT_EQ(denied, 4, "each refusal is an audited self-protection denial");
+	ASSERT_EQ(denied, 5, "each refusal is an audited self-protection denial");
+	for (i = 0; i < json_array_size(recs); i++) {
+		const char *tried = json_string_value(json_object_get(
+			json_object_get(json_array_get(recs, i), "extra"), "tried"));
+
+		if (tried && strlen(tried) > 60) {
+			ASSERT_TRUE(strlen(tried) <= 64 + 3, "a huge op is recorded cut short");
+			ASSERT_HAS_SUBSTR(tried, "\xc3\xa9...", "on a character boundary, marked");
+		}
+	}
 	json_decref(recs);
 	recs = query("policy_change");
 	ASSERT_EQ(json_array_size(recs), 0, "nothing was pushed");

@@ -281,10 +281,31 @@ static json_t *handle_ping(struct daemon *d, const struct kg_peer *peer, json_t 
 
 /* ---- requests -------------------------------------------------------------------- */
 
+/* What a refused op is recorded as: at most KG_OP_SHOWN bytes of it, cut on
+ * a UTF-8 boundary, "..." after a cut.  A governed client chooses the op:
+ * each refusal must not write a record as large as its request. */
+#define KG_OP_SHOWN 64
+
+static const char *op_shown(const char *op, char *buf, size_t len)
+{
+	size_t n = strlen(op);
+
+	if (n <= KG_OP_SHOWN || len < KG_OP_SHOWN + 4)
+		return op;
+	n = KG_OP_SHOWN;
+	while (n > 0 && ((unsigned char)op[n] & 0xc0) == 0x80)
+		n--;		/* not inside a multi-byte character */
+	memcpy(buf, op, n);
+	memcpy(buf + n, "...", 4);
+	return buf;
+}
+
 /* A peer inside a governed job, or one whose cgroup could not be
  * established, drives nothing: refused, and audited as self-protection. */
 static bool refuse_governed(struct daemon *d, const struct kg_peer *peer, const char *op)
 {
+	char shown[KG_OP_SHOWN + 4];
+
 	struct kg_job_record *jobs = NULL;
 	const char *trace = NULL;
 	struct passwd *pw;
@@ -299,6 +320,7 @@ static bool refuse_governed(struct daemon *d, const struct kg_peer *peer, const 
 		for (i = 0; i < n && !trace; i++)
 			if (jobs[i].cgid == cgid)
 				trace = jobs[i].trace;
+	op = op_shown(op, shown, sizeof(shown));
 	extra = json_pack("{s:s,s:s,s:s,s:s}", "kind", "decision", "outcome", "refused",
 			  "tried", op, "cgroup", peer->cgroup_known ? peer->cgroup : "unknown");
 	pw = getpwuid(peer->uid);
