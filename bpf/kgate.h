@@ -14,7 +14,7 @@
  * Rule numbers: every rule_id in these maps and in struct kg_event is the
  * rule's number in its policy document, its index in the "runtime" array
  * plus one (0 = no rule: the class default).  The parser assigns them
- * (policy.c, rules[i].num = i + 1); kg_policy_rule_by_num() and the
+ * (policy/parse.c, rules[i].num = i + 1); kg_policy_rule_by_num() and the
  * recorder's policy snapshot ("rules"[rule_id - 1]) map them back.  Guard
  * entries (KG_FILE_F_GUARD) and the *_rule_id fields of struct kg_policy
  * carry the number of the rule they come from.  Reordering, filtering or
