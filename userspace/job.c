@@ -1073,8 +1073,12 @@ static void finish_live_view(struct job *j)
 		kg_audit_flush(j->audit);
 	if (!j->follow)
 		return;
-	if (!j->consumer && j->loader)
-		kg_events_wait_consumed(j->loader, 150);
+	if (!j->consumer && j->loader) {
+		int err = kg_events_wait_consumed(j->loader, 150);
+
+		if (err && err != -ETIMEDOUT && err != -ENOENT)
+			usleep(150 * 1000);	/* the ring cannot be seen: a fixed wait */
+	}
 	kg_follow_poll(j->follow);
 }
 
