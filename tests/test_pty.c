@@ -81,6 +81,10 @@ static pid_t start_job(struct kg_pty *p, void (*fn)(void))
 	if (pid == 0) {
 		int i;
 
+		/* as after exec (both are O_CLOEXEC): a job must not keep its
+		 * own terminal alive if the test dies before it */
+		close(p->master);
+		close(user_master);
 		setsid();
 		for (i = 0; i < 3; i++)
 			if (p->replace[i])
