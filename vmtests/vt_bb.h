@@ -371,6 +371,11 @@ static inline void bb_dump(json_t *recs)
 	}
 }
 
+/* The longest a wait for a job's first output may take: it includes a cold
+ * load of every BPF object when the test's pin dir is fresh, which took
+ * 19 s on Debian 6.1 under TCG and more on 6.12 or on a busy host.  An
+ * upper bound, never a measurement: a test waits less when all is well. */
+#define BB_START_MS 120000
 
 /* Wait until the file OUT contains needle (ms budget); true if it did. */
 static inline bool wait_for_output(const char *out, const char *needle, long ms)

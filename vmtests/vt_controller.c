@@ -65,12 +65,12 @@ TEST(controller_kill9_during_file_flood_loses_nothing)
 
 		run = bb_spawn("run.out", argv);
 	}
-	ASSERT_TRUE(wait_for_output("run.out", "go errno=0", 30000), "the agent started");
+	ASSERT_TRUE(wait_for_output("run.out", "go errno=0", BB_START_MS), "the agent started");
 	bb_sleep_ms(1000);		/* flooding, with kgate run consuming */
 	kill(run, SIGKILL);		/* the controller, not the job */
 	ASSERT_EQ(bb_wait(run), 128 + SIGKILL, "kgate run killed");
 	/* the orphaned job keeps flooding, refused by the pinned programs */
-	ASSERT_TRUE(wait_for_output("run.out", "flood ok=", 30000), "the flood ran to its end");
+	ASSERT_TRUE(wait_for_output("run.out", "flood ok=", BB_START_MS), "the flood ran to its end");
 	ASSERT_EQ(bb_result("run.out", "flood", "ok"), 0, "no open of the secret ever succeeded");
 	ASSERT_GE(bb_result("run.out", "flood", "refused"), 20, "a real flood, every open refused");
 	ASSERT_EQ(bb_result("run.out", "flood", "other"), 0, "no other error");
@@ -80,7 +80,7 @@ TEST(controller_kill9_during_file_flood_loses_nothing)
 
 		d = bb_spawn("daemon.out", argv);
 	}
-	ASSERT_TRUE(wait_for_output("daemon.out", "ready", 30000), "the daemon started");
+	ASSERT_TRUE(wait_for_output("daemon.out", "ready", BB_START_MS), "the daemon started");
 	/* it adopts the ended job once it sees the job's cgroup empty */
 	{
 		long long end = bb_now_ms() + 20000;
@@ -220,7 +220,7 @@ TEST(policy_push_swaps_file_decisions_without_restart)
 	bb_setup(true);
 	run = start_watcher(p1, sizeof(p1));
 	bb_policy("p2.json", SWAP_POLICY("a"), p2, sizeof(p2));
-	ASSERT_TRUE(wait_rounds("run.out", 3, 30000), "the job is reading");
+	ASSERT_TRUE(wait_rounds("run.out", 3, BB_START_MS), "the job is reading");
 	before = rounds_now("run.out");
 	rc = BB_KGATE("push.out", "policy", "push", p2);
 	after = rounds_now("run.out");
@@ -231,7 +231,7 @@ TEST(policy_push_swaps_file_decisions_without_restart)
 		ASSERT_HAS_SUBSTR(out, "vt-no-a", "names the new policy");
 		free(out);
 	}
-	ASSERT_TRUE(wait_rounds("run.out", after + 4, 30000), "the job keeps reading");
+	ASSERT_TRUE(wait_rounds("run.out", after + 4, BB_START_MS), "the job keeps reading");
 	ASSERT_EQ(stop_watcher(run), 0, "the job was never restarted and ends normally");
 
 	parse_rounds("run.out", &r);
@@ -368,7 +368,7 @@ TEST(invalid_push_changes_nothing)
 		  "{\"id\":\"no-a\",\"file\":{\"path\":\"~/a.txt\",\"ops\":[\"read\"]},\"decision\":\"deny\"},"
 		  "{\"id\":\"yes-a\",\"file\":{\"path\":\"~/a.txt\",\"ops\":[\"read\"]},\"decision\":\"allow\"}]}",
 		  bad, sizeof(bad));
-	ASSERT_TRUE(wait_rounds("run.out", 3, 30000), "the job is reading");
+	ASSERT_TRUE(wait_rounds("run.out", 3, BB_START_MS), "the job is reading");
 	rc = BB_KGATE("push.out", "policy", "push", bad);
 	after = rounds_now("run.out");
 	ASSERT_EQ(rc, 3, "invalid policy: exit 3");
@@ -379,7 +379,7 @@ TEST(invalid_push_changes_nothing)
 		ASSERT_HAS_SUBSTR(out, "yes-a", "and the rule");
 		free(out);
 	}
-	ASSERT_TRUE(wait_rounds("run.out", after + 4, 30000), "the job keeps reading");
+	ASSERT_TRUE(wait_rounds("run.out", after + 4, BB_START_MS), "the job keeps reading");
 	ASSERT_EQ(stop_watcher(run), 0, "the job ends normally");
 	parse_rounds("run.out", &r);
 	for (i = 0; i < r.n; i++) {

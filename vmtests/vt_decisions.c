@@ -107,7 +107,7 @@ TEST(require_approval_file_open_granted_once)
 
 		run = bb_spawn("run.out", argv);
 	}
-	ASSERT_TRUE(wait_for_output("run.out", "first errno=", 30000), "the agent tried");
+	ASSERT_TRUE(wait_for_output("run.out", "first errno=", BB_START_MS), "the agent tried");
 	id = pending_request("f.txt", 20000);
 	ASSERT_TRUE(id[0], "the refusal became a pending approval request");
 	if (id[0]) {
@@ -340,7 +340,7 @@ TEST(create_grant_is_for_the_name_asked)
 
 		run = bb_spawn("run.out", argv);
 	}
-	ASSERT_TRUE(wait_for_output("run.out", "first errno=", 30000), "the agent tried");
+	ASSERT_TRUE(wait_for_output("run.out", "first errno=", BB_START_MS), "the agent tried");
 	id = pending_request("a.txt", 20000);
 	ASSERT_TRUE(id[0], "the refused create became a pending request for out/a.txt");
 	if (id[0]) {
