@@ -73,6 +73,28 @@ static const char *policy_path(const char *name)
 /* One probe per line: "NAME ok" or "NAME refused". */
 #define PROBE(name, cmd) "if " cmd " >/dev/null 2>&1; then echo '" name " ok'; else echo '" name " refused'; fi; "
 
+/* The login-file probes of a shipped policy: the user's login files readable,
+ * neither changed nor added to (they run at the next login, outside any job). */
+#define STARTUP_PROBES \
+	PROBE("read-bashrc", "cat ~/.bashrc") \
+	PROBE("write-bashrc", "sh -c 'echo evil >> ~/.bashrc'") \
+	PROBE("create-autostart", "sh -c 'echo x > ~/.config/autostart/evil.desktop'")
+
+static void check_login_files(const char *out)
+{
+	char *rc, path[600];
+
+	ASSERT_HAS_SUBSTR(out, "read-bashrc ok", "~/.bashrc readable");
+	ASSERT_HAS_SUBSTR(out, "write-bashrc refused", "~/.bashrc not writable (runs at login)");
+	ASSERT_HAS_SUBSTR(out, "create-autostart refused", "no new autostart entry");
+	snprintf(path, sizeof(path), "%s/.bashrc", home);
+	rc = kg_read_file(path, 4096, NULL);
+	ASSERT_TRUE(rc && !strstr(rc, "evil"), "~/.bashrc unchanged");
+	free(rc);
+	snprintf(path, sizeof(path), "%s/.config/autostart/evil.desktop", home);
+	ASSERT_TRUE(access(path, F_OK) != 0, "no autostart file made");
+}
+
 static int run_policy(const char *policy, const char *topic, const char *script, char **out)
 {
 	char *argv[] = { (char *)kgate_bin(), "run", "--policy", (char *)policy, "--topic",
@@ -96,9 +118,7 @@ TEST(coding_agent_policy)
 		 PROBE("read-ssh-key", "cat ~/.ssh/id_ed25519")
 		 PROBE("read-aws", "cat ~/.aws/credentials")
 		 PROBE("read-shadow", "cat /etc/shadow")
-		 PROBE("read-bashrc", "cat ~/.bashrc")
-		 PROBE("write-bashrc", "sh -c 'echo evil >> ~/.bashrc'")
-		 PROBE("create-autostart", "sh -c 'echo x > ~/.config/autostart/evil.desktop'")
+		 STARTUP_PROBES
 		 PROBE("loopback", "%s connect 127.0.0.1 %d")
 		 PROBE("egress", "%s connect 198.51.100.7 80")
 		 PROBE("packet-socket", "%s socket 17 3 0")
@@ -111,19 +131,7 @@ TEST(coding_agent_policy)
 	ASSERT_HAS_SUBSTR(out, "read-ssh-key refused", "~/.ssh refused");
 	ASSERT_HAS_SUBSTR(out, "read-aws refused", "~/.aws refused");
 	ASSERT_HAS_SUBSTR(out, "read-shadow refused", "/etc/shadow refused");
-	ASSERT_HAS_SUBSTR(out, "read-bashrc ok", "~/.bashrc readable");
-	ASSERT_HAS_SUBSTR(out, "write-bashrc refused", "~/.bashrc not writable (runs at login)");
-	ASSERT_HAS_SUBSTR(out, "create-autostart refused", "no new autostart entry");
-	{
-		char *rc, path[600];
-
-		snprintf(path, sizeof(path), "%s/.bashrc", home);
-		rc = kg_read_file(path, 4096, NULL);
-		ASSERT_TRUE(rc && !strstr(rc, "evil"), "~/.bashrc unchanged");
-		free(rc);
-		snprintf(path, sizeof(path), "%s/.config/autostart/evil.desktop", home);
-		ASSERT_TRUE(access(path, F_OK) != 0, "no autostart file made");
-	}
+	check_login_files(out);
 	ASSERT_HAS_SUBSTR(out, "loopback ok", "loopback allowed");
 	ASSERT_HAS_SUBSTR(out, "egress refused", "egress outside the listed networks refused");
 	ASSERT_HAS_SUBSTR(out, "packet-socket refused", "raw/packet sockets refused");
@@ -158,9 +166,7 @@ TEST(default_policy)
 		 PROBE("read-ssh-key", "cat ~/.ssh/id_ed25519")
 		 PROBE("read-aws", "cat ~/.aws/credentials")
 		 PROBE("read-shadow", "cat /etc/shadow")
-		 PROBE("read-bashrc", "cat ~/.bashrc")
-		 PROBE("write-bashrc", "sh -c 'echo evil >> ~/.bashrc'")
-		 PROBE("create-autostart", "sh -c 'echo x > ~/.config/autostart/evil.desktop'")
+		 STARTUP_PROBES
 		 PROBE("network", "%s connect 127.0.0.1 %d")
 		 PROBE("raw-socket", "%s socket 2 3 1")
 		 "true", helper("net_probe"), port, helper("net_probe"));
@@ -169,19 +175,7 @@ TEST(default_policy)
 	ASSERT_HAS_SUBSTR(out, "read-ssh-key refused", "~/.ssh refused");
 	ASSERT_HAS_SUBSTR(out, "read-aws refused", "~/.aws refused");
 	ASSERT_HAS_SUBSTR(out, "read-shadow refused", "/etc/shadow refused");
-	ASSERT_HAS_SUBSTR(out, "read-bashrc ok", "~/.bashrc readable");
-	ASSERT_HAS_SUBSTR(out, "write-bashrc refused", "~/.bashrc not writable (runs at login)");
-	ASSERT_HAS_SUBSTR(out, "create-autostart refused", "no new autostart entry");
-	{
-		char *rc, path[600];
-
-		snprintf(path, sizeof(path), "%s/.bashrc", home);
-		rc = kg_read_file(path, 4096, NULL);
-		ASSERT_TRUE(rc && !strstr(rc, "evil"), "~/.bashrc unchanged");
-		free(rc);
-		snprintf(path, sizeof(path), "%s/.config/autostart/evil.desktop", home);
-		ASSERT_TRUE(access(path, F_OK) != 0, "no autostart file made");
-	}
+	check_login_files(out);
 	ASSERT_HAS_SUBSTR(out, "network refused", "no network by default");
 	ASSERT_HAS_SUBSTR(out, "raw-socket refused", "no raw sockets");
 	close(lfd);
