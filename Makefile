@@ -67,7 +67,7 @@ SKELS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
 # $(OUTPUT)/userspace/api/http.o; headers are included as "api/http.h")
 USER_SRCS := $(wildcard userspace/*.c) $(wildcard userspace/*/*.c)
 USER_OBJS := $(patsubst userspace/%.c,$(OUTPUT)/userspace/%.o,$(USER_SRCS))
-LIB_OBJS := $(filter-out $(OUTPUT)/userspace/main.o,$(USER_OBJS))
+LIB_OBJS := $(filter-out $(OUTPUT)/userspace/cli/main.o,$(USER_OBJS))
 LIBKGATE := $(OUTPUT)/libkgate.a
 
 TEST_SRCS := $(wildcard tests/test_*.c)
@@ -146,7 +146,7 @@ $(LIBKGATE): $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(OUTPUT)/kgate: $(OUTPUT)/userspace/main.o $(LIBKGATE)
+$(OUTPUT)/kgate: $(OUTPUT)/userspace/cli/main.o $(LIBKGATE)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 

@@ -49,15 +49,15 @@
 
 #include <bpf/bpf.h>
 
-#include "cgroup.h"
+#include "job/cgroup.h"
 #include "common.h"
-#include "events.h"
-#include "landlock.h"
-#include "loader.h"
-#include "maps.h"
-#include "mntns.h"
-#include "policy.h"
-#include "seccomp.h"
+#include "record/events.h"
+#include "kernel/landlock.h"
+#include "kernel/loader.h"
+#include "kernel/maps.h"
+#include "kernel/mntns.h"
+#include "policy/policy.h"
+#include "kernel/seccomp.h"
 #include "testenv.h"
 
 #define BENCH_EXIT_CANNOT_RUN 2

@@ -13,7 +13,7 @@
  * each run includes open and close (the last fdatasync) and, past 64 MiB,
  * a rotation (its compression runs in the background, close waits for it).
  */
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
 
 #include <ftw.h>

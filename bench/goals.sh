@@ -55,7 +55,7 @@ warm=$(median_ms "${samples[warm]:-}")
 cold=$(median_ms "${samples[cold]:-}")
 bw=$(median_ms "${samples[bwrap]:-}")
 # the median hides the exits that sweep retired generations (one in
-# KG_RETIRED_SWEEP pays an RCU grace period, userspace/push.h): say the max
+# KG_RETIRED_SWEEP pays an RCU grace period, userspace/kernel/push.h): say the max
 warm_max=$(max_ms "${samples[warm]:-}")
 cold_max=$(max_ms "${samples[cold]:-}")
 

@@ -43,7 +43,7 @@
 #include "testlib.h"
 #include "bench.h"
 #include "loops.h"
-#include "selfprotect.h"
+#include "kernel/selfprotect.h"
 
 #define NSIZES 3
 #define SIZE_MAIN 1		/* index of the 1,000-rule policy */

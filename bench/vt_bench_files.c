@@ -40,7 +40,7 @@
 
 #include "testlib.h"
 #include "bench.h"
-#include "selfprotect.h"
+#include "kernel/selfprotect.h"
 
 #define VF_DIRS		50
 #define VF_PER_DIR	100

@@ -131,7 +131,7 @@ enum kg_mechanism {
 #define KG_MAX_GRANTS		16384
 #define KG_MAX_POLICIES		256
 #define KG_MAX_RULE_PARAMS	16384
-#define KG_RINGBUF_BYTES	(1u << 22)	/* default; --ring-size (userspace/ringsize.h) */
+#define KG_RINGBUF_BYTES	(1u << 22)	/* default; --ring-size (userspace/record/ringsize.h) */
 /* Waking the consumer (bpf/common.bpf.h, kg_rb_flags): an event wakes it
  * when it is not a plain decision (an escalation, a throttle or cooldown
  * report: an approver or a human may wait for it), when a 64th of the ring

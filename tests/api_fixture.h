@@ -32,10 +32,10 @@
 
 #include "testlib.h"
 #include "testenv.h"
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
-#include "control.h"
-#include "loader.h"
+#include "daemon/control.h"
+#include "kernel/loader.h"
 
 static char af_tmp[256], af_pin[256];
 

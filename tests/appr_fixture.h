@@ -46,16 +46,16 @@
 #else
 #include "testlib.h"
 #endif
-#include "approvals.h"
-#include "cgroup.h"
+#include "approve/approvals.h"
+#include "job/cgroup.h"
 #include "common.h"
-#include "events.h"
-#include "hold.h"
-#include "loader.h"
-#include "maps.h"
-#include "policy.h"
-#include "recorder.h"
-#include "seccomp.h"
+#include "record/events.h"
+#include "approve/hold.h"
+#include "kernel/loader.h"
+#include "kernel/maps.h"
+#include "policy/policy.h"
+#include "record/recorder.h"
+#include "kernel/seccomp.h"
 
 enum fx_kind {
 	FX_TCP = 1,		/* connect(2) TCP */

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 
 #include "common.h"
-#include "loader.h"
+#include "kernel/loader.h"
 #define KT_BUILD_DIR "build-san"
 #include "testenv.h"
 

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
 
 static char sf_dir[256];	/* the test's directory */

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "testlib.h"
-#include "admission.h"
-#include "policy.h"
+#include "policy/admission.h"
+#include "policy/policy.h"
 
 static const char *policy_json =
 	"{\"version\":1,\"name\":\"adm\",\"default\":\"deny\",\n"

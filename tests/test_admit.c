@@ -27,12 +27,12 @@
 
 #include "testlib.h"
 #include "testenv.h"
-#include "admit.h"
-#include "approvals.h"
-#include "audit.h"
-#include "cmds.h"
+#include "job/admit.h"
+#include "approve/approvals.h"
+#include "record/audit.h"
+#include "cli/cmds.h"
 #include "common.h"
-#include "policy.h"
+#include "policy/policy.h"
 
 static struct kg_policy_doc *load_policy(const char *json)
 {

@@ -11,7 +11,7 @@
 #include <bpf/bpf.h>
 
 #include "appr_fixture.h"
-#include "cmds.h"
+#include "cli/cmds.h"
 
 static char qtmp[256];
 

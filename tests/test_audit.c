@@ -2,8 +2,8 @@
 /* test_audit.c - the sealed audit trail: round trip, every kind of tampering,
  * crash recovery, concurrent writers, rotation, queries, bad input. */
 #include "testlib.h"
-#include "audit.h"
-#include "cmds.h"
+#include "record/audit.h"
+#include "cli/cmds.h"
 #include "common.h"
 
 #include <fcntl.h>

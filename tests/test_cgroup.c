@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
-#include "cgroup.h"
+#include "job/cgroup.h"
 #include "common.h"
 #include "testlib.h"
 

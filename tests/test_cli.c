@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cmds.h"
+#include "cli/cmds.h"
 #include "common.h"
 #include "testlib.h"
 

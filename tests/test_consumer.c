@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * test_consumer.c - the ring-buffer consumer (userspace/recorder.c,
+ * test_consumer.c - the ring-buffer consumer (userspace/record/recorder.c,
  * events.c) when things go wrong, with real kernel events from a governed
  * job on this host (cgroup-BPF connect refusals):
  *

@@ -22,12 +22,12 @@
 
 #include "testlib.h"
 #include "testenv.h"
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
-#include "control.h"
-#include "registry.h"
-#include "loader.h"
-#include "maps.h"
+#include "daemon/control.h"
+#include "job/registry.h"
+#include "kernel/loader.h"
+#include "kernel/maps.h"
 
 static char tmpdir[256], pindir[256];
 

@@ -16,7 +16,7 @@
 #include <pthread.h>
 
 #include "api_fixture.h"
-#include "registry.h"
+#include "job/registry.h"
 
 #define REVIEWER_UID	"4242"
 #define LAUNCHER_UID	"4343"

@@ -24,7 +24,7 @@
 
 #include "testlib.h"
 #include "kgrun.h"
-#include "audit.h"
+#include "record/audit.h"
 
 static int net_x;			/* the second byte of this run's 127.X.*.* */
 static char dns_addr[32];		/* 127.X.0.54 */

@@ -8,7 +8,7 @@
 
 #include "testlib.h"
 #include "common.h"
-#include "policy.h"
+#include "policy/policy.h"
 #include "dns/match.h"
 #include "dns/names.h"
 

@@ -20,8 +20,8 @@
 #include <bpf/btf.h>
 #include <jansson.h>
 
-#include "cmds.h"
-#include "doctor.h"
+#include "cli/cmds.h"
+#include "kernel/doctor.h"
 #include "testlib.h"
 
 /* ---- independent probes ------------------------------------------------- */

@@ -14,7 +14,7 @@
 
 #include "testlib.h"
 #include "kgrun.h"
-#include "cgroup.h"
+#include "job/cgroup.h"
 #include "job/govern.h"
 
 /* kgrun.h's helper() is not needed here */

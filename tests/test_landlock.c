@@ -17,8 +17,8 @@
 
 #include "common.h"
 #include "kernel/mntrules.h"
-#include "landlock.h"
-#include "mntns.h"
+#include "kernel/landlock.h"
+#include "kernel/mntns.h"
 #include "testlib.h"
 
 static char T[64];

@@ -9,9 +9,9 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "cgroup.h"
+#include "job/cgroup.h"
 #include "common.h"
-#include "launch.h"
+#include "job/launch.h"
 #include "testlib.h"
 
 static char helper_path[4096];

@@ -17,9 +17,9 @@
 
 #include <bpf/bpf.h>
 
-#include "cgroup.h"
+#include "job/cgroup.h"
 #include "common.h"
-#include "loader.h"
+#include "kernel/loader.h"
 #include "testlib.h"
 
 static char pindir[256];

@@ -23,14 +23,14 @@
 
 #include "testlib.h"
 #include "testenv.h"
-#include "audit.h"
-#include "cmds.h"
+#include "record/audit.h"
+#include "cli/cmds.h"
 #include "common.h"
-#include "loader.h"
-#include "maps.h"
-#include "recorder.h"
-#include "registry.h"
-#include "ringsize.h"
+#include "kernel/loader.h"
+#include "kernel/maps.h"
+#include "record/recorder.h"
+#include "job/registry.h"
+#include "record/ringsize.h"
 
 #define NJOBS 30
 #define EACH 1000

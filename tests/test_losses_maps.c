@@ -26,10 +26,10 @@
 #include "testlib.h"
 #include "testenv.h"
 #include "common.h"
-#include "events.h"
-#include "loader.h"
-#include "losses.h"
-#include "recorder.h"
+#include "record/events.h"
+#include "kernel/loader.h"
+#include "record/losses.h"
+#include "record/recorder.h"
 
 static char dir[128], bpfdir[256], pin[300];
 

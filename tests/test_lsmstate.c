@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "common.h"
-#include "lsmstate.h"
+#include "kernel/lsmstate.h"
 #include "testlib.h"
 
 struct fake {

@@ -20,9 +20,9 @@
 #include <bpf/bpf.h>
 
 #include "common.h"
-#include "loader.h"
-#include "maps.h"
-#include "policy.h"
+#include "kernel/loader.h"
+#include "kernel/maps.h"
+#include "policy/policy.h"
 #include "testlib.h"
 
 static char pindir[256], tmp[64];

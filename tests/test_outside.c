@@ -39,7 +39,7 @@
 #include "kgrun.h"
 #include "kernel/caps.h"
 #include "kernel/outside.h"
-#include "policy.h"
+#include "policy/policy.h"
 
 static char home[512], policy[512];
 

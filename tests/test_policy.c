@@ -17,7 +17,7 @@
 
 #include "testlib.h"
 #include "common.h"
-#include "policy.h"
+#include "policy/policy.h"
 #include "kernel/outside.h"
 
 #define HOME "/home/t"

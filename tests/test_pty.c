@@ -25,7 +25,7 @@
 
 #include "testlib.h"
 #include "testenv.h"
-#include "pty.h"
+#include "job/pty.h"
 
 static int user_master = -1;	/* the far end of the user's terminal */
 

@@ -15,15 +15,15 @@
 
 #include <bpf/bpf.h>
 
-#include "audit.h"
-#include "cmds.h"
+#include "record/audit.h"
+#include "cli/cmds.h"
 #include "common.h"
-#include "loader.h"
-#include "maps.h"
-#include "policy.h"
-#include "push.h"
-#include "recorder.h"
-#include "registry.h"
+#include "kernel/loader.h"
+#include "kernel/maps.h"
+#include "policy/policy.h"
+#include "kernel/push.h"
+#include "record/recorder.h"
+#include "job/registry.h"
 #include "testlib.h"
 #include "testenv.h"
 

@@ -26,13 +26,13 @@
 
 #include "testlib.h"
 #include "testenv.h"
-#include "audit.h"
-#include "cgroup.h"
+#include "record/audit.h"
+#include "job/cgroup.h"
 #include "kgate.h"
 #include "common.h"
-#include "loader.h"
-#include "reap.h"
-#include "registry.h"
+#include "kernel/loader.h"
+#include "job/reap.h"
+#include "job/registry.h"
 
 static char dir[128], bpfdir[256], pin[300], cgparent[64], audit_dir[256];
 static struct kg_loader *loader;

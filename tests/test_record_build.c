@@ -3,11 +3,11 @@
  * come out under their names, in the documented order, escaped; a built
  * record is committed, sealed and verifies; a mistake refuses the record. */
 #include "testlib.h"
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
-#include "policy.h"
+#include "policy/policy.h"
 #include "record/body.h"
-#include "recorder.h"
+#include "record/recorder.h"
 
 #include <fcntl.h>
 #include <ftw.h>

@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 
 #include "testlib.h"
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
-#include "recorder.h"
+#include "record/recorder.h"
 
 static char dir[64];
 

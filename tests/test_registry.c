@@ -17,7 +17,7 @@
 #include "testlib.h"
 #include "testenv.h"
 #include "common.h"
-#include "registry.h"
+#include "job/registry.h"
 
 static char dir[64];
 

@@ -19,9 +19,9 @@
 
 #include "testlib.h"
 #include "kgrun.h"
-#include "landlock.h"
-#include "push.h"
-#include "registry.h"
+#include "kernel/landlock.h"
+#include "kernel/push.h"
+#include "job/registry.h"
 
 static const char *audit_query(const char *extra_arg)
 {

@@ -21,7 +21,7 @@
 #include <sys/utsname.h>
 
 #include "common.h"
-#include "seccomp.h"
+#include "kernel/seccomp.h"
 #include "testlib.h"
 
 #ifndef __X32_SYSCALL_BIT

@@ -16,10 +16,10 @@
 
 #include "testlib.h"
 #include "kgrun.h"
-#include "cgroup.h"
-#include "control.h"
-#include "loader.h"
-#include "maps.h"
+#include "job/cgroup.h"
+#include "daemon/control.h"
+#include "kernel/loader.h"
+#include "kernel/maps.h"
 
 static void sleep_ms(int ms)
 {

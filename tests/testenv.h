@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "loader.h"
+#include "kernel/loader.h"
 
 /* where the binaries are when $KGATE_BIN / $KGATE_TEST_HELPERS are not set
  * (a test binary run by hand): host tests say "build-san" */

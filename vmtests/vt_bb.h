@@ -38,7 +38,7 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "loader.h"
+#include "kernel/loader.h"
 #include "testenv.h"
 
 static struct {

@@ -16,8 +16,8 @@
  */
 #include "testlib.h"
 #include "vt_bb.h"
-#include "loader.h"
-#include "maps.h"
+#include "kernel/loader.h"
+#include "kernel/maps.h"
 
 /* Sum of the losses that events_lost records account for. */
 static long audited_losses(void)

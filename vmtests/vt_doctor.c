@@ -11,9 +11,9 @@
  */
 #include <sys/wait.h>
 
-#include "cmds.h"
+#include "cli/cmds.h"
 #include "common.h"
-#include "doctor.h"
+#include "kernel/doctor.h"
 #include "testlib.h"
 
 static const char *config(void)

@@ -20,7 +20,7 @@
 
 #include "testlib.h"
 #include "vt_bb.h"
-#include "cgroup.h"
+#include "job/cgroup.h"
 
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL

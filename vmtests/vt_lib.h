@@ -39,14 +39,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cgroup.h"
+#include "job/cgroup.h"
 #include "common.h"
 #include <bpf/libbpf.h>
 
-#include "events.h"
-#include "loader.h"
-#include "maps.h"
-#include "policy.h"
+#include "record/events.h"
+#include "kernel/loader.h"
+#include "kernel/maps.h"
+#include "policy/policy.h"
 #include "testenv.h"
 
 #define VT_MAX_EVENTS 512

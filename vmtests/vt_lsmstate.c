@@ -15,7 +15,7 @@
 
 #include "testlib.h"
 #include "vt_bb.h"
-#include "lsmstate.h"
+#include "kernel/lsmstate.h"
 
 static void unmount_securityfs(void)
 {

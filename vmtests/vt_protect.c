@@ -20,7 +20,7 @@
 #include <linux/bpf.h>
 #include "testlib.h"
 #include "vt_lib.h"
-#include "selfprotect.h"
+#include "kernel/selfprotect.h"
 #include <bpf/bpf.h>
 
 static const char *policy =

@@ -20,7 +20,7 @@
 
 #include "testlib.h"
 #include "vt_bb.h"
-#include "cgroup.h"
+#include "job/cgroup.h"
 
 static int listen_tcp(const char *addr, int *port)
 {

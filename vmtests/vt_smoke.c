@@ -13,8 +13,8 @@
 
 #include <bpf/libbpf.h>
 
-#include "cgroup.h"
-#include "doctor.h"
+#include "job/cgroup.h"
+#include "kernel/doctor.h"
 #include "probe.skel.h"
 #include "testlib.h"
 

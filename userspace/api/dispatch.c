@@ -36,15 +36,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "admission.h"
-#include "admit.h"
+#include "policy/admission.h"
+#include "job/admit.h"
 #include "api/internal.h"
-#include "cmds.h"
+#include "cli/cmds.h"
 #include "common.h"
-#include "job.h"
-#include "policy.h"
-#include "recorder.h"
-#include "registry.h"
+#include "job/job.h"
+#include "policy/policy.h"
+#include "record/recorder.h"
+#include "job/registry.h"
 
 #define MAX_ARGV	256
 #define MAX_TAGS	16

@@ -26,7 +26,7 @@
 
 #include "api/internal.h"
 #include "common.h"
-#include "registry.h"
+#include "job/registry.h"
 
 #define KG_FEED_RING		512
 #define FEED_TICK_MS		200

@@ -15,8 +15,8 @@
 
 #include "api/http.h"
 #include "api/tokens.h"
-#include "approvals.h"
-#include "audit.h"
+#include "approve/approvals.h"
+#include "record/audit.h"
 #include "daemon/service.h"
 
 #define KG_API_MAX_BODY		4096	/* a decision is a few dozen bytes */

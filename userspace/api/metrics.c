@@ -16,12 +16,12 @@
 
 #include "api/internal.h"
 #include "common.h"
-#include "events.h"
+#include "record/events.h"
 #include "kgate.h"
-#include "loader.h"
-#include "maps.h"
-#include "policy.h"
-#include "registry.h"
+#include "kernel/loader.h"
+#include "kernel/maps.h"
+#include "policy/policy.h"
+#include "job/registry.h"
 
 #define P(...) kg_api_appendf(&buf, &len, &cap, __VA_ARGS__)
 

@@ -17,9 +17,9 @@
 #include "api/internal.h"
 #include "common.h"
 #include "kgate.h"
-#include "loader.h"
-#include "policy.h"
-#include "recorder.h"
+#include "kernel/loader.h"
+#include "policy/policy.h"
+#include "record/recorder.h"
 
 #define DEFAULT_LIMIT	200
 #define MAX_LIMIT	1000

@@ -16,7 +16,7 @@
 #include <openssl/rand.h>
 
 #include "api/tokens.h"
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
 
 const char *kg_tokens_path(char *buf, size_t len)

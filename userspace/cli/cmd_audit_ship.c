@@ -11,10 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "audit.h"
+#include "record/audit.h"
 #include "cli/cmd_audit_ship.h"
 #include "cli/ship_common.h"
-#include "cmds.h"
+#include "cli/cmds.h"
 #include "common.h"
 #include "record/journal.h"
 #include "record/tail.h"

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cmds.h"
+#include "cli/cmds.h"
 #include "common.h"
 #include "job/govern.h"
 

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "api/tokens.h"
-#include "audit.h"
-#include "cmds.h"
+#include "record/audit.h"
+#include "cli/cmds.h"
 #include "common.h"
 
 static void usage(FILE *f)

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cmds.h"
+#include "cli/cmds.h"
 #include "common.h"
 
 bool kg_cmd_is_help(const char *arg)

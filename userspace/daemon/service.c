@@ -11,9 +11,9 @@
 #include "common.h"
 #include "daemon/service.h"
 #include "kgate.h"
-#include "loader.h"
-#include "policy.h"
-#include "recorder.h"
+#include "kernel/loader.h"
+#include "policy/policy.h"
+#include "record/recorder.h"
 
 void kg_principal_from_creds(struct kg_principal *p, uid_t uid, gid_t gid, const gid_t *groups,
 			     size_t ngroups)

@@ -27,9 +27,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "approvals.h"
-#include "audit.h"
-#include "registry.h"
+#include "approve/approvals.h"
+#include "record/audit.h"
+#include "job/registry.h"
 
 struct kg_principal {
 	struct kg_approver who;		/* uid, groups and (tokens) their name */

@@ -12,7 +12,7 @@
 #ifndef KGATE_DNS_MATCH_H
 #define KGATE_DNS_MATCH_H
 
-#include "policy.h"
+#include "policy/policy.h"
 
 /* Fill ent[] for name (normalised); returns the number of entries (0 = no
  * host rule matches), or -E2BIG when they do not fit in KG_NET_ENTS.

@@ -15,7 +15,7 @@
 #include "dns/match.h"
 #include "dns/names.h"
 #include "common.h"
-#include "loader.h"
+#include "kernel/loader.h"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>

@@ -20,7 +20,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "policy.h"
+#include "policy/policy.h"
 
 #define KG_DNS_TTL_FLOOR_SEC	10
 #define KG_DNS_TTL_CEIL_SEC	3600

@@ -12,20 +12,20 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include "audit.h"
-#include "cgroup.h"
-#include "cmds.h"
+#include "record/audit.h"
+#include "job/cgroup.h"
+#include "cli/cmds.h"
 #include "common.h"
-#include "control.h"
-#include "job.h"
+#include "daemon/control.h"
+#include "job/job.h"
 #include "job/govern.h"
-#include "loader.h"
-#include "maps.h"
-#include "push.h"
-#include "recorder.h"
-#include "registry.h"
-#include "seccomp.h"
-#include "selfprotect.h"
+#include "kernel/loader.h"
+#include "kernel/maps.h"
+#include "kernel/push.h"
+#include "record/recorder.h"
+#include "job/registry.h"
+#include "kernel/seccomp.h"
+#include "kernel/selfprotect.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270

@@ -35,7 +35,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "policy.h"
+#include "policy/policy.h"
 
 struct kg_audit;
 struct kg_loader;

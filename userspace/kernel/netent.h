@@ -9,7 +9,7 @@
 #ifndef KGATE_KERNEL_NETENT_H
 #define KGATE_KERNEL_NETENT_H
 
-#include "policy.h"
+#include "policy/policy.h"
 
 /* The entry for port range `p` of net rule r (p = 0 for a rule without
  * ports: every port).  A rule that names no op covers connect and send. */

@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
-#include "policy.h"
+#include "policy/policy.h"
 #include "policy/locate.h"
 
 #define PATH_DEPTH_MAX 12

@@ -14,7 +14,7 @@
 #define KGATE_POLICY_MATCH_H
 
 #include <stdint.h>
-#include "policy.h"
+#include "policy/policy.h"
 
 const struct kg_rule *kg_policy_match_path(const struct kg_policy_doc *doc,
 					   const char *path, enum kg_op op);

@@ -11,7 +11,7 @@
 #define KGATE_POLICY_NAMES_H
 
 #include <stdint.h>
-#include "policy.h"
+#include "policy/policy.h"
 
 const char *kg_decision_name(enum kg_decision d);
 int kg_decision_parse(const char *s, enum kg_decision *out);	/* 0, or -1 if unknown */

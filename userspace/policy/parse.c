@@ -10,7 +10,7 @@
  * rejected, syntax errors with line/column); semantic errors are located
  * in the text by locate.c.
  */
-#include "policy.h"
+#include "policy/policy.h"
 #include "policy/checks.h"
 #include "policy/context.h"
 #include "policy/locate.h"

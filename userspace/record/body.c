@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* record/body.c - a record's JSON members, written straight into a buffer (body.h). */
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
 #include "record/body.h"
 

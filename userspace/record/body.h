@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "audit.h"
+#include "record/audit.h"
 
 /* a growing byte buffer; the first allocation failure sticks in err */
 struct kg_jbuf {

@@ -10,7 +10,7 @@
  * docs/audit-format.md, and a case in tests/test_record_build.c.  What
  * only one record type carries belongs in that type's "extra".
  */
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
 
 #include <errno.h>

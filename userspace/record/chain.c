@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* record/chain.c - the chain's key, HMAC sealer, sealed lines and sealed head (chain.h). */
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
 #include "record/chain.h"
 

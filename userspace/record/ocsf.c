@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audit.h"
+#include "record/audit.h"
 #include "record/ocsf.h"
 
 enum {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
 #include "record/journal.h"
 #include "record/ocsf.h"

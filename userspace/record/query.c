@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* record/query.c - reading the trail: listing, filtered queries, the newest match (query.h). */
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
 #include "record/chain.h"
 #include "record/segments.h"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* record/segments.c - the trail's files: closed segments, compression, the line reader (segments.h). */
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
 #include "record/segments.h"
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* record/syncer.c - group mode's background fdatasync thread (writer.h). */
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
 #include "record/writer.h"
 

@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
 #include "record/tail.h"
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* record/text.c - escaping hostile bytes and the trail's times (text.h). */
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
 
 #include <ctype.h>

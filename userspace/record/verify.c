@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* record/verify.c - the chain checked: seals, links, head, a removed trail (verify.h). */
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
 #include "record/chain.h"
 #include "record/segments.h"

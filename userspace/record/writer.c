@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* record/writer.c - an open trail: queue, commit, head, rotation, open and close (writer.h). */
-#include "audit.h"
+#include "record/audit.h"
 #include "common.h"
 #include "record/segments.h"
 #include "record/writer.h"

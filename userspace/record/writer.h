@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "audit.h"
+#include "record/audit.h"
 #include "record/body.h"
 #include "record/chain.h"
 
