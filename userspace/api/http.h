@@ -45,7 +45,7 @@ struct kg_api *kg_api_start(const struct kg_api_cfg *cfg);
 void kg_api_stop(struct kg_api *api);
 
 /* `kgate __dispatch FD`: the process of a job submitted with POST
- * /api/v1/jobs (api/dispatch.c); the daemon execs it, nobody else. */
+ * /api/v1/jobs (api/dispatch_child.c); the daemon execs it, nobody else. */
 int cmd_dispatch_child(int argc, char **argv);
 
 #endif

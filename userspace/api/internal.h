@@ -138,7 +138,7 @@ struct MHD_Response *kg_feed_stream(struct kg_api *api, const struct kg_principa
 /* Counters for /metrics, appended to buf (Prometheus text). */
 void kg_feed_metrics(struct kg_feed *f, char **buf, size_t *len, size_t *cap);
 
-/* ---- POST /api/v1/jobs (dispatch.c) ------------------------------------------------- */
+/* ---- POST /api/v1/jobs (dispatch*.c, api/dispatch.h) -------------------------------- */
 
 struct kg_dispatch *kg_dispatch_open(const struct kg_api_cfg *cfg);
 /* Stop the jobs still running (SIGTERM to their kgate run) and wait a

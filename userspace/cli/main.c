@@ -18,7 +18,7 @@ static const struct kg_cmd commands[] = {
 	{ "doctor",	cmd_doctor,	"probe the kernel and print the enforcement matrix" },
 	{ "status",	cmd_status,	"list governed jobs and counters" },
 	{ "token",	cmd_token,	"issue, list and revoke HTTP API tokens" },
-	/* the process of a job the daemon dispatches (api/dispatch.c) */
+	/* the process of a job the daemon dispatches (api/dispatch_child.c) */
 	{ "__dispatch",	cmd_dispatch_child,	NULL },
 };
 
