@@ -19,8 +19,9 @@
  * Daemons' sockets and files run outside the job (kernel/outside.h), in a
  * mount namespace of this test's own with fake daemons and overlays over
  * /etc, /usr, /root, /var/spool (nothing of the machine's is touched): no
- * connect reaches a daemon, no file changes, /usr/local and the workspace
- * stay writable; system_access grants members back.  Processes outside the
+ * connect reaches a daemon, no file changes (also /usr/local, /opt and a
+ * user's startup files in /home, a tmpfs here), the workspace and the rest of
+ * a home stay writable; system_access grants members back.  Processes outside the
  * job: /proc/PID/mem, process_vm_writev, pidfd_getfd, pidfd_send_signal,
  * ptrace, /proc/PID/root and cwd are refused (the same attacks outside any
  * job get through).  kgate doctor lists the members and how.
@@ -390,13 +391,19 @@ static void private_machine(void)
 		SKIP("tmpfs: %s", strerror(errno));
 	if (overlay("/etc", base, "etc") || overlay("/usr", base, "usr") ||
 	    overlay("/root", base, "root") ||
-	    (access("/var/spool", F_OK) == 0 && overlay("/var/spool", base, "spool")))
+	    (access("/var/spool", F_OK) == 0 && overlay("/var/spool", base, "spool")) ||
+	    (access("/opt", F_OK) == 0 && overlay("/opt", base, "opt")))
 		SKIP("overlayfs: %s", strerror(errno));
+	/* a user of this machine of the test's own: /home is a tmpfs here */
+	if (access("/home", F_OK) == 0 && mount("kgtest-home", "/home", "tmpfs", 0, "mode=0755"))
+		SKIP("tmpfs on /home: %s", strerror(errno));
 	if (mount("kgtest-run", "/run", "tmpfs", 0, "mode=0755"))
 		SKIP("tmpfs on /run: %s", strerror(errno));
 	if (sh("mkdir -p /run/dbus /run/systemd /run/containerd /run/podman "
 	       "/var/spool/cron/crontabs && echo '# crontab' > /etc/crontab && "
-	       "echo '# bashrc' > /root/.bashrc && rm -f /etc/ld.so.preload"))
+	       "echo '# bashrc' > /root/.bashrc && rm -f /etc/ld.so.preload && "
+	       "mkdir -p /usr/local/bin /opt /home/kgtest/.local/bin && "
+	       "echo '# user bashrc' > /home/kgtest/.bashrc"))
 		SKIP("cannot lay out the fake machine");
 	for (i = 0; i < ARRAY_SIZE(fake_sockets); i++) {
 		struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -454,8 +461,13 @@ static void outside_script(char *script, size_t len)
 		 "echo rename-etc; %s rename /etc/pam.d /etc/pam.d.old; "
 		 "echo link; %s link /etc/crontab /etc/crontab-link; "
 		 "echo usrlocal; %s create /usr/local/kgate-test-ok; "
+		 "echo localbin; %s create /usr/local/bin/kgate-test-shadow; "
+		 "echo opt; %s create /opt/kgate-test; "
+		 "echo userrc; %s append /home/kgtest/.bashrc; "
+		 "echo userbin; %s create /home/kgtest/.local/bin/kgate-test; "
+		 "echo userfile; %s create /home/kgtest/notes.txt; "
 		 "echo workspace; %s create \"$HOME/workspace/ok\"; echo done",
-		 a, a, a, a, a, a, a, a, a, a);
+		 a, a, a, a, a, a, a, a, a, a, a, a, a, a, a);
 }
 
 /* errno of the attack printed after "echo LABEL" */
@@ -496,8 +508,19 @@ TEST(a_root_job_cannot_reach_daemons_or_leave_work_for_them)
 	ASSERT_EQ(errno_after(out, "usrbin"), EROFS, "nothing new in /usr/bin");
 	ASSERT_NEQ(errno_after(out, "rename-etc"), 0, "/etc/pam.d stays where it is");
 	ASSERT_EQ(errno_after(out, "link"), EROFS, "no second name for /etc/crontab");
-	ASSERT_EQ(errno_after(out, "usrlocal"), 0, "/usr/local stays writable (make install)");
+	ASSERT_EQ(errno_after(out, "usrlocal"), EROFS, "nothing new in /usr/local");
+	ASSERT_EQ(errno_after(out, "localbin"), EROFS,
+		  "no program in /usr/local/bin to shadow /usr/bin in root's PATH");
+	ASSERT_EQ(errno_after(out, "opt"), EROFS, "nothing new in /opt");
+	ASSERT_EQ(errno_after(out, "userrc"), EROFS, "another user's .bashrc is read-only");
+	ASSERT_EQ(errno_after(out, "userbin"), EROFS, "nothing new in a user's ~/.local/bin");
+	ASSERT_EQ(errno_after(out, "userfile"), 0, "the rest of a home stays writable");
 	ASSERT_EQ(errno_after(out, "workspace"), 0, "the workspace stays writable");
+	s = kg_read_file("/home/kgtest/.bashrc", 4096, NULL);
+	ASSERT_TRUE(s && !strcmp(s, "# user bashrc\n"), "the user's .bashrc unchanged");
+	free(s);
+	ASSERT_TRUE(access("/usr/local/bin/kgate-test-shadow", F_OK) < 0 &&
+		    access("/opt/kgate-test", F_OK) < 0, "nothing created in /usr/local or /opt");
 	s = kg_read_file("/etc/crontab", 4096, NULL);
 	ASSERT_TRUE(s && !strcmp(s, "# crontab\n"), "/etc/crontab unchanged");
 	free(s);
@@ -516,7 +539,7 @@ TEST(system_access_grants_a_daemon_or_system_files_back)
 	size_t i;
 
 	make_home();
-	granted_policy("[\"containers\", \"scheduled\"]", pol, sizeof(pol));
+	granted_policy("[\"containers\", \"scheduled\", \"local_programs\"]", pol, sizeof(pol));
 	private_machine();
 	outside_script(script, sizeof(script));
 	ASSERT_EQ(run_root(pol, script, &out), 0, "the job ran");
@@ -532,16 +555,22 @@ TEST(system_access_grants_a_daemon_or_system_files_back)
 	ASSERT_EQ(errno_after(out, "spool"), 0, "/var/spool/cron writable when granted");
 	ASSERT_EQ(errno_after(out, "bashrc"), EROFS, "root's .bashrc still read-only");
 	ASSERT_EQ(errno_after(out, "usrbin"), EROFS, "/usr/bin still read-only");
+	ASSERT_EQ(errno_after(out, "usrlocal"), 0, "/usr/local writable when granted");
+	ASSERT_EQ(errno_after(out, "localbin"), 0, "so is /usr/local/bin");
+	ASSERT_EQ(errno_after(out, "opt"), 0, "and /opt");
+	ASSERT_EQ(errno_after(out, "userrc"), EROFS, "a user's .bashrc still read-only");
 	unlink("/etc/cron.d/kgate-test");
 	unlink("/var/spool/cron/crontabs/root");
 	unlink("/usr/local/kgate-test-ok");
+	unlink("/usr/local/bin/kgate-test-shadow");
+	unlink("/opt/kgate-test");
 	{	/* job_start records the grant */
 		char *argv[] = { (char *)kgate_bin(), "audit", "query", "--type", "job_start", "--json",
 				 NULL };
 		char *o;
 
 		run_capture(argv, &o);
-		ASSERT_HAS_SUBSTR(o, "\"outside\":{\"granted\":[\"containers\",\"scheduled\"]",
+		ASSERT_HAS_SUBSTR(o, "\"outside\":{\"granted\":[\"containers\",\"scheduled\",\"local_programs\"]",
 				  "job_start: the members granted");
 	}
 	leave_private_machine();

@@ -12,11 +12,14 @@
  * (the guest is this test's).  A root job connects to each, creates
  * /etc/ld.so.preload, a file in /etc/cron.d, root's crontab, a program in
  * /usr/bin, appends to /etc/crontab and /root/.bashrc, hard-links and
- * renames them: every connect is refused and no daemon sees a client, every
- * file is unchanged, /usr/local and the workspace stay writable.  Full mode
+ * renames them, creates programs in /usr/local/bin (before /usr/bin in
+ * root's PATH), /opt and a user's ~/.local/bin, appends to a user's .bashrc:
+ * every connect is refused and no daemon sees a client, every file is
+ * unchanged, the workspace and the rest of a home stay writable.  Full mode
  * records each refusal (op system); nobpf finds the sockets covered and the
  * files read-only.  With system_access ["containers"] the container
- * engines' sockets are reachable again, the others not.
+ * engines' sockets are reachable again, the others not; with
+ * "local_programs" /usr/local and /opt are writable again.
  *
  * Processes outside the job: a root sleep this test starts; the job's
  * /proc/PID/mem, process_vm_writev, pidfd_getfd, pidfd_send_signal,
@@ -98,7 +101,10 @@ static void outside_layout(int *fds)
 		   "/var/spool/cron/crontabs /root /usr/bin /usr/local && "
 		   "echo '# crontab' > /etc/crontab && echo '# bashrc' > /root/.bashrc && "
 		   "rm -f /etc/ld.so.preload /etc/crontab-link /etc/cron.d/kgate-vt /var/spool/cron/crontabs/root "
-		   "/usr/bin/kgate-vt /usr/local/kgate-vt"))
+		   "/usr/bin/kgate-vt /usr/local/kgate-vt /usr/local/bin/kgate-vt /opt/kgate-vt "
+		   "/home/kgvt/.local/bin/kgate-vt /home/kgvt/notes && "
+		   "mkdir -p /usr/local/bin /opt /home/kgvt/.local/bin && "
+		   "echo '# user bashrc' > /home/kgvt/.bashrc"))
 		SKIP("cannot lay out the guest");
 	for (i = 0; i < ARRAY_SIZE(vt_sockets); i++)
 		if ((fds[i] = listen_at(vt_sockets[i])) < 0)
@@ -123,14 +129,20 @@ static void outside_attacks(char *script, size_t len)
 		 "echo link; %s link /etc/crontab /etc/crontab-link; "
 		 "echo rename; %s rename /etc/cron.d /etc/cron.d.old; "
 		 "echo usrlocal; %s create /usr/local/kgate-vt; "
+		 "echo localbin; %s create /usr/local/bin/kgate-vt; "
+		 "echo opt; %s create /opt/kgate-vt; "
+		 "echo userrc; %s append /home/kgvt/.bashrc; "
+		 "echo userbin; %s create /home/kgvt/.local/bin/kgate-vt; "
+		 "echo userfile; %s create /home/kgvt/notes; "
 		 "echo workspace; %s create \"$HOME/ok\"; echo done",
-		 a, a, a, a, a, a, a, a, a, a);
+		 a, a, a, a, a, a, a, a, a, a, a, a, a, a, a);
 }
 
 TEST(a_root_job_cannot_reach_daemons_or_leave_work_for_them)
 {
 	static const char *const files[] = { "preload", "crontab", "cron.d", "spool", "bashrc",
-					     "usrbin", "link", "rename" };
+					     "usrbin", "link", "rename", "usrlocal", "localbin",
+					     "opt", "userrc", "userbin" };
 	int fds[ARRAY_SIZE(vt_sockets)];
 	char policy[512], script[4096], *s;
 	const char *trace;
@@ -158,8 +170,14 @@ TEST(a_root_job_cannot_reach_daemons_or_leave_work_for_them)
 		printf("  %s: errno %ld\n", files[i], e);
 		ASSERT_TRUE(refused_outside(e), files[i]);
 	}
-	ASSERT_EQ(errno_after("run.out", "usrlocal"), 0, "/usr/local stays writable");
+	ASSERT_EQ(errno_after("run.out", "userfile"), 0, "the rest of a home stays writable");
 	ASSERT_EQ(errno_after("run.out", "workspace"), 0, "the workspace stays writable");
+	ASSERT_FALSE(exists("/usr/local/bin/kgate-vt"), "nothing in /usr/local/bin to shadow /usr/bin");
+	ASSERT_FALSE(exists("/opt/kgate-vt"), "nothing new in /opt");
+	ASSERT_FALSE(exists("/home/kgvt/.local/bin/kgate-vt"), "nothing new in ~/.local/bin");
+	s = kg_read_file("/home/kgvt/.bashrc", 4096, NULL);
+	ASSERT_TRUE(s && !strcmp(s, "# user bashrc\n"), "a user's .bashrc unchanged");
+	free(s);
 	ASSERT_FALSE(exists("/etc/ld.so.preload"), "no /etc/ld.so.preload");
 	ASSERT_FALSE(exists("/etc/cron.d/kgate-vt"), "nothing new in /etc/cron.d");
 	ASSERT_FALSE(exists("/var/spool/cron/crontabs/root"), "no crontab for root");
@@ -202,7 +220,7 @@ TEST(system_access_grants_the_container_engines_back)
 	outside_layout(fds);
 	outside_attacks(script, sizeof(script));
 	bb_policy("p.json", "{\"version\":1,\"name\":\"vt-outside\",\"default\":\"allow\","
-		  "\"runtime_defaults\":{\"net\":\"allow\"},\"system_access\":[\"containers\"],"
+		  "\"runtime_defaults\":{\"net\":\"allow\"},\"system_access\":[\"containers\",\"local_programs\"],"
 		  "\"runtime\":[]}", policy, sizeof(policy));
 	ASSERT_EQ(BB_KGATE("run.out", "run", "--policy", policy, "--home", bb.home, "--",
 			   "/bin/sh", "-c", script), 0, "the job ran to its end");
@@ -217,7 +235,13 @@ TEST(system_access_grants_the_container_engines_back)
 	}
 	ASSERT_TRUE(refused_outside(errno_after("run.out", "crontab")), "cron still refused");
 	ASSERT_FALSE(exists("/etc/ld.so.preload"), "no /etc/ld.so.preload");
+	ASSERT_EQ(errno_after("run.out", "usrlocal"), 0, "local_programs granted: /usr/local");
+	ASSERT_EQ(errno_after("run.out", "localbin"), 0, "and /usr/local/bin");
+	ASSERT_EQ(errno_after("run.out", "opt"), 0, "and /opt are writable");
+	ASSERT_TRUE(refused_outside(errno_after("run.out", "userrc")), "a user's .bashrc still not");
 	unlink("/usr/local/kgate-vt");
+	unlink("/usr/local/bin/kgate-vt");
+	unlink("/opt/kgate-vt");
 	bb_teardown();
 }
 

@@ -78,6 +78,13 @@ static const char *const login_paths[] = {
 	"E/root/.bash_logout", "E/root/.zshrc", "E/root/.zshenv", "E/root/.zprofile",
 	"E/root/.zlogin", "E/root/.pam_environment", "E/root/.forward", "T/root/.ssh",
 	"T/root/.config/systemd", "T/root/.config/autostart",
+	/* every user's (/home/NAME): run as that user at the next login, ssh
+	 * session (rc, environment, authorized_keys, config's ProxyCommand) or
+	 * desktop start; ~/bin and ~/.local/bin come first in their PATH */
+	"HE/.bashrc", "HE/.profile", "HE/.bash_profile", "HE/.bash_login", "HE/.bash_logout",
+	"HE/.zshrc", "HE/.zshenv", "HE/.zprofile", "HE/.zlogin", "HE/.pam_environment",
+	"HE/.forward", "HT/.ssh", "HT/.config/systemd", "HT/.config/autostart",
+	"HT/.config/environment.d", "HT/bin", "HT/.local/bin",
 	NULL,
 };
 static const char *const loader_paths[] = {
@@ -97,6 +104,14 @@ static const char *const packages_paths[] = {
 };
 static const char *const system_programs_paths[] = {
 	"T/usr", "X/usr/local", "T/bin", "T/sbin", "T/lib", "T/lib32", "T/lib64", "T/libx32",
+	NULL,
+};
+/* A member of its own (granted apart from system_programs): root's PATH has
+ * /usr/local/sbin and /usr/local/bin before /usr/sbin and /usr/bin, ld.so.conf
+ * names /usr/local/lib, Python runs /usr/local's .pth files at every start and
+ * Perl looks in /usr/local first; services and cron run programs from /opt. */
+static const char *const local_programs_paths[] = {
+	"T/usr/local", "T/opt",
 	NULL,
 };
 
@@ -123,6 +138,9 @@ const struct kg_out_member kg_out_members[] = {
 	  "scripts run by the next package operation", packages_paths },
 	{ "system_programs", false, "/usr (not /usr/local), /bin, /sbin, /lib: the programs "
 	  "and libraries every root process runs", system_programs_paths },
+	{ "local_programs", false, "/usr/local and /opt: programs, libraries, Python and "
+	  "Perl modules that root's PATH, ld.so and interpreters find before the system's, "
+	  "programs services run (make install, pip install as root)", local_programs_paths },
 };
 const size_t kg_out_members_len = ARRAY_SIZE(kg_out_members);
 
@@ -146,8 +164,12 @@ static int out_mark(int fd, uint64_t dev, uint64_t ino, uint64_t hash, uint32_t 
 
 	if (bpf_map_lookup_elem(fd, &key, &old) || !old)
 		v = flags;
-	else if ((flags & named) && !(old & named))	/* a name over a path to others */
-		v = (old & ~KG_OUT_MEMBER_MASK) | flags;
+	else if ((flags & named) && !(old & named))	/* a name over a path to others, or
+							 * over another member's exemption
+							 * (/usr/local is local_programs') */
+		v = (old & ~(KG_OUT_MEMBER_MASK | KG_OUT_F_EXEMPT)) | flags;
+	else if ((flags & KG_OUT_F_EXEMPT) && (old & named))
+		v = old;				/* the same, registered the other way */
 	else						/* the first member stays */
 		v = old | (flags & ~KG_OUT_MEMBER_MASK);
 	if (v == old)
@@ -218,11 +240,13 @@ static uint32_t kind_flags(char kind)
 	}
 }
 
-/* Each /run/user/UID directory (syscalls only: also used in the child). */
-static int for_each_user_dir(int (*fn)(const char *dir, void *arg), void *arg)
+/* Each directory entry of top (numeric names only if `numeric`), as
+ * "top/NAME" (syscalls only: also used in the launched child). */
+static int for_each_dir_in(const char *top, bool numeric, int (*fn)(const char *dir, void *arg),
+			   void *arg)
 {
-	char buf[4096], dir[64];
-	int fd = open("/run/user", O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
+	char buf[4096], dir[PATH_MAX];
+	int fd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
 	long n;
 
 	if (fd < 0)
@@ -240,9 +264,11 @@ static int for_each_user_dir(int (*fn)(const char *dir, void *arg), void *arg)
 			} *de = (void *)(buf + off);
 
 			off += de->reclen;
-			if (de->name[0] < '0' || de->name[0] > '9')
+			if (de->name[0] == '.' || (numeric && (de->name[0] < '0' || de->name[0] > '9')))
 				continue;
-			if ((size_t)snprintf(dir, sizeof(dir), "/run/user/%s", de->name) >=
+			if (de->type != DT_DIR && de->type != DT_UNKNOWN)
+				continue;
+			if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", top, de->name) >=
 			    sizeof(dir))
 				continue;
 			err = fn(dir, arg);
@@ -250,6 +276,18 @@ static int for_each_user_dir(int (*fn)(const char *dir, void *arg), void *arg)
 	}
 	close(fd);
 	return err;
+}
+
+/* Each /run/user/UID directory: per-user managers. */
+static int for_each_user_dir(int (*fn)(const char *dir, void *arg), void *arg)
+{
+	return for_each_dir_in("/run/user", true, fn, arg);
+}
+
+/* Each /home/NAME directory: users' startup files (root's are in /root). */
+static int for_each_home_dir(int (*fn)(const char *dir, void *arg), void *arg)
+{
+	return for_each_dir_in("/home", false, fn, arg);
 }
 
 struct reg_user {
@@ -282,6 +320,10 @@ int kg_outside_register(int fd)
 				struct reg_user r = { fd, p + 1, flags };
 
 				err = for_each_user_dir(register_user, &r);
+			} else if (p[0] == 'H') {
+				struct reg_user r = { fd, p + 2, kind_flags(p[1]) | (uint32_t)m };
+
+				err = for_each_home_dir(register_user, &r);
 			} else {
 				err = register_path(fd, p + 1, flags);
 			}
@@ -370,6 +412,7 @@ static int hide_one(const struct kg_out_member *m, const char *path, char kind, 
 struct hide_user {
 	const struct kg_out_member *m;
 	const char *rel;
+	char kind;
 };
 
 static int hide_user(const char *dir, void *arg)
@@ -379,7 +422,7 @@ static int hide_user(const char *dir, void *arg)
 
 	if ((size_t)snprintf(path, sizeof(path), "%s%s", dir, h->rel) >= sizeof(path))
 		return 0;
-	return hide_one(h->m, path, 'E', false);
+	return hide_one(h->m, path, h->kind, false);
 }
 
 /* A file directly in /etc ("E/etc/crontab"): tools replace such files by a
@@ -428,9 +471,13 @@ int kg_outside_hide(uint32_t granted)
 			if (p[0] == 'X')
 				continue;
 			if (p[0] == 'U') {
-				struct hide_user h = { mb, p + 1 };
+				struct hide_user h = { mb, p + 1, 'E' };
 
 				err = for_each_user_dir(hide_user, &h);
+			} else if (p[0] == 'H') {
+				struct hide_user h = { mb, p + 2, p[1] };
+
+				err = for_each_home_dir(hide_user, &h);
 			} else {
 				err = hide_one(mb, p + 1, p[0], etc_ro);
 			}

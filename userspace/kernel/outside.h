@@ -39,7 +39,9 @@ struct kg_out_member {
 	 *   E  the name (a file, a socket; existing or not)
 	 *   T  the name and everything beneath it
 	 *   X  beneath a T: left alone (/usr/local)
-	 *   U  a path beneath every /run/user/UID (per-user managers) */
+	 *   U  a path beneath every /run/user/UID (per-user managers)
+	 *   H  then E or T: a path beneath every /home/NAME (users' startup
+	 *      files; a directory there made after launch is not covered) */
 	const char *const *paths;
 };
 
