@@ -9,6 +9,12 @@
  * child does this in a mount namespace of its own, so nothing is left
  * mounted on the machine.  A minimal chroot instead of debootstrap keeps the
  * test fast; what kgate needs from it is the same.
+ *
+ * A privileged container (as `docker run --privileged` makes one on cgroup
+ * v2): the same root, entered from a cgroup of the test's own with new
+ * mount, PID, cgroup, UTS and IPC namespaces, a fresh /proc and sysfs,
+ * cgroup2 mounted at /sys/fs/cgroup (its root is the container's cgroup),
+ * no bpffs: kgate governs there, its job cgroup nested in the container's.
  */
 #include <fcntl.h>
 #include <ftw.h>
@@ -19,6 +25,7 @@
 
 #include "testlib.h"
 #include "kgrun.h"
+#include "job/cgroup.h"
 
 static char root[300];
 
@@ -227,6 +234,124 @@ TEST(run_in_a_chroot_without_cgroup2_says_what_is_missing)
 		ASSERT_HAS_SUBSTR(out, "cgroup2", "names what is missing");
 		ASSERT_HAS_SUBSTR(out, "mount -t cgroup2", "says how to fix it");
 	}
+	teardown();
+	nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The container's side, in its new namespaces (PID 1 there): fresh /proc
+ * and sysfs, cgroup2 at /sys/fs/cgroup, the host's /dev, no bpffs. */
+static void enter_container(char *const argv[])
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/proc", root);
+	if (mount("proc", path, "proc", 0, NULL))
+		_exit(123);
+	snprintf(path, sizeof(path), "%s/sys", root);
+	if (mount("sysfs", path, "sysfs", 0, NULL))
+		_exit(124);
+	snprintf(path, sizeof(path), "%s/sys/fs/cgroup", root);
+	if (mount("cgroup2", path, "cgroup2", 0, NULL))
+		_exit(125);
+	snprintf(path, sizeof(path), "%s/dev", root);
+	if (mount("/dev", path, NULL, MS_BIND | MS_REC, NULL))
+		_exit(121);
+	if (chroot(root) || chdir("/"))
+		_exit(122);
+	setenv("KGATE_AUDIT_DIR", "/tmp/audit", 1);
+	setenv("KGATE_STATE_DIR", "/tmp/state", 1);
+	setenv("KGATE_DATA_DIR", "/tmp/data", 1);
+	execv(argv[0], argv);
+	_exit(126);
+}
+
+/* Run argv in a privileged container whose cgroup is `cgdir` (made by the
+ * caller); output in tmpdir/container.out.  Returns the exit status. */
+static int run_in_container(const char *cgdir, char *const argv[], char **out)
+{
+	static char buf[65536];
+	char outpath[512], procs[600], pidbuf[32];
+	int status, fd;
+	ssize_t n;
+	pid_t pid;
+
+	snprintf(outpath, sizeof(outpath), "%s/container.out", tmpdir);
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cgdir);
+	pid = fork();
+	if (pid == 0) {
+		pid_t init;
+
+		fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
+		fd = open(procs, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, pidbuf, strlen(pidbuf)) < 0)
+			_exit(119);
+		close(fd);
+		if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWCGROUP | CLONE_NEWUTS |
+			    CLONE_NEWIPC) ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+			_exit(120);
+		init = fork();
+		if (init == 0)
+			enter_container(argv);
+		if (init < 0 || waitpid(init, &status, 0) != init)
+			_exit(118);
+		_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	}
+	waitpid(pid, &status, 0);
+	fd = open(outpath, O_RDONLY);
+	n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
+	buf[n > 0 ? n : 0] = '\0';
+	if (fd >= 0)
+		close(fd);
+	printf("  (container) $ %s ... -> %d\n%s", argv[0],
+	       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), buf);
+	*out = buf;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int rm_cgroups(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)f;
+	return flag == FTW_DP ? rmdir(path) : 0;
+}
+
+TEST(run_works_in_a_privileged_container)
+{
+	const char *mnt = kg_cgroup2_mount();
+	char policy[512], cgdir[512], *out;
+	int fd;
+
+	setup();
+	if (!mnt)
+		SKIP("no cgroup2 mount on this machine");
+	build_root();
+	snprintf(policy, sizeof(policy), "%s/policy.json", root);
+	fd = open(policy, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || write(fd, CHROOT_POLICY, strlen(CHROOT_POLICY)) < 0)
+		SKIP("cannot write the policy");
+	close(fd);
+	snprintf(cgdir, sizeof(cgdir), "%s/kgate-test-container.%d", mnt, (int)getpid());
+	if (mkdir(cgdir, 0755))
+		SKIP("cannot make the container's cgroup %s: %s", cgdir, strerror(errno));
+	{
+		char *argv[] = { "/kgate", "run", "-q", "--policy", "/policy.json", "--", "/bin/sh", "-c",
+				 "while read l; do case $l in 0::*) echo cg=$l;; esac; done </proc/self/cgroup; "
+				 "/kg_attack cgroup_escape; echo escape=$?; "
+				 "/net_probe connect 127.0.0.2 9; echo probe=$?; exit 7", NULL };
+
+		ASSERT_EQ(run_in_container(cgdir, argv, &out), 7, "the command ran governed and "
+			  "its exit status came back");
+		ASSERT_HAS_SUBSTR(out, "cg=0::/kgate/job-", "the job's cgroup is nested in the "
+				  "container's (the cgroup namespace's root)");
+		ASSERT_FALSE(strstr(out, "escape=0"), "leaving the job cgroup is refused");
+		ASSERT_HAS_SUBSTR(out, "probe=1", "a denied connect is still refused (EPERM)");
+	}
+	nftw(cgdir, rm_cgroups, 16, FTW_DEPTH | FTW_PHYS);
+	ASSERT_TRUE(access(cgdir, F_OK) < 0, "the container's cgroups are gone");
 	teardown();
 	nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
