@@ -158,6 +158,8 @@ $(OUTPUT)/tests/%: tests/%.c $(LIBKGATE) tests/testlib.h | $(OUTPUT)/tests
 $(OUTPUT)/tests/test_api $(OUTPUT)/tests/test_web $(OUTPUT)/tests/test_dispatch: LDLIBS += -lcurl
 # test_otlp is the collector (libmicrohttpd, threads)
 $(OUTPUT)/tests/test_otlp: LDLIBS += -lpthread
+# test_control serves from a thread of its own
+$(OUTPUT)/tests/test_control: LDLIBS += -lpthread
 
 # Helpers are the programs a test runs *inside* a governed job: built without
 # sanitizers, whose runtimes (LeakSanitizer's ptrace-based stop-the-world)
