@@ -466,8 +466,9 @@ static void outside_script(char *script, size_t len)
 		 "echo userrc; %s append /home/kgtest/.bashrc; "
 		 "echo userbin; %s create /home/kgtest/.local/bin/kgate-test; "
 		 "echo userfile; %s create /home/kgtest/notes.txt; "
+		 "echo etcother; %s create /etc/kgate-test-other; "
 		 "echo workspace; %s create \"$HOME/workspace/ok\"; echo done",
-		 a, a, a, a, a, a, a, a, a, a, a, a, a, a, a);
+		 a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a);
 }
 
 /* errno of the attack printed after "echo LABEL" */
@@ -515,6 +516,7 @@ TEST(a_root_job_cannot_reach_daemons_or_leave_work_for_them)
 	ASSERT_EQ(errno_after(out, "userrc"), EROFS, "another user's .bashrc is read-only");
 	ASSERT_EQ(errno_after(out, "userbin"), EROFS, "nothing new in a user's ~/.local/bin");
 	ASSERT_EQ(errno_after(out, "userfile"), 0, "the rest of a home stays writable");
+	ASSERT_EQ(errno_after(out, "etcother"), EROFS, "nothing new anywhere in /etc");
 	ASSERT_EQ(errno_after(out, "workspace"), 0, "the workspace stays writable");
 	s = kg_read_file("/home/kgtest/.bashrc", 4096, NULL);
 	ASSERT_TRUE(s && !strcmp(s, "# user bashrc\n"), "the user's .bashrc unchanged");

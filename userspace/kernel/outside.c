@@ -114,6 +114,15 @@ static const char *const local_programs_paths[] = {
 	"T/usr/local", "T/opt",
 	NULL,
 };
+/* The rest of /etc: configuration that programs run outside the job read,
+ * and some of it runs code (/etc/gitconfig's aliases and fsmonitor, Python's
+ * sitecustomize.py, bash_completion.d, grub.d, acpi's events, X11 sessions,
+ * polkit rules, ppp hooks...).  The members above name what they own in
+ * /etc; their names are nearer than /etc, so their grants still apply. */
+static const char *const system_config_paths[] = {
+	"T/etc",
+	NULL,
+};
 
 /* The order is the bit of each member in a grant: append only. */
 const struct kg_out_member kg_out_members[] = {
@@ -141,6 +150,9 @@ const struct kg_out_member kg_out_members[] = {
 	{ "local_programs", false, "/usr/local and /opt: programs, libraries, Python and "
 	  "Perl modules that root's PATH, ld.so and interpreters find before the system's, "
 	  "programs services run (make install, pip install as root)", local_programs_paths },
+	{ "system_config", false, "the rest of /etc: configuration that programs outside the "
+	  "job read, some of which runs code (gitconfig, Python's sitecustomize, "
+	  "bash_completion.d, grub.d, acpi, X11 sessions, polkit rules)", system_config_paths },
 };
 const size_t kg_out_members_len = ARRAY_SIZE(kg_out_members);
 
@@ -395,6 +407,8 @@ static int hide_one(const struct kg_out_member *m, const char *path, char kind, 
 		return cover_dir(path);
 	if (etc_ro && in_etc(path))
 		return 0;	/* /etc is read-only as a whole */
+	if (!strcmp(path, "/etc"))
+		return 0;	/* /etc as a whole is kg_outside_hide's (etc_ro) */
 	if (kind == 'T' && S_ISDIR(st.st_mode) && (x = exempt_beneath(m, path))) {
 		struct stat xs;
 
@@ -443,7 +457,8 @@ int kg_outside_hide(uint32_t granted)
 	 * /etc; then only the others' names that exist are read-only */
 	for (m = 0; m < kg_out_members_len; m++)
 		for (i = 0; (granted & (1u << m)) && kg_out_members[m].paths[i]; i++)
-			if (etc_file(kg_out_members[m].paths[i]))
+			if (etc_file(kg_out_members[m].paths[i]) ||
+			    !strcmp(kg_out_members[m].paths[i], "T/etc"))	/* system_config */
 				etc_ro = false;
 	/* the granted members' directories in /etc: mounts of their own, left
 	 * writable when /etc's top mount becomes read-only */
