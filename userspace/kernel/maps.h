@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * maps.h - compile a policy document into the BPF maps, atomically.
+ * maps.h - the BPF maps as userspace writes them, atomically.
  *
  * A policy is written under a fresh policy id (a generation): every rule
  * first, then its kg_policies entry.  A job then switches to it with a
  * single update of its kg_jobs entry, and the old generation is deleted
  * afterwards.  A hook reads the job's policy id once and looks every rule
  * up under it, so it sees all of the old policy or all of the new one.
+ * What is written is compiled first, without BPF (kernel/image.h); a
+ * generation with its policy snapshot is installed by kernel/generation.h.
  */
 #ifndef KGATE_MAPS_H
 #define KGATE_MAPS_H
@@ -14,24 +16,28 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "kernel/image.h"
 #include "kernel/loader.h"
 #include "policy/policy.h"
 
-/* Why a rule could not be compiled for the kernel (reported per rule). */
-struct kg_compile_note {
-	uint32_t rule_num;
-	char message[256];
-};
-
+/* What an install wrote: entries per map, and the rules compiled with a
+ * caveat (kg_compile_note, image.h). */
 struct kg_compile_report {
 	size_t file_entries, name_entries, net_entries, unix_entries;
 	struct kg_compile_note *notes;	/* rules compiled with a caveat */
 	size_t nnotes;
 };
 
-/* Write doc into the maps under a new policy id.  Nothing is visible to a
- * job until kg_maps_add_job/kg_maps_switch_job; on error every entry written
- * so far is removed again. */
+/* The compile options the loaded programs call for (btrfs_blind: the file
+ * hooks were loaded without btrfs's types). */
+void kg_maps_image_opts(struct kg_loader *l, struct kg_image_opts *opts);
+/* Write img into the maps under a new policy id, the kg_policies entry
+ * last (with a fresh serial).  Nothing is visible to a job until
+ * kg_maps_add_job/kg_maps_switch_job; on error every entry written so far
+ * is removed again (after a grace period).  0 or -errno, said here. */
+int kg_maps_write_image(struct kg_loader *l, const struct kg_image *img, uint32_t *policy_id_out);
+/* kg_image_compile (with kg_maps_image_opts) then kg_maps_write_image;
+ * rep (may be NULL) gets the counts and notes.  0 or -errno, said once. */
 int kg_maps_install(struct kg_loader *l, const struct kg_policy_doc *doc,
 		    uint32_t *policy_id_out, struct kg_compile_report *rep);
 void kg_compile_report_free(struct kg_compile_report *rep);
