@@ -931,6 +931,27 @@ void kg_image_free(struct kg_image *img)
 	memset(img, 0, sizeof(*img));
 }
 
+void kg_image_take_report(struct kg_image *img, struct kg_compile_report *rep)
+{
+	rep->file_entries = img->nfile;
+	rep->name_entries = img->name_rules;
+	rep->net_entries = img->nnet;
+	rep->unix_entries = img->nunix;
+	rep->notes = img->notes;
+	rep->nnotes = img->nnotes;
+	img->notes = NULL;
+	img->nnotes = 0;
+}
+
+void kg_compile_report_free(struct kg_compile_report *rep)
+{
+	if (!rep)
+		return;
+	free(rep->notes);
+	rep->notes = NULL;
+	rep->nnotes = 0;
+}
+
 /* The entries of one rule: file identities gathered in fl (merged per
  * identity at the end), the rest straight into img. */
 static int compile_rule(struct kg_image *img, struct file_list *fl, const struct kg_rule *r)

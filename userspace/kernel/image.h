@@ -97,4 +97,15 @@ int kg_image_compile(const struct kg_policy_doc *doc, const struct kg_image_opts
 		     struct kg_image *img);
 void kg_image_free(struct kg_image *img);
 
+/* What an install wrote, said to the user: entries per map, and the rules
+ * compiled with a caveat. */
+struct kg_compile_report {
+	size_t file_entries, name_entries, net_entries, unix_entries;
+	struct kg_compile_note *notes;
+	size_t nnotes;
+};
+/* Counts from img; its notes move to rep (img keeps none). */
+void kg_image_take_report(struct kg_image *img, struct kg_compile_report *rep);
+void kg_compile_report_free(struct kg_compile_report *rep);
+
 #endif

@@ -33,15 +33,6 @@ static int map_fd(struct kg_loader *l, const char *name)
 	return fd;
 }
 
-void kg_compile_report_free(struct kg_compile_report *rep)
-{
-	if (!rep)
-		return;
-	free(rep->notes);
-	rep->notes = NULL;
-	rep->nnotes = 0;
-}
-
 void kg_maps_image_opts(struct kg_loader *l, struct kg_image_opts *opts)
 {
 	struct kg_control ctl = {};
@@ -160,19 +151,6 @@ int kg_maps_write_image(struct kg_loader *l, const struct kg_image *img, uint32_
 	return 0;
 }
 
-/* The report's counts and notes, taken from img (which keeps no notes). */
-static void report_of(struct kg_image *img, struct kg_compile_report *rep)
-{
-	rep->file_entries = img->nfile;
-	rep->name_entries = img->name_rules;
-	rep->net_entries = img->nnet;
-	rep->unix_entries = img->nunix;
-	rep->notes = img->notes;
-	rep->nnotes = img->nnotes;
-	img->notes = NULL;
-	img->nnotes = 0;
-}
-
 int kg_maps_install(struct kg_loader *l, const struct kg_policy_doc *doc,
 		    uint32_t *policy_id_out, struct kg_compile_report *rep)
 {
@@ -186,7 +164,7 @@ int kg_maps_install(struct kg_loader *l, const struct kg_policy_doc *doc,
 		return err;
 	err = kg_maps_write_image(l, &img, policy_id_out);
 	if (!err && rep)
-		report_of(&img, rep);
+		kg_image_take_report(&img, rep);
 	kg_image_free(&img);
 	return err;
 }

@@ -20,14 +20,6 @@
 #include "kernel/loader.h"
 #include "policy/policy.h"
 
-/* What an install wrote: entries per map, and the rules compiled with a
- * caveat (kg_compile_note, image.h). */
-struct kg_compile_report {
-	size_t file_entries, name_entries, net_entries, unix_entries;
-	struct kg_compile_note *notes;	/* rules compiled with a caveat */
-	size_t nnotes;
-};
-
 /* The compile options the loaded programs call for (btrfs_blind: the file
  * hooks were loaded without btrfs's types). */
 void kg_maps_image_opts(struct kg_loader *l, struct kg_image_opts *opts);
@@ -40,7 +32,6 @@ int kg_maps_write_image(struct kg_loader *l, const struct kg_image *img, uint32_
  * rep (may be NULL) gets the counts and notes.  0 or -errno, said once. */
 int kg_maps_install(struct kg_loader *l, const struct kg_policy_doc *doc,
 		    uint32_t *policy_id_out, struct kg_compile_report *rep);
-void kg_compile_report_free(struct kg_compile_report *rep);
 
 int kg_maps_add_job(struct kg_loader *l, uint64_t cgid, uint64_t job_id,
 		    uint32_t policy_id, uint32_t flags);

@@ -91,25 +91,29 @@ int kg_snapshot_save(uint32_t policy_id, const struct kg_policy_doc *doc)
 	if (kg_snprintf(dir, sizeof(dir), "%s/policies", kg_state_dir()) ||
 	    snapshot_path(policy_id, path, sizeof(path)) ||
 	    kg_snprintf(tmp, sizeof(tmp), "%s.tmp", path))
-		return -ENAMETOOLONG;
+		return kg_err("recorder: the state directory's path is too long for a policy "
+			      "snapshot: %s", kg_state_dir()), -ENAMETOOLONG;
 	err = kg_mkdir_p(dir, 0700);
 	if (err)
-		return kg_err("recorder: cannot create %s: %s", dir, strerror(-err));
+		return kg_err("recorder: cannot create %s: %s", dir, strerror(-err)), err;
 	rules = json_array();
 	root = json_pack("{s:I,s:s,s:i,s:s,s:o,s:o,s:s?}", "policy_id", (json_int_t)policy_id,
 			 "name", doc->name ? doc->name : "", "version", doc->version,
 			 "hash", doc->hash, "rules", rules, "approvals", approvals_json(doc),
 			 "source", doc->canonical_json);
 	if (!root)
-		return -ENOMEM;
+		return kg_err("recorder: out of memory for the policy snapshot"), -ENOMEM;
 	for (i = 0; i < doc->nrules; i++)
 		json_array_append_new(rules, json_pack("[s,s?]", doc->rules[i].id,
 						       doc->rules[i].reason));
+	errno = 0;
 	err = json_dump_file(root, tmp, JSON_COMPACT);
 	json_decref(root);
 	if (err || rename(tmp, path)) {
+		err = errno ? -errno : -EIO;
 		unlink(tmp);
-		return kg_err("recorder: cannot write policy snapshot %s", path);
+		return kg_err("recorder: cannot write policy snapshot %s: %s", path,
+			      strerror(-err)), err;
 	}
 	return 0;
 }

@@ -19,7 +19,9 @@
 #include "kernel/loader.h"
 #include "policy/policy.h"
 
-/* Save what is needed to describe decisions made under policy_id. */
+/* Save what is needed to describe decisions made under policy_id.  0 or
+ * -errno, said here.  Installs go through kernel/generation.h, which
+ * saves it with the generation's maps. */
 int kg_snapshot_save(uint32_t policy_id, const struct kg_policy_doc *doc);
 void kg_snapshot_remove(uint32_t policy_id);
 /* The policy document installed as policy_id, rebuilt from its snapshot
