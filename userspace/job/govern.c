@@ -19,6 +19,7 @@
 #include "daemon/control.h"
 #include "job/job.h"
 #include "job/govern.h"
+#include "kernel/generation.h"
 #include "kernel/loader.h"
 #include "kernel/maps.h"
 #include "kernel/push.h"
@@ -443,7 +444,7 @@ static json_t *start_extra(struct gov *g)
 
 static int install(struct gov *g)
 {
-	struct kg_compile_report rep = {};
+	struct kg_generation gen;
 	struct kg_sp_dirs sp;
 	struct kg_rec rec;
 	json_t *extra;
@@ -451,12 +452,13 @@ static int install(struct gov *g)
 
 	if (g->full && (kg_selfprotect_dirs(&sp) || kg_selfprotect_register(g->loader, &sp)))
 		return kg_err("govern: cannot register kgate's own directories"), -1;
-	err = kg_maps_install(g->loader, g->doc, &g->rec.policy_id, &rep);
-	kg_compile_report_free(&rep);
+	err = kg_generation_install(g->loader, g->doc, &gen);
+	kg_generation_free(&gen);
+	if (err && gen.failed == KG_GEN_SNAPSHOT)
+		return -1;	/* said by the recorder */
 	if (err)
 		return kg_err("govern: cannot install the policy in the kernel"), -1;
-	if (kg_snapshot_save(g->rec.policy_id, g->doc))
-		return -1;
+	g->rec.policy_id = gen.policy_id;
 	g->lock = roots_lock();
 	if (g->lock < 0)
 		return kg_err("govern: roots lock: %s", strerror(-g->lock)), -1;

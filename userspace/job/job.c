@@ -28,6 +28,7 @@
 #include "kernel/outside.h"
 #include "job/job.h"
 #include "record/kaudit.h"
+#include "kernel/generation.h"
 #include "kernel/landlock.h"
 #include "job/launch.h"
 #include "kernel/loader.h"
@@ -492,7 +493,7 @@ static int prepare_kernel(struct job *j)
 {
 	struct kg_loader_opts lo = { .want_lsm = !j->spec->no_lsm,
 				     .ring_bytes = j->spec->ring_bytes };
-	struct kg_compile_report rep = {};
+	struct kg_generation gen;
 	size_t i;
 	int err;
 
@@ -525,26 +526,29 @@ static int prepare_kernel(struct job *j)
 		return kg_err("run: full enforcement required but %s", !j->full ?
 			      "BPF LSM is not available (see `kgate doctor`)" :
 			      "some rules cannot be enforced here"), KG_EXIT_DEGRADED;
-	err = kg_maps_install(j->loader, j->doc, &j->policy_id, &rep);
-	if (err && sweep_now(j)) {
+	err = kg_generation_install(j->loader, j->doc, &gen);
+	if (err && gen.failed != KG_GEN_SNAPSHOT && sweep_now(j)) {
 		/* the maps may have been full of retired generations */
-		kg_compile_report_free(&rep);
-		memset(&rep, 0, sizeof(rep));
-		err = kg_maps_install(j->loader, j->doc, &j->policy_id, &rep);
+		kg_generation_free(&gen);
+		err = kg_generation_install(j->loader, j->doc, &gen);
 		if (!err)
 			kg_info("run: the policy fits once the retired generations are deleted");
 	}
-	if (err)
+	if (err) {
+		kg_generation_free(&gen);
+		if (gen.failed == KG_GEN_SNAPSHOT)
+			return -1;	/* said by the recorder */
 		return kg_err("run: cannot install the policy in the kernel");
-	/* name rules and hardlink notes concern the BPF LSM: say them in full mode */
-	for (i = 0; j->full && i < rep.nnotes && j->spec->live; i++) {
-		const struct kg_rule *r = kg_policy_rule_by_num(j->doc, rep.notes[i].rule_num);
-
-		fprintf(j->spec->live, "kgate: rule '%s': %s\n", r ? r->id : "?", rep.notes[i].message);
 	}
-	kg_compile_report_free(&rep);
-	if (kg_snapshot_save(j->policy_id, j->doc))
-		return -1;
+	j->policy_id = gen.policy_id;
+	/* name rules and hardlink notes concern the BPF LSM: say them in full mode */
+	for (i = 0; j->full && i < gen.report.nnotes && j->spec->live; i++) {
+		const struct kg_rule *r = kg_policy_rule_by_num(j->doc, gen.report.notes[i].rule_num);
+
+		fprintf(j->spec->live, "kgate: rule '%s': %s\n", r ? r->id : "?",
+			gen.report.notes[i].message);
+	}
+	kg_generation_free(&gen);
 	return 0;
 }
 

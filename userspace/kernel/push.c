@@ -13,6 +13,7 @@
 #include "record/audit.h"
 #include "cli/cmds.h"
 #include "common.h"
+#include "kernel/generation.h"
 #include "kernel/maps.h"
 #include "kernel/push.h"
 #include "record/recorder.h"
@@ -65,6 +66,7 @@ static void audit_change(struct kg_audit *a, const struct kg_job_record *job,
 static int push_one(struct kg_loader *l, struct kg_audit *a, const struct kg_policy_doc *doc,
 		    struct kg_job_record *job, uid_t actor_uid, FILE *out)
 {
+	struct kg_generation gen;
 	struct kg_job cur;
 	uint32_t new_id, old_id;
 	json_t *fixed;
@@ -72,19 +74,18 @@ static int push_one(struct kg_loader *l, struct kg_audit *a, const struct kg_pol
 
 	if (kg_maps_get_job(l, job->cgid, &cur))
 		return -ENOENT;		/* registered but gone */
-	err = kg_maps_install(l, doc, &new_id, NULL);
+	err = kg_generation_install(l, doc, &gen);
+	new_id = gen.policy_id;
+	kg_generation_free(&gen);
+	if (err && gen.failed == KG_GEN_SNAPSHOT)
+		return KG_EXIT_FAIL;	/* said by the recorder */
 	if (err)
 		return kg_err("push: %s: cannot compile the policy for the kernel; nothing changed",
 			      job->trace), KG_EXIT_POLICY;
-	if (kg_snapshot_save(new_id, doc)) {
-		kg_maps_remove_policy(l, new_id);
-		return KG_EXIT_FAIL;
-	}
 	/* the flip: one map update */
 	err = kg_maps_switch_job(l, job->cgid, new_id, &old_id);
 	if (err) {
-		kg_maps_remove_policy(l, new_id);
-		kg_snapshot_remove(new_id);
+		kg_generation_discard(l, new_id);
 		return KG_EXIT_FAIL;
 	}
 	fixed = fixed_at_launch(doc, job->full);
