@@ -245,7 +245,7 @@ TEST(a_job_flips_generations_in_one_update)
 	ASSERT_OK(kg_maps_install(l, doc, &b, NULL), "generation b");
 	ASSERT_EQ(kg_maps_policy_in_use(l, a), 0, "a unused");
 	ASSERT_OK(kg_maps_add_job(l, cgid, 42, a, KG_JOB_F_DEGRADED), "add");
-	ASSERT_TRUE(kg_maps_add_job(l, cgid, 43, b, 0) < 0, "a cgroup is registered once");
+	ASSERT_EQ(kg_maps_add_job(l, cgid, 43, b, 0), -EEXIST, "a cgroup is registered once");
 	ASSERT_OK(kg_maps_get_job(l, cgid, &j), "get");
 	ASSERT_TRUE(j.job_id == 42 && j.policy_id == a && j.flags == KG_JOB_F_DEGRADED,
 		    "the first registration stands");
@@ -257,7 +257,7 @@ TEST(a_job_flips_generations_in_one_update)
 	ASSERT_EQ(kg_maps_policy_in_use(l, a), 0, "a free again");
 	ASSERT_OK(kg_maps_remove_job(l, cgid), "remove");
 	ASSERT_EQ(kg_maps_get_job(l, cgid, &j), -ENOENT, "gone");
-	ASSERT_TRUE(kg_maps_switch_job(l, cgid, a, &old) < 0, "no switch of a job that is gone");
+	ASSERT_EQ(kg_maps_switch_job(l, cgid, a, &old), -ENOENT, "no switch of a job that is gone");
 	ASSERT_OK(kg_maps_remove_job(l, cgid), "removing twice is fine");
 	kg_policy_free(doc);
 	close_private(l);

@@ -211,9 +211,12 @@ int kg_maps_add_job(struct kg_loader *l, uint64_t cgid, uint64_t job_id,
 	if (fd < 0 || sfd < 0)
 		return -ENOENT;
 	bpf_map_update_elem(sfd, &cgid, &st, BPF_ANY);
-	if (bpf_map_update_elem(fd, &cgid, &job, BPF_NOEXIST))
+	if (bpf_map_update_elem(fd, &cgid, &job, BPF_NOEXIST)) {
+		int err = -errno;
+
 		return kg_err("maps: cannot register job cgroup %llu: %s",
-			      (unsigned long long)cgid, strerror(errno));
+			      (unsigned long long)cgid, strerror(-err)), err;
+	}
 	return 0;
 }
 
@@ -235,13 +238,18 @@ int kg_maps_switch_job(struct kg_loader *l, uint64_t cgid, uint32_t new_policy_i
 	if (fd < 0)
 		return -ENOENT;
 	if (bpf_map_lookup_elem(fd, &cgid, &job))
-		return kg_err("maps: job cgroup %llu is not governed", (unsigned long long)cgid);
+		return kg_err("maps: job cgroup %llu is not governed", (unsigned long long)cgid),
+		       -ENOENT;
 	if (old_policy_id)
 		*old_policy_id = job.policy_id;
 	job.policy_id = new_policy_id;
 	/* one element update: hooks see the old id or the new one, never a mix */
-	if (bpf_map_update_elem(fd, &cgid, &job, BPF_EXIST))
-		return kg_err("maps: switch job %llu: %s", (unsigned long long)cgid, strerror(errno));
+	if (bpf_map_update_elem(fd, &cgid, &job, BPF_EXIST)) {
+		int err = -errno;
+
+		return kg_err("maps: switch job %llu: %s", (unsigned long long)cgid,
+			      strerror(-err)), err;
+	}
 	return 0;
 }
 
@@ -366,10 +374,14 @@ int kg_maps_set_jobs_root(struct kg_loader *l, const char *cgroup_dir)
 	if (fd < 0)
 		return -ENOENT;
 	cg = open(cgroup_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (cg < 0)
-		return kg_err("maps: cannot open %s: %s", cgroup_dir, strerror(errno));
-	if (bpf_map_update_elem(fd, &zero, &cg, BPF_ANY))
-		err = kg_err("maps: kg_jobs_root update: %s", strerror(errno));
+	if (cg < 0) {
+		err = -errno;
+		return kg_err("maps: cannot open %s: %s", cgroup_dir, strerror(-err)), err;
+	}
+	if (bpf_map_update_elem(fd, &zero, &cg, BPF_ANY)) {
+		err = -errno;
+		kg_err("maps: kg_jobs_root update: %s", strerror(-err));
+	}
 	close(cg);
 	return err;
 }
@@ -383,8 +395,11 @@ int kg_maps_set_root_slot(struct kg_loader *l, uint32_t slot, int cgroup_fd)
 	if (slot == 0 || slot >= KG_MAX_ROOTS)
 		return -EINVAL;
 	if (cgroup_fd >= 0 ? bpf_map_update_elem(fd, &slot, &cgroup_fd, BPF_ANY) :
-			     bpf_map_delete_elem(fd, &slot) && errno != ENOENT)
-		return kg_err("maps: kg_jobs_root slot %u: %s", slot, strerror(errno)), -errno;
+			     bpf_map_delete_elem(fd, &slot) && errno != ENOENT) {
+		int err = -errno;	/* before kg_err, which may change errno */
+
+		return kg_err("maps: kg_jobs_root slot %u: %s", slot, strerror(-err)), err;
+	}
 	return 0;
 }
 
@@ -395,8 +410,11 @@ int kg_maps_set_roots_used(struct kg_loader *l, uint32_t used)
 
 	if (fd < 0)
 		return -ENOENT;
-	if (bpf_map_update_elem(fd, &zero, &used, BPF_ANY))
-		return kg_err("maps: kg_roots_used: %s", strerror(errno)), -errno;
+	if (bpf_map_update_elem(fd, &zero, &used, BPF_ANY)) {
+		int err = -errno;	/* before kg_err, which may change errno */
+
+		return kg_err("maps: kg_roots_used: %s", strerror(-err)), err;
+	}
 	return 0;
 }
 
