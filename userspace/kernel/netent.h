@@ -2,7 +2,7 @@
 /*
  * kernel/netent.h - a network rule as the connect, sendmsg and bind hooks
  * read it (struct kg_net_ent, bpf/kgate.h): one entry per port range of the
- * rule.  Shared by the copied-down entries of CIDR prefixes (maps.c) and
+ * rule.  Shared by the copied-down entries of CIDR prefixes (image.c) and
  * the entries an address learns from a host name (dns/match.c), so both
  * say the same thing about the same rule.
  */

@@ -357,7 +357,7 @@ static int add_policy_rule(scmp_filter_ctx ctx, struct owned *o, const struct kg
 #endif
 
 /* Does the policy refuse, hold or throttle any network destination?  The
- * same test as maps.c's for ICMP and raw sockets (fill_icmp). */
+ * same test as image.c's for ICMP and raw sockets (fill_icmp). */
 static bool net_restricts(enum kg_decision d)
 {
 	return d != KG_DEC_NONE && d != KG_DEC_ALLOW && d != KG_DEC_AUDIT;

@@ -12,7 +12,7 @@
  *   match.c    the reference matcher (precedence)
  *
  * The document is the single in-memory form every enforcer reads:
- *   - maps.c writes its file/exec/net/unix rules into the BPF maps,
+ *   - kernel/image.c compiles its file/exec/net/unix rules for the BPF maps,
  *   - seccomp.c builds the syscall filter from its syscall rules,
  *   - landlock.c expresses its file rules in degraded mode,
  *   - admission.c decides launches from its admission rules.
