@@ -130,7 +130,7 @@ TEST(every_family_dispatches_alike)
 	/* what an unknown subcommand's error lists: every entry of the table */
 	static const char *const valid[] = {
 		"(one of check, show, push)",
-		"(one of verify, query, timeline, follow, export)",
+		"(one of verify, query, timeline, follow, export, prune)",
 		"(one of list, approve, deny)",
 		"(one of create, list, revoke)",
 	};

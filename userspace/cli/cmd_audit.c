@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* cmd_audit.c - 'kgate audit verify|query|timeline' */
 #include "record/audit.h"
+#include "record/prune.h"
 #include "cli/cmd_audit_ship.h"
 #include "cli/cmds.h"
 #include "common.h"
@@ -24,6 +25,8 @@ static void usage(FILE *f)
 		"       kgate audit follow [--dir DIR] [--json] [--from POSITION] ...\n"
 		"       kgate audit export [--format native|ocsf] [--otlp URL] ...\n"
 		"       kgate audit verify --batch FILE [--seal FILE] [--key FILE] [--dir DIR]\n"
+		"       kgate audit prune [--dir DIR] [--keep-days N] [--keep-bytes SIZE]\n"
+		"                         [--after-position FILE] [--json]\n"
 		"\n"
 		"verify    check the HMAC chain and the sealed head; names the first bad\n"
 		"          sequence number and file (exit 6 when the trail was tampered with)\n"
@@ -36,6 +39,11 @@ static void usage(FILE *f)
 		"export    records as a sealed batch, as OCSF events, or to an OpenTelemetry\n"
 		"          collector (OTLP/HTTP JSON); verify --batch checks an exported batch\n"
 		"          (each has its own --help)\n"
+		"prune     remove the oldest closed segments: those closed more than N days\n"
+		"          ago, and the oldest while the trail is larger than SIZE (K, M, G,\n"
+		"          T: powers of 1024); never the active segment, never a record past\n"
+		"          the exporter's position FILE; leaves a sealed anchor (audit.anchor)\n"
+		"          so the rest still verifies, and a trail_pruned record\n"
 		"\n"
 		"the directory is $KGATE_AUDIT_DIR or /var/log/kgate unless --dir is given;\n"
 		"docs/audit-format.md describes the records\n");
@@ -119,10 +127,10 @@ static void print_verify(const struct kg_audit_verify_result *r)
 {
 	if (kg_env.json) {
 		json_t *o = r->ok ?
-			json_pack("{s:b,s:I,s:I,s:I,s:I,s:I}", "ok", 1,
+			json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I}", "ok", 1,
 				  "records", (json_int_t)r->records, "segments", (json_int_t)r->segments,
 				  "first_seq", (json_int_t)r->first_seq, "last_seq", (json_int_t)r->last_seq,
-				  "head_seq", (json_int_t)r->head_seq) :
+				  "head_seq", (json_int_t)r->head_seq, "pruned", (json_int_t)r->pruned) :
 			json_pack("{s:b,s:I,s:s,s:I,s:s,s:I}", "ok", 0,
 				  "bad_seq", (json_int_t)r->bad_seq, "file", r->bad_file,
 				  "line", (json_int_t)r->bad_line, "reason", r->reason,
@@ -141,6 +149,8 @@ static void print_verify(const struct kg_audit_verify_result *r)
 		printf(" in %" PRIu64 " segment%s", r->segments, r->segments == 1 ? "" : "s");
 		if (r->head_seq)
 			printf("; sealed head at seq %" PRIu64, r->head_seq);
+		if (r->pruned)
+			printf("; %" PRIu64 " earlier records pruned (sealed anchor)", r->pruned);
 		printf("\n");
 		return;
 	}
@@ -318,6 +328,92 @@ static int do_timeline(int argc, char **argv)
 	return finish_query(err, &st, "timeline");
 }
 
+/* ---- prune ---- */
+
+static int prune_usage(FILE *f, int code)
+{
+	fprintf(f, "usage: kgate audit prune [--dir DIR] [--keep-days N] [--keep-bytes SIZE]\n"
+		"                         [--after-position FILE] [--json]\n"
+		"at least one of --keep-days and --keep-bytes; docs/audit-format.md, Retention\n");
+	return code;
+}
+
+/* 0 = parsed, -1 = --help printed, else KG_EXIT_USAGE */
+static int parse_prune(int argc, char **argv, const char **dir, struct kg_audit_prune_opts *o)
+{
+	enum { O_DIR = 256, O_DAYS, O_BYTES, O_POS, O_JSON };
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "dir", required_argument, NULL, O_DIR },
+		{ "keep-days", required_argument, NULL, O_DAYS },
+		{ "keep-bytes", required_argument, NULL, O_BYTES },
+		{ "after-position", required_argument, NULL, O_POS },
+		{ "json", no_argument, NULL, O_JSON },
+		{ 0 },
+	};
+	char *end;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h': return prune_usage(stdout, -1);
+		case O_DIR: *dir = optarg; break;
+		case O_POS: o->position_file = optarg; break;
+		case O_JSON: kg_env.json = true; break;
+		case O_DAYS:
+			errno = 0;
+			o->keep_days = strtoull(optarg, &end, 10);
+			if (errno || end == optarg || *end || *optarg == '-' || o->keep_days > 100000)
+				return kg_err("audit: prune: --keep-days '%s' is not a number of days "
+					      "(0 to 100000)", optarg), KG_EXIT_USAGE;
+			o->by_days = true;
+			break;
+		case O_BYTES:
+			if (kg_audit_parse_size(optarg, &o->keep_bytes))
+				return kg_err("audit: prune: --keep-bytes '%s' is not a size (N, NK, "
+					      "NM, NG, NT)", optarg), KG_EXIT_USAGE;
+			o->by_bytes = true;
+			break;
+		default:
+			return prune_usage(stderr, KG_EXIT_USAGE);
+		}
+	}
+	if (optind < argc)
+		return kg_err("audit: prune: unexpected argument '%s'", argv[optind]), KG_EXIT_USAGE;
+	if (!o->by_days && !o->by_bytes)
+		return kg_err("audit: prune: give --keep-days N and/or --keep-bytes SIZE"),
+		       KG_EXIT_USAGE;
+	return 0;
+}
+
+static int do_prune(int argc, char **argv)
+{
+	struct kg_audit_prune_result res;
+	struct kg_audit_prune_opts o;
+	const char *dir = NULL;
+	int err;
+
+	err = parse_prune(argc, argv, &dir, &o);
+	if (err)
+		return err < 0 ? KG_EXIT_OK : err;
+	err = kg_audit_prune(dir, &o, &res);
+	if (err)	/* said by kg_audit_prune */
+		return err == -EBADMSG ? KG_EXIT_TAMPERED : KG_EXIT_FAIL;
+	if (kg_env.json)
+		printf("{\"segments\":%u,\"records\":%" PRIu64 ",\"bytes\":%" PRIu64
+		       ",\"first_seq\":%" PRIu64 "}\n", res.segments, res.records, res.bytes,
+		       res.first_seq);
+	else if (!res.segments)
+		printf("audit: prune: nothing to remove\n");
+	else
+		printf("audit: pruned %u segment%s (%" PRIu64 " records, %" PRIu64 " bytes); "
+		       "the trail starts at seq %" PRIu64 "\n", res.segments,
+		       res.segments == 1 ? "" : "s", res.records, res.bytes, res.first_seq);
+	return KG_EXIT_OK;
+}
+
 static const struct kg_cmd audit_cmds[] = {
 	{ "verify",	do_verify,	"check the HMAC chain and the sealed head" },
 	{ "query",	do_query,	"print the records matching every given filter" },
@@ -325,6 +421,7 @@ static const struct kg_cmd audit_cmds[] = {
 	/* cli/cmd_audit_ship.c, cli/cmd_audit_export.c */
 	{ "follow",	cmd_audit_follow, "stream records as they are committed" },
 	{ "export",	cmd_audit_export, "records as a sealed batch, OCSF events or OTLP" },
+	{ "prune",	do_prune,	"remove the oldest closed segments (retention)" },
 };
 
 int cmd_audit(int argc, char **argv)

@@ -15,6 +15,7 @@
  *   segments.c the trail's files, line reader
  *   text.h     escaping and times            verify.h   the chain checked
  *   query.h    queries, the newest match, segment listing
+ *   prune.h    retention: the oldest segments removed behind a sealed anchor
  */
 #ifndef KGATE_AUDIT_H
 #define KGATE_AUDIT_H

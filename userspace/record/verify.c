@@ -3,6 +3,7 @@
 #include "record/audit.h"
 #include "common.h"
 #include "record/chain.h"
+#include "record/prune.h"
 #include "record/segments.h"
 
 #include <ctype.h>
@@ -43,6 +44,7 @@ struct verifier {
 	unsigned char prev[HASH_LEN];
 	bool have_head;
 	struct kg_head_info head;
+	struct kg_head_info anchor;	/* seq 0: none (the trail starts at seq 1) */
 };
 
 static void vfail(struct verifier *v, const char *file, unsigned long line,
@@ -91,6 +93,7 @@ static bool verify_line(struct verifier *v, struct kg_line_reader *lr)
 	}
 	if (CRYPTO_memcmp(sl.prev, v->prev, HASH_LEN)) {
 		vfail(v, lr->path, lr->lineno, v->expect, "prev does not match the hash of %s",
+		      sl.seq == v->anchor.seq ? "the record before the prune (" ANCHOR_NAME ")" :
 		      memcmp(v->prev, zero, HASH_LEN) ? "the preceding record" : "the genesis");
 		return false;
 	}
@@ -239,13 +242,53 @@ static void verify_head(struct verifier *v, const char *head_path, int head_err,
 		      " (records removed from the end)", v->res->last_seq, v->head.seq);
 }
 
+/* seq of a closed segment's first record from its name; 0 for the active one */
+static uint64_t file_first_seq(const char *path)
+{
+	const char *b = strrchr(path, '/');
+
+	b = b ? b + 1 : path;
+	return strncmp(b, "audit-", 6) ? 0 : strtoull(b + 6, NULL, 10);
+}
+
+/* A sealed anchor (a prune) starts the chain at its seq, from its prev;
+ * false when it is there but not valid (res filled). Segments wholly
+ * before it (a prune cut short before its removals) are skipped. */
+static bool verify_anchor(struct verifier *v, const char *dir, char ***files, int *n)
+{
+	int err = kg_trail_anchor_read(dir, &v->s, &v->anchor);
+	uint64_t next;
+
+	if (err == -ENOENT) {
+		v->anchor.seq = 0;
+		return true;
+	}
+	if (err) {
+		char path[PATH_MAX + 32];
+
+		v->anchor.seq = 0;
+		kg_trail_path(path, sizeof(path), dir, ANCHOR_NAME);
+		vfail(v, path, 0, 1, "%s is corrupt or its seal does not match the key "
+		      "(edited or forged)", ANCHOR_NAME);
+		return false;
+	}
+	v->expect = v->anchor.seq;
+	memcpy(v->prev, v->anchor.hash, HASH_LEN);
+	v->res->pruned = v->anchor.seq - 1;
+	while (*n > 1 && (next = file_first_seq((*files)[1])) && next <= v->anchor.seq) {
+		(*files)++;
+		(*n)--;
+	}
+	return true;
+}
+
 int kg_audit_verify_dir(const char *dir, const char *key_path,
 			struct kg_audit_verify_result *res)
 {
 	char keypath[PATH_MAX + 32], headpath[PATH_MAX + 32];
 	struct verifier v;
-	char **files = NULL;
-	int n = 0, err, head_err;
+	char **files = NULL, **walk;
+	int n = 0, nwalk, err, head_err;
 
 	if (!dir)
 		dir = kg_audit_dir();
@@ -263,8 +306,10 @@ int kg_audit_verify_dir(const char *dir, const char *key_path,
 	v.from_start = true;
 	head_err = head_read_locked(dir, headpath, &v.s, &v.head);
 	v.have_head = !head_err;
-	if (verify_chain(&v, files, n))
-		verify_head(&v, headpath, head_err, files, n);
+	walk = files;
+	nwalk = n;
+	if (verify_anchor(&v, dir, &walk, &nwalk) && verify_chain(&v, walk, nwalk))
+		verify_head(&v, headpath, head_err, walk, nwalk);
 	/* the dir's key is made with its first record: the key without a
 	 * record is a trail that was removed */
 	if (v.res->ok && !v.res->records && (!key_path || !strcmp(key_path, keypath)))

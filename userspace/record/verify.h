@@ -16,6 +16,7 @@ struct kg_audit_verify_result {
 	uint64_t records, segments;
 	uint64_t first_seq, last_seq;
 	uint64_t head_seq;		/* 0 when no head was checked */
+	uint64_t pruned;		/* records before the sealed anchor (a prune) */
 	uint64_t bad_seq;		/* first bad sequence number when !ok */
 	char bad_file[512];		/* file (and line, when known) where it broke */
 	unsigned long bad_line;
