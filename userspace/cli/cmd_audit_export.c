@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -772,6 +773,174 @@ static void batch_verify_usage(FILE *f)
 		"exit 0 = intact, 6 = tampered, 1 = could not check\n");
 }
 
+/* ---- the batch file, streamed: memory does not grow with the batch ---- */
+
+/* An OTLP request body kgate posted is one JSON document whose first
+ * member is resourceLogs (kg_otlp_request); it is read whole (it is one
+ * posted batch). Anything else is read a line at a time. */
+static bool looks_like_otlp(FILE *f)
+{
+	char buf[64];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	const char *p;
+
+	rewind(f);
+	buf[n] = '\0';
+	p = buf + strspn(buf, " \t\r\n");
+	if (*p++ != '{')
+		return false;
+	p += strspn(p, " \t\r\n");
+	return !strncmp(p, "\"resourceLogs\"", 14);
+}
+
+/* the next non-empty line (newline stripped): its length, 0 at the end */
+static size_t next_line(FILE *f, char **buf, size_t *cap)
+{
+	ssize_t n;
+
+	while ((n = getline(buf, cap, f)) > 0) {
+		if ((*buf)[n - 1] == '\n')
+			(*buf)[--n] = '\0';
+		if (n)
+			return (size_t)n;
+	}
+	return 0;
+}
+
+/* The object a line holds when it is the native trailer (a member
+ * "kgate_batch"), else NULL. Only lines that can hold that key (spelt
+ * plainly or with \u escapes) are parsed. */
+static json_t *trailer(const char *line, size_t len)
+{
+	json_t *o;
+
+	if (!memmem(line, len, "kgate_batch", 11) && !memmem(line, len, "\\u", 2))
+		return NULL;
+	o = json_loadb(line, len, 0, NULL);
+	if (json_object_get(o, "kgate_batch"))
+		return o;
+	json_decref(o);
+	return NULL;
+}
+
+/* first pass: the native trailer (the last one wins) */
+static json_t *find_envelope(FILE *f)
+{
+	char *buf = NULL;
+	size_t cap = 0, len;
+	json_t *env = NULL, *o;
+
+	while ((len = next_line(f, &buf, &cap)))
+		if ((o = trailer(buf, len))) {
+			json_decref(env);
+			env = o;
+		}
+	free(buf);
+	rewind(f);
+	return env;
+}
+
+/* second pass: every record through the seal's check; an OCSF event
+ * gives its raw_data. 0, or -EINVAL (said) for an event without it. */
+static int verify_lines(FILE *f, const char *file, struct kg_seal *seal,
+			struct kg_seal_check *res)
+{
+	char *buf = NULL;
+	size_t cap = 0, len;
+	int err = 0;
+
+	while (!err && res->ok && (len = next_line(f, &buf, &cap))) {
+		json_t *o = trailer(buf, len);
+
+		if (o) {
+			json_decref(o);
+			continue;
+		}
+		if (memmem(buf, len, "class_uid", 9) || memmem(buf, len, "\\u", 2))
+			o = json_loadb(buf, len, 0, NULL);
+		if (json_object_get(o, "class_uid")) {
+			const char *raw = json_string_value(json_object_get(o, "raw_data"));
+
+			err = raw ? kg_seal_verify_line(seal, raw, strlen(raw), res) : -EINVAL;
+			if (!raw)
+				kg_err("audit: %s: an OCSF event without raw_data", file);
+		} else {
+			err = kg_seal_verify_line(seal, buf, len, res);
+		}
+		json_decref(o);
+	}
+	free(buf);
+	return err;
+}
+
+static FILE *open_batch(const char *file)
+{
+	struct stat st;
+	FILE *f = fopen(file, "re");
+
+	if (f && (fstat(fileno(f), &st) || !S_ISREG(st.st_mode))) {
+		fclose(f);
+		errno = EINVAL;	/* read twice: a regular file */
+		return NULL;
+	}
+	return f;
+}
+
+static int read_seal_file(const char *sealf, json_t **env)
+{
+	size_t sl;
+	char *st = kg_read_regular_file(sealf, 1 << 20, &sl);
+
+	json_decref(*env);
+	*env = st ? json_loads(st, 0, NULL) : NULL;
+	free(st);
+	if (!*env)
+		return kg_err("audit: cannot read the seal %s", sealf), -EINVAL;
+	return 0;
+}
+
+static void print_batch_result(const struct kg_seal_check *res, json_t *env, bool against)
+{
+	if (kg_env.json) {
+		json_t *o = json_pack("{s:b,s:I,s:I,s:s}", "ok", res->ok, "records",
+				      (json_int_t)res->records, "bad_seq", (json_int_t)res->bad_seq,
+				      "reason", res->reason);
+
+		print_json(stdout, o);
+		json_decref(o);
+	} else if (res->ok) {
+		printf("audit: batch ok: %" PRIu64 " records (seq %" JSON_INTEGER_FORMAT "..%"
+		       JSON_INTEGER_FORMAT ", %s), sealed head at seq %" JSON_INTEGER_FORMAT "%s\n",
+		       res->records, json_integer_value(json_object_get(env, "first_seq")),
+		       json_integer_value(json_object_get(env, "last_seq")),
+		       json_is_true(json_object_get(env, "contiguous")) ? "one unbroken chain" :
+		       "filtered",
+		       json_integer_value(json_object_get(json_object_get(env, "head"), "seq")),
+		       against ? "; the trail holds the same records" : "");
+	} else {
+		fprintf(stderr, "kgate: audit: batch TAMPERED: %s\n", res->reason);
+	}
+}
+
+/* an OTLP request: read whole, its lines checked at once */
+static int verify_otlp_file(const char *file, struct lines *l, json_t **env)
+{
+	size_t len;
+	char *txt = kg_read_regular_file(file, 1u << 30, &len);
+	json_t *whole;
+	int err;
+
+	if (!txt)
+		return kg_err("audit: cannot read %s: %s", file, strerror(errno)), -errno;
+	whole = json_loadb(txt, len, 0, NULL);
+	free(txt);
+	err = from_otlp(whole, l, env);
+	json_decref(whole);
+	if (err)
+		kg_err("audit: %s: an OTLP request without kgate's seal", file);
+	return err;
+}
+
 int cmd_audit_verify_batch(int argc, char **argv)
 {
 	enum { O_BATCH = 256, O_SEAL, O_KEY, O_DIR, O_AGAINST, O_JSON };
@@ -790,9 +959,8 @@ int cmd_audit_verify_batch(int argc, char **argv)
 	struct kg_seal_check res;
 	struct kg_seal *seal = NULL;
 	json_t *env = NULL;
-	bool against = false;
-	char *txt, *p, *nl;
-	size_t len;
+	bool against = false, otlp;
+	FILE *f;
 	int c, err, rc = KG_EXIT_FAIL;
 
 	optind = 0;
@@ -812,105 +980,50 @@ int cmd_audit_verify_batch(int argc, char **argv)
 		batch_verify_usage(stderr);
 		return KG_EXIT_USAGE;
 	}
-	txt = kg_read_regular_file(file, 1u << 30, &len);
-	if (!txt)
+	f = open_batch(file);
+	if (!f)
 		return kg_err("audit: cannot read %s: %s", file, strerror(errno)), KG_EXIT_FAIL;
-	{
-		json_t *whole = json_loads(txt, 0, NULL);
-
-		if (json_object_get(whole, "resourceLogs")) {
-			err = from_otlp(whole, &l, &env);
-			json_decref(whole);
-			if (err) {
-				kg_err("audit: %s: an OTLP request without kgate's seal", file);
-				goto out;
-			}
-			goto check;
-		}
-		json_decref(whole);
-	}
-	for (p = txt; p < txt + len; p = nl + 1) {
-		size_t ll;
-		json_t *o;
-
-		nl = memchr(p, '\n', (size_t)(txt + len - p));
-		if (!nl)
-			nl = txt + len;
-		ll = (size_t)(nl - p);
-		if (!ll)
-			continue;
-		o = json_loadb(p, ll, 0, NULL);
-		if (json_object_get(o, "kgate_batch")) {
-			json_decref(env);
-			env = o;	/* the native trailer */
-			continue;
-		}
-		if (json_object_get(o, "class_uid")) {
-			const char *raw = json_string_value(json_object_get(o, "raw_data"));
-
-			err = raw ? lines_add(&l, raw, strlen(raw)) : -EINVAL;
-			json_decref(o);
-			if (err) {
-				kg_err("audit: %s: an OCSF event without raw_data", file);
-				goto out;
-			}
-			continue;
-		}
-		json_decref(o);
-		if (lines_add(&l, p, ll))
+	otlp = looks_like_otlp(f);
+	if (otlp) {
+		if (verify_otlp_file(file, &l, &env))
 			goto out;
-	}
-	if (sealf) {
-		size_t sl;
-		char *st = kg_read_regular_file(sealf, 1 << 20, &sl);
-
-		json_decref(env);
-		env = st ? json_loads(st, 0, NULL) : NULL;
-		free(st);
+	} else {
+		env = find_envelope(f);
+		if (sealf && read_seal_file(sealf, &env))
+			goto out;
 		if (!env) {
-			kg_err("audit: cannot read the seal %s", sealf);
+			kg_err("audit: %s carries no seal envelope (OCSF events: give --seal FILE)",
+			       file);
+			rc = KG_EXIT_TAMPERED;
 			goto out;
 		}
 	}
-	if (!env) {
-		kg_err("audit: %s carries no seal envelope (OCSF events: give --seal FILE)", file);
-		rc = KG_EXIT_TAMPERED;
-		goto out;
-	}
-check:
 	seal = kg_seal_new(dir, key);
 	if (!seal)
 		goto out;
-	err = kg_seal_verify(seal, env, l.v, l.len, l.n, against ? (dir ? dir : kg_audit_dir()) :
-			     NULL, &res);
+	if (otlp) {
+		err = kg_seal_verify(seal, env, l.v, l.len, l.n, against ?
+				     (dir ? dir : kg_audit_dir()) : NULL, &res);
+	} else {
+		err = kg_seal_verify_begin(seal, env, &res);
+		if (!err)
+			err = verify_lines(f, file, seal, &res);
+		if (err == -EINVAL)
+			goto out;	/* an OCSF event without raw_data: said */
+		if (!err)
+			err = kg_seal_verify_end(seal, against ? (dir ? dir : kg_audit_dir()) : NULL,
+						 &res);
+	}
 	if (err) {
 		kg_err("audit: verify --batch could not run: %s", strerror(-err));
 		goto out;
 	}
-	if (kg_env.json) {
-		json_t *o = json_pack("{s:b,s:I,s:I,s:s}", "ok", res.ok, "records",
-				      (json_int_t)res.records, "bad_seq", (json_int_t)res.bad_seq,
-				      "reason", res.reason);
-
-		print_json(stdout, o);
-		json_decref(o);
-	} else if (res.ok) {
-		printf("audit: batch ok: %" PRIu64 " records (seq %" JSON_INTEGER_FORMAT "..%"
-		       JSON_INTEGER_FORMAT ", %s), sealed head at seq %" JSON_INTEGER_FORMAT "%s\n",
-		       res.records, json_integer_value(json_object_get(env, "first_seq")),
-		       json_integer_value(json_object_get(env, "last_seq")),
-		       json_is_true(json_object_get(env, "contiguous")) ? "one unbroken chain" :
-		       "filtered",
-		       json_integer_value(json_object_get(json_object_get(env, "head"), "seq")),
-		       against ? "; the trail holds the same records" : "");
-	} else {
-		fprintf(stderr, "kgate: audit: batch TAMPERED: %s\n", res.reason);
-	}
+	print_batch_result(&res, env, against);
 	rc = res.ok ? KG_EXIT_OK : KG_EXIT_TAMPERED;
 out:
 	kg_seal_free(seal);
 	json_decref(env);
 	lines_free(&l);
-	free(txt);
+	fclose(f);
 	return rc;
 }

@@ -28,6 +28,12 @@ struct kg_seal {
 	uint64_t first_seq, last_seq, n;
 	unsigned char first_prev[HASH_LEN], last_hash[HASH_LEN];
 	EVP_MD_CTX *digest;
+	/* a batch being verified (kg_seal_verify_begin): its envelope
+	 * (borrowed), the head's seq, and whether the record at the head's
+	 * seq carried another hash (said after the envelope's checks) */
+	json_t *venv;
+	uint64_t vhead_seq;
+	bool vhead_differs;
 };
 
 struct kg_seal *kg_seal_new(const char *dir, const char *key_path)
@@ -280,42 +286,62 @@ static bool head_ok(struct kg_seal *s, json_t *head)
 	return !CRYPTO_memcmp(mac, want, HASH_LEN);
 }
 
-int kg_seal_verify(struct kg_seal *s, json_t *env, char *const *lines, const size_t *lens,
-		   size_t n, const char *dir, struct kg_seal_check *res)
+int kg_seal_verify_begin(struct kg_seal *s, json_t *env, struct kg_seal_check *res)
 {
-	json_t *head = json_object_get(env, "head"), *mine;
-	const char *mac = json_string_value(json_object_get(env, "mac"));
-	uint64_t first = (uint64_t)json_integer_value(json_object_get(env, "first_seq"));
-	uint64_t last = (uint64_t)json_integer_value(json_object_get(env, "last_seq"));
-	uint64_t hseq = (uint64_t)json_integer_value(json_object_get(head, "seq"));
 	bool contiguous = json_is_true(json_object_get(env, "contiguous"));
-	char want[HASH_HEX + 96];
-	size_t i;
 
 	memset(res, 0, sizeof(*res));
 	res->ok = true;
-	if (json_integer_value(json_object_get(env, "kgate_batch")) != 1 || !mac)
+	s->venv = env;
+	s->vhead_seq = (uint64_t)json_integer_value(json_object_get(json_object_get(env, "head"),
+								      "seq"));
+	s->vhead_differs = false;
+	if (json_integer_value(json_object_get(env, "kgate_batch")) != 1 ||
+	    !json_string_value(json_object_get(env, "mac")))
 		return fail(res, 0, "not a kgate batch envelope");
-	/* 1. every record's own seal */
 	kg_seal_begin(s, contiguous);
-	for (i = 0; i < n; i++) {
-		struct sealed sl;
+	return 0;
+}
 
-		if (parse_line(lines[i], lens[i], &sl))
-			return fail(res, 0, "line %zu of the batch is not a sealed record", i + 1);
-		if (!seal_ok(s, lines[i], lens[i], &sl))
-			return fail(res, sl.seq, "record seq %" PRIu64 ": seal mismatch (edited)",
-				    sl.seq);
-		kg_seal_add(s, lines[i], lens[i]);
-		res->records++;
-	}
-	if (contiguous && s->broken)
+/* 1. every record's own seal, as it comes */
+int kg_seal_verify_line(struct kg_seal *s, const char *line, size_t len,
+			struct kg_seal_check *res)
+{
+	const char *head_hash = json_string_value(json_object_get(json_object_get(s->venv, "head"),
+								  "hash"));
+	struct sealed sl;
+
+	if (!res->ok)
+		return 0;
+	if (parse_line(line, len, &sl))
+		return fail(res, 0, "line %" PRIu64 " of the batch is not a sealed record",
+			    res->records + 1);
+	if (!seal_ok(s, line, len, &sl))
+		return fail(res, sl.seq, "record seq %" PRIu64 ": seal mismatch (edited)", sl.seq);
+	kg_seal_add(s, line, len);
+	res->records++;
+	if (json_is_true(json_object_get(s->venv, "contiguous")) && sl.seq == s->vhead_seq &&
+	    strncmp(kg_tail_line_hash(line, len), head_hash ? head_hash : "", HASH_HEX))
+		s->vhead_differs = true;
+	return 0;
+}
+
+static int verify_envelope(struct kg_seal *s, struct kg_seal_check *res)
+{
+	json_t *env = s->venv, *head = json_object_get(env, "head"), *mine;
+	const char *mac = json_string_value(json_object_get(env, "mac"));
+	uint64_t first = (uint64_t)json_integer_value(json_object_get(env, "first_seq"));
+	uint64_t last = (uint64_t)json_integer_value(json_object_get(env, "last_seq"));
+	uint64_t n = res->records;
+	char want[HASH_HEX + 96];
+
+	if (s->contiguous && s->broken)
 		return fail(res, s->last_seq, "the records are not one unbroken chain (a record "
 			    "removed, inserted or moved)");
 	/* 2. the envelope: what the exporter saw, under the key */
 	if ((json_int_t)n != json_integer_value(json_object_get(env, "records")))
-		return fail(res, 0, "the batch holds %zu records, its seal says %" JSON_INTEGER_FORMAT,
-			    n, json_integer_value(json_object_get(env, "records")));
+		return fail(res, 0, "the batch holds %" PRIu64 " records, its seal says %"
+			    JSON_INTEGER_FORMAT, n, json_integer_value(json_object_get(env, "records")));
 	mine = kg_seal_envelope(s);
 	if (!mine)
 		return -errno;
@@ -339,43 +365,65 @@ int kg_seal_verify(struct kg_seal *s, json_t *env, char *const *lines, const siz
 	/* 3. the trail's head when the batch was made */
 	if (!head_ok(s, head))
 		return fail(res, 0, "the head in the seal is not the trail's (bad MAC)");
-	if (n && hseq < last)
-		return fail(res, last, "the sealed head (seq %" PRIu64 ") is behind the batch", hseq);
-	for (i = 0; i < n && contiguous; i++) {
-		const char *h = kg_tail_line_hash(lines[i], lens[i]);
-
-		if (kg_tail_line_seq(lines[i], lens[i]) == hseq &&
-		    strncmp(h, json_string_value(json_object_get(head, "hash")), HASH_HEX))
-			return fail(res, hseq, "the record at the head's seq is not the head's");
-	}
-	/* 4. against the trail itself */
-	if (dir && n) {
-		struct kg_tail_pos pos = { .seq = last };
-		json_t *now = read_head(dir);
-		struct kg_tail *t;
-		int r;
-
-		memcpy(pos.hash, json_string_value(json_object_get(env, "last_hash")), HASH_HEX + 1);
-		t = kg_tail_open(dir, &pos);
-		if (!t) {
-			json_decref(now);
-			return -errno;
-		}
-		r = kg_tail_poll(t, stop_at_once, NULL);
-		kg_tail_position(t, want, sizeof(want));
-		kg_tail_close(t);
-		if (r == -ESTALE || !strchr(want, ':')) {
-			json_decref(now);
-			return fail(res, last, "the trail in %s has another record at seq %" PRIu64
-				    " (or none)", dir, last);
-		}
-		if (!now || !head_ok(s, now) ||
-		    (uint64_t)json_integer_value(json_object_get(now, "seq")) < hseq) {
-			json_decref(now);
-			return fail(res, hseq, "the trail's head in %s is missing, not sealed by this "
-				    "key, or behind the batch's (rolled back?)", dir);
-		}
-		json_decref(now);
-	}
+	if (n && s->vhead_seq < last)
+		return fail(res, last, "the sealed head (seq %" PRIu64 ") is behind the batch",
+			    s->vhead_seq);
+	if (s->vhead_differs)
+		return fail(res, s->vhead_seq, "the record at the head's seq is not the head's");
 	return 0;
+}
+
+/* 4. against the trail itself */
+static int verify_against_trail(struct kg_seal *s, const char *dir, struct kg_seal_check *res)
+{
+	uint64_t last = (uint64_t)json_integer_value(json_object_get(s->venv, "last_seq"));
+	const char *last_hash = json_string_value(json_object_get(s->venv, "last_hash"));
+	struct kg_tail_pos pos = { .seq = last };
+	char want[HASH_HEX + 96];
+	struct kg_tail *t;
+	json_t *now;
+	int r;
+
+	kg_strlcpy(pos.hash, last_hash ? last_hash : "", sizeof(pos.hash));
+	t = kg_tail_open(dir, &pos);
+	if (!t)
+		return -errno;
+	r = kg_tail_poll(t, stop_at_once, NULL);
+	kg_tail_position(t, want, sizeof(want));
+	kg_tail_close(t);
+	if (r == -ESTALE || !strchr(want, ':'))
+		return fail(res, last, "the trail in %s has another record at seq %" PRIu64
+			    " (or none)", dir, last);
+	now = read_head(dir);
+	if (!now || !head_ok(s, now) ||
+	    (uint64_t)json_integer_value(json_object_get(now, "seq")) < s->vhead_seq) {
+		json_decref(now);
+		return fail(res, s->vhead_seq, "the trail's head in %s is missing, not sealed by "
+			    "this key, or behind the batch's (rolled back?)", dir);
+	}
+	json_decref(now);
+	return 0;
+}
+
+int kg_seal_verify_end(struct kg_seal *s, const char *dir, struct kg_seal_check *res)
+{
+	int err;
+
+	if (!res->ok)
+		return 0;
+	err = verify_envelope(s, res);
+	if (!err && res->ok && dir && res->records)
+		err = verify_against_trail(s, dir, res);
+	return err;
+}
+
+int kg_seal_verify(struct kg_seal *s, json_t *env, char *const *lines, const size_t *lens,
+		   size_t n, const char *dir, struct kg_seal_check *res)
+{
+	size_t i;
+	int err = kg_seal_verify_begin(s, env, res);
+
+	for (i = 0; !err && i < n && res->ok; i++)
+		err = kg_seal_verify_line(s, lines[i], lens[i], res);
+	return err ? err : kg_seal_verify_end(s, dir, res);
 }

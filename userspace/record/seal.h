@@ -50,4 +50,13 @@ struct kg_seal_check {
 int kg_seal_verify(struct kg_seal *s, json_t *env, char *const *lines, const size_t *lens,
 		   size_t n, const char *dir, struct kg_seal_check *res);
 
+/* The same, streamed (memory does not grow with the batch): begin with
+ * the envelope (borrowed until end), then each record line in order, then
+ * end.  A failure fills res (later lines are ignored) and is reported in
+ * the order kg_seal_verify reports it.  Each: 0 / -errno (could not run). */
+int kg_seal_verify_begin(struct kg_seal *s, json_t *env, struct kg_seal_check *res);
+int kg_seal_verify_line(struct kg_seal *s, const char *line, size_t len,
+			struct kg_seal_check *res);
+int kg_seal_verify_end(struct kg_seal *s, const char *dir, struct kg_seal_check *res);
+
 #endif
