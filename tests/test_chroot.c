@@ -129,18 +129,37 @@ static void build_root(void)
 		SKIP("cannot copy the binaries and their libraries into the chroot");
 }
 
+/* Wait for the child pid, print and return (in *out, static) what it wrote
+ * to outpath; returns its exit status (128 + signal when killed). */
+static int collect(pid_t pid, const char *outpath, const char *where, const char *cmd,
+		   char **out)
+{
+	static char buf[65536];
+	int status = 0, fd, rc;
+	ssize_t n;
+
+	waitpid(pid, &status, 0);
+	fd = open(outpath, O_RDONLY);
+	n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
+	buf[n > 0 ? n : 0] = '\0';
+	if (fd >= 0)
+		close(fd);
+	rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	printf("  (%s) $ %s ... -> %d\n%s", where, cmd, rc, buf);
+	*out = buf;
+	return rc;
+}
+
 /* In a child with a mount namespace of its own: bind /proc, /sys, /dev
  * into the root (recursively unless `flat_sys`), chroot, run kgate with
  * argv; its output goes to tmpdir/chroot.out.  Returns its exit status. */
 static int run_in_chroot(char *const argv[], bool flat_sys, char **out)
 {
 	static const char *const binds[] = { "/proc", "/sys", "/dev" };
-	static char buf[65536];
 	char outpath[512], path[512];
-	int status, fd;
-	ssize_t n;
 	size_t i;
 	pid_t pid;
+	int fd;
 
 	snprintf(outpath, sizeof(outpath), "%s/chroot.out", tmpdir);
 	pid = fork();
@@ -167,16 +186,7 @@ static int run_in_chroot(char *const argv[], bool flat_sys, char **out)
 		execv(argv[0], argv);
 		_exit(126);
 	}
-	waitpid(pid, &status, 0);
-	fd = open(outpath, O_RDONLY);
-	n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
-	buf[n > 0 ? n : 0] = '\0';
-	if (fd >= 0)
-		close(fd);
-	printf("  (chroot) $ %s ... -> %d\n%s", argv[0],
-	       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), buf);
-	*out = buf;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return collect(pid, outpath, "chroot", argv[0], out);
 }
 
 #define CHROOT_POLICY \
@@ -269,17 +279,16 @@ static void enter_container(char *const argv[])
  * caller); output in tmpdir/container.out.  Returns the exit status. */
 static int run_in_container(const char *cgdir, char *const argv[], char **out)
 {
-	static char buf[65536];
 	char outpath[512], procs[600], pidbuf[32];
-	int status, fd;
-	ssize_t n;
 	pid_t pid;
+	int fd;
 
 	snprintf(outpath, sizeof(outpath), "%s/container.out", tmpdir);
 	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cgdir);
 	pid = fork();
 	if (pid == 0) {
 		pid_t init;
+		int status;
 
 		fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		dup2(fd, 1);
@@ -300,16 +309,7 @@ static int run_in_container(const char *cgdir, char *const argv[], char **out)
 			_exit(118);
 		_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 	}
-	waitpid(pid, &status, 0);
-	fd = open(outpath, O_RDONLY);
-	n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
-	buf[n > 0 ? n : 0] = '\0';
-	if (fd >= 0)
-		close(fd);
-	printf("  (container) $ %s ... -> %d\n%s", argv[0],
-	       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), buf);
-	*out = buf;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return collect(pid, outpath, "container", argv[0], out);
 }
 
 static int rm_cgroups(const char *path, const struct stat *st, int flag, struct FTW *f)
