@@ -11,7 +11,10 @@
  *   return c.allow ? 0 : -EPERM;
  *
  * The decision never depends on the ring buffer: kg_decide() settles it and
- * counts it; an event that cannot be reserved is counted as lost.
+ * counts it; an event that cannot be reserved is counted as lost.  A
+ * decision identical to one reported less than KG_FOLD_NS ago is folded
+ * (kg_fold, see kgate.h): kg_event_begin() returns NULL and the count goes
+ * with the key's next event or the job's end.
  */
 #ifndef KGATE_COMMON_BPF_H
 #define KGATE_COMMON_BPF_H
@@ -39,6 +42,8 @@ struct kg_ctx {
 	__u32 count;
 	__u32 allow;			/* 1 = proceed; a u32 so hooks can mask it */
 	bool emit;
+	__u8 family;			/* the event's family and aux: set them */
+	__u32 aux;			/* before kg_event_begin (they are in kg_fold's key) */
 	struct kg_target target;	/* grant key and event target */
 };
 
@@ -462,9 +467,106 @@ static __always_inline void kg_count_lost(__u64 cgid, __u64 job_id, __u8 kind, _
 		kg_add_by_kind(cnt->lost_unattributed, kind, n);
 }
 
-/* Reserve and fill the common part of an event.  NULL when the ring buffer
- * is full: the loss is counted per kind and per job, the decision already
- * stands. */
+/* Events that fold (kgate.h, kg_fold): refusals and audits reported as
+ * plain decisions.  Allows (fail-open), used grants (decision
+ * require_approval), escalations, throttle reports and cooldown starts
+ * never do. */
+static __always_inline bool kg_foldable(__u8 kind, __u8 decision)
+{
+	return kind == KG_EV_DECISION &&
+	       (decision == KG_DEC_DENY || decision == KG_DEC_COOLDOWN || decision == KG_DEC_AUDIT);
+}
+
+static __always_inline void kg_fold_key_of(struct kg_fold_key *k, __u64 cgid, __u32 policy_id,
+					   __u32 rule_id, __u32 flags, __u32 aux, __u8 op,
+					   __u8 decision, __u8 mechanism, __u8 family,
+					   const struct kg_target *target)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->cgid = cgid;
+	k->policy_id = policy_id;
+	k->rule_id = rule_id;
+	k->flags = flags & ~KG_FOLD_FLAGS_IGNORED;
+	k->aux = aux;
+	k->op = op;
+	k->decision = decision;
+	k->mechanism = mechanism;
+	k->family = family;
+	__builtin_memcpy(&k->target, target, sizeof(k->target));
+}
+
+/* The most a single event takes from `folded` (its count is a u32). */
+#define KG_FOLD_TAKE_MAX	0x7fffffffULL
+
+/* true: this decision's event is folded into its key's (nothing to emit).
+ * false: emit it; c->count then includes what was folded since the key's
+ * last event.  `folded` is taken with a compare-and-swap, so two CPUs
+ * emitting at once never both carry the same folded decisions; under heavy
+ * contention it stays for the next event or the job's end. */
+static __always_inline bool kg_fold_take(struct kg_ctx *c)
+{
+	struct kg_fold fresh = {}, *f;
+	struct kg_fold_key k;
+	__u64 now, last, n, take;
+	int i;
+
+	if (!kg_foldable(c->kind, c->decision))
+		return false;
+	kg_fold_key_of(&k, c->cgid, c->policy_id, c->rule_id, c->flags, c->aux, c->op,
+		       c->decision, c->mechanism, c->family, &c->target);
+	now = bpf_ktime_get_ns();
+	f = bpf_map_lookup_elem(&kg_fold, &k);
+	if (!f) {
+		/* the key's first event; a full map folds nothing new */
+		fresh.last_ns = now;
+		bpf_map_update_elem(&kg_fold, &k, &fresh, BPF_NOEXIST);
+		return false;
+	}
+	last = f->last_ns;
+	if (now < last || now - last < KG_FOLD_NS) {
+		__sync_fetch_and_add(&f->folded, 1);
+		f->folded_ns = now;
+		return true;
+	}
+	f->last_ns = now;
+	for (i = 0; i < 4; i++) {
+		n = f->folded;
+		if (!n)
+			break;
+		take = n < KG_FOLD_TAKE_MAX ? n : KG_FOLD_TAKE_MAX;
+		if (__sync_val_compare_and_swap(&f->folded, n, n - take) == n) {
+			c->count += (__u32)take;
+			break;
+		}
+	}
+	return false;
+}
+
+/* Keep the event a foldable key last emitted (kg_fold_last): the record of
+ * what is still folded at the job's end names its target.  Copied through
+ * the per-CPU scratch event: older verifiers (Debian's 6.1) take no ring
+ * buffer memory as a map update's value. */
+static __always_inline void kg_fold_remember(struct kg_event *e)
+{
+	struct kg_fold_key k;
+	struct kg_event *s;
+	__u32 zero = 0;
+
+	if (!kg_foldable(e->kind, e->decision))
+		return;
+	s = bpf_map_lookup_elem(&kg_scratch, &zero);
+	if (!s)
+		return;
+	kg_fold_key_of(&k, e->job_cgid, e->policy_id, e->rule_id, e->flags, e->aux, e->op,
+		       e->decision, e->mechanism, e->family, &e->target);
+	bpf_probe_read_kernel(s, sizeof(*s), e);
+	bpf_map_update_elem(&kg_fold_last, &k, s, BPF_ANY);
+}
+
+/* Reserve and fill the common part of an event.  NULL when the decision is
+ * folded into an earlier event of the same key (kg_fold_take), or when the
+ * ring buffer is full: the loss is counted per kind and per job (every
+ * decision the event stood for), the decision already stands. */
 static __always_inline struct kg_event *kg_event_begin(struct kg_ctx *c)
 {
 	struct kg_counters *cnt = kg_counters_get();
@@ -472,9 +574,11 @@ static __always_inline struct kg_event *kg_event_begin(struct kg_ctx *c)
 	__u64 pid_tgid;
 	__u8 kind = c->kind < KG_EV_MAX ? c->kind : KG_EV_DECISION;
 
+	if (kg_fold_take(c))
+		return NULL;
 	e = bpf_ringbuf_reserve(&kg_events, sizeof(*e), 0);
 	if (!e) {
-		kg_count_lost(c->cgid, c->job ? c->job->job_id : 0, kind, 1);
+		kg_count_lost(c->cgid, c->job ? c->job->job_id : 0, kind, c->count);
 		return NULL;
 	}
 	if (cnt)
@@ -496,8 +600,8 @@ static __always_inline struct kg_event *kg_event_begin(struct kg_ctx *c)
 	e->count = c->count;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->target = c->target;
-	e->family = 0;
-	e->aux = 0;
+	e->family = c->family;
+	e->aux = c->aux;
 	e->path[0] = '\0';
 	return e;
 }
@@ -529,6 +633,7 @@ static __always_inline __u64 kg_rb_flags(__u8 kind)
 
 static __always_inline void kg_event_submit(struct kg_event *e)
 {
+	kg_fold_remember(e);
 	bpf_ringbuf_submit(e, kg_rb_flags(e->kind));
 }
 

@@ -541,6 +541,10 @@ enum kg_event_kind {
 #define KG_EVF_BY_NAME		(1u << 6)	/* net: decided by a host rule through an
 						 * address the job's resolver learnt; path
 						 * holds the name (kg_dns_names) */
+#define KG_EVF_FOLD_END		(1u << 7)	/* userspace: identical decisions folded
+						 * after the last event of their key
+						 * (kg_fold), counted at job end; the
+						 * target is that event's */
 
 struct kg_event {
 	__u64 ts_ns;		/* bpf_ktime_get_ns */
@@ -556,13 +560,58 @@ struct kg_event {
 	__u8 decision;		/* enum kg_decision actually enforced */
 	__u8 mechanism;		/* enum kg_mechanism */
 	__u32 flags;		/* KG_EVF_* */
-	__u32 count;		/* aggregated throttle refusals, else 1 */
+	__u32 count;		/* decisions this event stands for: aggregated
+				 * throttle refusals, or 1 + the identical
+				 * decisions folded into it (kg_fold) */
 	char comm[KG_COMM_LEN];
 	struct kg_target target;
 	__u8 family;		/* AF_INET / AF_INET6 / AF_UNIX for net events */
 	__u8 _pad0[3];
 	__u32 aux;		/* socket family/type, signal, ptrace mode... */
 	char path[KG_PATH_MAX];	/* NUL-terminated; see KG_EVF_PATH_REVERSED */
+};
+
+/* ---- folding repeated decisions ---------------------------------------------
+ * A job that repeats the same refused (or audited) action thousands of times
+ * a second would fill the ring with identical events and push out the rest.
+ * kg_fold: the identity of a decision event (job, policy, rule, op, decision,
+ * mechanism, flags but the path's, family, aux, target) -> when the last
+ * event of that key was emitted, and how many identical decisions came
+ * since.  An identical decision within KG_FOLD_NS of that event emits
+ * nothing and adds 1 to `folded`; the first one after the interval is
+ * emitted with count = 1 + folded (taken atomically).  What is still folded
+ * when the job ends is recorded by its controller (kg_record_fold_residue):
+ * one record per key, "at_job_end", with the target of the key's last event
+ * (kg_fold_last: key -> that event as submitted).  The decision itself is
+ * never delayed or changed; only events of kind KG_EV_DECISION with decision
+ * deny, cooldown or audit fold (never an allow, an escalation, a used grant,
+ * a throttle report or a cooldown start).  A full kg_fold folds nothing new:
+ * each decision then has its own event, as without folding, so counts stay
+ * exact; entries go when the job ends.  A file's target is its identity
+ * (device, inode): the same file reached by two paths is one key. */
+#define KG_FOLD_NS		1000000000ULL	/* 1 s: at most one event per key and second */
+#define KG_MAX_FOLD		16384
+/* flags that describe the path's text, not the decision: not in the key */
+#define KG_FOLD_FLAGS_IGNORED	(KG_EVF_PATH_TRUNCATED | KG_EVF_PATH_REVERSED)
+
+struct kg_fold_key {
+	__u64 cgid;		/* job cgroup id */
+	__u32 policy_id;
+	__u32 rule_id;
+	__u32 flags;		/* KG_EVF_*, without KG_FOLD_FLAGS_IGNORED */
+	__u32 aux;
+	__u8 op;
+	__u8 decision;
+	__u8 mechanism;
+	__u8 family;
+	__u32 _pad0;
+	struct kg_target target;
+};
+
+struct kg_fold {
+	__u64 last_ns;		/* the key's last emitted event (bpf_ktime_get_ns) */
+	__u64 folded;		/* identical decisions since, in no event yet */
+	__u64 folded_ns;	/* the last of them: the job-end record's time */
 };
 
 /* kg_counters: per-CPU array, one element. */
@@ -675,6 +724,9 @@ _Static_assert(sizeof(struct kg_event) == 104 + KG_PATH_MAX && KG_OFF(kg_event, 
 	       KG_OFF(kg_event, flags) == 48 && KG_OFF(kg_event, comm) == 56 &&
 	       KG_OFF(kg_event, target) == 72 && KG_OFF(kg_event, aux) == 100 &&
 	       KG_OFF(kg_event, path) == 104, "kg_event layout");
+_Static_assert(sizeof(struct kg_fold_key) == 56 && KG_OFF(kg_fold_key, op) == 24 &&
+	       KG_OFF(kg_fold_key, target) == 32, "kg_fold_key layout");
+_Static_assert(sizeof(struct kg_fold) == 24, "kg_fold layout");
 _Static_assert(sizeof(struct kg_counters) == 8 * (KG_DEC_MAX + 3 * KG_EV_MAX + 1) &&
 	       KG_OFF(kg_counters, walk_incomplete) == 8 * (KG_DEC_MAX + 2 * KG_EV_MAX) &&
 	       KG_OFF(kg_counters, lost_unattributed) == 8 * (KG_DEC_MAX + 2 * KG_EV_MAX + 1),

@@ -228,6 +228,26 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kg_lost_seen SEC(".maps");
 
+/* folding repeated decisions: see kgate.h.  Not LRU: an evicted entry would
+ * take its folded count with it; a full map folds nothing new instead. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KG_MAX_FOLD);
+	__type(key, struct kg_fold_key);
+	__type(value, struct kg_fold);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_fold SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KG_MAX_FOLD);
+	__type(key, struct kg_fold_key);
+	__type(value, struct kg_event);	/* the key's last event, for the job-end record */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kg_fold_last SEC(".maps");
+
 /* Per-CPU scratch space for building an event before it is reserved
  * (the stack is too small for a path buffer). */
 struct {

@@ -165,11 +165,11 @@ static __always_inline int kg_net_check(struct bpf_sock_addr *ctx, __u8 op,
 	kg_decide(&c, decision, rule_id);
 	if (name_id && c.rule_id == rule_id)
 		c.flags |= KG_EVF_BY_NAME;
+	c.family = family;
+	c.aux = ctx->type;
 	if (c.emit) {
 		e = kg_event_begin(&c);
 		if (e) {
-			e->family = family;
-			e->aux = ctx->type;
 			if (c.flags & KG_EVF_BY_NAME)
 				kg_event_name(e, c.cgid, name_id);
 			kg_event_submit(e);
@@ -403,13 +403,12 @@ static __always_inline int kg_bind_check(struct bpf_sock_addr *ctx, const __u8 a
 	if (decision == KG_DEC_NONE)
 		decision = KG_DEC_DENY;	/* inbound needs a rule */
 	kg_decide(&c, decision, rule_id);
+	c.family = family;
+	c.aux = ctx->type;
 	if (c.emit) {
 		e = kg_event_begin(&c);
-		if (e) {
-			e->family = family;
-			e->aux = ctx->type;
+		if (e)
 			kg_event_submit(e);
-		}
 	}
 	return c.allow & 1;
 }
@@ -476,13 +475,12 @@ static __always_inline void kg_socket_decide(struct kg_ctx *c, __u32 family, __u
 	}
 	c->target.net.proto = (__u8)proto;
 	kg_decide(c, decision, rule_id);
+	c->family = (__u8)family;
+	c->aux = type;
 	if (c->emit) {
 		e = kg_event_begin(c);
-		if (e) {
-			e->family = (__u8)family;
-			e->aux = type;
+		if (e)
 			kg_event_submit(e);
-		}
 	}
 }
 
@@ -555,13 +553,12 @@ int BPF_PROG(kg_lsm_socket_listen, struct socket *sock, int backlog, int ret)
 	if (decision == KG_DEC_NONE)
 		decision = KG_DEC_DENY;	/* inbound needs a rule */
 	kg_decide(&c, decision, rule_id);
+	c.family = (__u8)family;
+	c.aux = KG_SOCK_STREAM;
 	if (c.emit) {
 		e = kg_event_begin(&c);
-		if (e) {
-			e->family = (__u8)family;
-			e->aux = KG_SOCK_STREAM;
+		if (e)
 			kg_event_submit(e);
-		}
 	}
 	return c.allow ? 0 : -EPERM;
 }
@@ -935,11 +932,10 @@ int BPF_PROG(kg_lsm_socket_sendmsg, struct socket *sock, struct msghdr *msg, int
 		return 0;
 	c.target.net.proto = (__u8)BPF_CORE_READ(sk, sk_protocol);
 	kg_decide_refusal(&c);
+	c.family = (__u8)family;
+	c.aux = (__u32)h.type;
 	e = kg_event_begin(&c);
-	if (e) {
-		e->family = (__u8)family;
-		e->aux = (__u32)h.type;
+	if (e)
 		kg_event_submit(e);
-	}
 	return -EPERM;
 }

@@ -128,9 +128,9 @@ static __always_inline int kg_out_check(struct dentry *d, struct vfsmount *mnt, 
 		return 0;
 	kg_target_of(&c.target, d);
 	kg_decide_refusal(&c);
+	c.aux = KG_SYS_OUTSIDE_BASE | (member << 8) | tried;
 	e = kg_event_begin(&c);
 	if (e) {
-		e->aux = KG_SYS_OUTSIDE_BASE | (member << 8) | tried;
 		kg_fill_path_mnt(e, d, mnt);
 		kg_event_submit(e);
 	}

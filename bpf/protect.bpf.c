@@ -109,11 +109,10 @@ static __always_inline int kg_protect_deny(struct kg_ctx *c, __u32 aux)
 	struct kg_event *e;
 
 	kg_decide_refusal(c);
+	c->aux = aux;
 	e = kg_event_begin(c);
-	if (e) {
-		e->aux = aux;
+	if (e)
 		kg_event_submit(e);
-	}
 	return -EPERM;
 }
 
@@ -411,9 +410,9 @@ static __always_inline int kg_state_deny(struct kg_ctx *c, __u8 tried, struct de
 
 	kg_target_of(&c->target, d);
 	kg_decide_refusal(c);
+	c->aux = tried;
 	e = kg_event_begin(c);
 	if (e) {
-		e->aux = tried;
 		kg_fill_path_mnt(e, d, mnt);
 		kg_event_submit(e);
 	}
@@ -682,9 +681,9 @@ static __always_inline int kg_settings_write_check(struct file *file)
 	}
 	kg_target_of(&c.target, d);
 	kg_decide_refusal(&c);
+	c.aux = aux;
 	e = kg_event_begin(&c);
 	if (e) {
-		e->aux = aux;
 		kg_fill_path_mnt(e, d, BPF_CORE_READ(file, f_path.mnt));
 		kg_event_submit(e);
 	}

@@ -97,11 +97,10 @@ int BPF_PROG(kg_file_send_sigiotask, struct task_struct *tsk, struct fown_struct
 	if (!kg_ctx_init(&c, KG_OP_SIGNAL, KG_MECH_BPF_LSM)) {
 		kg_decide_refusal(&c);
 		c.target.file.ino = BPF_CORE_READ(tsk, tgid);
+		c.aux = (__u32)sig;
 		e = kg_event_begin(&c);
-		if (e) {
-			e->aux = (__u32)sig;
+		if (e)
 			kg_event_submit(e);
-		}
 	}
 	return -EPERM;
 }

@@ -85,12 +85,12 @@ static __always_inline int kg_unix_abstract_check(struct kg_ctx *c, struct unix_
 	} else {
 		kg_decide(c, decision, rule_id);
 	}
+	c->family = KG_AF_UNIX;
+	if (c->op == KG_OP_SYSTEM)
+		c->aux = KG_SYS_ABSTRACT;
 	if (c->emit) {
 		e = kg_event_begin(c);
 		if (e) {
-			e->family = KG_AF_UNIX;
-			if (c->op == KG_OP_SYSTEM)
-				e->aux = KG_SYS_ABSTRACT;
 			e->path[0] = '@';
 			bpf_probe_read_kernel(&e->path[1], len & (KG_UNIX_BUF - 1), buf->name);
 			e->path[(len + 1) & (KG_UNIX_BUF - 1)] = '\0';
@@ -121,10 +121,10 @@ static __always_inline int kg_unix_peer_check(struct sock *peer)
 	mnt = BPF_CORE_READ(u, path.mnt);
 	kg_file_decide(&c, d, mnt, KG_OP_BIT(KG_OP_UNIX_CONNECT), &decision, &rule_id);
 	kg_decide(&c, decision, rule_id);
+	c.family = KG_AF_UNIX;
 	if (c.emit) {
 		e = kg_event_begin(&c);
 		if (e) {
-			e->family = KG_AF_UNIX;
 			kg_fill_path_mnt(e, d, mnt);
 			kg_event_submit(e);
 		}

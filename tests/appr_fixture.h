@@ -66,6 +66,8 @@ enum fx_kind {
 	FX_SWAP_CONNECT,	/* thread connects to addr; main swaps to addr2 on FX_SWAP_NOW */
 	FX_SWAP_NOW,
 	FX_TCP_BURST,		/* connect in a tight loop for port2 ms; reply: successes */
+	FX_TCP_SPRAY,		/* port2 connects, to port, port+1, ...: distinct targets,
+				 * so none is folded (bpf/kgate.h, kg_fold); reply: successes */
 	FX_EXIT,
 };
 
@@ -198,6 +200,18 @@ static void fx_agent(int cmd_r, int res_w, const struct kg_policy_doc *doc)
 			while (kg_now_mono_ns() < end)
 				if (fx_net(FX_TCP, &ss, len) == 0)
 					r++;
+			break;
+		}
+		case FX_TCP_SPRAY: {
+			int i;
+
+			r = 0;
+			for (i = 0; i < c.port2; i++) {
+				socklen_t len = fx_sockaddr(c.addr, (c.port + i) & 0xffff, &ss);
+
+				if (fx_net(FX_TCP, &ss, len) == 0)
+					r++;
+			}
 			break;
 		}
 		case FX_EXIT:

@@ -51,8 +51,9 @@ static int count_cb(json_t *rec, const char *line, size_t len, void *ctx)
 
 	(void)line;
 	(void)len;
-	if (type && !strcmp(type, "decision"))
-		t->decisions++;
+	if (type && !strcmp(type, "decision"))	/* the decisions it stands for */
+		t->decisions += json_integer_value(json_object_get(json_object_get(rec, "extra"),
+								   "count")) ?: 1;
 	if (type && !strcmp(type, "events_lost")) {
 		t->lost_records++;
 		t->lost += (long)json_integer_value(json_object_get(
@@ -120,8 +121,9 @@ TEST(disk_full_keeps_memory_bounded_and_records_every_refusal_once)
 	snprintf(filler, sizeof(filler), "%s/filler", audit_dir);
 	ASSERT_OK(fill_up(filler), "the audit file system is full");
 
+	/* 20 targets: identical refusals would be folded into one event */
 	for (i = 0; i < 20; i++)
-		ASSERT_EQ(agent_do(j, FX_TCP, "127.0.0.2", 80, 0), EPERM,
+		ASSERT_EQ(agent_do(j, FX_TCP, "127.0.0.2", 80 + i, 0), EPERM,
 			  "refused while the disk is full: enforcement goes on");
 	kg_consumer_poll(cons);
 	held = kg_audit_pending(audit);
@@ -131,8 +133,9 @@ TEST(disk_full_keeps_memory_bounded_and_records_every_refusal_once)
 	if (!ASSERT_EQ(kg_audit_pending(audit), held, "polling again delivers nothing twice"))
 		goto out;	/* re-delivery: the flood below would grow without bound */
 
-	/* more refusals than the ring holds while nothing can be written */
-	agent_do(j, FX_TCP_BURST, "127.0.0.2", 80, 1500);
+	/* more refusals than the ring holds while nothing can be written,
+	 * each to a port of its own (none folded) */
+	agent_do(j, FX_TCP_SPRAY, "127.0.0.2", 1000, 20000);
 	for (i = 0; i < 5; i++)
 		kg_consumer_poll(cons);
 	ASSERT_EQ(kg_audit_pending(audit), held, "memory stays at the held batch");
@@ -204,8 +207,8 @@ static long recorded_after_trail_says(const char *boot, uint64_t pos)
 
 	setup(&f);
 	j = fx_job(&f);
-	for (i = 0; i < 3; i++)
-		if (agent_do(j, FX_TCP, "127.0.0.2", 80, 0) != EPERM)
+	for (i = 0; i < 3; i++)	/* three targets: three events, none folded */
+		if (agent_do(j, FX_TCP, "127.0.0.2", 80 + i, 0) != EPERM)
 			printf("  the agent was not refused\n");
 	audit = kg_audit_open(NULL, NULL);
 	extra = json_pack("{s:{s:I,s:s,s:I}}", "ring", "id", (json_int_t)ring_id(f.l), "boot", boot,

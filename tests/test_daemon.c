@@ -110,6 +110,28 @@ static long count_records(const char *type, const char *decision, const char *tr
 	return (long)st.matched;
 }
 
+static int sum_count_cb(json_t *rec, const char *line, size_t len, void *ctx)
+{
+	json_int_t n = json_integer_value(json_object_get(json_object_get(rec, "extra"), "count"));
+
+	(void)line;
+	(void)len;
+	*(long *)ctx += n > 0 ? (long)n : 1;
+	return 0;
+}
+
+/* The decisions those records stand for: a decision record's extra.count
+ * (identical ones folded into it, bpf/kgate.h kg_fold), 1 without one. */
+static long count_decisions(const char *decision, const char *trace)
+{
+	struct kg_audit_filter f = { .type = "decision", .decision = decision, .trace_id = trace };
+	long n = 0;
+
+	if (kg_audit_query(NULL, &f, sum_count_cb, &n, true, NULL))
+		return -1;
+	return n;
+}
+
 static void sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -213,10 +235,16 @@ TEST(policy_push_changes_decisions_of_a_running_job)
 	ASSERT_TRUE(strrchr(out, '2') && strstr(out, "127.0.0.3:9") > strstr(out, "127.0.0.2:9"),
 		    "order: .2 refusals, then .3 refusals");
 	{
-		const char *last2 = NULL, *p = out;
+		const char *last2 = NULL, *p = out, *eol;
 
-		while ((p = strstr(p, "127.0.0.2:9/tcp")))
-			last2 = p++;
+		/* (refusals folded before the push and counted at the job's end
+		 * are recorded then, marked so: bpf/kgate.h, kg_fold) */
+		while ((p = strstr(p, "127.0.0.2:9/tcp"))) {
+			eol = strchr(p, '\n');
+			if (!eol || !memmem(p, eol - p, "at job end", 10))
+				last2 = p;
+			p++;
+		}
 		ASSERT_TRUE(last2 && last2 < strstr(out, "127.0.0.3:9/tcp"),
 			    "no 127.0.0.2 refusal after the first 127.0.0.3 refusal");
 	}
@@ -396,7 +424,8 @@ TEST(daemon_refuses_a_push_from_a_non_pusher)
 /* Beside a daemon (the ring's consumer), `kgate run`'s live view shows
  * the refusals the job made just before it exited: the run waits until the
  * daemon's consumer has passed them (their records are in the trail then),
- * not a fixed time. */
+ * not a fixed time.  30 ports: identical refusals would be folded into one
+ * record (bpf/kgate.h, kg_fold). */
 TEST(live_view_beside_a_daemon_shows_the_last_refusals)
 {
 	char p1[512], *out, want[64];
@@ -411,7 +440,7 @@ TEST(live_view_beside_a_daemon_shows_the_last_refusals)
 	{
 		char *argv[] = { (char *)kgate_bin(), "run", "--policy", p1, "--", "/bin/bash", "-c",
 				 "for i in $(seq 1 30); do "
-				 "(exec 3<>/dev/tcp/127.0.0.2/9) 2>/dev/null; done; true", NULL };
+				 "(exec 3<>/dev/tcp/127.0.0.2/$((100+i))) 2>/dev/null; done; true", NULL };
 
 		ASSERT_EQ(wait_exit(spawn(argv, "run.out")), 0, "the job ends");
 	}
@@ -551,7 +580,7 @@ TEST(controller_kill9_during_flood_loses_nothing)
 	ASSERT_TRUE(l != NULL, "maps still pinned");
 	ASSERT_OK(kg_maps_read_counters(l, &c), "counters");
 	kg_loader_close(l);
-	audited = count_records("decision", "deny", NULL);
+	audited = count_decisions("deny", NULL);	/* folded ones included */
 	{
 		/* sum of "lost" in events_lost records */
 		char *argv[] = { (char *)kgate_bin(), "audit", "query", "--json", "--type",

@@ -9,6 +9,14 @@
  *     (both add up to it), and per job, the job's deny records plus its
  *     losses are exactly its 1,000 refusals; in all, kernel denials ==
  *     sum of the deny records' counts + the losses.
+ *   - identical targets (issue 10 §5: "a repeated identical denial should
+ *     become one record with a count before anything is dropped"): the
+ *     kernel folds them (kg_fold), so the same 30 x 1,000 storm with
+ *     nobody consuming loses nothing, every job has its deny records and
+ *     their counts are its 1,000; one job of 5,000 identical refusals is a
+ *     few records counting exactly 5,000, its summary says 5000 refused
+ *     and the timeline shows the counts; two targets interleaved stay two
+ *     keys (no record merges them), each counting its own half.
  *   - the ring's size (--ring-size): a bad size is refused by `kgate run`
  *     and `kgate daemon` with an error naming it, and nothing is loaded or
  *     written; a 64K ring made by `kgate run --ring-size 64K` holds what
@@ -291,20 +299,6 @@ static void check_exact(struct acct *a, struct kg_counters *c)
 	ASSERT_EQ(off, 0, "per job: its records' counts + its losses == its 1000 refusals");
 }
 
-TEST(ring_overflow_losses_are_broken_down_per_job)
-{
-	struct kg_counters c;
-	struct acct a;
-
-	setup();
-	storm("distinct", true, &a, &c);
-	ASSERT_GE(a.lost, 1, "the ring overflowed (nobody consumed during the storm)");
-	ASSERT_GE(a.lost_records, 1, "and the losses were recorded");
-	ASSERT_EQ(a.unattributed, 0, "every loss attributed to its job");
-	check_exact(&a, &c);
-	teardown();
-}
-
 static int write_policy(const char *path)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644), ok;
@@ -332,6 +326,202 @@ static int kgate_out(char *const *args, char *out, size_t len)
 	snprintf(out, len, "%s", text ? text : "");
 	free(text);
 	return rc;
+}
+
+TEST(identical_refusals_fold_and_nothing_is_lost)
+{
+	struct kg_counters c;
+	struct acct a;
+	int i, without = 0, most = 0;
+
+	setup();
+	storm("same", true, &a, &c);
+	check_exact(&a, &c);
+	ASSERT_EQ(a.lost, 0, "nothing lost: identical refusals were folded before the ring");
+	ASSERT_EQ((long)c.events_lost[KG_EV_DECISION], 0, "the kernel counted no loss either");
+	for (i = 0; i < a.njobs; i++) {
+		if (a.job[i].records == 0)
+			without++;
+		if (a.job[i].records > most)
+			most = (int)a.job[i].records;
+	}
+	printf("  %ld deny records for %ld refusals; at most %d records in a job\n", a.deny_records,
+	       a.refusals, most);
+	ASSERT_EQ(without, 0, "every job has deny records");
+	ASSERT_TRUE(most <= 30, "a job's 1,000 identical refusals are a few records (one a second)");
+	teardown();
+}
+
+/* Deny records of one job, by target: how many records, what they count. */
+struct by_target {
+	const char *trace;	/* NULL: every job */
+	char target[4][64];
+	long records[4], counts[4];
+	int n, others, at_end;
+};
+
+static int target_cb(json_t *rec, const char *line, size_t len, void *ctx)
+{
+	struct by_target *b = ctx;
+	const char *type = json_string_value(json_object_get(rec, "type"));
+	const char *trace = json_string_value(json_object_get(rec, "trace"));
+	const char *target = json_string_value(json_object_get(rec, "target")) ?: "";
+	json_t *extra = json_object_get(rec, "extra");
+	int i;
+
+	(void)line;
+	(void)len;
+	if (!type || strcmp(type, "decision") || (b->trace && strcmp(trace ?: "", b->trace)) ||
+	    strcmp(json_string_value(json_object_get(rec, "decision")) ?: "", "deny"))
+		return 0;
+	if (json_is_true(json_object_get(extra, "at_job_end")))
+		b->at_end++;
+	for (i = 0; i < b->n && strcmp(b->target[i], target); i++)
+		;
+	if (i == b->n) {
+		if (b->n == 4) {
+			b->others++;
+			return 0;
+		}
+		snprintf(b->target[b->n++], sizeof(b->target[0]), "%s", target);
+	}
+	b->records[i]++;
+	b->counts[i] += (long)json_integer_value(json_object_get(extra, "count"));
+	return 0;
+}
+
+/* `kgate run --policy P -- deny_storm 127.0.0.2 9 N MODE` with its live
+ * view: its output (to free), NULL when it did not run. */
+static char *run_storm(const char *policy, const char *n, const char *mode)
+{
+	char *argv[] = { (char *)kgate_bin(), "run", "--policy", (char *)policy, "--",
+			 (char *)helper("deny_storm"), "127.0.0.2", "9", (char *)n, (char *)mode, NULL };
+	char path[512];
+
+	if (wait_exit(spawn(argv, "storm.out")) != 0)
+		return NULL;
+	snprintf(path, sizeof(path), "%s/storm.out", tmpdir);
+	return kg_read_file(path, 1 << 20, NULL);
+}
+
+/* The trace id `kgate run` names in its summary line. */
+static void trace_of(const char *out, char *trace, size_t len)
+{
+	const char *p = out ? strstr(out, "kgate: job job-") : NULL;
+
+	snprintf(trace, len, "%.20s", p ? p + strlen("kgate: job ") : "");
+}
+
+static long total_lost(void)
+{
+	struct acct *a = calloc(1, sizeof(*a));
+	long lost = -1;
+
+	if (a && !kg_audit_query(NULL, NULL, acct_cb, a, true, NULL))
+		lost = a->lost;
+	free(a);
+	return lost;
+}
+
+TEST(five_thousand_identical_refusals_are_a_few_records_counting_5000)
+{
+	struct kg_loader_opts lo = { 0 };
+	struct kg_counters c = {};
+	struct by_target b = {};
+	char policy[512], trace[32], *out, *tl;
+	struct kg_loader *l;
+
+	setup();
+	snprintf(policy, sizeof(policy), "%s/p.json", tmpdir);
+	ASSERT_OK(write_policy(policy), "policy written");
+	out = run_storm(policy, "5000", "same");
+	ASSERT_TRUE(out != NULL, "the job ran");
+	ASSERT_HAS_SUBSTR(out, "refused 5000 other 0 ok 0", "every connect was refused");
+	ASSERT_HAS_SUBSTR(out, "5000 actions refused", "the summary counts every refusal");
+	ASSERT_HAS_SUBSTR(out, " times", "the live view shows a record's count");
+	trace_of(out, trace, sizeof(trace));
+	b.trace = trace;
+	ASSERT_OK(kg_audit_query(NULL, NULL, target_cb, &b, true, NULL), "read the trail");
+	printf("  %s: %ld deny records counting %ld (%d at job end)\n", trace, b.records[0],
+	       b.counts[0], b.at_end);
+	ASSERT_EQ(b.n, 1, "one target");
+	ASSERT_EQ(b.counts[0], 5000, "the records' counts add up to exactly 5000");
+	ASSERT_TRUE(b.records[0] >= 2 && b.records[0] <= 30,
+		    "a few records (one a second and the rest at the job's end), not 5000");
+	ASSERT_EQ(total_lost(), 0, "no loss recorded");
+	l = kg_loader_open(&lo);
+	ASSERT_TRUE(l != NULL, "the maps");
+	if (l) {
+		ASSERT_OK(kg_maps_read_counters(l, &c), "the kernel's counters");
+		kg_loader_close(l);
+	}
+	ASSERT_EQ((long)c.decisions[KG_DEC_DENY], 5000, "the kernel refused 5000");
+	ASSERT_EQ((long)c.events_lost[KG_EV_DECISION], 0, "and lost no event");
+	{
+		char *args[] = { "audit", "timeline", trace, NULL };
+
+		free(out);
+		out = calloc(1, 1 << 16);
+		ASSERT_TRUE(out != NULL, "memory");
+		if (out) {
+			ASSERT_EQ(kgate_out(args, out, 1 << 16), 0, "kgate audit timeline");
+			tl = strstr(out, "count=");
+			ASSERT_TRUE(tl != NULL, "the timeline shows the counts");
+			ASSERT_HAS_SUBSTR(out, "(at job end)", "and which were counted at the job's end");
+		}
+	}
+	free(out);
+	teardown();
+}
+
+TEST(distinct_targets_are_never_folded_together)
+{
+	struct by_target b = {};
+	char policy[512], trace[32], *out;
+	int i, nine = -1, ten = -1;
+
+	setup();
+	snprintf(policy, sizeof(policy), "%s/p.json", tmpdir);
+	ASSERT_OK(write_policy(policy), "policy written");
+	/* ports 9 and 10 in turn: 2,000 refusals each, interleaved */
+	out = run_storm(policy, "4000", "2");
+	ASSERT_TRUE(out != NULL, "the job ran");
+	ASSERT_HAS_SUBSTR(out, "refused 4000 other 0 ok 0", "every connect was refused");
+	ASSERT_HAS_SUBSTR(out, "4000 actions refused", "the summary counts every refusal");
+	trace_of(out, trace, sizeof(trace));
+	free(out);
+	b.trace = trace;
+	ASSERT_OK(kg_audit_query(NULL, NULL, target_cb, &b, true, NULL), "read the trail");
+	for (i = 0; i < b.n; i++) {
+		printf("  %s: %ld records counting %ld\n", b.target[i], b.records[i], b.counts[i]);
+		if (!strcmp(b.target[i], "127.0.0.2:9/tcp"))
+			nine = i;
+		if (!strcmp(b.target[i], "127.0.0.2:10/tcp"))
+			ten = i;
+	}
+	ASSERT_EQ(b.n, 2, "two targets, and no record of any other");
+	ASSERT_TRUE(nine >= 0 && ten >= 0, "port 9 and port 10 each have records of their own");
+	if (nine >= 0 && ten >= 0) {
+		ASSERT_EQ(b.counts[nine], 2000, "port 9's records count its 2000");
+		ASSERT_EQ(b.counts[ten], 2000, "port 10's records count its 2000");
+		ASSERT_TRUE(b.records[nine] <= 30 && b.records[ten] <= 30, "each folded");
+	}
+	ASSERT_EQ(total_lost(), 0, "no loss recorded");
+	teardown();
+}
+
+TEST(ring_overflow_losses_are_broken_down_per_job)
+{
+	struct kg_counters c;
+	struct acct a;
+
+	setup();
+	storm("distinct", true, &a, &c);
+	ASSERT_GE(a.lost, 1, "the ring overflowed (nobody consumed during the storm)");
+	ASSERT_GE(a.lost_records, 1, "and the losses were recorded");
+	ASSERT_EQ(a.unattributed, 0, "every loss attributed to its job");
+	check_exact(&a, &c);
+	teardown();
 }
 
 /* The pinned ring's size and id, 0 when there is none. */

@@ -309,7 +309,10 @@ static inline bool bb_field_is(json_t *rec, const char *key, const char *want)
 	return v && !strcmp(v, want);
 }
 
-/* Records with these members (NULL = any); target_sub: a substring of target. */
+/* Records with these members (NULL = any); target_sub: a substring of
+ * target.  A decision record counts as the decisions it stands for
+ * (extra.count: identical ones folded into it, bpf/kgate.h kg_fold), any
+ * other record as one. */
 static inline int bb_count_target(json_t *recs, const char *type, const char *op,
 				  const char *decision, const char *rule, const char *mechanism,
 				  const char *target_sub)
@@ -320,12 +323,14 @@ static inline int bb_count_target(json_t *recs, const char *type, const char *op
 
 	json_array_foreach(recs, i, r) {
 		const char *t = json_string_value(json_object_get(r, "target"));
+		json_t *c = json_object_get(json_object_get(r, "extra"), "count");
 
 		if (bb_field_is(r, "type", type) && bb_field_is(r, "op", op) &&
 		    bb_field_is(r, "decision", decision) && bb_field_is(r, "rule", rule) &&
 		    bb_field_is(r, "mechanism", mechanism) &&
 		    (!target_sub || (t && strstr(t, target_sub))))
-			n++;
+			n += bb_field_is(r, "type", "decision") && json_integer_value(c) > 0
+				     ? (int)json_integer_value(c) : 1;
 	}
 	return n;
 }

@@ -11,6 +11,10 @@
  *     a restart; an invalid push changes nothing; pushes during a flood of
  *     denied opens never let one through (old generations are deleted only
  *     after the hooks reading them are done).
+ *   - identical denied opens fold (bpf/kgate.h, kg_fold): two files refused
+ *     3,000 times each are a few records per file whose counts are exactly
+ *     3,000 each (the file hooks' path; the host's test_losses does it for
+ *     connects), nothing lost, the two files never in one record.
  * The host runs the same scenarios through cgroup-BPF (tests/test_daemon.c);
  * here the file path is the LSM's.  Everything SKIPs outside "full".
  */
@@ -65,7 +69,12 @@ TEST(controller_kill9_during_file_flood_loses_nothing)
 
 		run = bb_spawn("run.out", argv);
 	}
-	ASSERT_TRUE(wait_for_output("run.out", "go errno=0", BB_START_MS), "the agent started");
+	if (!ASSERT_TRUE(wait_for_output("run.out", "go errno=0", BB_START_MS), "the agent started")) {
+		char *out = bb_slurp("run.out");
+
+		bb_show("kgate run", out);
+		free(out);
+	}
 	bb_sleep_ms(1000);		/* flooding, with kgate run consuming */
 	kill(run, SIGKILL);		/* the controller, not the job */
 	ASSERT_EQ(bb_wait(run), 128 + SIGKILL, "kgate run killed");
@@ -124,6 +133,81 @@ TEST(controller_kill9_during_file_flood_loses_nothing)
 		  "the kernel counted each refusal the agent saw");
 	ASSERT_EQ(audited + lost, (long)c.decisions[KG_DEC_DENY],
 		  "every kernel denial is audited or counted lost");
+	bb_teardown();
+}
+
+/* Decision records (not what they count) whose target holds target_sub. */
+static int records_for(json_t *recs, const char *decision, const char *target_sub)
+{
+	const char *t;
+	size_t i;
+	json_t *r;
+	int n = 0;
+
+	json_array_foreach(recs, i, r) {
+		t = json_string_value(json_object_get(r, "target"));
+		if (bb_field_is(r, "type", "decision") && bb_field_is(r, "decision", decision) &&
+		    t && strstr(t, target_sub))
+			n++;
+	}
+	return n;
+}
+
+TEST(identical_denied_opens_fold_into_a_few_records_per_file)
+{
+	struct kg_loader_opts lo = { 0 };
+	struct kg_counters c = { 0 };
+	struct kg_loader *l;
+	char policy[512], a[640], b[640];
+	json_t *recs;
+	int ra, rb;
+
+	bb_setup(true);
+	ASSERT_OK(kg_mkdir_p(bb_home("secret"), 0700), "secret dir");
+	ASSERT_OK(bb_write(bb_home("secret/a"), "A\n", 0600), "secret a");
+	ASSERT_OK(bb_write(bb_home("secret/b"), "B\n", 0600), "secret b");
+	bb_policy("p.json", DENY_SECRET_POLICY, policy, sizeof(policy));
+	snprintf(a, sizeof(a), "a=burst:%s:3000", bb_home("secret/a"));
+	snprintf(b, sizeof(b), "b=burst:%s:3000", bb_home("secret/b"));
+	{
+		char *argv[] = { (char *)bb_kgate(), "run", "-q", "--policy", policy, "--",
+				 (char *)bb_helper("vt_agent"), a, b, NULL };
+
+		bb_wait(bb_spawn("run.out", argv));	/* its status: the last errno */
+	}
+	if (bb_result("run.out", "a", "refused") != 3000) {
+		char *out = bb_slurp("run.out");
+
+		bb_show("kgate run", out);
+		free(out);
+	}
+	ASSERT_EQ(bb_result("run.out", "a", "refused"), 3000, "every open of a refused");
+	ASSERT_EQ(bb_result("run.out", "b", "refused"), 3000, "every open of b refused");
+	recs = bb_audit_query(NULL, "decision");
+	ra = records_for(recs, "deny", "secret/a");
+	rb = records_for(recs, "deny", "secret/b");
+	printf("  secret/a: %d records counting %d; secret/b: %d records counting %d; "
+	       "%d deny records in all\n", ra,
+	       bb_count_target(recs, "decision", "read", "deny", "no-secret", "bpf-lsm", "secret/a"),
+	       rb,
+	       bb_count_target(recs, "decision", "read", "deny", "no-secret", "bpf-lsm", "secret/b"),
+	       records_for(recs, "deny", ""));
+	ASSERT_EQ(bb_count_target(recs, "decision", "read", "deny", "no-secret", "bpf-lsm",
+				  "secret/a"), 3000, "a's records count exactly its 3000 refusals");
+	ASSERT_EQ(bb_count_target(recs, "decision", "read", "deny", "no-secret", "bpf-lsm",
+				  "secret/b"), 3000, "b's records count exactly its 3000 refusals");
+	ASSERT_TRUE(ra >= 1 && ra <= 60, "a's 3000 refusals are a few records (one a second)");
+	ASSERT_TRUE(rb >= 1 && rb <= 60, "and b's");
+	ASSERT_EQ(records_for(recs, "deny", ""), ra + rb, "no deny record of anything else");
+	json_decref(recs);
+	ASSERT_EQ(audited_losses(), 0, "nothing lost");
+	l = kg_loader_open(&lo);
+	ASSERT_TRUE(l != NULL, "the maps are still pinned");
+	if (l) {
+		ASSERT_OK(kg_maps_read_counters(l, &c), "read the kernel's counters");
+		kg_loader_close(l);
+	}
+	ASSERT_EQ((long)c.decisions[KG_DEC_DENY], 6000, "the kernel refused 6000");
 	bb_teardown();
 }
 

@@ -215,6 +215,13 @@ static void describe(FILE *f, json_t *o)
 		fprintf(f, " %s", s);
 	if ((s = sget(o, "target")))
 		fprintf(f, " %s", s);
+	/* identical decisions folded into this record, throttle refusals */
+	if (json_integer_value(json_object_get(json_object_get(o, "extra"), "count")) > 1 ||
+	    json_is_true(json_object_get(json_object_get(o, "extra"), "at_job_end")))
+		fprintf(f, " count=%" JSON_INTEGER_FORMAT "%s",
+			json_integer_value(json_object_get(json_object_get(o, "extra"), "count")),
+			json_is_true(json_object_get(json_object_get(o, "extra"), "at_job_end"))
+				? "(at job end)" : "");
 	if ((s = sget(o, "rule")))
 		fprintf(f, " rule=%s", s);
 	if ((s = sget(o, "reason")))

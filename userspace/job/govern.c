@@ -671,8 +671,10 @@ void kg_govern_end(struct kg_loader *l, struct kg_audit *a, const struct kg_job_
 	slots_in_use(used, r->trace);
 	kg_maps_set_roots_used(l, slots_high(used));
 	kg_maps_sweep_grants(l, r->cgid);
-	/* throttle refusals after the kernel's last once-a-second report */
-	kg_record_throttle_residue(a, l, r->cgid, r->job_id);
+	/* throttle refusals after the kernel's last once-a-second report, and
+	 * decisions folded after their key's last event (no task of the job
+	 * decides since kg_maps_remove_job) */
+	kg_record_job_residues(a, l, r->cgid, r->job_id);
 	kg_push_release_generations(l, r->trace, r->policy_id);
 	extra = json_pack("{s:s,s:I,s:I,s:b}", "cgroup", r->cgroup_path,
 			  "cgroup_id", (json_int_t)r->cgid, "policy_id", (json_int_t)r->policy_id,

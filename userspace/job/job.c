@@ -206,6 +206,16 @@ static void supervise(struct job *j, uint64_t max_runtime_sec, bool *timed_out)
 /* Show the job's last decisions: ours are committed now; another
  * consumer (a daemon) commits its records of them to the trail before its
  * ring position passes them, so we wait for that, at most 150 ms. */
+/* Until the tasks the kill was sent to are gone (at most timeout_ms): a
+ * task still in a system call can decide once more. */
+static void wait_cgroup_empty(const struct kg_cgroup *cg, int timeout_ms)
+{
+	uint64_t end = kg_now_mono_ns() + (uint64_t)timeout_ms * 1000000ULL;
+
+	while (kg_cgroup_populated(cg) && kg_now_mono_ns() < end)
+		usleep(2000);
+}
+
 static void finish_live_view(struct job *j)
 {
 	if (j->audit)
@@ -245,6 +255,9 @@ static void job_cleanup(struct job *j)
 		kg_loader_detach_cgroup(j->cg.id);
 	if (j->job_registered)
 		kg_maps_remove_job(j->loader, j->cg.id);
+	/* a job that ended early: its folded decisions, now that none can come */
+	if (j->job_registered && !j->residues_recorded)
+		kg_record_fold_residue(j->audit, j->loader, j->cg.id, j->job_id);
 	/* no hook can newly read the job's generations: they are retired
 	 * (push.h), and deleted after a grace period by whoever sweeps next;
 	 * the exit that finds enough of them retired sweeps them all, its
@@ -444,8 +457,12 @@ int kg_job_run(const struct kg_job_spec *spec)
 	kg_pty_close(&j.pty);	/* its last output, then the user's terminal as it was */
 	if (j.consumer)
 		kg_consumer_drain(j.consumer);
-	/* throttle refusals after the kernel's last once-a-second report */
-	kg_record_throttle_residue(j.audit, j.loader, j.cg.id, j.job_id);
+	/* throttle refusals after the kernel's last once-a-second report, and
+	 * decisions folded after their key's last event: recorded once no task
+	 * of the job is left to add to them (the live view counts them) */
+	wait_cgroup_empty(&j.cg, 1000);
+	kg_record_job_residues(j.audit, j.loader, j.cg.id, j.job_id);
+	j.residues_recorded = true;
 	kgj_finish_kernel_log(&j);
 	finish_live_view(&j);
 	report_exit(&j, &xi);

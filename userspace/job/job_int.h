@@ -49,6 +49,7 @@ struct job {
 	struct kg_sp_dirs sp;		/* kgate's own directories */
 	struct kg_cgroup cg;
 	bool have_cg, job_registered, links_attached;
+	bool residues_recorded;		/* throttle and folded decisions at the end */
 	uint32_t policy_id;
 	uint64_t job_id;
 	char trace[32];

@@ -136,8 +136,9 @@ int kg_reap_orphans(struct kg_loader *l, struct kg_audit *a, const char *who)
 				continue;	/* still running, still enforced */
 		}
 		kg_loader_detach_cgroup(r->cgid);
-		/* throttle refusals after the kernel's last once-a-second report */
-		kg_record_throttle_residue(a, l, r->cgid, r->job_id);
+		/* throttle refusals after the kernel's last once-a-second report,
+		 * and decisions folded after their key's last event */
+		kg_record_job_residues(a, l, r->cgid, r->job_id);
 		kg_maps_remove_job(l, r->cgid);
 		kg_push_release_generations(l, r->trace, r->policy_id);
 		record_end(a, r, who);

@@ -36,19 +36,36 @@ struct kg_follow *kg_follow_open(const char *dir, const char *trace, FILE *out)
 	return f;
 }
 
+/* How many decisions a record stands for: extra.count (identical ones
+ * folded into it, aggregated throttle refusals), 1 when it has none. */
+static unsigned long record_count(json_t *rec)
+{
+	json_t *count = json_object_get(json_object_get(rec, "extra"), "count");
+
+	return json_is_integer(count) && json_integer_value(count) > 0
+		       ? (unsigned long)json_integer_value(count) : 1;
+}
+
 static void print_record(FILE *out, json_t *rec)
 {
 	json_t *subj = json_object_get(rec, "subject"), *extra = json_object_get(rec, "extra");
 	const char *outcome = json_string_value(json_object_get(extra, "outcome"));
+	unsigned long count = record_count(rec);
+	char times[48] = "";
 
 	/* under systemd (JOURNAL_STREAM): the record's syslog priority */
 	if (kg_journal_stderr())
 		fprintf(out, "<%d>", kg_journal_record_priority(rec));
-	fprintf(out, "kgate: %-16s %-7s %-13s %s  [rule %s, %s, pid %lld %s]\n",
+	if (json_is_true(json_object_get(extra, "at_job_end")))
+		snprintf(times, sizeof(times), " (%lu time%s, counted at job end)", count,
+			 count == 1 ? "" : "s");
+	else if (count > 1)
+		snprintf(times, sizeof(times), " (%lu times)", count);
+	fprintf(out, "kgate: %-16s %-7s %-13s %s%s  [rule %s, %s, pid %lld %s]\n",
 		json_string_value(json_object_get(rec, "decision")) ?: "-",
 		outcome && !strcmp(outcome, "refused") ? "REFUSED" : "allowed",
 		json_string_value(json_object_get(rec, "op")) ?: "-",
-		json_string_value(json_object_get(rec, "target")) ?: "-",
+		json_string_value(json_object_get(rec, "target")) ?: "-", times,
 		json_string_value(json_object_get(rec, "rule")) ?: "-",
 		json_string_value(json_object_get(rec, "mechanism")) ?: "-",
 		(long long)json_integer_value(json_object_get(subj, "pid")),
@@ -76,9 +93,9 @@ static int handle_line(const char *line, size_t len, uint64_t seq, void *ctx)
 		const char *decision = json_string_value(json_object_get(rec, "decision"));
 
 		if (outcome && !strcmp(outcome, "refused"))
-			f->refused++;
+			f->refused += record_count(rec);
 		else if (decision && !strcmp(decision, "audit"))
-			f->audited++;
+			f->audited += record_count(rec);
 		if (f->out)
 			print_record(f->out, rec);
 		f->printed++;

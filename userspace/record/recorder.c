@@ -459,7 +459,7 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 	memcpy(comm, e->comm, KG_COMM_LEN);
 	comm[KG_COMM_LEN] = '\0';
 	exe[0] = '\0';
-	if (!(e->flags & KG_EVF_RESIDUE))
+	if (!(e->flags & (KG_EVF_RESIDUE | KG_EVF_FOLD_END)))
 		exe_of(e->pid, comm, exe, sizeof(exe));
 	extra = json_pack("{s:s,s:s,s:I,s:I,s:I}", "kind", kg_event_kind_name(e->kind),
 			  "outcome", event_allowed(e) ? "allowed" : "refused", "count", (json_int_t)e->count,
@@ -494,7 +494,7 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 	}
 	if (extra && (e->flags & KG_EVF_WALK_INCOMPLETE))
 		json_object_set_new(extra, "walk_incomplete", json_true());
-	if (extra && (e->flags & KG_EVF_RESIDUE))
+	if (extra && (e->flags & (KG_EVF_RESIDUE | KG_EVF_FOLD_END)))
 		json_object_set_new(extra, "at_job_end", json_true());
 	if (extra && (e->flags & KG_EVF_BY_NAME))	/* the host name the address was learnt for */
 		json_object_set_new(extra, "name", json_stringn(e->path, strnlen(e->path,
@@ -511,8 +511,8 @@ static int record_event(void *recorder, const struct kg_event *e, uint64_t ring_
 	rec.ts_real_ns = now_real - (now_mono > e->ts_ns ? now_mono - e->ts_ns : 0);
 	rec.actor_uid = e->uid;
 	rec.actor_name = user_name(r, e->uid);
-	rec.pid = e->flags & KG_EVF_RESIDUE ? -1 : (long)e->pid;
-	rec.tid = e->flags & KG_EVF_RESIDUE ? -1 : (long)e->tid;
+	rec.pid = e->flags & (KG_EVF_RESIDUE | KG_EVF_FOLD_END) ? -1 : (long)e->pid;
+	rec.tid = e->flags & (KG_EVF_RESIDUE | KG_EVF_FOLD_END) ? -1 : (long)e->tid;
 	rec.comm = comm[0] ? comm : NULL;
 	rec.exe = exe[0] ? exe : NULL;
 	rec.op = kg_op_name(e->op);
@@ -588,6 +588,112 @@ int kg_record_throttle_residue(struct kg_audit *a, struct kg_loader *l, uint64_t
 	if (n && a)
 		kg_audit_flush(a);
 	return n;
+}
+
+/* The event a job-end record of folded decisions describes: the key's last
+ * event when kg_fold_last kept it (its target text, path included), else
+ * one made from the key; count = what is still folded, time = the last of
+ * them, no process (they may come from any process of the job). */
+static void fold_residue_event(int last_fd, const struct kg_fold_key *k, uint64_t job_id,
+			       const struct kg_fold *f, struct kg_event *e)
+{
+	uint64_t now = kg_now_mono_ns();
+
+	if (last_fd < 0 || bpf_map_lookup_elem(last_fd, k, e)) {
+		memset(e, 0, sizeof(*e));
+		e->job_cgid = k->cgid;
+		e->policy_id = k->policy_id;
+		e->rule_id = k->rule_id;
+		e->kind = KG_EV_DECISION;
+		e->op = k->op;
+		e->decision = k->decision;
+		e->mechanism = k->mechanism;
+		e->flags = k->flags;
+		e->family = k->family;
+		e->aux = k->aux;
+		e->target = k->target;
+	}
+	/* the time of the last folded decision (the kernel's clock) */
+	e->ts_ns = f->folded_ns && f->folded_ns <= now ? f->folded_ns : now;
+	e->job_id = job_id;
+	e->pid = e->tid = 0;
+	memset(e->comm, 0, sizeof(e->comm));
+	e->count = f->folded > UINT32_MAX ? UINT32_MAX : (uint32_t)f->folded;
+	e->flags |= KG_EVF_FOLD_END;
+}
+
+int kg_record_fold_residue(struct kg_audit *a, struct kg_loader *l, uint64_t cgid,
+			   uint64_t job_id)
+{
+	int fd = kg_loader_map_fd(l, "kg_fold"), last_fd = kg_loader_map_fd(l, "kg_fold_last");
+	struct kg_fold_key cur, next, *keys = NULL;
+	size_t nkeys = 0, cap = 0, i;
+	struct kg_recorder *r;
+	bool first = true;
+	int n = 0, err = 0;
+
+	if (fd < 0)
+		return -ENOENT;
+	/* the job's keys first: deleting while walking would restart the walk */
+	while (bpf_map_get_next_key(fd, first ? NULL : &cur, &next) == 0) {
+		first = false;
+		cur = next;
+		if (cur.cgid != cgid)
+			continue;
+		if (nkeys == cap) {
+			struct kg_fold_key *grown = realloc(keys, (cap ? cap * 2 : 64) * sizeof(*keys));
+
+			if (!grown) {
+				free(keys);
+				return -ENOMEM;
+			}
+			keys = grown;
+			cap = cap ? cap * 2 : 64;
+		}
+		keys[nkeys++] = cur;
+	}
+	if (!nkeys)
+		return 0;
+	r = recorder_new(a);
+	if (!r) {
+		free(keys);
+		return -ENOMEM;
+	}
+	for (i = 0; i < nkeys; i++) {
+		struct kg_fold f;
+		struct kg_event e;
+
+		if (bpf_map_lookup_elem(fd, &keys[i], &f))
+			continue;
+		if (f.folded) {
+			fold_residue_event(last_fd, &keys[i], job_id, &f, &e);
+			err = record_event(r, &e, 0);
+			if (err)
+				break;	/* kept: a later sweep records it */
+			n++;
+		}
+		bpf_map_delete_elem(fd, &keys[i]);
+		if (last_fd >= 0)
+			bpf_map_delete_elem(last_fd, &keys[i]);
+	}
+	recorder_free(r);
+	free(keys);
+	if (n && a)
+		kg_audit_flush(a);
+	return err ? err : n;
+}
+
+int kg_record_job_residues(struct kg_audit *a, struct kg_loader *l, uint64_t cgid,
+			   uint64_t job_id)
+{
+	int t = kg_record_throttle_residue(a, l, cgid, job_id);
+	int f = kg_record_fold_residue(a, l, cgid, job_id);
+
+	if (t < 0 && t != -ENOENT)
+		return t;
+	if (f < 0 && f != -ENOENT)
+		return f;
+	return (t > 0 ? t : 0) + (f > 0 ? f : 0);
 }
 
 /* A loss record queued earlier whose commit failed: written now?  0 when

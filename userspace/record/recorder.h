@@ -47,6 +47,19 @@ void kg_rec_policy(struct kg_rec *r, const struct kg_policy_doc *doc);
 int kg_record_throttle_residue(struct kg_audit *a, struct kg_loader *l, uint64_t cgid,
 			       uint64_t job_id);
 
+/* Decisions the kernel folded (kg_fold, bpf/kgate.h) after the last event
+ * of their key, for the job whose cgroup is cgid: one decision record per
+ * key with the count, "at_job_end", the target of the key's last event;
+ * then the job's kg_fold and kg_fold_last entries are deleted (a key whose
+ * record could not be queued is kept for a later sweep).  Call when no
+ * task of the job can decide any more (its cgroup empty, or its kg_jobs
+ * entry removed).  Records written, or -errno (-ENOENT: no kg_fold map). */
+int kg_record_fold_residue(struct kg_audit *a, struct kg_loader *l, uint64_t cgid,
+			   uint64_t job_id);
+/* Both of the above, for a job that ended: records written, or -errno. */
+int kg_record_job_residues(struct kg_audit *a, struct kg_loader *l, uint64_t cgid,
+			   uint64_t job_id);
+
 /* "job-00000000deadbeef" */
 void kg_trace_id(uint64_t job_id, char *buf, size_t len);
 
