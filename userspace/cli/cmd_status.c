@@ -17,6 +17,7 @@
 #include "kernel/maps.h"
 #include "policy/policy.h"
 #include "job/registry.h"
+#include "record/recorder.h"
 
 static void usage(FILE *f)
 {
@@ -54,6 +55,18 @@ static json_t *counters_json(const struct kg_counters *c)
 			 "events_lost", lost, "walk_incomplete", (json_int_t)c->walk_incomplete);
 }
 
+/* ", and N refused, M audited folded (recorded later)" when there are any */
+static const char *folded_note(uint64_t refused, uint64_t audited)
+{
+	static char buf[96];
+
+	if (!refused && !audited)
+		return "";
+	snprintf(buf, sizeof(buf), "; %llu refused and %llu audited folded, recorded later",
+		 (unsigned long long)refused, (unsigned long long)audited);
+	return buf;
+}
+
 static void print_text(int jobs_fd, struct kg_job_record *jobs, size_t n,
 		       const struct kg_counters *c, bool have_counters)
 {
@@ -64,16 +77,18 @@ static void print_text(int jobs_fd, struct kg_job_record *jobs, size_t n,
 	printf("%zu job(s)\n", n);
 	for (i = 0; i < n; i++) {
 		const struct kg_job_record *r = &jobs[i];
+		uint64_t fr, fa;
 		struct kg_job_tally t;
 
 		kg_registry_tally(r->trace, &t);
+		kg_fold_pending(r->cgid, &fr, &fa);
 		printf("  %s  %-8s  %s\n    policy %s sha256 %.12s (generation %u), %s mode, pid %d, cgroup %llu\n"
-		       "    %llu refused, %llu audited, %llu escalations recorded\n    %s\n",
+		       "    %llu refused, %llu audited, %llu escalations recorded%s\n    %s\n",
 		       r->trace, job_state(jobs_fd, r), r->command, r->policy_name, r->policy_hash,
 		       r->policy_id, r->full ? "full" : "degraded", (int)r->pid,
 		       (unsigned long long)r->cgid, (unsigned long long)t.refused,
 		       (unsigned long long)t.audited, (unsigned long long)t.escalations,
-		       r->cgroup_path);
+		       folded_note(fr, fa), r->cgroup_path);
 	}
 	if (!have_counters) {
 		printf("counters: unavailable (no pinned kgate maps under %s)\n", kg_pin_dir());
@@ -173,18 +188,27 @@ int cmd_status(int argc, char **argv)
 		char *s;
 
 		for (i = 0; i < n; i++) {
+			uint64_t fr, fa;
 			struct kg_job_tally t;
+			json_t *job;
 
 			kg_registry_tally(jobs[i].trace, &t);
-			json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:I},s:s,s:i,s:I,s:s,"
-							     "s:{s:I,s:I,s:I}}",
+			kg_fold_pending(jobs[i].cgid, &fr, &fa);
+			job = json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:I},s:s,s:i,s:I,s:s,s:{s:I,s:I,s:I}}",
 				"trace", jobs[i].trace, "state", job_state(jobs_fd, &jobs[i]),
 				"command", jobs[i].command, "policy", "name", jobs[i].policy_name,
 				"hash", jobs[i].policy_hash, "generation", (json_int_t)jobs[i].policy_id,
 				"mode", jobs[i].full ? "full" : "degraded", "pid", (int)jobs[i].pid,
 				"cgroup_id", (json_int_t)jobs[i].cgid, "cgroup", jobs[i].cgroup_path,
 				"recorded", "refused", (json_int_t)t.refused, "audited",
-				(json_int_t)t.audited, "escalations", (json_int_t)t.escalations));
+				(json_int_t)t.audited, "escalations", (json_int_t)t.escalations);
+
+			/* decided, folded by the kernel, in no record yet (bpf/kgate.h) */
+			if (job)
+				json_object_set_new(job, "folded", json_pack("{s:I,s:I}", "refused",
+									     (json_int_t)fr, "audited",
+									     (json_int_t)fa));
+			json_array_append_new(arr, job);
 		}
 		out = json_pack("{s:o,s:o*}", "jobs", arr, "counters",
 				have_counters ? counters_json(&c) : NULL);

@@ -158,11 +158,14 @@ static const char *job_state(int jobs_fd, const struct kg_job_record *r)
 json_t *kg_svc_job_json(const struct kg_job_record *r, int jobs_fd)
 {
 	struct kg_job_tally t;
+	uint64_t folded_refused, folded_audited;
 	char started[48];
+	json_t *j;
 
 	kg_registry_tally(r->trace, &t);
+	kg_fold_pending(r->cgid, &folded_refused, &folded_audited);
 	kg_audit_format_time(r->started_real_ns, started, sizeof(started));
-	return json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:I},s:s,s:s,s:s,s:i,s:i,s:I,s:I,s:I,s:I,s:s,"
+	j = json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:I},s:s,s:s,s:s,s:i,s:i,s:I,s:I,s:I,s:I,s:s,"
 			 "s:s,s:{s:I,s:I,s:I}}",
 			 "trace", r->trace, "state", job_state(jobs_fd, r), "command", r->command,
 			 "policy", "name", r->policy_name, "hash", r->policy_hash,
@@ -175,6 +178,12 @@ json_t *kg_svc_job_json(const struct kg_job_record *r, int jobs_fd)
 			 "cgroup", r->cgroup_path, "started", started,
 			 "recorded", "refused", (json_int_t)t.refused, "audited", (json_int_t)t.audited,
 			 "escalations", (json_int_t)t.escalations);
+	/* decided, folded by the kernel, not in any record yet (bpf/kgate.h) */
+	if (j)
+		json_object_set_new(j, "folded", json_pack("{s:I,s:I}", "refused",
+							   (json_int_t)folded_refused, "audited",
+							   (json_int_t)folded_audited));
+	return j;
 }
 
 json_t *kg_svc_jobs(const struct kg_view *v)

@@ -683,6 +683,29 @@ int kg_record_fold_residue(struct kg_audit *a, struct kg_loader *l, uint64_t cgi
 	return err ? err : n;
 }
 
+void kg_fold_pending(uint64_t cgid, uint64_t *refused, uint64_t *audited)
+{
+	int fd = kg_open_pinned_map("kg_fold");
+	struct kg_fold_key cur, next;
+	struct kg_fold f;
+	bool first = true;
+
+	*refused = *audited = 0;
+	if (fd < 0)
+		return;
+	while (bpf_map_get_next_key(fd, first ? NULL : &cur, &next) == 0) {
+		first = false;
+		cur = next;
+		if (cur.cgid != cgid || bpf_map_lookup_elem(fd, &cur, &f))
+			continue;
+		if (cur.decision == KG_DEC_AUDIT)
+			*audited += f.folded;
+		else
+			*refused += f.folded;
+	}
+	close(fd);
+}
+
 int kg_record_job_residues(struct kg_audit *a, struct kg_loader *l, uint64_t cgid,
 			   uint64_t job_id)
 {

@@ -56,6 +56,11 @@ int kg_record_throttle_residue(struct kg_audit *a, struct kg_loader *l, uint64_t
  * entry removed).  Records written, or -errno (-ENOENT: no kg_fold map). */
 int kg_record_fold_residue(struct kg_audit *a, struct kg_loader *l, uint64_t cgid,
 			   uint64_t job_id);
+/* What the kernel has folded for the running job whose cgroup is cgid and
+ * not yet put in any event (kg_fold's pinned map): refusals and audits,
+ * recorded with their key's next event or at the job's end (0 and 0 when
+ * the map is not pinned). */
+void kg_fold_pending(uint64_t cgid, uint64_t *refused, uint64_t *audited);
 /* Both of the above, for a job that ended: records written, or -errno. */
 int kg_record_job_residues(struct kg_audit *a, struct kg_loader *l, uint64_t cgid,
 			   uint64_t job_id);
