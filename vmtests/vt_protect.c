@@ -403,8 +403,8 @@ TEST(kgate_state_refused_to_governed_tasks)
 	struct kg_sp_dirs dirs;
 	struct state_act a;
 	struct vt v;
-	int srv = -1, dg = -1, rc;
-	size_t i;
+	int srv = -1, dg = -1, rc, targets = 0;
+	size_t i, j;
 
 	if (setup(&v))
 		return;
@@ -468,6 +468,15 @@ TEST(kgate_state_refused_to_governed_tasks)
 			act("rmdir", top, NULL, NULL, NULL),
 		};
 
+		/* identical refusals (same op, same object) within KG_FOLD_NS fold
+		 * into one event (issue 10 §5), whose rest is written at the job's
+		 * end, which this in-process job has not: every object attacked has
+		 * an event of its own at least */
+		for (i = 0; i < ARRAY_SIZE(attacks); i++) {
+			for (j = 0; j < i && strcmp(attacks[j].path, attacks[i].path); j++)
+				;
+			targets += j == i;
+		}
 		for (i = 0; i < ARRAY_SIZE(attacks); i++) {
 			char what[600];
 
@@ -487,7 +496,7 @@ TEST(kgate_state_refused_to_governed_tasks)
 				tried_read += v.events[i].aux == KG_OP_READ &&
 					      strstr(v.events[i].path, "audit.key") != NULL;
 			}
-		ASSERT_GE(n, 26, "one kgate_state event per refusal");
+		ASSERT_GE(n, targets, "a kgate_state event per object refused");
 		ASSERT_GE(tried_read, 1, "saying what was tried, on which file");
 		if (kt_failed_here)
 			vt_dump_events(&v);
